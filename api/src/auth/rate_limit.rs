@@ -1,0 +1,98 @@
+//! Failed-login limits per email and per client address (sliding window).
+//! Kept in process memory: each replica counts its own failures.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub struct LoginLimiter {
+    per_email: u32,
+    per_address: u32,
+    window: Duration,
+    failures: Mutex<Failures>,
+}
+
+#[derive(Debug, Default)]
+struct Failures {
+    emails: HashMap<String, VecDeque<Instant>>,
+    addresses: HashMap<IpAddr, VecDeque<Instant>>,
+}
+
+fn recent(q: &mut VecDeque<Instant>, window: Duration, now: Instant) -> usize {
+    while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        q.pop_front();
+    }
+    q.len()
+}
+
+impl LoginLimiter {
+    pub fn new(per_email: u32, per_address: u32, window: Duration) -> Self {
+        Self {
+            per_email,
+            per_address,
+            window,
+            failures: Mutex::new(Failures::default()),
+        }
+    }
+
+    /// True when another attempt for this email or from this address must be refused.
+    pub fn is_limited(&self, email: &str, address: Option<IpAddr>) -> bool {
+        let now = Instant::now();
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let by_email = f
+            .emails
+            .get_mut(email)
+            .map(|q| recent(q, self.window, now))
+            .unwrap_or(0);
+        let by_address = address
+            .and_then(|a| f.addresses.get_mut(&a))
+            .map(|q| recent(q, self.window, now))
+            .unwrap_or(0);
+        by_email >= self.per_email as usize || by_address >= self.per_address as usize
+    }
+
+    pub fn record_failure(&self, email: &str, address: Option<IpAddr>) {
+        let now = Instant::now();
+        let window = self.window;
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        // Bound memory: drop entries with nothing recent once the maps grow.
+        if f.emails.len() > 10_000 {
+            f.emails.retain(|_, q| recent(q, window, now) > 0);
+        }
+        if f.addresses.len() > 10_000 {
+            f.addresses.retain(|_, q| recent(q, window, now) > 0);
+        }
+        f.emails.entry(email.to_owned()).or_default().push_back(now);
+        if let Some(a) = address {
+            f.addresses.entry(a).or_default().push_back(now);
+        }
+    }
+
+    /// A successful login clears the email's failures.
+    pub fn record_success(&self, email: &str) {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        f.emails.remove(email);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_after_the_configured_failures() {
+        let l = LoginLimiter::new(2, 3, Duration::from_secs(60));
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(!l.is_limited("a@x", Some(a)));
+        l.record_failure("a@x", Some(a));
+        l.record_failure("a@x", Some(a));
+        assert!(l.is_limited("a@x", Some(a)));
+        assert!(!l.is_limited("b@x", None));
+        l.record_failure("b@x", Some(a));
+        assert!(l.is_limited("c@x", Some(a)), "address limit");
+        l.record_success("a@x");
+        assert!(!l.is_limited("a@x", None));
+    }
+}

@@ -1,0 +1,137 @@
+//! Typed configuration from flags and `GEMBA_*` environment variables (DESIGN §6).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Where the data lives.
+#[derive(Args, Clone, Debug)]
+pub struct DbArgs {
+    /// Database URL: `sqlite://gemba.db?mode=rwc` or `postgres://user@host/db`.
+    /// Default: an SQLite file `gemba.db` in the working directory.
+    #[arg(long, env = "GEMBA_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl DbArgs {
+    pub const DEFAULT_SQLITE: &'static str = "sqlite://gemba.db?mode=rwc";
+
+    pub fn url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| Self::DEFAULT_SQLITE.to_owned())
+    }
+
+    /// True when no database was configured: the zero-configuration case.
+    pub fn is_default(&self) -> bool {
+        self.database_url.is_none()
+    }
+}
+
+/// Settings of the HTTP server.
+#[derive(Args, Clone, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// Address to listen on.
+    #[arg(long, env = "GEMBA_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// HS256 secret for session tokens, at least 32 bytes. Without it (and
+    /// only with the default SQLite database) a secret is generated and kept
+    /// in `gemba.jwt-secret` beside the database.
+    #[arg(long, env = "GEMBA_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Lifetime of a session token, in seconds.
+    #[arg(long, env = "GEMBA_TOKEN_TTL_SECONDS", default_value_t = 8 * 3600)]
+    pub token_ttl_seconds: u64,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "GEMBA_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Deepest accepted query nesting.
+    #[arg(long, env = "GEMBA_MAX_QUERY_DEPTH", default_value_t = 15)]
+    pub max_query_depth: usize,
+
+    /// Largest accepted query complexity (one per field, times page sizes).
+    #[arg(long, env = "GEMBA_MAX_QUERY_COMPLEXITY", default_value_t = 50_000)]
+    pub max_query_complexity: usize,
+
+    /// Most aliases accepted in one document.
+    #[arg(long, env = "GEMBA_MAX_ALIASES", default_value_t = 30)]
+    pub max_aliases: usize,
+
+    /// Failed logins allowed per email within the window before `RATE_LIMITED`.
+    #[arg(long, env = "GEMBA_LOGIN_MAX_FAILURES_PER_EMAIL", default_value_t = 5)]
+    pub login_failures_per_email: u32,
+
+    /// Failed logins allowed per client address within the window.
+    #[arg(
+        long,
+        env = "GEMBA_LOGIN_MAX_FAILURES_PER_ADDRESS",
+        default_value_t = 20
+    )]
+    pub login_failures_per_address: u32,
+
+    /// Length of the failed-login window, in seconds.
+    #[arg(long, env = "GEMBA_LOGIN_WINDOW_SECONDS", default_value_t = 900)]
+    pub login_window_seconds: u64,
+
+    /// Seed the demo organisation when the database is empty.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// The resolved runtime settings the server needs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub token_ttl: Duration,
+    pub max_body_bytes: usize,
+    pub max_query_depth: usize,
+    pub max_query_complexity: usize,
+    pub max_aliases: usize,
+    pub login_failures_per_email: u32,
+    pub login_failures_per_address: u32,
+    pub login_window: Duration,
+}
+
+impl Settings {
+    pub fn from_args(args: &ServeArgs) -> Self {
+        Self {
+            token_ttl: Duration::from_secs(args.token_ttl_seconds),
+            max_body_bytes: args.max_body_bytes,
+            max_query_depth: args.max_query_depth,
+            max_query_complexity: args.max_query_complexity,
+            max_aliases: args.max_aliases,
+            login_failures_per_email: args.login_failures_per_email,
+            login_failures_per_address: args.login_failures_per_address,
+            login_window: Duration::from_secs(args.login_window_seconds),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            token_ttl: Duration::from_secs(8 * 3600),
+            max_body_bytes: 1024 * 1024,
+            max_query_depth: 15,
+            max_query_complexity: 50_000,
+            max_aliases: 30,
+            login_failures_per_email: 5,
+            login_failures_per_address: 20,
+            login_window: Duration::from_secs(900),
+        }
+    }
+}
+
+/// Where the generated development secret is kept for a database URL.
+pub fn dev_secret_path(db: &DbArgs) -> PathBuf {
+    let _ = db;
+    PathBuf::from("gemba.jwt-secret")
+}

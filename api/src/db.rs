@@ -1,0 +1,125 @@
+//! Connecting, migrating and bootstrapping the database.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseBackend,
+    DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
+
+use crate::domain::{DEFAULT_WORKFLOW, UnitKind};
+
+/// Counts every SQL statement the server runs (exported on `/metrics`).
+#[derive(Clone, Debug, Default)]
+pub struct StatementCounter(Arc<AtomicU64>);
+
+impl StatementCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Opens a pool for `url` and installs the statement counter.
+///
+/// # Errors
+/// When the database cannot be reached.
+pub async fn connect(url: &str) -> anyhow::Result<(DatabaseConnection, StatementCounter)> {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30));
+    if url.starts_with("sqlite:") {
+        opts.max_connections(4).min_connections(1);
+    } else {
+        opts.max_connections(16).min_connections(1);
+    }
+    let mut db = Database::connect(opts).await?;
+    if db.get_database_backend() == DatabaseBackend::Sqlite {
+        // WAL lets readers proceed while a writer commits; the busy timeout
+        // makes concurrent writers queue instead of failing.
+        db.execute_unprepared("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+            .await?;
+    }
+    let counter = StatementCounter::default();
+    let inner = counter.0.clone();
+    db.set_metric_callback(move |info| {
+        inner.fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(target: "gemba::sql", elapsed = ?info.elapsed, failed = info.failed, sql = %info.statement.sql);
+    });
+    Ok((db, counter))
+}
+
+/// Applies pending migrations and makes sure the organisation (the root
+/// unit) and its default workflow exist.
+///
+/// # Errors
+/// When a migration or the bootstrap fails.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None).await?;
+    ensure_organisation(db).await?;
+    Ok(())
+}
+
+/// Key of the organisation created on first start.
+pub const ORGANISATION_KEY: &str = "org";
+
+async fn ensure_organisation(db: &DatabaseConnection) -> anyhow::Result<()> {
+    use entity::{unit, unit_closure, workflow, workflow_state};
+    let exists = unit::Entity::find()
+        .filter(unit::Column::Kind.eq(UnitKind::Organization.as_str()))
+        .one(db)
+        .await?;
+    if exists.is_some() {
+        return Ok(());
+    }
+    let txn = db.begin().await?;
+    let now = Utc::now();
+    let org = unit::ActiveModel {
+        key: Set(ORGANISATION_KEY.to_owned()),
+        name: Set("Organisation".to_owned()),
+        kind: Set(UnitKind::Organization.as_str().to_owned()),
+        parent_id: Set(None),
+        depth: Set(0),
+        next_item_number: Set(1),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    unit_closure::ActiveModel {
+        ancestor_id: Set(org.id),
+        descendant_id: Set(org.id),
+        depth: Set(0),
+    }
+    .insert(&txn)
+    .await?;
+    let wf = workflow::ActiveModel {
+        unit_id: Set(org.id),
+        name: Set("Default".to_owned()),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    let states = DEFAULT_WORKFLOW
+        .iter()
+        .enumerate()
+        .map(|(i, (name, category))| workflow_state::ActiveModel {
+            workflow_id: Set(wf.id),
+            name: Set((*name).to_owned()),
+            category: Set(category.as_str().to_owned()),
+            position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
+            wip_limit: Set(None),
+            ..Default::default()
+        });
+    workflow_state::Entity::insert_many(states)
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    tracing::info!(key = ORGANISATION_KEY, "created the organisation unit");
+    Ok(())
+}

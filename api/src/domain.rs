@@ -1,0 +1,236 @@
+//! The vocabulary of the domain (DESIGN §1): unit kinds, roles, work item
+//! types, flow types and flow-state categories, with their stored names.
+
+use async_graphql::Enum;
+
+use crate::error::ApiError;
+
+/// Declares an enum stored as its `SCREAMING_SNAKE_CASE` name.
+macro_rules! stored_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Parses a stored value; unknown text is a data error.
+            pub fn parse(text: &str) -> Result<Self, ApiError> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(ApiError::internal(anyhow::anyhow!(
+                        concat!("unknown ", stringify!($name), " {:?} in storage"), other
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+stored_enum! {
+    /// Level of a unit in the organisation tree.
+    UnitKind {
+        Organization => "ORGANIZATION",
+        Portfolio => "PORTFOLIO",
+        Program => "PROGRAM",
+        Team => "TEAM",
+    }
+}
+
+impl UnitKind {
+    /// The kind a child of this kind must have.
+    pub fn child_kind(self) -> Option<UnitKind> {
+        match self {
+            Self::Organization => Some(Self::Portfolio),
+            Self::Portfolio => Some(Self::Program),
+            Self::Program => Some(Self::Team),
+            Self::Team => None,
+        }
+    }
+}
+
+stored_enum! {
+    /// What a membership allows (DESIGN §2).
+    Role {
+        TeamMember => "TEAM_MEMBER",
+        ProgramManager => "PROGRAM_MANAGER",
+        PortfolioManager => "PORTFOLIO_MANAGER",
+        Executive => "EXECUTIVE",
+        Admin => "ADMIN",
+    }
+}
+
+impl Role {
+    /// Whether this role may be granted on a unit of `kind`.
+    pub fn allowed_on(self, kind: UnitKind) -> bool {
+        matches!(
+            (self, kind),
+            (Self::TeamMember, UnitKind::Team)
+                | (Self::ProgramManager, UnitKind::Program)
+                | (Self::PortfolioManager, UnitKind::Portfolio)
+                | (
+                    Self::Executive,
+                    UnitKind::Organization | UnitKind::Portfolio
+                )
+                | (Self::Admin, UnitKind::Organization)
+        )
+    }
+}
+
+stored_enum! {
+    /// The kind of a work item.
+    WorkItemType {
+        Epic => "EPIC",
+        Feature => "FEATURE",
+        Story => "STORY",
+        Task => "TASK",
+        Defect => "DEFECT",
+        Risk => "RISK",
+        Debt => "DEBT",
+    }
+}
+
+impl WorkItemType {
+    /// Flow Framework type derived from the item type.
+    pub fn default_flow_type(self) -> FlowType {
+        match self {
+            Self::Epic | Self::Feature | Self::Story | Self::Task => FlowType::Feature,
+            Self::Defect => FlowType::Defect,
+            Self::Risk => FlowType::Risk,
+            Self::Debt => FlowType::Debt,
+        }
+    }
+
+    /// Unit kinds that may own an item of this type (DESIGN §1.3's normal levels;
+    /// defects, risks and debt may also be raised at program or portfolio level).
+    pub fn owner_kinds(self) -> &'static [UnitKind] {
+        match self {
+            Self::Epic => &[UnitKind::Portfolio],
+            Self::Feature => &[UnitKind::Program],
+            Self::Story | Self::Task => &[UnitKind::Team],
+            Self::Defect | Self::Risk | Self::Debt => {
+                &[UnitKind::Team, UnitKind::Program, UnitKind::Portfolio]
+            }
+        }
+    }
+
+    /// Item types that may be the parent of an item of this type.
+    pub fn parent_types(self) -> &'static [WorkItemType] {
+        match self {
+            Self::Epic => &[],
+            Self::Feature => &[Self::Epic],
+            Self::Story => &[Self::Feature],
+            Self::Task => &[Self::Story, Self::Defect],
+            Self::Defect | Self::Risk | Self::Debt => &[Self::Epic, Self::Feature],
+        }
+    }
+}
+
+stored_enum! {
+    /// Flow Framework item type.
+    FlowType {
+        Feature => "FEATURE",
+        Defect => "DEFECT",
+        Risk => "RISK",
+        Debt => "DEBT",
+    }
+}
+
+stored_enum! {
+    /// Flow-state category of a workflow state (DESIGN §1.2).
+    StateCategory {
+        New => "NEW",
+        Active => "ACTIVE",
+        Waiting => "WAITING",
+        Done => "DONE",
+        Canceled => "CANCELED",
+    }
+}
+
+stored_enum! {
+    /// Where a defect was found.
+    DefectOrigin {
+        Development => "DEVELOPMENT",
+        Testing => "TESTING",
+        Production => "PRODUCTION",
+    }
+}
+
+/// The organisation's default workflow (DESIGN §1.2).
+pub const DEFAULT_WORKFLOW: &[(&str, StateCategory)] = &[
+    ("Backlog", StateCategory::New),
+    ("In Progress", StateCategory::Active),
+    ("In Review", StateCategory::Waiting),
+    ("Blocked", StateCategory::Waiting),
+    ("Testing", StateCategory::Active),
+    ("Done", StateCategory::Done),
+    ("Canceled", StateCategory::Canceled),
+];
+
+/// Unit keys: lowercase `[a-z0-9-]{2,64}`.
+pub fn validate_unit_key(key: &str) -> Result<(), ApiError> {
+    let ok = (2..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_input(
+            "unit key must be 2 to 64 characters of a-z, 0-9 and '-'",
+        ))
+    }
+}
+
+/// Work item keys: `[A-Za-z0-9][A-Za-z0-9._-]{0,63}` (Jira's `PAY-12`, GitHub's `repo-42`).
+pub fn validate_item_key(key: &str) -> Result<(), ApiError> {
+    let bytes = key.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 64
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_input(
+            "work item key must be 1 to 64 characters of letters, digits, '.', '_' and '-', starting with a letter or digit",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_keys() {
+        assert!(validate_unit_key("team-atlas").is_ok());
+        assert!(validate_unit_key("a").is_err());
+        assert!(validate_unit_key("Team").is_err());
+        assert!(validate_unit_key("team_atlas").is_err());
+        assert!(validate_unit_key(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn item_keys() {
+        assert!(validate_item_key("PAY-12").is_ok());
+        assert!(validate_item_key("-PAY").is_err());
+        assert!(validate_item_key("PAY 12").is_err());
+        assert!(validate_item_key("").is_err());
+    }
+
+    #[test]
+    fn role_levels() {
+        assert!(Role::TeamMember.allowed_on(UnitKind::Team));
+        assert!(!Role::TeamMember.allowed_on(UnitKind::Program));
+        assert!(Role::Executive.allowed_on(UnitKind::Portfolio));
+        assert!(!Role::Admin.allowed_on(UnitKind::Portfolio));
+    }
+}

@@ -1,0 +1,156 @@
+//! DataLoaders, one set per request: they carry the caller's policy, so a
+//! cached row can never be served to another user.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+use entity::{external_ref, transition, unit, user, work_item};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+
+use crate::error::ApiError;
+use crate::policy::Policy;
+use crate::service::units::{EffectiveWorkflow, effective_workflows};
+use crate::service::{Ctx, users, work_items};
+
+/// A loader's failure, shared by every key of the batch.
+#[derive(Clone, Debug)]
+pub struct LoadError(pub Arc<ApiError>);
+
+impl From<ApiError> for LoadError {
+    fn from(e: ApiError) -> Self {
+        Self(Arc::new(e))
+    }
+}
+
+impl From<sea_orm::DbErr> for LoadError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<LoadError> for async_graphql::Error {
+    fn from(e: LoadError) -> Self {
+        use async_graphql::ErrorExtensions;
+        if let ApiError::Internal(source) = e.0.as_ref() {
+            tracing::error!(error = ?source, "internal error in a loader");
+        }
+        async_graphql::Error::new(e.0.message())
+            .extend_with(|_, ext| ext.set("code", e.0.code().as_str()))
+    }
+}
+
+pub struct Base {
+    pub db: DatabaseConnection,
+    pub policy: Arc<Policy>,
+}
+
+impl Base {
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            db: &self.db,
+            policy: &self.policy,
+        }
+    }
+}
+
+/// Units by id. The tree is readable by every authenticated caller; this
+/// loader is only reached from objects a root field already authorised.
+pub struct UnitLoader(pub Arc<Base>);
+
+impl Loader<i64> for UnitLoader {
+    type Value = unit::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, unit::Model>, LoadError> {
+        Ok(unit::Entity::find()
+            .filter(unit::Column::Id.is_in(keys.iter().copied()))
+            .all(&self.0.db)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect())
+    }
+}
+
+/// Work items by id, only those the caller may read.
+pub struct ItemLoader(pub Arc<Base>);
+
+impl Loader<i64> for ItemLoader {
+    type Value = work_item::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, work_item::Model>, LoadError> {
+        Ok(work_items::find_many(self.0.ctx(), keys)
+            .await?
+            .into_iter()
+            .map(|i| (i.id, i))
+            .collect())
+    }
+}
+
+/// Transition history per item (for items already known readable).
+pub struct TransitionLoader(pub Arc<Base>);
+
+impl Loader<i64> for TransitionLoader {
+    type Value = Vec<transition::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, LoadError> {
+        let mut out: HashMap<i64, Self::Value> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for t in work_items::transitions_of(self.0.ctx(), keys).await? {
+            out.entry(t.work_item_id).or_default().push(t);
+        }
+        Ok(out)
+    }
+}
+
+/// External references per item (for items already known readable).
+pub struct ExternalRefLoader(pub Arc<Base>);
+
+impl Loader<i64> for ExternalRefLoader {
+    type Value = Vec<external_ref::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, LoadError> {
+        let mut out: HashMap<i64, Self::Value> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for r in work_items::external_refs_of(self.0.ctx(), keys).await? {
+            out.entry(r.work_item_id).or_default().push(r);
+        }
+        Ok(out)
+    }
+}
+
+/// Users named by readable data (assignees, actors, members, the viewer
+/// of a fresh login).
+pub struct UserLoader(pub Arc<Base>);
+
+impl Loader<i64> for UserLoader {
+    type Value = user::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, user::Model>, LoadError> {
+        Ok(users::find_many_unchecked(&self.0.db, keys)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect())
+    }
+}
+
+/// The effective workflow of each unit.
+pub struct WorkflowLoader(pub Arc<Base>);
+
+impl Loader<i64> for WorkflowLoader {
+    type Value = Arc<EffectiveWorkflow>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, LoadError> {
+        self.0.policy.viewer()?;
+        Ok(effective_workflows(&self.0.db, keys)
+            .await?
+            .into_iter()
+            .map(|(k, w)| (k, Arc::new(w)))
+            .collect())
+    }
+}

@@ -1,0 +1,151 @@
+//! The GraphQL schema: thin resolvers over the service layer.
+
+mod ids;
+mod limits;
+mod loaders;
+mod mutation;
+mod query;
+mod types;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache};
+use async_graphql::{Context, EmptySubscription, Schema};
+use sea_orm::DatabaseConnection;
+
+pub use ids::{decode as decode_id, encode as encode_id};
+use loaders::{
+    Base, ExternalRefLoader, ItemLoader, TransitionLoader, UnitLoader, UserLoader, WorkflowLoader,
+};
+pub use mutation::Mutation;
+pub use query::Query;
+
+use crate::auth::TokenKeys;
+use crate::auth::rate_limit::LoginLimiter;
+use crate::config::Settings;
+use crate::error::{ApiError, GqlResult};
+use crate::policy::Policy;
+use crate::service::{Ctx, PageArgs};
+
+pub type GembaSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Process-wide services the resolvers need beyond the database.
+#[derive(Debug)]
+pub struct Services {
+    pub keys: TokenKeys,
+    pub limiter: LoginLimiter,
+    pub settings: Settings,
+}
+
+/// Everything one request's resolvers share: the caller's policy and a fresh
+/// set of DataLoaders.
+pub struct RequestCtx {
+    pub db: DatabaseConnection,
+    pub policy: Arc<Policy>,
+    pub services: Arc<Services>,
+    pub client_addr: Option<IpAddr>,
+    pub units: DataLoader<UnitLoader, HashMapCache>,
+    pub items: DataLoader<ItemLoader, HashMapCache>,
+    pub transitions: DataLoader<TransitionLoader, HashMapCache>,
+    pub external_refs: DataLoader<ExternalRefLoader, HashMapCache>,
+    pub users: DataLoader<UserLoader, HashMapCache>,
+    pub workflows: DataLoader<WorkflowLoader, HashMapCache>,
+}
+
+impl RequestCtx {
+    pub fn new(
+        db: DatabaseConnection,
+        policy: Policy,
+        services: Arc<Services>,
+        client_addr: Option<IpAddr>,
+    ) -> Self {
+        let policy = Arc::new(policy);
+        let base = Arc::new(Base {
+            db: db.clone(),
+            policy: policy.clone(),
+        });
+        Self {
+            units: DataLoader::with_cache(
+                UnitLoader(base.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            items: DataLoader::with_cache(
+                ItemLoader(base.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            transitions: DataLoader::with_cache(
+                TransitionLoader(base.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            external_refs: DataLoader::with_cache(
+                ExternalRefLoader(base.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            users: DataLoader::with_cache(
+                UserLoader(base.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            workflows: DataLoader::with_cache(
+                WorkflowLoader(base),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            db,
+            policy,
+            services,
+            client_addr,
+        }
+    }
+
+    pub fn svc(&self) -> Ctx<'_> {
+        Ctx {
+            db: &self.db,
+            policy: &self.policy,
+        }
+    }
+}
+
+pub(crate) fn rc<'a>(ctx: &Context<'a>) -> GqlResult<&'a RequestCtx> {
+    ctx.data::<RequestCtx>()
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("request context missing")).into())
+}
+
+pub(crate) fn page_args(
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> GqlResult<PageArgs> {
+    let args = PageArgs {
+        first,
+        after: after.map(|c| ids::decode_cursor(&c, "after")).transpose()?,
+        last,
+        before: before
+            .map(|c| ids::decode_cursor(&c, "before"))
+            .transpose()?,
+    };
+    args.validate()?;
+    Ok(args)
+}
+
+/// Builds the schema with the configured depth, complexity and alias limits.
+pub fn build_schema(settings: &Settings) -> GembaSchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .limit_depth(settings.max_query_depth)
+        .limit_complexity(settings.max_query_complexity)
+        .limit_recursive_depth(64)
+        .limit_directives(16)
+        .extension(limits::AliasLimit(settings.max_aliases))
+        .finish()
+}
+
+/// The SDL of the schema, as checked in at `schema.graphql`.
+pub fn sdl() -> String {
+    build_schema(&Settings::default()).sdl()
+}

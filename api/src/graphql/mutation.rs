@@ -1,0 +1,359 @@
+//! Root mutation fields: each takes one `input` and returns a payload.
+
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::ids::{self, kind};
+use super::rc;
+use super::types::{Membership, Unit, User, Viewer, WorkItem};
+use crate::domain::{DefectOrigin, FlowType, Role, UnitKind, WorkItemType};
+use crate::error::GqlResult;
+use crate::service::units::{self, NewUnit};
+use crate::service::users;
+use crate::service::work_items::{self, ItemChanges, NewItem, Patch};
+
+pub struct Mutation;
+
+#[derive(InputObject)]
+pub struct LoginInput {
+    pub email: String,
+    #[graphql(secret)]
+    pub password: String,
+}
+
+#[derive(SimpleObject)]
+pub struct LoginPayload {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub viewer: Viewer,
+}
+
+#[derive(InputObject)]
+pub struct CreateUnitInput {
+    /// The parent unit; the organisation when omitted.
+    pub parent: Option<ID>,
+    pub kind: UnitKind,
+    /// Lowercase `[a-z0-9-]{2,64}`, unique.
+    pub key: String,
+    pub name: String,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateUnitPayload {
+    pub unit: Unit,
+}
+
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    pub email: String,
+    pub name: String,
+    /// At least 12 characters.
+    #[graphql(secret)]
+    pub password: String,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateUserPayload {
+    pub user: User,
+}
+
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    pub user: ID,
+    pub name: Option<String>,
+    /// `false` deactivates the user: their tokens stop working at once.
+    pub active: Option<bool>,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdateUserPayload {
+    pub user: User,
+}
+
+#[derive(InputObject)]
+pub struct GrantMembershipInput {
+    pub user: ID,
+    pub unit: ID,
+    pub role: Role,
+}
+
+#[derive(SimpleObject)]
+pub struct GrantMembershipPayload {
+    pub membership: Membership,
+}
+
+#[derive(InputObject)]
+pub struct RevokeMembershipInput {
+    pub membership: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct RevokeMembershipPayload {
+    pub revoked_membership_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct CreateWorkItemInput {
+    pub unit: ID,
+    #[graphql(name = "type")]
+    pub item_type: WorkItemType,
+    pub title: String,
+    pub description: Option<String>,
+    /// Unique key; generated from the unit's key when omitted (`TEAM-ATLAS-7`).
+    pub key: Option<String>,
+    pub parent: Option<ID>,
+    /// A state of the unit's workflow; its first `NEW` state when omitted.
+    pub state: Option<String>,
+    /// Derived from the type when omitted.
+    pub flow_type: Option<FlowType>,
+    pub found_in: Option<DefectOrigin>,
+    pub severity: Option<String>,
+    pub assignee: Option<ID>,
+    pub estimate: Option<f64>,
+    pub business_value: Option<f64>,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateWorkItemPayload {
+    pub work_item: WorkItem,
+}
+
+/// Fields left out stay as they are; `null` clears a nullable field.
+#[derive(InputObject)]
+pub struct UpdateWorkItemInput {
+    pub work_item: ID,
+    pub title: Option<String>,
+    pub description: MaybeUndefined<String>,
+    pub parent: MaybeUndefined<ID>,
+    pub assignee: MaybeUndefined<ID>,
+    pub estimate: MaybeUndefined<f64>,
+    pub business_value: MaybeUndefined<f64>,
+    pub flow_type: Option<FlowType>,
+    pub found_in: MaybeUndefined<DefectOrigin>,
+    pub severity: MaybeUndefined<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdateWorkItemPayload {
+    pub work_item: WorkItem,
+}
+
+#[derive(InputObject)]
+pub struct MoveWorkItemInput {
+    pub work_item: ID,
+    /// A state of the item's workflow.
+    pub to_state: String,
+}
+
+#[derive(SimpleObject)]
+pub struct MoveWorkItemPayload {
+    pub work_item: WorkItem,
+}
+
+fn patch<T>(v: MaybeUndefined<T>) -> Patch<T> {
+    match v {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(v) => Patch::Set(v),
+    }
+}
+
+fn patch_id(v: MaybeUndefined<ID>, k: &str, field: &str) -> GqlResult<Patch<i64>> {
+    Ok(match v {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(id) => Patch::Set(ids::expect(&id, k, field)?),
+    })
+}
+
+#[Object]
+impl Mutation {
+    /// Exchanges email and password for a session token.
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> GqlResult<LoginPayload> {
+        let r = rc(ctx)?;
+        let s = &r.services;
+        let session = users::login(
+            &r.db,
+            &s.keys,
+            &s.limiter,
+            s.settings.token_ttl,
+            &input.email,
+            input.password,
+            r.client_addr,
+        )
+        .await?;
+        let memberships = users::memberships_unchecked(&r.db, session.user.id).await?;
+        Ok(LoginPayload {
+            token: session.token,
+            expires_at: session.expires_at,
+            viewer: Viewer {
+                user: User(session.user),
+                memberships: memberships.into_iter().map(Membership).collect(),
+            },
+        })
+    }
+
+    /// Revokes the token this request was made with.
+    async fn logout(&self, ctx: &Context<'_>) -> GqlResult<bool> {
+        let r = rc(ctx)?;
+        users::logout(&r.db, r.policy.viewer()?).await?;
+        Ok(true)
+    }
+
+    async fn create_unit(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUnitInput,
+    ) -> GqlResult<CreateUnitPayload> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let parent = input
+            .parent
+            .map(|p| ids::expect(&p, kind::UNIT, "parent"))
+            .transpose()?;
+        let unit = units::create(
+            r.svc(),
+            NewUnit {
+                parent,
+                kind: input.kind,
+                key: input.key,
+                name: input.name,
+            },
+        )
+        .await?;
+        Ok(CreateUnitPayload { unit: Unit(unit) })
+    }
+
+    /// Admins only.
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUserInput,
+    ) -> GqlResult<CreateUserPayload> {
+        let r = rc(ctx)?;
+        let user = users::create(r.svc(), &input.email, &input.name, input.password).await?;
+        Ok(CreateUserPayload { user: User(user) })
+    }
+
+    /// Admins only: rename, deactivate or reactivate a user.
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateUserInput,
+    ) -> GqlResult<UpdateUserPayload> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let id = ids::expect(&input.user, kind::USER, "user")?;
+        let user = users::update(r.svc(), id, input.name, input.active).await?;
+        Ok(UpdateUserPayload { user: User(user) })
+    }
+
+    /// Admins only. The role must fit the unit's level (DESIGN §2).
+    async fn grant_membership(
+        &self,
+        ctx: &Context<'_>,
+        input: GrantMembershipInput,
+    ) -> GqlResult<GrantMembershipPayload> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let user = ids::expect(&input.user, kind::USER, "user")?;
+        let unit = ids::expect(&input.unit, kind::UNIT, "unit")?;
+        let m = users::grant(r.svc(), user, unit, input.role).await?;
+        Ok(GrantMembershipPayload {
+            membership: Membership(m),
+        })
+    }
+
+    /// Admins only. Takes effect on the member's next request.
+    async fn revoke_membership(
+        &self,
+        ctx: &Context<'_>,
+        input: RevokeMembershipInput,
+    ) -> GqlResult<RevokeMembershipPayload> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let id = ids::expect(&input.membership, kind::MEMBERSHIP, "membership")?;
+        let m = users::revoke(r.svc(), id).await?;
+        Ok(RevokeMembershipPayload {
+            revoked_membership_id: ids::encode(kind::MEMBERSHIP, m.id),
+        })
+    }
+
+    async fn create_work_item(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWorkItemInput,
+    ) -> GqlResult<CreateWorkItemPayload> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let item = work_items::create(
+            r.svc(),
+            NewItem {
+                unit: ids::expect(&input.unit, kind::UNIT, "unit")?,
+                item_type: Some(input.item_type),
+                title: input.title,
+                description: input.description,
+                key: input.key,
+                parent: input
+                    .parent
+                    .map(|p| ids::expect(&p, kind::WORK_ITEM, "parent"))
+                    .transpose()?,
+                state: input.state,
+                flow_type: input.flow_type,
+                found_in: input.found_in,
+                severity: input.severity,
+                assignee: input
+                    .assignee
+                    .map(|a| ids::expect(&a, kind::USER, "assignee"))
+                    .transpose()?,
+                estimate: input.estimate,
+                business_value: input.business_value,
+            },
+        )
+        .await?;
+        Ok(CreateWorkItemPayload {
+            work_item: WorkItem(item),
+        })
+    }
+
+    async fn update_work_item(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateWorkItemInput,
+    ) -> GqlResult<UpdateWorkItemPayload> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let id = ids::expect(&input.work_item, kind::WORK_ITEM, "workItem")?;
+        let changes = ItemChanges {
+            title: input.title,
+            description: patch(input.description),
+            parent: patch_id(input.parent, kind::WORK_ITEM, "parent")?,
+            assignee: patch_id(input.assignee, kind::USER, "assignee")?,
+            estimate: patch(input.estimate),
+            business_value: patch(input.business_value),
+            flow_type: input.flow_type,
+            found_in: patch(input.found_in),
+            severity: patch(input.severity),
+        };
+        let item = work_items::update(r.svc(), id, changes).await?;
+        Ok(UpdateWorkItemPayload {
+            work_item: WorkItem(item),
+        })
+    }
+
+    /// Moves an item to another state of its workflow, recording a transition.
+    async fn move_work_item(
+        &self,
+        ctx: &Context<'_>,
+        input: MoveWorkItemInput,
+    ) -> GqlResult<MoveWorkItemPayload> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let id = ids::expect(&input.work_item, kind::WORK_ITEM, "workItem")?;
+        let item = work_items::move_to(r.svc(), id, &input.to_state).await?;
+        Ok(MoveWorkItemPayload {
+            work_item: WorkItem(item),
+        })
+    }
+}

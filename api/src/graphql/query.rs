@@ -1,0 +1,126 @@
+//! Root query fields.
+
+use async_graphql::{Context, ID, Object};
+
+use super::ids::{self, kind};
+use super::rc;
+use super::types::{
+    Membership, Node, Transition, Unit, User, Viewer, WorkItem, WorkItemConnection, WorkItemFilter,
+    Workflow, list_work_items,
+};
+use crate::error::{ApiError, GqlResult};
+use crate::service::{units, users, work_items};
+
+/// Most ids accepted by `nodes`.
+const MAX_NODES: usize = 100;
+
+pub struct Query;
+
+async fn resolve_node(ctx: &Context<'_>, id: &str) -> GqlResult<Option<Node>> {
+    let r = rc(ctx)?;
+    let svc = r.svc();
+    svc.policy.viewer()?;
+    let Some((k, n)) = ids::decode(id) else {
+        return Ok(None);
+    };
+    Ok(match k.as_str() {
+        kind::UNIT => r.units.load_one(n).await?.map(|u| Node::Unit(Unit(u))),
+        kind::WORK_ITEM => r
+            .items
+            .load_one(n)
+            .await?
+            .map(|i| Node::WorkItem(WorkItem(i))),
+        kind::USER => users::find(svc, n).await?.map(|u| Node::User(User(u))),
+        kind::MEMBERSHIP => users::find_membership(svc, n)
+            .await?
+            .map(|m| Node::Membership(Membership(m))),
+        kind::TRANSITION => work_items::find_transition(svc, n)
+            .await?
+            .map(|t| Node::Transition(Transition(t))),
+        kind::WORKFLOW => {
+            let owner = entity::workflow::Entity::find_by_id(n);
+            use sea_orm::EntityTrait;
+            match owner.one(&r.db).await.map_err(ApiError::from)? {
+                Some(wf) => {
+                    let eff = units::effective_workflow(&r.db, wf.unit_id).await?;
+                    Some(Node::Workflow(Workflow(std::sync::Arc::new(eff))))
+                }
+                None => None,
+            }
+        }
+        _ => None,
+    })
+}
+
+// GraphQL arguments map one to one onto parameters.
+#[allow(clippy::too_many_arguments)]
+#[Object]
+impl Query {
+    /// The caller: who they are and the roles they hold.
+    async fn me(&self, ctx: &Context<'_>) -> GqlResult<Viewer> {
+        let r = rc(ctx)?;
+        let viewer = r.policy.viewer()?;
+        let memberships = users::memberships_of(r.svc(), viewer.user.id).await?;
+        Ok(Viewer {
+            user: User(viewer.user.clone()),
+            memberships: memberships.into_iter().map(Membership).collect(),
+        })
+    }
+
+    /// Any object by its global id; `null` when it does not exist or you may not read it.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Node>> {
+        resolve_node(ctx, &id).await
+    }
+
+    /// Several objects by global id, in the order asked; `null` for each one
+    /// that does not exist or you may not read.
+    #[graphql(complexity = "ids.len() * child_complexity + 1")]
+    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> GqlResult<Vec<Option<Node>>> {
+        if ids.len() > MAX_NODES {
+            return Err(ApiError::bad_input(format!("at most {MAX_NODES} ids per call")).into());
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in &ids {
+            out.push(resolve_node(ctx, id).await?);
+        }
+        Ok(out)
+    }
+
+    /// The organisation: the root of the unit tree.
+    async fn organization(&self, ctx: &Context<'_>) -> GqlResult<Unit> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        Ok(Unit(units::organisation(&r.db).await?))
+    }
+
+    /// A unit by key. The tree is visible to every signed-in user.
+    async fn unit(&self, ctx: &Context<'_>, key: String) -> GqlResult<Option<Unit>> {
+        Ok(units::find_by_key(rc(ctx)?.svc(), &key).await?.map(Unit))
+    }
+
+    /// A work item by key; `null` when it does not exist or you may not read it.
+    async fn work_item(&self, ctx: &Context<'_>, key: String) -> GqlResult<Option<WorkItem>> {
+        Ok(work_items::find_by_key(rc(ctx)?.svc(), &key)
+            .await?
+            .map(WorkItem))
+    }
+
+    /// Work items of a unit (and by default its subtree) that you may read.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(1, 100) as usize * child_complexity + 2"
+    )]
+    async fn work_items(
+        &self,
+        ctx: &Context<'_>,
+        unit: ID,
+        filter: Option<WorkItemFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<WorkItemConnection> {
+        rc(ctx)?.policy.viewer()?;
+        let unit_id = ids::expect(&unit, kind::UNIT, "unit")?;
+        list_work_items(ctx, unit_id, filter, first, after, last, before).await
+    }
+}

@@ -1,0 +1,666 @@
+//! GraphQL object types. Each wraps an entity model but exposes only chosen
+//! fields, so a new column never leaks by accident.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, ID, InputObject, Interface, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{external_ref, membership, transition, unit, user, work_item, workflow_state};
+
+use super::ids::{self, kind};
+use super::{page_args, rc};
+use crate::domain::{DefectOrigin, FlowType, Role, StateCategory, UnitKind, WorkItemType};
+use crate::error::{ApiError, GqlResult};
+use crate::service::units::EffectiveWorkflow;
+use crate::service::{Page, units, users, work_items};
+
+/// An object with a global id (Relay).
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID", desc = "Opaque global id."))]
+pub enum Node {
+    Unit(Unit),
+    WorkItem(WorkItem),
+    User(User),
+    Membership(Membership),
+    Transition(Transition),
+    Workflow(Workflow),
+}
+
+/// Relay page information.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+/// Declares a Relay connection type and its edge type for a node type.
+macro_rules! connection {
+    ($conn:ident, $edge:ident, $node:ty) => {
+        /// An edge of a connection.
+        #[derive(SimpleObject, Clone)]
+        pub struct $edge {
+            pub cursor: String,
+            pub node: $node,
+        }
+
+        /// A page of a list, Relay style.
+        #[derive(SimpleObject)]
+        pub struct $conn {
+            pub edges: Vec<$edge>,
+            pub nodes: Vec<$node>,
+            pub page_info: PageInfo,
+            /// Items matching the filter across all pages (only those you may read).
+            pub total_count: i64,
+        }
+
+        impl $conn {
+            pub fn from_page<M>(
+                page: Page<M>,
+                id_of: impl Fn(&M) -> i64,
+                wrap: impl Fn(M) -> $node,
+            ) -> Self {
+                let edges: Vec<$edge> = page
+                    .items
+                    .into_iter()
+                    .map(|m| $edge {
+                        cursor: ids::cursor(id_of(&m)),
+                        node: wrap(m),
+                    })
+                    .collect();
+                Self {
+                    page_info: PageInfo {
+                        has_next_page: page.has_next,
+                        has_previous_page: page.has_previous,
+                        start_cursor: edges.first().map(|e| e.cursor.clone()),
+                        end_cursor: edges.last().map(|e| e.cursor.clone()),
+                    },
+                    nodes: edges.iter().map(|e| e.node.clone()).collect(),
+                    edges,
+                    total_count: page
+                        .total
+                        .map(|t| i64::try_from(t).unwrap_or(i64::MAX))
+                        .unwrap_or(0),
+                }
+            }
+        }
+    };
+}
+
+connection!(WorkItemConnection, WorkItemEdge, WorkItem);
+
+/// Whether a unit's list covers the units beneath it.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum UnitScope {
+    /// The unit and every unit beneath it.
+    #[default]
+    Subtree,
+    /// Only items owned by the unit itself.
+    UnitOnly,
+}
+
+/// Filters of `workItems`.
+#[derive(InputObject, Default, Debug)]
+pub struct WorkItemFilter {
+    pub types: Option<Vec<WorkItemType>>,
+    pub flow_types: Option<Vec<FlowType>>,
+    pub state_categories: Option<Vec<StateCategory>>,
+    /// Case-insensitive text contained in the title.
+    pub search: Option<String>,
+    /// Created at or after this instant.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before this instant.
+    pub created_to: Option<DateTime<Utc>>,
+    /// `SUBTREE` (default) or `UNIT_ONLY`.
+    pub scope: Option<UnitScope>,
+}
+
+impl From<WorkItemFilter> for work_items::Filter {
+    fn from(f: WorkItemFilter) -> Self {
+        Self {
+            types: f.types,
+            flow_types: f.flow_types,
+            state_categories: f.state_categories,
+            search: f.search,
+            created_from: f.created_from,
+            created_to: f.created_to,
+            reach: match f.scope.unwrap_or_default() {
+                UnitScope::Subtree => work_items::Reach::Subtree,
+                UnitScope::UnitOnly => work_items::Reach::UnitOnly,
+            },
+        }
+    }
+}
+
+fn page_complexity(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
+    let n = first
+        .or(last)
+        .unwrap_or(crate::service::DEFAULT_PAGE_SIZE)
+        .clamp(1, 100);
+    usize::try_from(n).unwrap_or(100) * child + 2
+}
+
+/// Whether the selection asks for `totalCount` (it costs a COUNT query).
+fn wants_total(ctx: &Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
+}
+
+/// A node of the organisation tree.
+#[derive(Clone)]
+pub struct Unit(pub unit::Model);
+
+// GraphQL arguments map one to one onto parameters.
+#[allow(clippy::too_many_arguments)]
+#[Object]
+impl Unit {
+    async fn id(&self) -> ID {
+        ids::encode(kind::UNIT, self.0.id)
+    }
+
+    /// Stable human key, e.g. `team-atlas`.
+    async fn key(&self) -> &str {
+        &self.0.key
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn kind(&self) -> GqlResult<UnitKind> {
+        Ok(UnitKind::parse(&self.0.kind)?)
+    }
+
+    /// 0 for the organisation, 1 for portfolios, 2 for programs, 3 for teams.
+    async fn depth(&self) -> i32 {
+        self.0.depth
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn parent(&self, ctx: &Context<'_>) -> GqlResult<Option<Unit>> {
+        let Some(pid) = self.0.parent_id else {
+            return Ok(None);
+        };
+        Ok(rc(ctx)?.units.load_one(pid).await?.map(Unit))
+    }
+
+    /// Direct children, by key.
+    async fn children(&self, ctx: &Context<'_>) -> GqlResult<Vec<Unit>> {
+        let r = rc(ctx)?;
+        Ok(units::children(r.svc(), self.0.id)
+            .await?
+            .into_iter()
+            .map(Unit)
+            .collect())
+    }
+
+    /// Every ancestor, the organisation first.
+    async fn ancestors(&self, ctx: &Context<'_>) -> GqlResult<Vec<Unit>> {
+        let r = rc(ctx)?;
+        Ok(units::ancestors(r.svc(), self.0.id)
+            .await?
+            .into_iter()
+            .map(Unit)
+            .collect())
+    }
+
+    /// Every unit beneath this one, by depth then key.
+    async fn descendants(&self, ctx: &Context<'_>) -> GqlResult<Vec<Unit>> {
+        let r = rc(ctx)?;
+        Ok(units::descendants(r.svc(), self.0.id)
+            .await?
+            .into_iter()
+            .map(Unit)
+            .collect())
+    }
+
+    /// The workflow this unit's board uses: its own or the nearest ancestor's.
+    async fn workflow(&self, ctx: &Context<'_>) -> GqlResult<Workflow> {
+        let wf = rc(ctx)?
+            .workflows
+            .load_one(self.0.id)
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unit without workflow")))?;
+        Ok(Workflow(wf))
+    }
+
+    /// Work items of this unit (and by default its subtree) that you may read.
+    #[graphql(complexity = "page_complexity(first, last, child_complexity)")]
+    async fn work_items(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<WorkItemFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<WorkItemConnection> {
+        list_work_items(ctx, self.0.id, filter, first, after, last, before).await
+    }
+}
+
+pub(super) async fn list_work_items(
+    ctx: &Context<'_>,
+    unit_id: i64,
+    filter: Option<WorkItemFilter>,
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> GqlResult<WorkItemConnection> {
+    let r = rc(ctx)?;
+    let args = page_args(first, after, last, before)?;
+    let filter: work_items::Filter = filter.unwrap_or_default().into();
+    let page = work_items::list(r.svc(), unit_id, &filter, args, wants_total(ctx)).await?;
+    prime(ctx, &page.items).await?;
+    Ok(WorkItemConnection::from_page(page, |m| m.id, WorkItem))
+}
+
+/// Loads, in one batch each, what the selection asks of a page of items
+/// (parent, unit, transitions, assignee, external references), so the
+/// statements a page costs do not depend on its size or on task timing.
+async fn prime(ctx: &Context<'_>, items: &[work_item::Model]) -> GqlResult<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let la = ctx.look_ahead();
+    let wants = |field: &str| {
+        la.field("nodes").field(field).exists()
+            || la.field("edges").field("node").field(field).exists()
+    };
+    let r = rc(ctx)?;
+    let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+    let collect = |f: fn(&work_item::Model) -> Option<i64>| -> Vec<i64> {
+        let mut v: Vec<i64> = items.iter().filter_map(f).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let parents = collect(|i| i.parent_id);
+    let units = collect(|i| Some(i.unit_id));
+    let assignees = collect(|i| i.assignee_id);
+    let (a, b, c, d, e) = futures::join!(
+        async {
+            if wants("parent") {
+                r.items.load_many(parents).await.map(|_| ())
+            } else {
+                Ok(())
+            }
+        },
+        async {
+            if wants("unit") {
+                r.units.load_many(units).await.map(|_| ())
+            } else {
+                Ok(())
+            }
+        },
+        async {
+            if wants("transitions") {
+                r.transitions.load_many(ids.clone()).await.map(|_| ())
+            } else {
+                Ok(())
+            }
+        },
+        async {
+            if wants("assignee") {
+                r.users.load_many(assignees).await.map(|_| ())
+            } else {
+                Ok(())
+            }
+        },
+        async {
+            if wants("externalRefs") {
+                r.external_refs.load_many(ids.clone()).await.map(|_| ())
+            } else {
+                Ok(())
+            }
+        },
+    );
+    a?;
+    b?;
+    c?;
+    d?;
+    e?;
+    Ok(())
+}
+
+/// An epic, feature, story, task, defect, risk or debt item.
+#[derive(Clone)]
+pub struct WorkItem(pub work_item::Model);
+
+#[Object]
+impl WorkItem {
+    async fn id(&self) -> ID {
+        ids::encode(kind::WORK_ITEM, self.0.id)
+    }
+
+    async fn key(&self) -> &str {
+        &self.0.key
+    }
+
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    #[graphql(name = "type")]
+    async fn item_type(&self) -> GqlResult<WorkItemType> {
+        Ok(WorkItemType::parse(&self.0.item_type)?)
+    }
+
+    async fn flow_type(&self) -> GqlResult<FlowType> {
+        Ok(FlowType::parse(&self.0.flow_type)?)
+    }
+
+    /// Current workflow state: the latest transition's.
+    async fn state(&self) -> &str {
+        &self.0.state
+    }
+
+    async fn state_category(&self) -> GqlResult<StateCategory> {
+        Ok(StateCategory::parse(&self.0.state_category)?)
+    }
+
+    /// Position in its board column; compare as text.
+    async fn rank(&self) -> &str {
+        &self.0.rank
+    }
+
+    async fn estimate(&self) -> Option<f64> {
+        self.0.estimate
+    }
+
+    async fn business_value(&self) -> Option<f64> {
+        self.0.business_value
+    }
+
+    /// Defects only: where it was found.
+    async fn found_in(&self) -> GqlResult<Option<DefectOrigin>> {
+        Ok(self
+            .0
+            .found_in
+            .as_deref()
+            .map(DefectOrigin::parse)
+            .transpose()?)
+    }
+
+    async fn severity(&self) -> Option<&str> {
+        self.0.severity.as_deref()
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    /// The unit that owns the item.
+    async fn unit(&self, ctx: &Context<'_>) -> GqlResult<Unit> {
+        rc(ctx)?
+            .units
+            .load_one(self.0.unit_id)
+            .await?
+            .map(Unit)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("item without unit")).into())
+    }
+
+    /// The parent item, when there is one you may read.
+    async fn parent(&self, ctx: &Context<'_>) -> GqlResult<Option<WorkItem>> {
+        let Some(pid) = self.0.parent_id else {
+            return Ok(None);
+        };
+        Ok(rc(ctx)?.items.load_one(pid).await?.map(WorkItem))
+    }
+
+    /// Child items you may read.
+    #[graphql(complexity = "page_complexity(first, last, child_complexity)")]
+    async fn children(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<WorkItemConnection> {
+        let r = rc(ctx)?;
+        let args = page_args(first, after, last, before)?;
+        let page = work_items::children(r.svc(), self.0.id, args, wants_total(ctx)).await?;
+        prime(ctx, &page.items).await?;
+        Ok(WorkItemConnection::from_page(page, |m| m.id, WorkItem))
+    }
+
+    /// Every state change, oldest first (by `at`).
+    async fn transitions(&self, ctx: &Context<'_>) -> GqlResult<Vec<Transition>> {
+        Ok(rc(ctx)?
+            .transitions
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Transition)
+            .collect())
+    }
+
+    async fn assignee(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
+        let Some(uid) = self.0.assignee_id else {
+            return Ok(None);
+        };
+        Ok(rc(ctx)?.users.load_one(uid).await?.map(User))
+    }
+
+    /// The item's identities in other systems.
+    async fn external_refs(&self, ctx: &Context<'_>) -> GqlResult<Vec<ExternalRef>> {
+        Ok(rc(ctx)?
+            .external_refs
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(ExternalRef)
+            .collect())
+    }
+}
+
+/// An item's identity in another system.
+pub struct ExternalRef(pub external_ref::Model);
+
+#[Object]
+impl ExternalRef {
+    async fn source(&self) -> &str {
+        &self.0.source
+    }
+
+    async fn external_id(&self) -> &str {
+        &self.0.external_id
+    }
+
+    async fn url(&self) -> Option<&str> {
+        self.0.url.as_deref()
+    }
+}
+
+/// One state change of a work item.
+#[derive(Clone)]
+pub struct Transition(pub transition::Model);
+
+#[Object]
+impl Transition {
+    async fn id(&self) -> ID {
+        ids::encode(kind::TRANSITION, self.0.id)
+    }
+
+    async fn from_state(&self) -> Option<&str> {
+        self.0.from_state.as_deref()
+    }
+
+    async fn to_state(&self) -> &str {
+        &self.0.to_state
+    }
+
+    async fn to_category(&self) -> GqlResult<StateCategory> {
+        Ok(StateCategory::parse(&self.0.to_category)?)
+    }
+
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+
+    /// The system the change came from, for ingested history.
+    async fn source(&self) -> Option<&str> {
+        self.0.source.as_deref()
+    }
+
+    /// Who made the change through the API.
+    async fn actor(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
+        let Some(uid) = self.0.actor_id else {
+            return Ok(None);
+        };
+        Ok(rc(ctx)?.users.load_one(uid).await?.map(User))
+    }
+
+    async fn work_item(&self, ctx: &Context<'_>) -> GqlResult<Option<WorkItem>> {
+        Ok(rc(ctx)?
+            .items
+            .load_one(self.0.work_item_id)
+            .await?
+            .map(WorkItem))
+    }
+}
+
+/// A person.
+#[derive(Clone)]
+pub struct User(pub user::Model);
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ids::encode(kind::USER, self.0.id)
+    }
+
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn active(&self) -> bool {
+        self.0.active
+    }
+
+    /// Roles held (visible to admins and to the user).
+    async fn memberships(&self, ctx: &Context<'_>) -> GqlResult<Vec<Membership>> {
+        let r = rc(ctx)?;
+        Ok(users::memberships_of(r.svc(), self.0.id)
+            .await?
+            .into_iter()
+            .map(Membership)
+            .collect())
+    }
+}
+
+/// A role held by a user on a unit.
+#[derive(Clone)]
+pub struct Membership(pub membership::Model);
+
+#[Object]
+impl Membership {
+    async fn id(&self) -> ID {
+        ids::encode(kind::MEMBERSHIP, self.0.id)
+    }
+
+    async fn role(&self) -> GqlResult<Role> {
+        Ok(Role::parse(&self.0.role)?)
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn user(&self, ctx: &Context<'_>) -> GqlResult<User> {
+        rc(ctx)?
+            .users
+            .load_one(self.0.user_id)
+            .await?
+            .map(User)
+            .ok_or_else(|| ApiError::not_found("user").into())
+    }
+
+    async fn unit(&self, ctx: &Context<'_>) -> GqlResult<Unit> {
+        rc(ctx)?
+            .units
+            .load_one(self.0.unit_id)
+            .await?
+            .map(Unit)
+            .ok_or_else(|| ApiError::not_found("unit").into())
+    }
+}
+
+/// An ordered list of states, each mapped to a flow-state category.
+#[derive(Clone)]
+pub struct Workflow(pub Arc<EffectiveWorkflow>);
+
+#[Object]
+impl Workflow {
+    async fn id(&self) -> ID {
+        ids::encode(kind::WORKFLOW, self.0.workflow.id)
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.workflow.name
+    }
+
+    /// The unit that defines this workflow.
+    async fn owner(&self, ctx: &Context<'_>) -> GqlResult<Unit> {
+        rc(ctx)?
+            .units
+            .load_one(self.0.workflow.unit_id)
+            .await?
+            .map(Unit)
+            .ok_or_else(|| ApiError::not_found("unit").into())
+    }
+
+    /// States in board order.
+    async fn states(&self) -> Vec<WorkflowState> {
+        self.0.states.iter().cloned().map(WorkflowState).collect()
+    }
+}
+
+/// One state (board column) of a workflow.
+pub struct WorkflowState(pub workflow_state::Model);
+
+#[Object]
+impl WorkflowState {
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn category(&self) -> GqlResult<StateCategory> {
+        Ok(StateCategory::parse(&self.0.category)?)
+    }
+
+    async fn position(&self) -> i32 {
+        self.0.position
+    }
+
+    async fn wip_limit(&self) -> Option<i32> {
+        self.0.wip_limit
+    }
+}
+
+/// The caller.
+#[derive(SimpleObject)]
+pub struct Viewer {
+    pub user: User,
+    /// The caller's roles and where they hold them.
+    pub memberships: Vec<Membership>,
+}

@@ -1,0 +1,16 @@
+//! Gemba: a Value Stream Management server.
+//!
+//! The library behind the `gemba` binary: [`http::app`] builds the axum
+//! router that tests and the binary serve, [`graphql::build_schema`] the
+//! GraphQL schema.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod policy;
+pub mod seed;
+pub mod service;

@@ -1,0 +1,261 @@
+//! `gemba`: parse the command line, set up logging, run the subcommand.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use gemba::auth::TokenKeys;
+use gemba::auth::rate_limit::LoginLimiter;
+use gemba::config::{DbArgs, ServeArgs, Settings};
+use gemba::graphql::Services;
+use gemba::http::{AppState, serve, shutdown_signal};
+use gemba::{db, seed};
+use rand::RngCore;
+
+#[derive(Parser)]
+#[command(
+    name = "gemba",
+    version,
+    about = "Gemba: Value Stream Management server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (migrates the database first).
+    Serve(ServeArgs),
+    /// Apply database migrations.
+    Migrate(DbArgs),
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Fill the database with example data.
+    Seed {
+        #[command(subcommand)]
+        what: SeedCommand,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SeedCommand {
+    /// A small, realistic organisation with 90 days of history and one login per role.
+    Demo(DbArgs),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from the first line of standard input.
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Make the user an admin of the organisation.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("GEMBA_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("GEMBA_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn out(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// The signing secret: `GEMBA_JWT_SECRET`, or in the zero-configuration case
+/// a generated one kept beside the database.
+fn jwt_secret(args: &ServeArgs) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = &args.jwt_secret {
+        if s.len() < gemba::auth::token::MIN_SECRET_LEN {
+            bail!(
+                "GEMBA_JWT_SECRET must be at least {} bytes long",
+                gemba::auth::token::MIN_SECRET_LEN
+            );
+        }
+        return Ok(s.as_bytes().to_vec());
+    }
+    if !args.db.is_default() {
+        bail!("GEMBA_JWT_SECRET is required when GEMBA_DATABASE_URL is set");
+    }
+    let path = Path::new("gemba.jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim().to_owned();
+        if existing.len() >= gemba::auth::token::MIN_SECRET_LEN {
+            tracing::warn!(
+                file = %path.display(),
+                "using the development JWT secret kept beside the database; set GEMBA_JWT_SECRET in production"
+            );
+            return Ok(existing.into_bytes());
+        }
+    }
+    let mut bytes = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret = base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes);
+    write_private(path, &secret)?;
+    tracing::warn!(
+        file = %path.display(),
+        "generated a development JWT secret and saved it beside the database; set GEMBA_JWT_SECRET in production"
+    );
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        f.write_all(text.as_bytes())?;
+    }
+    #[cfg(not(unix))]
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+fn print_logins(logins: &[seed::DemoLogin]) -> anyhow::Result<()> {
+    let mut text = String::from("\nDemo logins (shown once; the password is the same for all):\n");
+    for l in logins {
+        text.push_str(&format!(
+            "  {:<18} {:<28} {}\n",
+            l.role, l.email, l.password
+        ));
+    }
+    text.push('\n');
+    out(&text)
+}
+
+async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let secret = jwt_secret(&args)?;
+    let keys = TokenKeys::new(&secret)?;
+    let (conn, statements) = db::connect(&args.db.url())
+        .await
+        .context("cannot open the database")?;
+    db::migrate(&conn).await.context("migration failed")?;
+    if args.demo
+        && let Some(logins) = seed::demo(&conn, None).await?
+    {
+        print_logins(&logins)?;
+    }
+    let settings = Settings::from_args(&args);
+    let limiter = LoginLimiter::new(
+        settings.login_failures_per_email,
+        settings.login_failures_per_address,
+        settings.login_window,
+    );
+    let state = AppState::new(
+        conn,
+        statements,
+        Services {
+            keys,
+            limiter,
+            settings,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.bind))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    out(&format!(
+        "Gemba is running.\n  GraphiQL:  http://{addr}/graphql (open in a browser)\n  Log in with the `login` mutation, then send `Authorization: Bearer <token>`.\n"
+    ))?;
+    serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Serve(args) => run_serve(args).await,
+        Command::Migrate(db_args) => {
+            let (conn, _) = db::connect(&db_args.url()).await?;
+            db::migrate(&conn).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Schema => out(&gemba::graphql::sdl()),
+        Command::Seed {
+            what: SeedCommand::Demo(db_args),
+        } => {
+            let (conn, _) = db::connect(&db_args.url()).await?;
+            db::migrate(&conn).await?;
+            match seed::demo(&conn, None).await? {
+                Some(logins) => print_logins(&logins),
+                None => bail!(
+                    "the database already holds an organisation; demo data goes into an empty database only"
+                ),
+            }
+        }
+        Command::User {
+            action:
+                UserCommand::Create {
+                    db: db_args,
+                    email,
+                    name,
+                    password_stdin: _,
+                    admin,
+                },
+        } => {
+            let mut password = String::new();
+            std::io::stdin().lock().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            let (conn, _) = db::connect(&db_args.url()).await?;
+            db::migrate(&conn).await?;
+            let user = gemba::service::users::insert_user(&conn, &email, &name, password)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message()))?;
+            if admin {
+                let org = gemba::service::units::organisation(&conn)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message()))?;
+                gemba::service::users::insert_membership(
+                    &conn,
+                    user.id,
+                    &org,
+                    gemba::domain::Role::Admin,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message()))?;
+            }
+            out(&format!("created user {} ({})\n", user.email, user.id))
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Business operations. Every function takes the request's [`Policy`] and asks
+//! it before reading or writing; nothing here knows about GraphQL.
+
+pub mod rank;
+pub mod units;
+pub mod users;
+pub mod work_items;
+
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
+
+use crate::error::{ApiError, ApiResult};
+use crate::policy::Policy;
+
+/// What every service call needs: the database and the caller's policy.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub db: &'a DatabaseConnection,
+    pub policy: &'a Policy,
+}
+
+/// Largest page a connection returns (as GitHub's API).
+pub const MAX_PAGE_SIZE: i32 = 100;
+/// Page size when neither `first` nor `last` is given.
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+
+/// Cursor arguments, already decoded to row ids.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PageArgs {
+    pub first: Option<i32>,
+    pub after: Option<i64>,
+    pub last: Option<i32>,
+    pub before: Option<i64>,
+}
+
+impl PageArgs {
+    /// # Errors
+    /// `BAD_USER_INPUT` for negative or oversize sizes, or `first` with `last`.
+    pub fn validate(&self) -> ApiResult<()> {
+        if self.first.is_some() && self.last.is_some() {
+            return Err(ApiError::bad_input(
+                "pass either `first` or `last`, not both",
+            ));
+        }
+        for (name, v) in [("first", self.first), ("last", self.last)] {
+            if let Some(v) = v
+                && !(0..=MAX_PAGE_SIZE).contains(&v)
+            {
+                return Err(ApiError::bad_input(format!(
+                    "`{name}` must be between 0 and {MAX_PAGE_SIZE}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One page of rows, in ascending id order.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_next: bool,
+    pub has_previous: bool,
+    /// Rows matching the filter on all pages, when asked for.
+    pub total: Option<u64>,
+}
+
+/// Keyset pagination over `select` by its integer id column.
+///
+/// # Errors
+/// Database errors, or invalid page arguments.
+pub async fn paginate<E, C>(
+    db: &DatabaseConnection,
+    select: Select<E>,
+    id_col: C,
+    id_of: impl Fn(&E::Model) -> i64,
+    args: PageArgs,
+    want_total: bool,
+) -> ApiResult<Page<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+    C: ColumnTrait,
+{
+    args.validate()?;
+    let total = if want_total {
+        Some(select.clone().count(db).await?)
+    } else {
+        None
+    };
+    let mut q = select;
+    if let Some(after) = args.after {
+        q = q.filter(id_col.gt(after));
+    }
+    if let Some(before) = args.before {
+        q = q.filter(id_col.lt(before));
+    }
+    if let Some(last) = args.last {
+        let n = u64::try_from(last).unwrap_or(0);
+        let mut rows = q.order_by_desc(id_col).limit(n + 1).all(db).await?;
+        let has_previous = rows.len() as u64 > n;
+        rows.truncate(usize::try_from(n).unwrap_or(0));
+        rows.reverse();
+        return Ok(Page {
+            items: rows,
+            has_next: args.before.is_some(),
+            has_previous,
+            total,
+        });
+    }
+    let n = u64::try_from(args.first.unwrap_or(DEFAULT_PAGE_SIZE)).unwrap_or(0);
+    let mut rows = q.order_by_asc(id_col).limit(n + 1).all(db).await?;
+    let has_next = rows.len() as u64 > n;
+    rows.truncate(usize::try_from(n).unwrap_or(0));
+    let _ = &id_of;
+    Ok(Page {
+        items: rows,
+        has_next,
+        has_previous: args.after.is_some(),
+        total,
+    })
+}

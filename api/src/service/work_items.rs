@@ -1,0 +1,618 @@
+//! Work items: scoped reads, and writes that keep the transition history.
+
+use chrono::{DateTime, Utc};
+use entity::{external_ref, transition, unit, unit_closure, user, work_item};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Select, Set, TransactionTrait,
+};
+
+use super::{Ctx, Page, PageArgs, paginate, rank, units};
+use crate::domain::{DefectOrigin, FlowType, StateCategory, WorkItemType, validate_item_key};
+use crate::error::{ApiError, ApiResult};
+use crate::policy::UnitPath;
+
+/// Whether a unit's query covers the units beneath it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reach {
+    /// The unit and every unit beneath it.
+    #[default]
+    Subtree,
+    /// Items owned by the unit itself.
+    UnitOnly,
+}
+
+/// Filters of a work item list.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub types: Option<Vec<WorkItemType>>,
+    pub flow_types: Option<Vec<FlowType>>,
+    pub state_categories: Option<Vec<StateCategory>>,
+    /// Case-insensitive substring of the title.
+    pub search: Option<String>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    pub reach: Reach,
+}
+
+/// Items the caller may read.
+fn readable(ctx: Ctx<'_>) -> ApiResult<Select<work_item::Entity>> {
+    Ok(work_item::Entity::find().filter(ctx.policy.item_condition()?))
+}
+
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+fn apply_filter(
+    mut q: Select<work_item::Entity>,
+    f: &Filter,
+) -> ApiResult<Select<work_item::Entity>> {
+    if let Some(types) = &f.types {
+        q = q.filter(work_item::Column::ItemType.is_in(types.iter().map(|t| t.as_str())));
+    }
+    if let Some(types) = &f.flow_types {
+        q = q.filter(work_item::Column::FlowType.is_in(types.iter().map(|t| t.as_str())));
+    }
+    if let Some(cats) = &f.state_categories {
+        q = q.filter(work_item::Column::StateCategory.is_in(cats.iter().map(|c| c.as_str())));
+    }
+    if let Some(text) = f.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        if text.chars().count() > 200 {
+            return Err(ApiError::bad_input(
+                "search text must have at most 200 characters",
+            ));
+        }
+        q = q.filter(
+            Expr::expr(Func::lower(Expr::col((
+                work_item::Entity,
+                work_item::Column::Title,
+            ))))
+            .like(sea_orm::sea_query::LikeExpr::new(escape_like(text)).escape('\\')),
+        );
+    }
+    if let (Some(from), Some(to)) = (f.created_from, f.created_to)
+        && to <= from
+    {
+        return Err(ApiError::bad_input(
+            "`createdTo` must be after `createdFrom`",
+        ));
+    }
+    if let Some(from) = f.created_from {
+        q = q.filter(work_item::Column::CreatedAt.gte(from));
+    }
+    if let Some(to) = f.created_to {
+        q = q.filter(work_item::Column::CreatedAt.lt(to));
+    }
+    Ok(q)
+}
+
+/// Items of a unit (and, by default, its subtree) the caller may read.
+///
+/// # Errors
+/// `NOT_FOUND` for an unknown unit, `BAD_USER_INPUT` for bad filters or pages.
+pub async fn list(
+    ctx: Ctx<'_>,
+    unit_id: i64,
+    filter: &Filter,
+    page: PageArgs,
+    want_total: bool,
+) -> ApiResult<Page<work_item::Model>> {
+    let mut q = readable(ctx)?;
+    if units::find(ctx, unit_id).await?.is_none() {
+        return Err(ApiError::not_found("unit"));
+    }
+    q = match filter.reach {
+        Reach::UnitOnly => q.filter(work_item::Column::UnitId.eq(unit_id)),
+        Reach::Subtree => q.filter(
+            work_item::Column::UnitId.in_subquery(
+                Query::select()
+                    .column(unit_closure::Column::DescendantId)
+                    .from(unit_closure::Entity)
+                    .and_where(unit_closure::Column::AncestorId.eq(unit_id))
+                    .to_owned(),
+            ),
+        ),
+    };
+    q = apply_filter(q, filter)?;
+    paginate(ctx.db, q, work_item::Column::Id, |m| m.id, page, want_total).await
+}
+
+/// Children of an item the caller may read.
+///
+/// # Errors
+/// Database errors, or bad page arguments.
+pub async fn children(
+    ctx: Ctx<'_>,
+    parent_id: i64,
+    page: PageArgs,
+    want_total: bool,
+) -> ApiResult<Page<work_item::Model>> {
+    let q = readable(ctx)?.filter(work_item::Column::ParentId.eq(parent_id));
+    paginate(ctx.db, q, work_item::Column::Id, |m| m.id, page, want_total).await
+}
+
+/// # Errors
+/// `UNAUTHENTICATED`; database errors.
+pub async fn find_by_key(ctx: Ctx<'_>, key: &str) -> ApiResult<Option<work_item::Model>> {
+    Ok(readable(ctx)?
+        .filter(work_item::Column::Key.eq(key))
+        .one(ctx.db)
+        .await?)
+}
+
+/// The readable items among `ids`.
+///
+/// # Errors
+/// `UNAUTHENTICATED`; database errors.
+pub async fn find_many(ctx: Ctx<'_>, ids: &[i64]) -> ApiResult<Vec<work_item::Model>> {
+    Ok(readable(ctx)?
+        .filter(work_item::Column::Id.is_in(ids.iter().copied()))
+        .all(ctx.db)
+        .await?)
+}
+
+/// Transitions of items (already known readable), oldest first by `at`.
+///
+/// # Errors
+/// Database errors only.
+pub async fn transitions_of(ctx: Ctx<'_>, item_ids: &[i64]) -> ApiResult<Vec<transition::Model>> {
+    ctx.policy.viewer()?;
+    Ok(transition::Entity::find()
+        .filter(transition::Column::WorkItemId.is_in(item_ids.iter().copied()))
+        .order_by_asc(transition::Column::At)
+        .order_by_asc(transition::Column::Id)
+        .all(ctx.db)
+        .await?)
+}
+
+/// A transition, when the caller may read its item.
+///
+/// # Errors
+/// Database errors only.
+pub async fn find_transition(ctx: Ctx<'_>, id: i64) -> ApiResult<Option<transition::Model>> {
+    let Some(t) = transition::Entity::find_by_id(id).one(ctx.db).await? else {
+        return Ok(None);
+    };
+    Ok(find_many(ctx, &[t.work_item_id])
+        .await?
+        .into_iter()
+        .next()
+        .map(|_| t))
+}
+
+/// External references of items (already known readable).
+///
+/// # Errors
+/// Database errors only.
+pub async fn external_refs_of(
+    ctx: Ctx<'_>,
+    item_ids: &[i64],
+) -> ApiResult<Vec<external_ref::Model>> {
+    ctx.policy.viewer()?;
+    Ok(external_ref::Entity::find()
+        .filter(external_ref::Column::WorkItemId.is_in(item_ids.iter().copied()))
+        .order_by_asc(external_ref::Column::Id)
+        .all(ctx.db)
+        .await?)
+}
+
+/// Input of [`create`].
+#[derive(Debug, Default)]
+pub struct NewItem {
+    pub unit: i64,
+    pub item_type: Option<WorkItemType>,
+    pub title: String,
+    pub description: Option<String>,
+    pub key: Option<String>,
+    pub parent: Option<i64>,
+    pub state: Option<String>,
+    pub flow_type: Option<FlowType>,
+    pub found_in: Option<DefectOrigin>,
+    pub severity: Option<String>,
+    pub assignee: Option<i64>,
+    pub estimate: Option<f64>,
+    pub business_value: Option<f64>,
+}
+
+fn validate_title(title: &str) -> ApiResult<String> {
+    let t = title.trim();
+    if t.is_empty() || t.chars().count() > 500 {
+        return Err(ApiError::bad_input("title must have 1 to 500 characters"));
+    }
+    Ok(t.to_owned())
+}
+
+fn validate_number(name: &str, v: Option<f64>) -> ApiResult<()> {
+    if let Some(v) = v
+        && (!v.is_finite() || v < 0.0)
+    {
+        return Err(ApiError::bad_input(format!(
+            "{name} must be a non-negative number"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_severity(s: &Option<String>) -> ApiResult<()> {
+    if let Some(s) = s
+        && (s.trim().is_empty() || s.len() > 32)
+    {
+        return Err(ApiError::bad_input("severity must have 1 to 32 characters"));
+    }
+    Ok(())
+}
+
+/// Checks that `parent` may parent an item of `item_type` owned by `unit`.
+fn check_parent(
+    parent: &work_item::Model,
+    item_type: WorkItemType,
+    unit: &UnitPath,
+) -> ApiResult<()> {
+    let parent_type = WorkItemType::parse(&parent.item_type)?;
+    if !item_type.parent_types().contains(&parent_type) {
+        let allowed: Vec<&str> = item_type
+            .parent_types()
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        return Err(ApiError::bad_input(if allowed.is_empty() {
+            format!("a {} has no parent item", item_type.as_str())
+        } else {
+            format!(
+                "the parent of a {} must be a {}, not a {}",
+                item_type.as_str(),
+                allowed.join(" or "),
+                parent_type.as_str()
+            )
+        }));
+    }
+    if parent.unit_id != unit.id && !unit.ancestors.contains(&parent.unit_id) {
+        return Err(ApiError::bad_input(
+            "the parent item must be owned by the same unit or one of its ancestors",
+        ));
+    }
+    Ok(())
+}
+
+async fn readable_item(ctx: Ctx<'_>, id: i64, what: &str) -> ApiResult<work_item::Model> {
+    find_many(ctx, &[id])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found(what))
+}
+
+async fn active_user(db: &impl ConnectionTrait, id: i64) -> ApiResult<()> {
+    match user::Entity::find_by_id(id).one(db).await? {
+        Some(u) if u.active => Ok(()),
+        _ => Err(ApiError::not_found("assignee")),
+    }
+}
+
+async fn last_rank(
+    db: &impl ConnectionTrait,
+    unit_id: i64,
+    state: &str,
+) -> ApiResult<Option<String>> {
+    Ok(work_item::Entity::find()
+        .select_only()
+        .column(work_item::Column::Rank)
+        .filter(work_item::Column::UnitId.eq(unit_id))
+        .filter(work_item::Column::State.eq(state))
+        .order_by_desc(work_item::Column::Rank)
+        .into_tuple::<String>()
+        .one(db)
+        .await?)
+}
+
+/// Creates an item in its unit's initial (or given) state, recording the
+/// first transition.
+///
+/// # Errors
+/// `NOT_FOUND` for an unknown unit or an unreadable parent; `FORBIDDEN`
+/// without write rights; `BAD_USER_INPUT` for invalid fields, levels or states;
+/// `CONFLICT` for a key in use.
+pub async fn create(ctx: Ctx<'_>, input: NewItem) -> ApiResult<work_item::Model> {
+    let viewer = ctx.policy.viewer()?;
+    let actor = viewer.user.id;
+    let unit = units::path(ctx.db, input.unit).await?;
+    if !ctx.policy.can_write_items_of(&unit) {
+        return Err(ApiError::forbidden("you may not create items in this unit"));
+    }
+    let item_type = input
+        .item_type
+        .ok_or_else(|| ApiError::bad_input("type is required"))?;
+    if !item_type.owner_kinds().contains(&unit.kind) {
+        let kinds: Vec<&str> = item_type.owner_kinds().iter().map(|k| k.as_str()).collect();
+        return Err(ApiError::bad_input(format!(
+            "a {} belongs to a {} unit, not a {}",
+            item_type.as_str(),
+            kinds.join(" or "),
+            unit.kind.as_str()
+        )));
+    }
+    let title = validate_title(&input.title)?;
+    if let Some(key) = &input.key {
+        validate_item_key(key)?;
+    }
+    if input.found_in.is_some() && item_type != WorkItemType::Defect {
+        return Err(ApiError::bad_input("foundIn applies to defects only"));
+    }
+    validate_number("estimate", input.estimate)?;
+    validate_number("businessValue", input.business_value)?;
+    validate_severity(&input.severity)?;
+    if let Some(parent_id) = input.parent {
+        let parent = readable_item(ctx, parent_id, "parent work item").await?;
+        check_parent(&parent, item_type, &unit)?;
+    }
+    if let Some(a) = input.assignee {
+        active_user(ctx.db, a).await?;
+    }
+    let workflow = units::effective_workflow(ctx.db, unit.id).await?;
+    let state = match &input.state {
+        Some(name) => workflow
+            .state(name)
+            .ok_or_else(|| workflow.unknown_state(name))?,
+        None => workflow
+            .initial_state()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("empty workflow")))?,
+    }
+    .clone();
+
+    let txn = ctx.db.begin().await?;
+    let key = match input.key {
+        Some(k) => k,
+        None => {
+            let unit_row = unit::Entity::find_by_id(unit.id)
+                .one(&txn)
+                .await?
+                .ok_or_else(|| ApiError::not_found("unit"))?;
+            let n = units::next_item_number(&txn, unit.id).await?;
+            format!("{}-{n}", unit_row.key.to_uppercase())
+        }
+    };
+    if work_item::Entity::find()
+        .filter(work_item::Column::Key.eq(&key))
+        .one(&txn)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "work item key {key:?} is already in use"
+        )));
+    }
+    let now = Utc::now();
+    let rank = rank::after(last_rank(&txn, unit.id, &state.name).await?.as_deref());
+    let item = work_item::ActiveModel {
+        key: Set(key),
+        title: Set(title),
+        description: Set(input.description),
+        item_type: Set(item_type.as_str().to_owned()),
+        flow_type: Set(input
+            .flow_type
+            .unwrap_or_else(|| item_type.default_flow_type())
+            .as_str()
+            .to_owned()),
+        state: Set(state.name.clone()),
+        state_category: Set(state.category.clone()),
+        unit_id: Set(unit.id),
+        parent_id: Set(input.parent),
+        assignee_id: Set(input.assignee),
+        estimate: Set(input.estimate),
+        business_value: Set(input.business_value),
+        rank: Set(rank),
+        found_in: Set(input.found_in.map(|f| f.as_str().to_owned())),
+        severity: Set(input.severity),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    transition::ActiveModel {
+        work_item_id: Set(item.id),
+        from_state: Set(None),
+        to_state: Set(state.name),
+        to_category: Set(state.category),
+        at: Set(now),
+        actor_id: Set(Some(actor)),
+        source: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(item)
+}
+
+/// A field that may be left alone, cleared, or set.
+#[derive(Debug, Default)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+/// Input of [`update`].
+#[derive(Debug, Default)]
+pub struct ItemChanges {
+    pub title: Option<String>,
+    pub description: Patch<String>,
+    pub parent: Patch<i64>,
+    pub assignee: Patch<i64>,
+    pub estimate: Patch<f64>,
+    pub business_value: Patch<f64>,
+    pub flow_type: Option<FlowType>,
+    pub found_in: Patch<DefectOrigin>,
+    pub severity: Patch<String>,
+}
+
+async fn writable_item(ctx: Ctx<'_>, id: i64) -> ApiResult<(work_item::Model, UnitPath)> {
+    let item = readable_item(ctx, id, "work item").await?;
+    let unit = units::path(ctx.db, item.unit_id).await?;
+    if !ctx.policy.can_write_items_of(&unit) {
+        return Err(ApiError::forbidden("you may not change items of this unit"));
+    }
+    Ok((item, unit))
+}
+
+/// Whether making `new_parent` the parent of `item_id` would close a loop.
+async fn creates_cycle(
+    db: &impl ConnectionTrait,
+    item_id: i64,
+    new_parent: i64,
+) -> ApiResult<bool> {
+    let mut current = Some(new_parent);
+    let mut steps = 0;
+    while let Some(id) = current {
+        if id == item_id {
+            return Ok(true);
+        }
+        steps += 1;
+        if steps > 64 {
+            return Ok(true);
+        }
+        current = work_item::Entity::find_by_id(id)
+            .select_only()
+            .column(work_item::Column::ParentId)
+            .into_tuple::<Option<i64>>()
+            .one(db)
+            .await?
+            .flatten();
+    }
+    Ok(false)
+}
+
+/// Changes an item's fields (not its state: see [`move_to`]).
+///
+/// # Errors
+/// `NOT_FOUND` for an item the caller cannot read; `FORBIDDEN` without write
+/// rights; `BAD_USER_INPUT` for invalid values, a parent at the wrong level or
+/// in another subtree, or a cycle.
+pub async fn update(ctx: Ctx<'_>, id: i64, changes: ItemChanges) -> ApiResult<work_item::Model> {
+    let (item, unit) = writable_item(ctx, id).await?;
+    let item_type = WorkItemType::parse(&item.item_type)?;
+    let mut model = item.clone().into_active_model();
+    if let Some(title) = &changes.title {
+        model.title = Set(validate_title(title)?);
+    }
+    match changes.description {
+        Patch::Keep => {}
+        Patch::Clear => model.description = Set(None),
+        Patch::Set(d) => model.description = Set(Some(d)),
+    }
+    match changes.parent {
+        Patch::Keep => {}
+        Patch::Clear => model.parent_id = Set(None),
+        Patch::Set(p) => {
+            let parent = readable_item(ctx, p, "parent work item").await?;
+            check_parent(&parent, item_type, &unit)?;
+            if creates_cycle(ctx.db, item.id, p).await? {
+                return Err(ApiError::bad_input("an item cannot be its own ancestor"));
+            }
+            model.parent_id = Set(Some(p));
+        }
+    }
+    match changes.assignee {
+        Patch::Keep => {}
+        Patch::Clear => model.assignee_id = Set(None),
+        Patch::Set(a) => {
+            active_user(ctx.db, a).await?;
+            model.assignee_id = Set(Some(a));
+        }
+    }
+    for (name, patch, slot) in [
+        ("estimate", changes.estimate, &mut model.estimate),
+        (
+            "businessValue",
+            changes.business_value,
+            &mut model.business_value,
+        ),
+    ] {
+        match patch {
+            Patch::Keep => {}
+            Patch::Clear => *slot = Set(None),
+            Patch::Set(v) => {
+                validate_number(name, Some(v))?;
+                *slot = Set(Some(v));
+            }
+        }
+    }
+    if let Some(f) = changes.flow_type {
+        model.flow_type = Set(f.as_str().to_owned());
+    }
+    match changes.found_in {
+        Patch::Keep => {}
+        Patch::Clear => model.found_in = Set(None),
+        Patch::Set(f) => {
+            if item_type != WorkItemType::Defect {
+                return Err(ApiError::bad_input("foundIn applies to defects only"));
+            }
+            model.found_in = Set(Some(f.as_str().to_owned()));
+        }
+    }
+    match changes.severity {
+        Patch::Keep => {}
+        Patch::Clear => model.severity = Set(None),
+        Patch::Set(s) => {
+            validate_severity(&Some(s.clone()))?;
+            model.severity = Set(Some(s));
+        }
+    }
+    model.updated_at = Set(Utc::now());
+    Ok(model.update(ctx.db).await?)
+}
+
+/// Moves an item to another state of its unit's workflow, appending a
+/// transition. Moving to the current state changes nothing.
+///
+/// # Errors
+/// `NOT_FOUND` for an item the caller cannot read; `FORBIDDEN` without write
+/// rights; `BAD_USER_INPUT` for a state outside the item's workflow.
+pub async fn move_to(ctx: Ctx<'_>, id: i64, to_state: &str) -> ApiResult<work_item::Model> {
+    let actor = ctx.policy.viewer()?.user.id;
+    let (item, unit) = writable_item(ctx, id).await?;
+    let workflow = units::effective_workflow(ctx.db, unit.id).await?;
+    let state = workflow
+        .state(to_state)
+        .ok_or_else(|| workflow.unknown_state(to_state))?
+        .clone();
+    if state.name == item.state {
+        return Ok(item);
+    }
+    let txn = ctx.db.begin().await?;
+    let now = Utc::now();
+    transition::ActiveModel {
+        work_item_id: Set(item.id),
+        from_state: Set(Some(item.state.clone())),
+        to_state: Set(state.name.clone()),
+        to_category: Set(state.category.clone()),
+        at: Set(now),
+        actor_id: Set(Some(actor)),
+        source: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    let rank = rank::after(last_rank(&txn, unit.id, &state.name).await?.as_deref());
+    let mut model = item.into_active_model();
+    model.state = Set(state.name);
+    model.state_category = Set(state.category);
+    model.rank = Set(rank);
+    model.updated_at = Set(now);
+    let updated = model.update(&txn).await?;
+    txn.commit().await?;
+    Ok(updated)
+}

@@ -1,0 +1,19 @@
+//! SeaORM entities of Gemba's data model (DESIGN §1).
+//!
+//! Entities only: no GraphQL types and no business rules live here. Enumerated
+//! values (unit kinds, roles, item types, flow-state categories) are stored as
+//! their `SCREAMING_SNAKE_CASE` names in text columns and parsed by the API crate.
+
+pub mod api_key;
+pub mod external_ref;
+pub mod membership;
+pub mod revoked_token;
+pub mod transition;
+pub mod unit;
+pub mod unit_closure;
+pub mod user;
+pub mod work_item;
+pub mod workflow;
+pub mod workflow_state;
+
+pub use sea_orm;

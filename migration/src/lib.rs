@@ -1,0 +1,16 @@
+//! Database migrations for Gemba. One migration set runs on SQLite and
+//! PostgreSQL. This crate never imports `entity`: migrations describe the
+//! schema as it was at each step, not as the code is today.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_core;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_core::Migration)]
+    }
+}

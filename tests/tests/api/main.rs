@@ -1,0 +1,9 @@
+//! One test binary: every module spawns real servers and talks HTTP.
+
+mod access;
+mod auth;
+mod harness;
+mod http;
+mod loaders;
+mod schema;
+mod writes;
