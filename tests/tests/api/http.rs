@@ -212,3 +212,25 @@ async fn limits_and_health(app: TestApp) {
     assert!(metrics.contains("gemba_db_statements_total"));
 }
 both!(limits_and_health);
+
+/// Bodies over the configured limit get 413 before anything runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_bodies_get_413() {
+    let settings = gemba::config::Settings {
+        max_body_bytes: 16 * 1024,
+        ..gemba::config::Settings::default()
+    };
+    let app = TestApp::spawn_with(crate::harness::Backend::Sqlite, settings)
+        .await
+        .unwrap();
+    let body = |n: usize| {
+        format!(
+            r#"{{"query":"{{ __typename }}","variables":{{"x":"{}"}}}}"#,
+            "a".repeat(n)
+        )
+    };
+    let (s, _, _) = raw(&app, None, Some("application/json"), &body(15 * 1024)).await;
+    assert_eq!(s, 200);
+    let (s, _, _) = raw(&app, None, Some("application/json"), &body(40 * 1024)).await;
+    assert_eq!(s, 413);
+}
