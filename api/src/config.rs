@@ -1,7 +1,6 @@
 //! Typed configuration from flags and `GEMBA_*` environment variables (DESIGN §6).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -82,6 +81,11 @@ pub struct ServeArgs {
     #[arg(long, env = "GEMBA_LOGIN_WINDOW_SECONDS", default_value_t = 900)]
     pub login_window_seconds: u64,
 
+    /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    /// `https://dash.example.com`. None by default.
+    #[arg(long, env = "GEMBA_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
     /// Seed the demo organisation when the database is empty.
     #[arg(long)]
     pub demo: bool,
@@ -98,6 +102,7 @@ pub struct Settings {
     pub login_failures_per_email: u32,
     pub login_failures_per_address: u32,
     pub login_window: Duration,
+    pub cors_origins: Vec<String>,
 }
 
 impl Settings {
@@ -111,6 +116,12 @@ impl Settings {
             login_failures_per_email: args.login_failures_per_email,
             login_failures_per_address: args.login_failures_per_address,
             login_window: Duration::from_secs(args.login_window_seconds),
+            cors_origins: args
+                .cors_origins
+                .iter()
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
         }
     }
 }
@@ -126,12 +137,7 @@ impl Default for Settings {
             login_failures_per_email: 5,
             login_failures_per_address: 20,
             login_window: Duration::from_secs(900),
+            cors_origins: Vec::new(),
         }
     }
-}
-
-/// Where the generated development secret is kept for a database URL.
-pub fn dev_secret_path(db: &DbArgs) -> PathBuf {
-    let _ = db;
-    PathBuf::from("gemba.jwt-secret")
 }

@@ -16,8 +16,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, Set, TransactionTrait,
 };
 
 use crate::domain::{DefectOrigin, Role, UnitKind, WorkItemType};
@@ -394,16 +394,18 @@ pub async fn demo(
     let password = password.unwrap_or_else(random_password);
     crate::auth::password::validate(&password).map_err(api_err)?;
 
+    // Everything below is one transaction: a failure leaves the database empty.
+    let txn = db.begin().await?;
     // The organisation tree.
     let mut org_model = org.into_active_model();
     org_model.name = Set(ORG_NAME.to_owned());
-    let org = org_model.update(db).await?;
+    let org = org_model.update(&txn).await?;
     let mut by_key: HashMap<&'static str, unit::Model> = HashMap::new();
     let mut portfolios = Vec::new();
     let mut programs = Vec::new();
     let mut teams = Vec::new();
     for (key, name) in PORTFOLIOS {
-        let u = units::insert_unit(db, &org, UnitKind::Portfolio, key, name)
+        let u = units::insert_unit(&txn, &org, UnitKind::Portfolio, key, name)
             .await
             .map_err(api_err)?;
         by_key.insert(key, u.clone());
@@ -413,7 +415,7 @@ pub async fn demo(
         let parent = portfolios
             .get(*parent)
             .ok_or_else(|| anyhow!("program {key} has no portfolio"))?;
-        let u = units::insert_unit(db, parent, UnitKind::Program, key, name)
+        let u = units::insert_unit(&txn, parent, UnitKind::Program, key, name)
             .await
             .map_err(api_err)?;
         by_key.insert(key, u.clone());
@@ -423,7 +425,7 @@ pub async fn demo(
         let parent = programs
             .get(*parent)
             .ok_or_else(|| anyhow!("team {key} has no program"))?;
-        let u = units::insert_unit(db, parent, UnitKind::Team, key, name)
+        let u = units::insert_unit(&txn, parent, UnitKind::Team, key, name)
             .await
             .map_err(api_err)?;
         by_key.insert(key, u.clone());
@@ -439,10 +441,10 @@ pub async fn demo(
         let unit = by_key
             .get(unit_key)
             .ok_or_else(|| anyhow!("no demo unit {unit_key}"))?;
-        let u = users::insert_user(db, email, name, password.clone())
+        let u = users::insert_user(&txn, email, name, password.clone())
             .await
             .map_err(api_err)?;
-        users::insert_membership(db, u.id, unit, *role)
+        users::insert_membership(&txn, u.id, unit, *role)
             .await
             .map_err(api_err)?;
         if *role == Role::TeamMember {
@@ -463,10 +465,10 @@ pub async fn demo(
                 .get((ti * MEMBERS_PER_TEAM + j) % PEOPLE.len())
                 .copied()
                 .unwrap_or("Demo Developer");
-            let u = users::insert_user(db, &email, name, password.clone())
+            let u = users::insert_user(&txn, &email, name, password.clone())
                 .await
                 .map_err(api_err)?;
-            users::insert_membership(db, u.id, team, Role::TeamMember)
+            users::insert_membership(&txn, u.id, team, Role::TeamMember)
                 .await
                 .map_err(api_err)?;
             members.entry(team.id).or_default().push(u.id);
@@ -506,7 +508,9 @@ pub async fn demo(
     let now = Utc::now();
     let mut rng = StdRng::seed_from_u64(RNG_SEED);
     let plan = plan_items(&mut rng, now, &tree);
-    let (items, transitions) = store(db, &plan, &categories, now).await?;
+    let (items, transitions) = store(&txn, &plan, &categories, now).await?;
+
+    txn.commit().await?;
 
     tracing::info!(
         units = portfolios.len() + programs.len() + teams.len(),
@@ -539,7 +543,7 @@ async fn workflow_categories(
 /// Inserts the planned items and transitions in one transaction and moves
 /// each unit's key counter past the generated keys. Returns the counts.
 async fn store(
-    db: &DatabaseConnection,
+    txn: &DatabaseTransaction,
     plan: &Plan,
     categories: &HashMap<&'static str, String>,
     now: DateTime<Utc>,
@@ -550,8 +554,6 @@ async fn store(
             .cloned()
             .ok_or_else(|| anyhow!("unknown state {state:?}"))
     };
-    let txn = db.begin().await?;
-
     // Ranks in plan order per (unit, state) column.
     let mut last_rank: HashMap<(i64, &'static str), String> = HashMap::new();
     let mut ranks = Vec::with_capacity(plan.items.len());
@@ -615,10 +617,10 @@ async fn store(
             if models.is_empty() {
                 continue;
             }
-            work_item::Entity::insert_many(models).exec(&txn).await?;
+            work_item::Entity::insert_many(models).exec(txn).await?;
             let stored: HashMap<String, i64> = work_item::Entity::find()
                 .filter(work_item::Column::Key.is_in(keys))
-                .all(&txn)
+                .all(txn)
                 .await?
                 .into_iter()
                 .map(|m| (m.key, m.id))
@@ -657,7 +659,7 @@ async fn store(
         if chunk.is_empty() {
             break;
         }
-        transition::Entity::insert_many(chunk).exec(&txn).await?;
+        transition::Entity::insert_many(chunk).exec(txn).await?;
     }
 
     // Later generated keys continue after the seeded ones; the demo units
@@ -668,10 +670,9 @@ async fn store(
             .col_expr(unit::Column::NextItemNumber, Expr::value(*last + 1))
             .col_expr(unit::Column::CreatedAt, Expr::value(founded))
             .filter(unit::Column::Id.eq(*unit_id))
-            .exec(&txn)
+            .exec(txn)
             .await?;
     }
-    txn.commit().await?;
     Ok((plan.items.len(), transition_count))
 }
 

@@ -11,6 +11,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
+use async_graphql::extensions::apollo_persisted_queries::{
+    ApolloPersistedQueries, LruCacheStorage,
+};
 use async_graphql::{Context, EmptySubscription, Schema};
 use sea_orm::DatabaseConnection;
 
@@ -142,6 +145,9 @@ pub fn build_schema(settings: &Settings) -> GembaSchema {
         .limit_recursive_depth(64)
         .limit_directives(16)
         .extension(limits::AliasLimit(settings.max_aliases))
+        // Apollo's automatic persisted queries: browsers may send a hash
+        // instead of the document once the server has seen it.
+        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(1024)))
         .finish()
 }
 

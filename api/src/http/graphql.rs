@@ -111,9 +111,11 @@ pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
 
 /// The parameters of a GraphQL request, from a JSON body or a query string.
 struct Params {
+    /// Empty for a persisted query sent by hash alone.
     query: String,
     operation_name: Option<String>,
     variables: Option<Map<String, Value>>,
+    extensions: Option<Map<String, Value>>,
 }
 
 fn params_from_json(body: Value) -> Result<Params, &'static str> {
@@ -124,8 +126,17 @@ fn params_from_json(body: Value) -> Result<Params, &'static str> {
             "the request body must be a JSON object"
         });
     };
+    let extensions = match obj.remove("extensions") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(_) => return Err("`extensions` must be an object"),
+    };
+    let persisted = extensions
+        .as_ref()
+        .is_some_and(|e| e.contains_key("persistedQuery"));
     let query = match obj.remove("query") {
         Some(Value::String(q)) if !q.trim().is_empty() => q,
+        None | Some(Value::Null) if persisted => String::new(),
         Some(Value::String(_)) | None | Some(Value::Null) => {
             return Err("the `query` parameter is required");
         }
@@ -141,14 +152,11 @@ fn params_from_json(body: Value) -> Result<Params, &'static str> {
         Some(Value::Object(m)) => Some(m),
         Some(_) => return Err("`variables` must be an object"),
     };
-    match obj.remove("extensions") {
-        None | Some(Value::Null) | Some(Value::Object(_)) => {}
-        Some(_) => return Err("`extensions` must be an object"),
-    }
     Ok(Params {
         query,
         operation_name,
         variables,
+        extensions,
     })
 }
 
@@ -175,10 +183,13 @@ fn params_from_query_string(raw: &str) -> Result<Option<Params>, &'static str> {
     match query {
         None => Ok(None),
         Some(q) if q.trim().is_empty() => Err("the `query` parameter is required"),
+        // Persisted queries travel over POST only: a hash alone would hide
+        // whether a GET runs a mutation.
         Some(q) => Ok(Some(Params {
             query: q,
             operation_name,
             variables,
+            extensions: None,
         })),
     }
 }
@@ -276,6 +287,18 @@ async fn execute(
     if let Some(vars) = params.variables {
         request = request.variables(Variables::from_json(Value::Object(vars)));
     }
+    if let Some(ext) = params.extensions {
+        for (k, v) in ext {
+            match async_graphql::Value::from_json(v) {
+                Ok(v) => {
+                    request.extensions.0.insert(k, v);
+                }
+                Err(_) => {
+                    return request_error(StatusCode::BAD_REQUEST, media, "invalid `extensions`");
+                }
+            }
+        }
+    }
     let ctx = RequestCtx::new(
         state.db.clone(),
         policy,
@@ -304,12 +327,23 @@ async fn execute(
             let Some(obj) = err.as_object_mut() else {
                 continue;
             };
+            // Apollo clients resend the document on this code.
+            let not_persisted =
+                obj.get("message").and_then(Value::as_str) == Some("PersistedQueryNotFound");
             let ext = obj
                 .entry("extensions")
                 .or_insert_with(|| Value::Object(Map::new()));
             if let Some(ext) = ext.as_object_mut() {
-                ext.entry("code")
-                    .or_insert_with(|| Value::String("BAD_USER_INPUT".into()));
+                ext.entry("code").or_insert_with(|| {
+                    Value::String(
+                        if not_persisted {
+                            "PERSISTED_QUERY_NOT_FOUND"
+                        } else {
+                            "BAD_USER_INPUT"
+                        }
+                        .into(),
+                    )
+                });
             }
         }
     }

@@ -50,6 +50,8 @@ pub struct Policy {
     write_roots: Vec<i64>,
     /// Units under which a manager may create units: (unit, role).
     structure_roots: Vec<(i64, Role)>,
+    /// Whether cost-like fields resolve (executives, portfolio managers, admins).
+    sensitive: bool,
 }
 
 impl Policy {
@@ -62,8 +64,12 @@ impl Policy {
         let mut p = Policy::default();
         for g in &viewer.grants {
             match g.role {
-                Role::Admin => p.admin = true,
+                Role::Admin => {
+                    p.admin = true;
+                    p.sensitive = true;
+                }
                 Role::Executive => {
+                    p.sensitive = true;
                     p.exec_roots.push(g.unit_id);
                     p.aggregate_roots.push(g.unit_id);
                 }
@@ -75,6 +81,7 @@ impl Policy {
                     p.write_teams.push(g.unit_id);
                 }
                 Role::ProgramManager | Role::PortfolioManager => {
+                    p.sensitive |= g.role == Role::PortfolioManager;
                     p.item_roots.push(g.unit_id);
                     p.item_line.extend(&g.ancestors);
                     p.aggregate_roots.push(g.unit_id);
@@ -194,6 +201,23 @@ impl Policy {
         }
     }
 
+    /// The sensitive-field rule (DESIGN §2, rule 3): investment and anything
+    /// cost-like resolves only for executives, portfolio managers and admins;
+    /// for others the field is `null` with `FORBIDDEN` on that field alone.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED`, or `FORBIDDEN` for other roles.
+    pub fn require_sensitive(&self) -> ApiResult<()> {
+        self.viewer()?;
+        if self.sensitive {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "only executives, portfolio managers and admins may read this field",
+            ))
+        }
+    }
+
     /// Whether the caller may create, update and move items owned by `unit`.
     pub fn can_write_items_of(&self, unit: &UnitPath) -> bool {
         if self.viewer.is_none() {
@@ -222,5 +246,144 @@ impl Policy {
                     _ => false,
                 }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Grant, TokenInfo};
+
+    // org(1) → payments(2) → checkout(3) → atlas(4), borealis(5);
+    // payments → wallet(6) → delta(7); org → lending(8) → origination(9) → fjord(10).
+    fn path(id: i64) -> UnitPath {
+        let (kind, ancestors) = match id {
+            1 => (UnitKind::Organization, vec![]),
+            2 | 8 => (UnitKind::Portfolio, vec![1]),
+            3 | 6 => (UnitKind::Program, vec![1, 2]),
+            9 => (UnitKind::Program, vec![1, 8]),
+            4 | 5 => (UnitKind::Team, vec![1, 2, 3]),
+            7 => (UnitKind::Team, vec![1, 2, 6]),
+            10 => (UnitKind::Team, vec![1, 8, 9]),
+            _ => unreachable!(),
+        };
+        UnitPath {
+            id,
+            kind,
+            ancestors,
+        }
+    }
+
+    fn policy(role: Role, unit: i64) -> Policy {
+        let p = path(unit);
+        Policy::for_viewer(Viewer {
+            user: entity::user::Model {
+                id: 1,
+                email: "a@b".into(),
+                name: "A".into(),
+                password_hash: String::new(),
+                active: true,
+                created_at: chrono::Utc::now(),
+            },
+            grants: vec![Grant {
+                membership_id: 1,
+                role,
+                unit_id: unit,
+                unit_kind: p.kind,
+                ancestors: p.ancestors,
+            }],
+            token: TokenInfo {
+                user_id: 1,
+                jti: "j".into(),
+                expires_at: chrono::Utc::now(),
+            },
+        })
+    }
+
+    fn readable(p: &Policy, f: impl Fn(&Policy, &UnitPath) -> bool) -> Vec<i64> {
+        (1..=10).filter(|id| f(p, &path(*id))).collect()
+    }
+
+    #[test]
+    fn aggregate_rule() {
+        let team = policy(Role::TeamMember, 4);
+        assert_eq!(
+            readable(&team, Policy::can_read_aggregates_of),
+            vec![1, 2, 3, 4]
+        );
+        assert!(
+            team.require_aggregates_of(&path(5)).is_err(),
+            "sibling team"
+        );
+        let program = policy(Role::ProgramManager, 3);
+        assert_eq!(
+            readable(&program, Policy::can_read_aggregates_of),
+            vec![1, 2, 3, 4, 5]
+        );
+        let exec = policy(Role::Executive, 8);
+        assert_eq!(
+            readable(&exec, Policy::can_read_aggregates_of),
+            vec![8, 9, 10]
+        );
+        let anon = Policy::anonymous();
+        assert!(readable(&anon, Policy::can_read_aggregates_of).is_empty());
+    }
+
+    #[test]
+    fn item_rule_and_executive_floor() {
+        let team = policy(Role::TeamMember, 4);
+        assert_eq!(readable(&team, Policy::can_read_items_of), vec![1, 2, 3, 4]);
+        let portfolio = policy(Role::PortfolioManager, 2);
+        assert_eq!(
+            readable(&portfolio, Policy::can_read_items_of),
+            vec![1, 2, 3, 4, 5, 6, 7]
+        );
+        let exec = policy(Role::Executive, 1);
+        assert_eq!(
+            readable(&exec, Policy::can_read_items_of),
+            vec![1, 2, 3, 6, 8, 9]
+        );
+    }
+
+    #[test]
+    fn write_rule() {
+        let team = policy(Role::TeamMember, 4);
+        assert_eq!(readable(&team, Policy::can_write_items_of), vec![4]);
+        let program = policy(Role::ProgramManager, 3);
+        assert_eq!(
+            readable(&program, Policy::can_write_items_of),
+            vec![3, 4, 5]
+        );
+        let exec = policy(Role::Executive, 1);
+        assert!(readable(&exec, Policy::can_write_items_of).is_empty());
+        assert!(program.can_create_unit_under(&path(3), UnitKind::Team));
+        assert!(!program.can_create_unit_under(&path(6), UnitKind::Team));
+        assert!(
+            !policy(Role::PortfolioManager, 2).can_create_unit_under(&path(8), UnitKind::Program)
+        );
+    }
+
+    #[test]
+    fn sensitive_field_rule() {
+        assert!(policy(Role::Admin, 1).require_sensitive().is_ok());
+        assert!(policy(Role::Executive, 2).require_sensitive().is_ok());
+        assert!(
+            policy(Role::PortfolioManager, 2)
+                .require_sensitive()
+                .is_ok()
+        );
+        let err = policy(Role::ProgramManager, 3)
+            .require_sensitive()
+            .unwrap_err();
+        assert_eq!(err.code().as_str(), "FORBIDDEN");
+        assert!(policy(Role::TeamMember, 4).require_sensitive().is_err());
+        assert_eq!(
+            Policy::anonymous()
+                .require_sensitive()
+                .unwrap_err()
+                .code()
+                .as_str(),
+            "UNAUTHENTICATED"
+        );
     }
 }

@@ -6,7 +6,7 @@ use entity::{unit, unit_closure, workflow, workflow_state};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder,
-    QuerySelect, RelationDef, Set, TransactionTrait,
+    QuerySelect, RelationDef, Set, TransactionSession, TransactionTrait,
 };
 
 use super::Ctx;
@@ -278,13 +278,16 @@ pub async fn create(ctx: Ctx<'_>, input: NewUnit) -> ApiResult<unit::Model> {
 ///
 /// # Errors
 /// `CONFLICT` for a key in use; database errors.
-pub async fn insert_unit(
-    db: &sea_orm::DatabaseConnection,
+pub async fn insert_unit<C>(
+    db: &C,
     parent: &unit::Model,
     kind: UnitKind,
     key: &str,
     name: &str,
-) -> ApiResult<unit::Model> {
+) -> ApiResult<unit::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
     let txn = db.begin().await?;
     if unit::Entity::find()
         .filter(unit::Column::Key.eq(key))

@@ -234,3 +234,94 @@ async fn oversize_bodies_get_413() {
     let (s, _, _) = raw(&app, None, Some("application/json"), &body(40 * 1024)).await;
     assert_eq!(s, 413);
 }
+
+/// Browsers on configured origins may call the API; others get no CORS grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_allows_configured_origins_only() {
+    let settings = gemba::config::Settings {
+        cors_origins: vec!["https://dash.example".to_owned()],
+        ..gemba::config::Settings::default()
+    };
+    let app = TestApp::spawn_with(crate::harness::Backend::Sqlite, settings)
+        .await
+        .unwrap();
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/graphql"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let ok = preflight("https://dash.example").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://dash.example"
+    );
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+/// Automatic persisted queries (Apollo's protocol) over POST.
+async fn persisted_queries(app: TestApp) {
+    let token = app.login(ADMIN).await;
+    let query = "{ unit(key: \"payments\") { key } }";
+    let post = |body: Value| {
+        app.client
+            .post(app.url("/graphql"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let sha = |q: &str| {
+        use std::fmt::Write;
+        let digest = <sha2_digest::Sha256 as sha2_digest::Digest>::digest(q.as_bytes());
+        digest.iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    };
+    let real = sha(query);
+    let hash = sha("{ __typename }");
+    let ext = |h: &str| json!({ "persistedQuery": { "version": 1, "sha256Hash": h } });
+    // Unknown hash: the client is told to send the document.
+    let body: Value = post(json!({ "extensions": ext(&real) }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(code(&body), "PERSISTED_QUERY_NOT_FOUND", "{body}");
+    // A document with a wrong hash is refused.
+    let body: Value = post(json!({ "query": query, "extensions": ext(&hash) }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_some(), "{body}");
+    // Document and hash register it; the hash alone then runs it.
+    let body: Value = post(json!({ "query": query, "extensions": ext(&real) }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["unit"]["key"], "payments", "{body}");
+    let body: Value = post(json!({ "extensions": ext(&real) }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["unit"]["key"], "payments", "{body}");
+}
+both!(persisted_queries);
