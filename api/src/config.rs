@@ -53,6 +53,11 @@ pub struct ServeArgs {
     #[arg(long, env = "GEMBA_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Largest accepted body on `/ingest`, in bytes (NDJSON is streamed, so
+    /// this bounds a request, not memory).
+    #[arg(long, env = "GEMBA_MAX_INGEST_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub max_ingest_bytes: usize,
+
     /// Deepest accepted query nesting.
     #[arg(long, env = "GEMBA_MAX_QUERY_DEPTH", default_value_t = 15)]
     pub max_query_depth: usize,
@@ -96,6 +101,7 @@ pub struct ServeArgs {
 pub struct Settings {
     pub token_ttl: Duration,
     pub max_body_bytes: usize,
+    pub max_ingest_bytes: usize,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
     pub max_aliases: usize,
@@ -110,6 +116,7 @@ impl Settings {
         Self {
             token_ttl: Duration::from_secs(args.token_ttl_seconds),
             max_body_bytes: args.max_body_bytes,
+            max_ingest_bytes: args.max_ingest_bytes,
             max_query_depth: args.max_query_depth,
             max_query_complexity: args.max_query_complexity,
             max_aliases: args.max_aliases,
@@ -131,6 +138,7 @@ impl Default for Settings {
         Self {
             token_ttl: Duration::from_secs(8 * 3600),
             max_body_bytes: 1024 * 1024,
+            max_ingest_bytes: 1024 * 1024 * 1024,
             max_query_depth: 15,
             max_query_complexity: 50_000,
             max_aliases: 30,

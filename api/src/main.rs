@@ -185,6 +185,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             keys,
             limiter,
             settings,
+            bus: gemba::events::EventBus::default(),
         },
     );
     let listener = tokio::net::TcpListener::bind(args.bind)

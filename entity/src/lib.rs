@@ -5,8 +5,16 @@
 //! their `SCREAMING_SNAKE_CASE` names in text columns and parsed by the API crate.
 
 pub mod api_key;
+pub mod change;
+pub mod change_work_item;
+pub mod deployment;
+pub mod deployment_change;
 pub mod external_ref;
+pub mod incident;
+pub mod ingest_log;
 pub mod membership;
+pub mod release;
+pub mod release_work_item;
 pub mod revoked_token;
 pub mod transition;
 pub mod unit;

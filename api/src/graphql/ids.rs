@@ -14,6 +14,7 @@ pub mod kind {
     pub const MEMBERSHIP: &str = "Membership";
     pub const TRANSITION: &str = "Transition";
     pub const WORKFLOW: &str = "Workflow";
+    pub const API_KEY: &str = "ApiKey";
 }
 
 pub fn encode(kind: &str, id: i64) -> ID {

@@ -28,6 +28,7 @@ use crate::auth::TokenKeys;
 use crate::auth::rate_limit::LoginLimiter;
 use crate::config::Settings;
 use crate::error::{ApiError, GqlResult};
+use crate::events::EventBus;
 use crate::policy::Policy;
 use crate::service::{Ctx, PageArgs};
 
@@ -39,6 +40,7 @@ pub struct Services {
     pub keys: TokenKeys,
     pub limiter: LoginLimiter,
     pub settings: Settings,
+    pub bus: EventBus,
 }
 
 /// Everything one request's resolvers share: the caller's policy and a fresh

@@ -5,14 +5,61 @@ use chrono::{DateTime, Utc};
 
 use super::ids::{self, kind};
 use super::rc;
-use super::types::{Membership, Unit, User, Viewer, WorkItem};
+use super::types::{ApiKey, Membership, Unit, User, Viewer, WorkItem};
 use crate::domain::{DefectOrigin, FlowType, Role, UnitKind, WorkItemType};
 use crate::error::GqlResult;
+use crate::events::{ChangeKind, DomainEvent};
+use crate::service::ingest::{Ingestor, Status as IngestStatus, Summary};
 use crate::service::units::{self, NewUnit};
-use crate::service::users;
 use crate::service::work_items::{self, ItemChanges, NewItem, Patch};
+use crate::service::{api_keys, users};
 
 pub struct Mutation;
+
+/// Most events one `ingestEvents` call takes; send more through `POST /ingest`.
+const MAX_INGEST_EVENTS: usize = 1000;
+
+#[derive(InputObject)]
+pub struct CreateApiKeyInput {
+    pub name: String,
+    /// Limit the key to this unit's subtree; anywhere when omitted.
+    pub unit: Option<ID>,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateApiKeyPayload {
+    pub api_key: ApiKey,
+    /// Send as `Authorization: Bearer <secret>`. Shown only now.
+    pub secret: String,
+}
+
+#[derive(InputObject)]
+pub struct RevokeApiKeyInput {
+    pub api_key: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct RevokeApiKeyPayload {
+    pub api_key: ApiKey,
+}
+
+/// The result of one ingested event.
+#[derive(SimpleObject)]
+pub struct IngestResult {
+    /// 1-based position in the list.
+    pub line: i32,
+    pub id: Option<String>,
+    pub status: IngestStatus,
+    pub reason: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct IngestPayload {
+    pub results: Vec<IngestResult>,
+    pub applied: i32,
+    pub duplicates: i32,
+    pub rejected: i32,
+}
 
 #[derive(InputObject)]
 pub struct LoginInput {
@@ -167,8 +214,92 @@ fn patch_id(v: MaybeUndefined<ID>, k: &str, field: &str) -> GqlResult<Patch<i64>
     })
 }
 
+fn publish(r: &super::RequestCtx, kind: ChangeKind, item: &entity::work_item::Model) {
+    r.services.bus.publish(DomainEvent {
+        kind,
+        unit_id: item.unit_id,
+        entity_id: item.id,
+        at: Utc::now(),
+    });
+}
+
 #[Object]
 impl Mutation {
+    /// Admins only. The secret is in the payload and nowhere else, ever.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiKeyInput,
+    ) -> GqlResult<CreateApiKeyPayload> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let unit = input
+            .unit
+            .map(|u| ids::expect(&u, kind::UNIT, "unit"))
+            .transpose()?;
+        let created = api_keys::create(r.svc(), &input.name, unit).await?;
+        Ok(CreateApiKeyPayload {
+            api_key: ApiKey(created.key),
+            secret: created.secret,
+        })
+    }
+
+    /// Admins only. The key stops working at once.
+    async fn revoke_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: RevokeApiKeyInput,
+    ) -> GqlResult<RevokeApiKeyPayload> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let id = ids::expect(&input.api_key, kind::API_KEY, "apiKey")?;
+        Ok(RevokeApiKeyPayload {
+            api_key: ApiKey(api_keys::revoke(r.svc(), id).await?),
+        })
+    }
+
+    /// Applies common-data-model events (DESIGN §4), each on its own and
+    /// idempotently by `id`. API keys and admins only.
+    async fn ingest_events(
+        &self,
+        ctx: &Context<'_>,
+        events: Vec<async_graphql::Json<serde_json::Value>>,
+    ) -> GqlResult<IngestPayload> {
+        let r = rc(ctx)?;
+        let scope = r.policy.ingest_scope()?;
+        if events.len() > MAX_INGEST_EVENTS {
+            return Err(crate::error::ApiError::bad_input(format!(
+                "at most {MAX_INGEST_EVENTS} events per call; send more through POST /ingest"
+            ))
+            .into());
+        }
+        let ingestor = Ingestor {
+            db: &r.db,
+            scope,
+            bus: &r.services.bus,
+            dry_run: false,
+        };
+        let mut summary = Summary::default();
+        let mut results = Vec::with_capacity(events.len());
+        for (i, e) in events.into_iter().enumerate() {
+            let res = ingestor.event(i + 1, e.0).await;
+            summary.add(&res);
+            results.push(IngestResult {
+                line: i32::try_from(res.line).unwrap_or(i32::MAX),
+                id: res.id,
+                status: res.status,
+                reason: res.reason,
+            });
+        }
+        let n = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+        Ok(IngestPayload {
+            results,
+            applied: n(summary.applied),
+            duplicates: n(summary.duplicates),
+            rejected: n(summary.rejected),
+        })
+    }
+
     /// Exchanges email and password for a session token.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> GqlResult<LoginPayload> {
         let r = rc(ctx)?;
@@ -312,6 +443,7 @@ impl Mutation {
             },
         )
         .await?;
+        publish(r, ChangeKind::WorkItemCreated, &item);
         Ok(CreateWorkItemPayload {
             work_item: WorkItem(item),
         })
@@ -337,6 +469,7 @@ impl Mutation {
             severity: patch(input.severity),
         };
         let item = work_items::update(r.svc(), id, changes).await?;
+        publish(r, ChangeKind::WorkItemUpdated, &item);
         Ok(UpdateWorkItemPayload {
             work_item: WorkItem(item),
         })
@@ -352,6 +485,7 @@ impl Mutation {
         r.policy.viewer()?;
         let id = ids::expect(&input.work_item, kind::WORK_ITEM, "workItem")?;
         let item = work_items::move_to(r.svc(), id, &input.to_state).await?;
+        publish(r, ChangeKind::WorkItemMoved, &item);
         Ok(MoveWorkItemPayload {
             work_item: WorkItem(item),
         })

@@ -5,11 +5,11 @@ use async_graphql::{Context, ID, Object};
 use super::ids::{self, kind};
 use super::rc;
 use super::types::{
-    Membership, Node, Transition, Unit, User, Viewer, WorkItem, WorkItemConnection, WorkItemFilter,
-    Workflow, list_work_items,
+    ApiKey, Membership, Node, Transition, Unit, User, Viewer, WorkItem, WorkItemConnection,
+    WorkItemFilter, Workflow, list_work_items,
 };
 use crate::error::{ApiError, GqlResult};
-use crate::service::{units, users, work_items};
+use crate::service::{api_keys, units, users, work_items};
 
 /// Most ids accepted by `nodes`.
 const MAX_NODES: usize = 100;
@@ -37,6 +37,9 @@ async fn resolve_node(ctx: &Context<'_>, id: &str) -> GqlResult<Option<Node>> {
         kind::TRANSITION => work_items::find_transition(svc, n)
             .await?
             .map(|t| Node::Transition(Transition(t))),
+        kind::API_KEY => api_keys::find(svc, n)
+            .await?
+            .map(|k| Node::ApiKey(ApiKey(k))),
         kind::WORKFLOW => {
             let owner = entity::workflow::Entity::find_by_id(n);
             use sea_orm::EntityTrait;
@@ -84,6 +87,15 @@ impl Query {
             out.push(resolve_node(ctx, id).await?);
         }
         Ok(out)
+    }
+
+    /// Admins only: every API key, revoked ones included.
+    async fn api_keys(&self, ctx: &Context<'_>) -> GqlResult<Vec<ApiKey>> {
+        Ok(api_keys::list(rc(ctx)?.svc())
+            .await?
+            .into_iter()
+            .map(ApiKey)
+            .collect())
     }
 
     /// The organisation: the root of the unit tree.

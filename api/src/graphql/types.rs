@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, InputObject, Interface, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{external_ref, membership, transition, unit, user, work_item, workflow_state};
+use entity::{
+    api_key, external_ref, membership, transition, unit, user, work_item, workflow_state,
+};
 
 use super::ids::{self, kind};
 use super::{page_args, rc};
@@ -24,6 +26,7 @@ pub enum Node {
     Membership(Membership),
     Transition(Transition),
     Workflow(Workflow),
+    ApiKey(ApiKey),
 }
 
 /// Relay page information.
@@ -654,6 +657,42 @@ impl WorkflowState {
 
     async fn wip_limit(&self) -> Option<i32> {
         self.0.wip_limit
+    }
+}
+
+/// An integration's credential (its secret is shown once, at creation).
+#[derive(Clone)]
+pub struct ApiKey(pub api_key::Model);
+
+#[Object]
+impl ApiKey {
+    async fn id(&self) -> ID {
+        ids::encode(kind::API_KEY, self.0.id)
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The secret's first characters, to recognise the key.
+    async fn prefix(&self) -> &str {
+        &self.0.prefix
+    }
+
+    /// When set, the key may only write inside this unit's subtree.
+    async fn unit(&self, ctx: &Context<'_>) -> GqlResult<Option<Unit>> {
+        let Some(u) = self.0.unit_id else {
+            return Ok(None);
+        };
+        Ok(rc(ctx)?.units.load_one(u).await?.map(Unit))
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
     }
 }
 

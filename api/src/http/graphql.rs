@@ -19,14 +19,15 @@ use super::AppState;
 use crate::auth;
 use crate::error::ApiError;
 use crate::graphql::RequestCtx;
-use crate::policy::Policy;
+use crate::policy::{KeyGrant, Policy};
+use crate::service::api_keys;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
 
 /// The media type a response is sent as.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Media {
+pub(super) enum Media {
     GraphqlResponse,
     Json,
 }
@@ -78,11 +79,11 @@ fn negotiate(headers: &HeaderMap) -> Option<Media> {
     best.map(|(_, m)| m)
 }
 
-fn error_body(message: &str, code: &str) -> Value {
+pub(super) fn error_body(message: &str, code: &str) -> Value {
     json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
 }
 
-fn respond(status: StatusCode, media: Media, body: &Value) -> Response {
+pub(super) fn respond(status: StatusCode, media: Media, body: &Value) -> Response {
     let mut res = (status, body.to_string()).into_response();
     res.headers_mut()
         .insert(header::CONTENT_TYPE, media.content_type());
@@ -230,7 +231,7 @@ fn form_urlencoded_pairs(raw: &str) -> Vec<(String, String)> {
 
 /// The caller's policy from the `Authorization` header. A header that is
 /// present but wrong is refused, never treated as anonymous.
-async fn policy_for(state: &AppState, headers: &HeaderMap) -> Result<Policy, ApiError> {
+pub(super) async fn policy_for(state: &AppState, headers: &HeaderMap) -> Result<Policy, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(Policy::anonymous());
     };
@@ -245,11 +246,18 @@ async fn policy_for(state: &AppState, headers: &HeaderMap) -> Result<Policy, Api
         .ok_or(ApiError::InvalidToken(
             "expected `Authorization: Bearer <token>`",
         ))?;
+    if token.starts_with(api_keys::PREFIX) {
+        let key = api_keys::authenticate(&state.db, token).await?;
+        return Ok(Policy::for_api_key(KeyGrant {
+            key_id: key.id,
+            unit_root: key.unit_id,
+        }));
+    }
     let viewer = auth::authenticate(&state.db, &state.services.keys, token).await?;
     Ok(Policy::for_viewer(viewer))
 }
 
-fn auth_error(media: Media, err: &ApiError) -> Response {
+pub(super) fn auth_error(media: Media, err: &ApiError) -> Response {
     if let ApiError::Internal(e) = err {
         tracing::error!(error = ?e, "authentication failed");
         return respond(

@@ -2,6 +2,7 @@
 
 mod graphql;
 mod health;
+mod ingest;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::sync::atomic::AtomicU64;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -49,6 +50,11 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let max_body = state.services.settings.max_body_bytes;
     let cors = cors_layer(&state.services.settings.cors_origins);
+    let max_ingest = state.services.settings.max_ingest_bytes;
+    let ingest = Router::new()
+        .route("/ingest", post(ingest::ingest))
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(max_ingest));
     let router = Router::new()
         .route(
             "/graphql",
@@ -59,6 +65,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
+        .merge(ingest)
         .layer(CatchPanicLayer::custom(graphql::panic_response))
         .layer(
             TraceLayer::new_for_http()

@@ -24,7 +24,7 @@ pub struct UnitPath {
 
 impl UnitPath {
     /// Whether `root` is this unit or one of its ancestors.
-    fn is_under(&self, root: i64) -> bool {
+    pub fn is_under(&self, root: i64) -> bool {
         self.id == root || self.ancestors.contains(&root)
     }
 }
@@ -52,6 +52,32 @@ pub struct Policy {
     structure_roots: Vec<(i64, Role)>,
     /// Whether cost-like fields resolve (executives, portfolio managers, admins).
     sensitive: bool,
+    /// An integration calling with an API key: it may ingest, nothing else.
+    api_key: Option<KeyGrant>,
+}
+
+/// What an API key may do.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyGrant {
+    pub key_id: i64,
+    /// When set, the key writes only inside this unit's subtree.
+    pub unit_root: Option<i64>,
+}
+
+/// Where an ingesting caller may write.
+#[derive(Clone, Copy, Debug)]
+pub struct IngestScope {
+    /// The key the events came with (none for an admin's token).
+    pub key_id: Option<i64>,
+    /// `None`: anywhere; `Some(u)`: only inside `u`'s subtree.
+    pub unit_root: Option<i64>,
+}
+
+impl IngestScope {
+    /// Whether events may write to `unit`.
+    pub fn allows(&self, unit: &UnitPath) -> bool {
+        self.unit_root.is_none_or(|r| unit.is_under(r))
+    }
 }
 
 impl Policy {
@@ -93,6 +119,34 @@ impl Policy {
         }
         p.viewer = Some(Arc::new(viewer));
         p
+    }
+
+    /// The policy of an integration authenticated by an API key.
+    pub fn for_api_key(grant: KeyGrant) -> Self {
+        Self {
+            api_key: Some(grant),
+            ..Self::default()
+        }
+    }
+
+    /// Where the caller may ingest events: admins anywhere, API keys within
+    /// their unit (if limited).
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` for anonymous callers, `FORBIDDEN` for users who are
+    /// not admins.
+    pub fn ingest_scope(&self) -> ApiResult<IngestScope> {
+        if let Some(k) = self.api_key {
+            return Ok(IngestScope {
+                key_id: Some(k.key_id),
+                unit_root: k.unit_root,
+            });
+        }
+        self.require_admin()?;
+        Ok(IngestScope {
+            key_id: None,
+            unit_root: None,
+        })
     }
 
     /// The caller, or `UNAUTHENTICATED`.

@@ -1,6 +1,8 @@
 //! Business operations. Every function takes the request's [`Policy`] and asks
 //! it before reading or writing; nothing here knows about GraphQL.
 
+pub mod api_keys;
+pub mod ingest;
 pub mod rank;
 pub mod units;
 pub mod users;

@@ -254,7 +254,7 @@ fn validate_severity(s: &Option<String>) -> ApiResult<()> {
 }
 
 /// Checks that `parent` may parent an item of `item_type` owned by `unit`.
-fn check_parent(
+pub(crate) fn check_parent(
     parent: &work_item::Model,
     item_type: WorkItemType,
     unit: &UnitPath,
@@ -300,7 +300,7 @@ async fn active_user(db: &impl ConnectionTrait, id: i64) -> ApiResult<()> {
     }
 }
 
-async fn last_rank(
+pub(crate) async fn last_rank(
     db: &impl ConnectionTrait,
     unit_id: i64,
     state: &str,

@@ -101,6 +101,7 @@ impl TestApp {
                 keys: TokenKeys::new(SECRET).unwrap(),
                 limiter,
                 settings,
+                bus: gemba::events::EventBus::default(),
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -4,6 +4,7 @@ mod access;
 mod auth;
 mod harness;
 mod http;
+mod ingest;
 mod loaders;
 mod schema;
 mod writes;

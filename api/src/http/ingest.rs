@@ -1,0 +1,249 @@
+//! `POST /ingest`: events of the common data model (DESIGN §4) as NDJSON
+//! (streamed line by line, so a large backfill never sits in memory) or as a
+//! JSON array. Authenticated by an API key or an admin's token.
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use futures::StreamExt;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::graphql::{Media, auth_error, error_body, policy_for, respond};
+use crate::error::ErrorCode;
+use crate::service::ingest::{EventResult, Ingestor, Status, Summary};
+
+/// Longest accepted NDJSON line.
+const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+#[derive(Deserialize, Default)]
+pub struct IngestParams {
+    /// Validate every event, write nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn refused(code: ErrorCode, message: &str) -> Response {
+    let status = match code {
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    respond(status, Media::Json, &error_body(message, code.as_str()))
+}
+
+/// Collects results: counts for all, details for rejected events only (a
+/// million applied events would otherwise make a million-line answer).
+#[derive(Default)]
+struct Report {
+    summary: Summary,
+    rejected: Vec<EventResult>,
+}
+
+impl Report {
+    fn add(&mut self, r: EventResult) {
+        self.summary.add(&r);
+        if r.status == Status::Rejected && self.rejected.len() < 10_000 {
+            self.rejected.push(r);
+        }
+    }
+
+    fn into_response(self, status: StatusCode, error: Option<&str>) -> Response {
+        let mut body = json!({
+            "applied": self.summary.applied,
+            "duplicates": self.summary.duplicates,
+            "rejected": self.summary.rejected,
+            "results": self.rejected,
+        });
+        if let Some(e) = error {
+            body["errors"] =
+                json!([{ "message": e, "extensions": { "code": "PAYLOAD_TOO_LARGE" } }]);
+        }
+        respond(status, Media::Json, &body)
+    }
+}
+
+pub async fn ingest(
+    State(state): State<AppState>,
+    Query(params): Query<IngestParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let policy = match policy_for(&state, &headers).await {
+        Ok(p) => p,
+        Err(e) => return auth_error(Media::Json, &e),
+    };
+    let scope = match policy.ingest_scope() {
+        Ok(s) => s,
+        Err(e) => return refused(e.code(), &e.message()),
+    };
+    if params.dry_run {
+        let txn = match state.db.begin().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot begin a dry run");
+                return refused(ErrorCode::Internal, "internal error");
+            }
+        };
+        let ingestor = Ingestor {
+            db: &txn,
+            scope,
+            bus: &state.services.bus,
+            dry_run: true,
+        };
+        let response = run(&ingestor, &state, &headers, body).await;
+        if let Err(e) = txn.rollback().await {
+            tracing::error!(error = %e, "cannot roll back a dry run");
+        }
+        return response;
+    }
+    let ingestor = Ingestor {
+        db: &state.db,
+        scope,
+        bus: &state.services.bus,
+        dry_run: false,
+    };
+    run(&ingestor, &state, &headers, body).await
+}
+
+async fn run<C>(
+    ingestor: &Ingestor<'_, C>,
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response
+where
+    C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>,
+{
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let mut report = Report::default();
+    match content_type.as_str() {
+        "application/json" => {
+            let limit = state.services.settings.max_body_bytes.max(16 * 1024 * 1024);
+            let bytes = match axum::body::to_bytes(body, limit).await {
+                Ok(b) => b,
+                Err(_) => {
+                    return refused(
+                        ErrorCode::PayloadTooLarge,
+                        "a JSON array body is limited; send large batches as NDJSON",
+                    );
+                }
+            };
+            let events = match serde_json::from_slice::<Value>(&bytes) {
+                Ok(Value::Array(a)) => a,
+                Ok(v @ Value::Object(_)) => vec![v],
+                _ => {
+                    return refused(
+                        ErrorCode::BadUserInput,
+                        "the body must be a JSON array of events (or NDJSON)",
+                    );
+                }
+            };
+            for (i, e) in events.into_iter().enumerate() {
+                report.add(ingestor.event(i + 1, e).await);
+            }
+            report.into_response(StatusCode::OK, None)
+        }
+        "application/x-ndjson" | "application/jsonl" | "application/jsonlines" | "text/plain" => {
+            let mut stream = body.into_data_stream();
+            let mut buf: Vec<u8> = Vec::new();
+            let mut line = 0usize;
+            let mut skipping = false;
+            while let Some(chunk) = stream.next().await {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(_) => {
+                        return report.into_response(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            Some("the body is over the configured limit; the events before this point were processed"),
+                        );
+                    }
+                };
+                for part in chunk.split_inclusive(|b| *b == b'\n') {
+                    let complete = part.last() == Some(&b'\n');
+                    if !skipping {
+                        buf.extend_from_slice(part);
+                    }
+                    if !complete {
+                        if buf.len() > MAX_LINE_BYTES {
+                            skipping = true;
+                            buf.clear();
+                        }
+                        continue;
+                    }
+                    line += 1;
+                    if skipping {
+                        skipping = false;
+                        report.add(too_long(line));
+                    } else {
+                        process_line(ingestor, &mut report, line, &buf).await;
+                    }
+                    buf.clear();
+                }
+            }
+            if skipping {
+                report.add(too_long(line + 1));
+            } else if !buf.is_empty() {
+                process_line(ingestor, &mut report, line + 1, &buf).await;
+            }
+            report.into_response(StatusCode::OK, None)
+        }
+        _ => refused(
+            ErrorCode::BadUserInput,
+            "send events as application/x-ndjson or application/json",
+        ),
+    }
+    .with_status_for_unsupported(&content_type)
+}
+
+fn too_long(line: usize) -> EventResult {
+    EventResult {
+        line,
+        id: None,
+        status: Status::Rejected,
+        reason: Some(format!("the line is longer than {MAX_LINE_BYTES} bytes")),
+    }
+}
+
+async fn process_line<C>(ingestor: &Ingestor<'_, C>, report: &mut Report, line: usize, raw: &[u8])
+where
+    C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>,
+{
+    let text = String::from_utf8_lossy(raw);
+    let text = text.trim();
+    if text.is_empty() {
+        return;
+    }
+    report.add(ingestor.line(line, text).await);
+}
+
+trait UnsupportedStatus {
+    fn with_status_for_unsupported(self, content_type: &str) -> Self;
+}
+
+impl UnsupportedStatus for Response {
+    /// An unknown content type is 415, not 400.
+    fn with_status_for_unsupported(mut self, content_type: &str) -> Self {
+        let known = matches!(
+            content_type,
+            "application/json"
+                | "application/x-ndjson"
+                | "application/jsonl"
+                | "application/jsonlines"
+                | "text/plain"
+        );
+        if !known {
+            *self.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        }
+        self
+    }
+}

@@ -1,0 +1,1080 @@
+//! The common data model's one door (DESIGN §4): events from any integration
+//! are validated and applied here, each in its own transaction, idempotently
+//! by event id.
+
+use chrono::{DateTime, Utc};
+use entity::{
+    change, change_work_item, deployment, deployment_change, external_ref, incident, ingest_log,
+    release, release_work_item, transition, unit, user, work_item,
+};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::rank;
+use super::units::{self, EffectiveWorkflow};
+use super::work_items::{check_parent, last_rank};
+use crate::domain::{DefectOrigin, UnitKind, WorkItemType, validate_item_key, validate_unit_key};
+use crate::error::ApiError;
+use crate::events::{ChangeKind, DomainEvent, EventBus};
+use crate::policy::{IngestScope, UnitPath};
+
+/// What became of one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, async_graphql::Enum)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Applied,
+    Duplicate,
+    Rejected,
+}
+
+/// The result of one event, as the caller sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct EventResult {
+    /// 1-based line (NDJSON) or position (JSON array) of the event.
+    pub line: usize,
+    pub id: Option<String>,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Counts over a batch.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Summary {
+    pub applied: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+}
+
+impl Summary {
+    pub fn add(&mut self, r: &EventResult) {
+        match r.status {
+            Status::Applied => self.applied += 1,
+            Status::Duplicate => self.duplicates += 1,
+            Status::Rejected => self.rejected += 1,
+        }
+    }
+}
+
+/// Why an event was not applied.
+enum Fail {
+    /// The event is wrong: the reason goes back to the sender.
+    Reject(String),
+    /// Something failed on our side: nothing was written; the event may be resent.
+    Internal(DbErr),
+}
+
+impl From<DbErr> for Fail {
+    fn from(e: DbErr) -> Self {
+        Fail::Internal(e)
+    }
+}
+
+impl From<ApiError> for Fail {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Internal(err) => Fail::Internal(DbErr::Custom(err.to_string())),
+            other => Fail::Reject(other.message()),
+        }
+    }
+}
+
+fn reject<T>(msg: impl Into<String>) -> Result<T, Fail> {
+    Err(Fail::Reject(msg.into()))
+}
+
+type Applied = Result<Vec<DomainEvent>, Fail>;
+
+/// Applies events for one caller. `db` is the connection, or for a dry
+/// run a transaction the caller rolls back at the end (each event then runs
+/// in a savepoint, so later events see earlier ones).
+pub struct Ingestor<'a, C> {
+    pub db: &'a C,
+    pub scope: IngestScope,
+    pub bus: &'a EventBus,
+    /// Validate without writing: nothing is logged or published, and the
+    /// caller rolls `db` back.
+    pub dry_run: bool,
+}
+
+/// The parsed envelope of an event.
+struct Envelope {
+    id: String,
+    kind: String,
+    source: String,
+    data: Map<String, Value>,
+}
+
+fn envelope(raw: Value) -> Result<Envelope, (Option<String>, String)> {
+    let Value::Object(mut obj) = raw else {
+        return Err((None, "an event must be a JSON object".into()));
+    };
+    let id = match obj.remove("id") {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => s,
+        _ => {
+            return Err((
+                None,
+                "`id` must be a non-empty string of at most 255 bytes".into(),
+            ));
+        }
+    };
+    let kind = match obj.remove("type") {
+        Some(Value::String(s)) => s,
+        _ => return Err((Some(id), "`type` must be a string".into())),
+    };
+    let source = match obj.remove("source") {
+        Some(Value::String(s))
+            if (1..=32).contains(&s.len())
+                && s.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                }) =>
+        {
+            s
+        }
+        _ => {
+            return Err((
+                Some(id),
+                "`source` must be 1 to 32 characters of a-z, 0-9, '-' and '_'".into(),
+            ));
+        }
+    };
+    let data = match obj.remove("data") {
+        Some(Value::Object(m)) => m,
+        _ => return Err((Some(id), "`data` must be an object".into())),
+    };
+    Ok(Envelope {
+        id,
+        kind,
+        source,
+        data,
+    })
+}
+
+fn text<'v>(data: &'v Map<String, Value>, name: &str) -> Result<&'v str, Fail> {
+    match data.get(name) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
+        _ => reject(format!(
+            "`data.{name}` is required and must be a non-empty string"
+        )),
+    }
+}
+
+fn opt_text<'v>(data: &'v Map<String, Value>, name: &str) -> Result<Option<&'v str>, Fail> {
+    match data.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        _ => reject(format!("`data.{name}` must be a string")),
+    }
+}
+
+fn opt_number(data: &Map<String, Value>, name: &str) -> Result<Option<f64>, Fail> {
+    match data.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
+            _ => reject(format!("`data.{name}` must be a non-negative number")),
+        },
+        _ => reject(format!("`data.{name}` must be a number")),
+    }
+}
+
+fn parse_time(name: &str, s: &str) -> Result<DateTime<Utc>, Fail> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| reject(format!("`data.{name}` is not an RFC 3339 timestamp: {s:?}")))
+}
+
+fn time(data: &Map<String, Value>, name: &str) -> Result<DateTime<Utc>, Fail> {
+    parse_time(name, text(data, name)?)
+}
+
+fn opt_time(data: &Map<String, Value>, name: &str) -> Result<Option<DateTime<Utc>>, Fail> {
+    opt_text(data, name)?
+        .map(|s| parse_time(name, s))
+        .transpose()
+}
+
+fn list<'v>(data: &'v Map<String, Value>, name: &str) -> Result<Vec<&'v str>, Fail> {
+    match data.get(name) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.as_str()),
+                _ => reject(format!("`data.{name}` must be a list of strings")),
+            })
+            .collect(),
+        _ => reject(format!("`data.{name}` must be a list of strings")),
+    }
+}
+
+fn parse_enum<T>(
+    name: &str,
+    value: &str,
+    all: &[T],
+    as_str: fn(T) -> &'static str,
+) -> Result<T, Fail>
+where
+    T: Copy,
+{
+    all.iter()
+        .copied()
+        .find(|v| as_str(*v) == value)
+        .map_or_else(
+            || {
+                let names: Vec<&str> = all.iter().map(|v| as_str(*v)).collect();
+                reject(format!(
+                    "`data.{name}` must be one of {}, not {value:?}",
+                    names.join(", ")
+                ))
+            },
+            Ok,
+        )
+}
+
+impl<C> Ingestor<'_, C>
+where
+    C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>,
+{
+    /// Parses and applies one NDJSON line.
+    pub async fn line(&self, line: usize, text: &str) -> EventResult {
+        match serde_json::from_str::<Value>(text) {
+            Ok(v) => self.event(line, v).await,
+            Err(e) => EventResult {
+                line,
+                id: None,
+                status: Status::Rejected,
+                reason: Some(format!("not valid JSON: {e}")),
+            },
+        }
+    }
+
+    /// Applies one event in its own transaction.
+    pub async fn event(&self, line: usize, raw: Value) -> EventResult {
+        let env = match envelope(raw) {
+            Ok(e) => e,
+            Err((id, reason)) => {
+                return EventResult {
+                    line,
+                    id,
+                    status: Status::Rejected,
+                    reason: Some(reason),
+                };
+            }
+        };
+        let result = |status, reason| EventResult {
+            line,
+            id: Some(env.id.clone()),
+            status,
+            reason,
+        };
+        match self.apply_logged(&env).await {
+            Ok(None) => result(Status::Duplicate, None),
+            Ok(Some(events)) => {
+                if !self.dry_run {
+                    for e in events {
+                        self.bus.publish(e);
+                    }
+                }
+                result(Status::Applied, None)
+            }
+            Err(Fail::Reject(reason)) => {
+                if !self.dry_run
+                    && let Err(e) = self.log_rejection(&env, &reason).await
+                {
+                    tracing::error!(error = %e, "cannot record a rejected event");
+                }
+                result(Status::Rejected, Some(reason))
+            }
+            Err(Fail::Internal(e)) => {
+                tracing::error!(error = %e, event = %env.id, "ingest failed");
+                result(
+                    Status::Rejected,
+                    Some("internal error: nothing was written; send the event again".into()),
+                )
+            }
+        }
+    }
+
+    /// `Ok(None)` for a duplicate, `Ok(Some(events))` once applied.
+    async fn apply_logged(&self, env: &Envelope) -> Result<Option<Vec<DomainEvent>>, Fail> {
+        let txn = self.db.begin().await?;
+        let seen = ingest_log::Entity::find_by_id(env.id.clone())
+            .filter(ingest_log::Column::Outcome.eq("applied"))
+            .one(&txn)
+            .await?;
+        if seen.is_some() {
+            return Ok(None);
+        }
+        let events = self.apply(&txn, env).await?;
+        let row = ingest_log::ActiveModel {
+            event_id: Set(env.id.clone()),
+            source: Set(env.source.clone()),
+            event_type: Set(env.kind.clone()),
+            received_at: Set(Utc::now()),
+            outcome: Set("applied".into()),
+            reason: Set(None),
+            api_key_id: Set(self.scope.key_id),
+        };
+        ingest_log::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(ingest_log::Column::EventId)
+                    .update_columns([
+                        ingest_log::Column::Outcome,
+                        ingest_log::Column::Reason,
+                        ingest_log::Column::ReceivedAt,
+                        ingest_log::Column::ApiKeyId,
+                    ])
+                    .to_owned(),
+            )
+            .exec(&txn)
+            .await?;
+        if let Err(e) = txn.commit().await {
+            // Another request applied the same id first.
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) {
+                return Ok(None);
+            }
+            return Err(e.into());
+        }
+        Ok(Some(events))
+    }
+
+    async fn log_rejection(&self, env: &Envelope, reason: &str) -> Result<(), DbErr> {
+        let row = ingest_log::ActiveModel {
+            event_id: Set(env.id.clone()),
+            source: Set(env.source.clone()),
+            event_type: Set(env.kind.clone()),
+            received_at: Set(Utc::now()),
+            outcome: Set("rejected".into()),
+            reason: Set(Some(reason.to_owned())),
+            api_key_id: Set(self.scope.key_id),
+        };
+        // Never overwrite an applied record.
+        let existing = ingest_log::Entity::find_by_id(env.id.clone())
+            .one(self.db)
+            .await?;
+        match existing {
+            Some(r) if r.outcome == "applied" => Ok(()),
+            Some(_) => {
+                let mut m = row;
+                m.event_id = Set(env.id.clone());
+                m.update(self.db).await.map(|_| ())
+            }
+            None => ingest_log::Entity::insert(row)
+                .on_conflict(
+                    OnConflict::column(ingest_log::Column::EventId)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(self.db)
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    async fn apply(&self, txn: &DatabaseTransaction, env: &Envelope) -> Applied {
+        let d = &env.data;
+        match env.kind.as_str() {
+            "unit.upserted" => self.unit_upserted(txn, d).await,
+            "work_item.upserted" => self.item_upserted(txn, &env.source, d).await,
+            "work_item.transitioned" => self.item_transitioned(txn, &env.source, d).await,
+            "change.upserted" => self.change_upserted(txn, &env.source, d).await,
+            "deployment.recorded" => self.deployment_recorded(txn, &env.source, d).await,
+            "release.recorded" => self.release_recorded(txn, &env.source, d).await,
+            "incident.opened" => self.incident_opened(txn, &env.source, d).await,
+            "incident.resolved" => self.incident_resolved(txn, &env.source, d).await,
+            "key_result.measured" => reject(
+                "key_result.measured: objectives and key results are not available on this server yet",
+            ),
+            other => reject(format!("unknown event type {other:?}")),
+        }
+    }
+
+    /// A unit by key that the caller may write to.
+    async fn writable_unit(
+        &self,
+        txn: &DatabaseTransaction,
+        key: &str,
+    ) -> Result<(unit::Model, UnitPath), Fail> {
+        let Some(u) = unit::Entity::find()
+            .filter(unit::Column::Key.eq(key))
+            .one(txn)
+            .await?
+        else {
+            return reject(format!("unknown unit {key:?}"));
+        };
+        let path = units::path_of(txn, &u).await?;
+        if !self.scope.allows(&path) {
+            return reject(format!("this API key may not write to unit {key:?}"));
+        }
+        Ok((u, path))
+    }
+
+    async fn check_unit_scope(&self, txn: &DatabaseTransaction, unit_id: i64) -> Result<(), Fail> {
+        if self.scope.unit_root.is_none() {
+            return Ok(());
+        }
+        let path = units::path(txn, unit_id).await?;
+        if self.scope.allows(&path) {
+            Ok(())
+        } else {
+            reject("this API key may not write to the unit that owns this record")
+        }
+    }
+
+    async fn unit_upserted(&self, txn: &DatabaseTransaction, d: &Map<String, Value>) -> Applied {
+        let key = text(d, "key")?;
+        validate_unit_key(key)?;
+        let kind = parse_enum("kind", text(d, "kind")?, UnitKind::ALL, UnitKind::as_str)?;
+        let name = text(d, "name")?.trim();
+        if name.chars().count() > 200 {
+            return reject("`data.name` must have at most 200 characters");
+        }
+        let parent = match opt_text(d, "parent")? {
+            Some(p) => self.writable_unit(txn, p).await?.0,
+            None => {
+                let org = units::organisation(txn).await?;
+                if self.scope.unit_root.is_some() {
+                    return reject("this API key may not write to the organisation");
+                }
+                org
+            }
+        };
+        let existing = unit::Entity::find()
+            .filter(unit::Column::Key.eq(key))
+            .one(txn)
+            .await?;
+        let u = match existing {
+            Some(u) => {
+                if u.kind != kind.as_str() || u.parent_id != Some(parent.id) {
+                    return reject(format!(
+                        "unit {key:?} exists as a {} under another parent: units cannot move or change kind",
+                        u.kind
+                    ));
+                }
+                let mut m = u.into_active_model();
+                m.name = Set(name.to_owned());
+                m.update(txn).await?
+            }
+            None => {
+                let parent_kind = UnitKind::parse(&parent.kind)?;
+                if parent_kind.child_kind() != Some(kind) {
+                    return reject(format!(
+                        "a {} cannot be placed under a {}",
+                        kind.as_str(),
+                        parent_kind.as_str()
+                    ));
+                }
+                units::insert_unit(txn, &parent, kind, key, name).await?
+            }
+        };
+        Ok(vec![event(ChangeKind::UnitUpserted, u.id, u.id)])
+    }
+
+    async fn item_by_ref(
+        &self,
+        txn: &DatabaseTransaction,
+        source: &str,
+        ext: &str,
+    ) -> Result<Option<work_item::Model>, Fail> {
+        let Some(r) = external_ref::Entity::find()
+            .filter(external_ref::Column::Source.eq(source))
+            .filter(external_ref::Column::ExternalId.eq(ext))
+            .one(txn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(work_item::Entity::find_by_id(r.work_item_id)
+            .one(txn)
+            .await?)
+    }
+
+    /// An item named by another record: its external id in this source, else its key.
+    async fn referenced_item(
+        &self,
+        txn: &DatabaseTransaction,
+        source: &str,
+        reference: &str,
+    ) -> Result<work_item::Model, Fail> {
+        if let Some(i) = self.item_by_ref(txn, source, reference).await? {
+            return Ok(i);
+        }
+        match work_item::Entity::find()
+            .filter(work_item::Column::Key.eq(reference))
+            .one(txn)
+            .await?
+        {
+            Some(i) => Ok(i),
+            None => reject(format!("unknown work item {reference:?}")),
+        }
+    }
+
+    async fn item_upserted(
+        &self,
+        txn: &DatabaseTransaction,
+        source: &str,
+        d: &Map<String, Value>,
+    ) -> Applied {
+        let ext = text(d, "external_id")?;
+        let key = text(d, "key")?;
+        validate_item_key(key)?;
+        let (unit, path) = self.writable_unit(txn, text(d, "unit")?).await?;
+        let item_type = parse_enum(
+            "type",
+            text(d, "type")?,
+            WorkItemType::ALL,
+            WorkItemType::as_str,
+        )?;
+        if !item_type.owner_kinds().contains(&path.kind) {
+            return reject(format!(
+                "a {} cannot be owned by a {} unit",
+                item_type.as_str(),
+                path.kind.as_str()
+            ));
+        }
+        let title = text(d, "title")?.trim().to_owned();
+        if title.chars().count() > 500 {
+            return reject("`data.title` must have at most 500 characters");
+        }
+        let state_name = text(d, "state")?;
+        let created_at = time(d, "created_at")?;
+        let found_in = opt_text(d, "found_in")?
+            .map(|f| parse_enum("found_in", f, DefectOrigin::ALL, DefectOrigin::as_str))
+            .transpose()?;
+        if found_in.is_some() && item_type != WorkItemType::Defect {
+            return reject("`data.found_in` applies to defects only");
+        }
+        let severity = opt_text(d, "severity")?.map(str::to_owned);
+        let estimate = opt_number(d, "estimate")?;
+        let business_value = opt_number(d, "business_value")?;
+        let url = opt_text(d, "url")?.map(str::to_owned);
+        let assignee = match opt_text(d, "assignee")? {
+            Some(email) => match user::Entity::find()
+                .filter(user::Column::Email.eq(email.trim().to_lowercase()))
+                .one(txn)
+                .await?
+            {
+                Some(u) => Some(u.id),
+                None => return reject(format!("unknown assignee {email:?}")),
+            },
+            None => None,
+        };
+        let workflow = units::effective_workflow(txn, unit.id).await?;
+        let Some(state) = workflow.state(state_name).cloned() else {
+            return reject(workflow.unknown_state(state_name).message());
+        };
+        let existing = self.item_by_ref(txn, source, ext).await?;
+        let parent = match opt_text(d, "parent")? {
+            Some(p) => {
+                let Some(parent) = self.item_by_ref(txn, source, p).await? else {
+                    return reject(format!("unknown parent {p:?}"));
+                };
+                check_parent(&parent, item_type, &path)?;
+                if existing.as_ref().is_some_and(|e| e.id == parent.id) {
+                    return reject("an item cannot be its own parent");
+                }
+                Some(parent.id)
+            }
+            None => None,
+        };
+        let key_owner = work_item::Entity::find()
+            .filter(work_item::Column::Key.eq(key))
+            .one(txn)
+            .await?;
+        if let Some(owner) = &key_owner
+            && existing.as_ref().is_none_or(|e| e.id != owner.id)
+        {
+            return reject(format!("key {key:?} belongs to another work item"));
+        }
+        let now = Utc::now();
+        match existing {
+            None => {
+                let rank = rank::after(last_rank(txn, unit.id, &state.name).await?.as_deref());
+                let item = work_item::ActiveModel {
+                    key: Set(key.to_owned()),
+                    title: Set(title),
+                    description: Set(opt_text(d, "description")?.map(str::to_owned)),
+                    item_type: Set(item_type.as_str().to_owned()),
+                    flow_type: Set(item_type.default_flow_type().as_str().to_owned()),
+                    state: Set(state.name.clone()),
+                    state_category: Set(state.category.clone()),
+                    unit_id: Set(unit.id),
+                    parent_id: Set(parent),
+                    assignee_id: Set(assignee),
+                    estimate: Set(estimate),
+                    business_value: Set(business_value),
+                    rank: Set(rank),
+                    found_in: Set(found_in.map(|f| f.as_str().to_owned())),
+                    severity: Set(severity),
+                    created_at: Set(created_at),
+                    updated_at: Set(now),
+                    ..Default::default()
+                }
+                .insert(txn)
+                .await?;
+                external_ref::ActiveModel {
+                    work_item_id: Set(item.id),
+                    source: Set(source.to_owned()),
+                    external_id: Set(ext.to_owned()),
+                    url: Set(url),
+                    ..Default::default()
+                }
+                .insert(txn)
+                .await?;
+                transition::ActiveModel {
+                    work_item_id: Set(item.id),
+                    from_state: Set(None),
+                    to_state: Set(state.name),
+                    to_category: Set(state.category),
+                    at: Set(created_at),
+                    actor_id: Set(None),
+                    source: Set(Some(source.to_owned())),
+                    ..Default::default()
+                }
+                .insert(txn)
+                .await?;
+                Ok(vec![event(ChangeKind::WorkItemCreated, unit.id, item.id)])
+            }
+            Some(item) => {
+                self.check_unit_scope(txn, item.unit_id).await?;
+                let first_at = transition::Entity::find()
+                    .filter(transition::Column::WorkItemId.eq(item.id))
+                    .filter(transition::Column::FromState.is_not_null())
+                    .order_by_asc(transition::Column::At)
+                    .one(txn)
+                    .await?
+                    .map(|t| t.at);
+                if first_at.is_some_and(|f| f < created_at) {
+                    return reject("`data.created_at` is after the item's first transition");
+                }
+                let id = item.id;
+                let moved_state = item.state != state.name;
+                let mut m = item.into_active_model();
+                m.key = Set(key.to_owned());
+                m.title = Set(title);
+                if let Some(desc) = opt_text(d, "description")? {
+                    m.description = Set(Some(desc.to_owned()));
+                }
+                m.item_type = Set(item_type.as_str().to_owned());
+                m.flow_type = Set(item_type.default_flow_type().as_str().to_owned());
+                m.unit_id = Set(unit.id);
+                m.parent_id = Set(parent);
+                m.assignee_id = Set(assignee);
+                m.estimate = Set(estimate);
+                m.business_value = Set(business_value);
+                m.found_in = Set(found_in.map(|f| f.as_str().to_owned()));
+                m.severity = Set(severity);
+                m.created_at = Set(created_at);
+                m.updated_at = Set(now);
+                m.update(txn).await?;
+                // The creation transition moves with `created_at`.
+                transition::Entity::update_many()
+                    .col_expr(
+                        transition::Column::At,
+                        sea_orm::sea_query::Expr::value(created_at),
+                    )
+                    .filter(transition::Column::WorkItemId.eq(id))
+                    .filter(transition::Column::FromState.is_null())
+                    .exec(txn)
+                    .await?;
+                if let Some(u) = url {
+                    external_ref::Entity::update_many()
+                        .col_expr(
+                            external_ref::Column::Url,
+                            sea_orm::sea_query::Expr::value(u),
+                        )
+                        .filter(external_ref::Column::WorkItemId.eq(id))
+                        .filter(external_ref::Column::Source.eq(source))
+                        .exec(txn)
+                        .await?;
+                }
+                let mut events = vec![event(ChangeKind::WorkItemUpdated, unit.id, id)];
+                if moved_state {
+                    insert_transition(txn, id, &workflow, &state.name, now.max(created_at), source)
+                        .await?;
+                    events.push(event(ChangeKind::WorkItemMoved, unit.id, id));
+                }
+                Ok(events)
+            }
+        }
+    }
+
+    async fn item_transitioned(
+        &self,
+        txn: &DatabaseTransaction,
+        source: &str,
+        d: &Map<String, Value>,
+    ) -> Applied {
+        let ext = text(d, "external_id")?;
+        let to_state = text(d, "to_state")?;
+        let at = time(d, "at")?;
+        let Some(item) = self.item_by_ref(txn, source, ext).await? else {
+            return reject(format!("unknown work item {ext:?}"));
+        };
+        self.check_unit_scope(txn, item.unit_id).await?;
+        if at < item.created_at {
+            return reject("the transition is before the item's creation");
+        }
+        let workflow = units::effective_workflow(txn, item.unit_id).await?;
+        if workflow.state(to_state).is_none() {
+            return reject(workflow.unknown_state(to_state).message());
+        }
+        insert_transition(txn, item.id, &workflow, to_state, at, source).await?;
+        Ok(vec![event(
+            ChangeKind::WorkItemMoved,
+            item.unit_id,
+            item.id,
+        )])
+    }
+
+    async fn change_upserted(
+        &self,
+        txn: &DatabaseTransaction,
+        source: &str,
+        d: &Map<String, Value>,
+    ) -> Applied {
+        let ext = text(d, "external_id")?;
+        let (unit, _) = self.writable_unit(txn, text(d, "unit")?).await?;
+        let repository = text(d, "repository")?.to_owned();
+        let merged_at = time(d, "merged_at")?;
+        let first_commit_at = opt_time(d, "first_commit_at")?;
+        let opened_at = opt_time(d, "opened_at")?;
+        if first_commit_at.is_some_and(|f| f > merged_at)
+            || opened_at.is_some_and(|o| o > merged_at)
+        {
+            return reject("a change cannot be committed or opened after it was merged");
+        }
+        let mut items = Vec::new();
+        for r in list(d, "work_items")? {
+            items.push(self.referenced_item(txn, source, r).await?.id);
+        }
+        let existing = change::Entity::find()
+            .filter(change::Column::Source.eq(source))
+            .filter(change::Column::ExternalId.eq(ext))
+            .one(txn)
+            .await?;
+        let model = change::ActiveModel {
+            unit_id: Set(unit.id),
+            source: Set(source.to_owned()),
+            external_id: Set(ext.to_owned()),
+            repository: Set(repository),
+            title: Set(opt_text(d, "title")?.map(str::to_owned)),
+            url: Set(opt_text(d, "url")?.map(str::to_owned)),
+            first_commit_at: Set(first_commit_at),
+            opened_at: Set(opened_at),
+            merged_at: Set(merged_at),
+            ..Default::default()
+        };
+        let row = save(txn, model, existing.map(|e| e.id), |m, id| m.id = Set(id)).await?;
+        change_work_item::Entity::delete_many()
+            .filter(change_work_item::Column::ChangeId.eq(row.id))
+            .exec(txn)
+            .await?;
+        items.sort_unstable();
+        items.dedup();
+        if !items.is_empty() {
+            change_work_item::Entity::insert_many(items.into_iter().map(|w| {
+                change_work_item::ActiveModel {
+                    change_id: Set(row.id),
+                    work_item_id: Set(w),
+                }
+            }))
+            .exec_without_returning(txn)
+            .await?;
+        }
+        Ok(vec![event(ChangeKind::ChangeUpserted, unit.id, row.id)])
+    }
+
+    async fn deployment_recorded(
+        &self,
+        txn: &DatabaseTransaction,
+        source: &str,
+        d: &Map<String, Value>,
+    ) -> Applied {
+        let ext = text(d, "external_id")?;
+        let (unit, _) = self.writable_unit(txn, text(d, "unit")?).await?;
+        let environment = text(d, "environment")?;
+        if !environment
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            || environment.len() > 32
+        {
+            return reject(
+                "`data.environment` must be an upper-case name such as PRODUCTION or STAGING",
+            );
+        }
+        let status = text(d, "status")?;
+        if status != "SUCCESS" && status != "FAILURE" {
+            return reject(format!(
+                "`data.status` must be SUCCESS or FAILURE, not {status:?}"
+            ));
+        }
+        let finished_at = time(d, "finished_at")?;
+        let mut changes = Vec::new();
+        for c in list(d, "changes")? {
+            match change::Entity::find()
+                .filter(change::Column::Source.eq(source))
+                .filter(change::Column::ExternalId.eq(c))
+                .one(txn)
+                .await?
+            {
+                Some(ch) => changes.push(ch.id),
+                None => return reject(format!("unknown change {c:?}")),
+            }
+        }
+        let existing = deployment::Entity::find()
+            .filter(deployment::Column::Source.eq(source))
+            .filter(deployment::Column::ExternalId.eq(ext))
+            .one(txn)
+            .await?;
+        let model = deployment::ActiveModel {
+            unit_id: Set(unit.id),
+            source: Set(source.to_owned()),
+            external_id: Set(ext.to_owned()),
+            environment: Set(environment.to_owned()),
+            status: Set(status.to_owned()),
+            finished_at: Set(finished_at),
+            ..Default::default()
+        };
+        let row = save(txn, model, existing.map(|e| e.id), |m, id| m.id = Set(id)).await?;
+        deployment_change::Entity::delete_many()
+            .filter(deployment_change::Column::DeploymentId.eq(row.id))
+            .exec(txn)
+            .await?;
+        changes.sort_unstable();
+        changes.dedup();
+        if !changes.is_empty() {
+            deployment_change::Entity::insert_many(changes.into_iter().map(|c| {
+                deployment_change::ActiveModel {
+                    deployment_id: Set(row.id),
+                    change_id: Set(c),
+                }
+            }))
+            .exec_without_returning(txn)
+            .await?;
+        }
+        Ok(vec![event(ChangeKind::DeploymentRecorded, unit.id, row.id)])
+    }
+
+    async fn release_recorded(
+        &self,
+        txn: &DatabaseTransaction,
+        source: &str,
+        d: &Map<String, Value>,
+    ) -> Applied {
+        let ext = text(d, "external_id")?;
+        let (unit, _) = self.writable_unit(txn, text(d, "unit")?).await?;
+        let name = text(d, "name")?.to_owned();
+        let released_at = time(d, "released_at")?;
+        let mut items = Vec::new();
+        for r in list(d, "work_items")? {
+            items.push(self.referenced_item(txn, source, r).await?.id);
+        }
+        let existing = release::Entity::find()
+            .filter(release::Column::Source.eq(source))
+            .filter(release::Column::ExternalId.eq(ext))
+            .one(txn)
+            .await?;
+        let model = release::ActiveModel {
+            unit_id: Set(unit.id),
+            source: Set(source.to_owned()),
+            external_id: Set(ext.to_owned()),
+            name: Set(name),
+            released_at: Set(released_at),
+            ..Default::default()
+        };
+        let row = save(txn, model, existing.map(|e| e.id), |m, id| m.id = Set(id)).await?;
+        release_work_item::Entity::delete_many()
+            .filter(release_work_item::Column::ReleaseId.eq(row.id))
+            .exec(txn)
+            .await?;
+        items.sort_unstable();
+        items.dedup();
+        if !items.is_empty() {
+            release_work_item::Entity::insert_many(items.into_iter().map(|w| {
+                release_work_item::ActiveModel {
+                    release_id: Set(row.id),
+                    work_item_id: Set(w),
+                }
+            }))
+            .exec_without_returning(txn)
+            .await?;
+        }
+        Ok(vec![event(ChangeKind::ReleaseRecorded, unit.id, row.id)])
+    }
+
+    async fn incident_opened(
+        &self,
+        txn: &DatabaseTransaction,
+        source: &str,
+        d: &Map<String, Value>,
+    ) -> Applied {
+        let ext = text(d, "external_id")?;
+        let (unit, _) = self.writable_unit(txn, text(d, "unit")?).await?;
+        let opened_at = time(d, "opened_at")?;
+        let severity = text(d, "severity")?.to_owned();
+        let deployment_id = match opt_text(d, "deployment")? {
+            Some(dep) => match deployment::Entity::find()
+                .filter(deployment::Column::Source.eq(source))
+                .filter(deployment::Column::ExternalId.eq(dep))
+                .one(txn)
+                .await?
+            {
+                Some(x) => Some(x.id),
+                None => return reject(format!("unknown deployment {dep:?}")),
+            },
+            None => None,
+        };
+        let existing = incident::Entity::find()
+            .filter(incident::Column::Source.eq(source))
+            .filter(incident::Column::ExternalId.eq(ext))
+            .one(txn)
+            .await?;
+        let resolved_at = existing.as_ref().and_then(|e| e.resolved_at);
+        if resolved_at.is_some_and(|r| r < opened_at) {
+            return reject("the incident was resolved before this opening time");
+        }
+        let model = incident::ActiveModel {
+            unit_id: Set(unit.id),
+            source: Set(source.to_owned()),
+            external_id: Set(ext.to_owned()),
+            severity: Set(severity),
+            opened_at: Set(opened_at),
+            resolved_at: Set(resolved_at),
+            deployment_id: Set(deployment_id),
+            ..Default::default()
+        };
+        let row = save(txn, model, existing.map(|e| e.id), |m, id| m.id = Set(id)).await?;
+        Ok(vec![event(ChangeKind::IncidentOpened, unit.id, row.id)])
+    }
+
+    async fn incident_resolved(
+        &self,
+        txn: &DatabaseTransaction,
+        source: &str,
+        d: &Map<String, Value>,
+    ) -> Applied {
+        let ext = text(d, "external_id")?;
+        let resolved_at = time(d, "resolved_at")?;
+        let Some(inc) = incident::Entity::find()
+            .filter(incident::Column::Source.eq(source))
+            .filter(incident::Column::ExternalId.eq(ext))
+            .one(txn)
+            .await?
+        else {
+            return reject(format!("unknown incident {ext:?}"));
+        };
+        self.check_unit_scope(txn, inc.unit_id).await?;
+        if resolved_at < inc.opened_at {
+            return reject("an incident cannot be resolved before it was opened");
+        }
+        let unit_id = inc.unit_id;
+        let mut m = inc.into_active_model();
+        m.resolved_at = Set(Some(resolved_at));
+        let row = m.update(txn).await?;
+        Ok(vec![event(ChangeKind::IncidentResolved, unit_id, row.id)])
+    }
+}
+
+fn event(kind: ChangeKind, unit_id: i64, entity_id: i64) -> DomainEvent {
+    DomainEvent {
+        kind,
+        unit_id,
+        entity_id,
+        at: Utc::now(),
+    }
+}
+
+/// Inserts a row, or updates the row with `existing` id.
+async fn save<A>(
+    txn: &DatabaseTransaction,
+    mut model: A,
+    existing: Option<i64>,
+    set_id: impl Fn(&mut A, i64),
+) -> Result<<A::Entity as EntityTrait>::Model, DbErr>
+where
+    A: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+{
+    match existing {
+        Some(id) => {
+            set_id(&mut model, id);
+            model.update(txn).await
+        }
+        None => model.insert(txn).await,
+    }
+}
+
+/// Inserts a transition at `at`, keeps the next transition's `from_state`
+/// consistent, and sets the item's current state to the latest by `at`.
+async fn insert_transition(
+    txn: &DatabaseTransaction,
+    item_id: i64,
+    workflow: &EffectiveWorkflow,
+    to_state: &str,
+    at: DateTime<Utc>,
+    source: &str,
+) -> Result<(), Fail> {
+    let Some(state) = workflow.state(to_state).cloned() else {
+        return reject(workflow.unknown_state(to_state).message());
+    };
+    let before = transition::Entity::find()
+        .filter(transition::Column::WorkItemId.eq(item_id))
+        .filter(transition::Column::At.lte(at))
+        .order_by_desc(transition::Column::At)
+        .order_by_desc(transition::Column::Id)
+        .one(txn)
+        .await?;
+    let after = transition::Entity::find()
+        .filter(transition::Column::WorkItemId.eq(item_id))
+        .filter(transition::Column::At.gt(at))
+        .order_by_asc(transition::Column::At)
+        .order_by_asc(transition::Column::Id)
+        .one(txn)
+        .await?;
+    transition::ActiveModel {
+        work_item_id: Set(item_id),
+        from_state: Set(before.map(|b| b.to_state)),
+        to_state: Set(state.name.clone()),
+        to_category: Set(state.category.clone()),
+        at: Set(at),
+        actor_id: Set(None),
+        source: Set(Some(source.to_owned())),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    match after {
+        Some(next) => {
+            let mut m = next.into_active_model();
+            m.from_state = Set(Some(state.name));
+            m.update(txn).await?;
+        }
+        None => {
+            // The new transition is the latest: it is the current state.
+            let item = work_item::Entity::find_by_id(item_id)
+                .one(txn)
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound("work item".into()))?;
+            if item.state != state.name {
+                let rank = rank::after(last_rank(txn, item.unit_id, &state.name).await?.as_deref());
+                let mut m = item.into_active_model();
+                m.state = Set(state.name);
+                m.state_category = Set(state.category);
+                m.rank = Set(rank);
+                m.updated_at = Set(Utc::now());
+                m.update(txn).await?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! A merged pull or merge request (DESIGN §1.5).
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "change")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub unit_id: i64,
+    pub source: String,
+    pub external_id: String,
+    pub repository: String,
+    pub title: Option<String>,
+    pub url: Option<String>,
+    pub first_commit_at: Option<DateTimeUtc>,
+    pub opened_at: Option<DateTimeUtc>,
+    pub merged_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

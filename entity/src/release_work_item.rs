@@ -1,0 +1,16 @@
+//! Work items a release delivers.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "release_work_item")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub release_id: i64,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub work_item_id: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,310 @@
+//! The common data model's door: API keys, `POST /ingest` (NDJSON and JSON),
+//! the `ingestEvents` mutation, idempotency, out-of-order history and scope.
+
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::harness::{ADMIN, PROGRAM, TEAM, TestApp, code};
+
+const CREATE_KEY: &str = "mutation($n: String!, $u: ID) { createApiKey(input: {name: $n, unit: $u}) { secret apiKey { id prefix unit { key } } } }";
+
+async fn create_key(app: &TestApp, admin: &str, unit: Option<&str>) -> (String, Value) {
+    let unit_id = match unit {
+        Some(k) => app
+            .ok(
+                admin,
+                "query($k: String!) { unit(key: $k) { id } }",
+                json!({ "k": k }),
+            )
+            .await["unit"]["id"]
+            .clone(),
+        None => Value::Null,
+    };
+    let data = app
+        .ok(admin, CREATE_KEY, json!({ "n": "jira", "u": unit_id }))
+        .await;
+    let secret = data["createApiKey"]["secret"].as_str().unwrap().to_owned();
+    (secret, data["createApiKey"]["apiKey"]["id"].clone())
+}
+
+async fn post_ndjson(app: &TestApp, token: &str, body: &str) -> (u16, Value) {
+    let res = app
+        .client
+        .post(app.url("/ingest"))
+        .bearer_auth(token)
+        .header("content-type", "application/x-ndjson")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+fn ndjson(events: &[Value]) -> String {
+    events.iter().map(|e| format!("{e}\n")).collect()
+}
+
+fn backfill() -> Vec<Value> {
+    vec![
+        json!({"id": "u-1", "type": "unit.upserted", "source": "jira",
+               "data": {"key": "team-zephyr", "kind": "TEAM", "name": "Zephyr", "parent": "payments-checkout"}}),
+        json!({"id": "f-1", "type": "work_item.upserted", "source": "jira",
+               "data": {"external_id": "PAY-3", "key": "PAY-3", "unit": "payments-checkout", "type": "FEATURE",
+                        "title": "Card vault", "state": "Backlog", "created_at": "2026-01-02T09:00:00Z"}}),
+        json!({"id": "s-1", "type": "work_item.upserted", "source": "jira",
+               "data": {"external_id": "PAY-12", "key": "PAY-12", "unit": "team-zephyr", "type": "STORY",
+                        "title": "Card tokenisation", "parent": "PAY-3", "state": "Backlog",
+                        "created_at": "2026-01-05T10:00:00Z", "url": "https://jira.example/PAY-12"}}),
+        // Out of order: Done arrives before In Progress.
+        json!({"id": "t-2", "type": "work_item.transitioned", "source": "jira",
+               "data": {"external_id": "PAY-12", "to_state": "Done", "at": "2026-01-09T12:00:00Z"}}),
+        json!({"id": "t-1", "type": "work_item.transitioned", "source": "jira",
+               "data": {"external_id": "PAY-12", "to_state": "In Progress", "at": "2026-01-06T09:00:00Z"}}),
+        json!({"id": "c-1", "type": "change.upserted", "source": "jira",
+               "data": {"external_id": "pr-501", "unit": "team-zephyr", "repository": "acme/cards",
+                        "merged_at": "2026-01-08T15:00:00Z", "opened_at": "2026-01-07T10:00:00Z",
+                        "first_commit_at": "2026-01-06T11:00:00Z", "work_items": ["PAY-12"]}}),
+        json!({"id": "d-1", "type": "deployment.recorded", "source": "jira",
+               "data": {"external_id": "77", "unit": "team-zephyr", "environment": "PRODUCTION",
+                        "status": "SUCCESS", "finished_at": "2026-01-09T12:00:00Z", "changes": ["pr-501"]}}),
+        json!({"id": "r-1", "type": "release.recorded", "source": "jira",
+               "data": {"external_id": "v1", "unit": "team-zephyr", "name": "1.0", "released_at": "2026-01-10T00:00:00Z",
+                        "work_items": ["PAY-12"]}}),
+        json!({"id": "i-1", "type": "incident.opened", "source": "jira",
+               "data": {"external_id": "inc-1", "unit": "team-zephyr", "opened_at": "2026-01-09T13:00:00Z",
+                        "severity": "SEV2", "deployment": "77"}}),
+        json!({"id": "i-2", "type": "incident.resolved", "source": "jira",
+               "data": {"external_id": "inc-1", "resolved_at": "2026-01-09T15:00:00Z"}}),
+    ]
+}
+
+async fn ndjson_backfill_is_applied_once(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let (key, _) = create_key(&app, &admin, None).await;
+    assert!(key.starts_with("gk_"));
+    let mut body = ndjson(&backfill());
+    // Bad lines: malformed JSON, unknown unit, bad timestamp, transition
+    // before creation, unknown state, unknown type. The rest still applies.
+    body.push_str("{ not json\n");
+    for bad in [
+        json!({"id": "b-1", "type": "work_item.upserted", "source": "jira", "data": {"external_id": "X-1", "key": "X-1", "unit": "nowhere", "type": "STORY", "title": "t", "state": "Backlog", "created_at": "2026-01-01T00:00:00Z"}}),
+        json!({"id": "b-2", "type": "work_item.transitioned", "source": "jira", "data": {"external_id": "PAY-12", "to_state": "Done", "at": "yesterday"}}),
+        json!({"id": "b-3", "type": "work_item.transitioned", "source": "jira", "data": {"external_id": "PAY-12", "to_state": "Done", "at": "2025-01-01T00:00:00Z"}}),
+        json!({"id": "b-4", "type": "work_item.transitioned", "source": "jira", "data": {"external_id": "PAY-12", "to_state": "Shipped", "at": "2026-01-10T00:00:00Z"}}),
+        json!({"id": "b-5", "type": "sprint.started", "source": "jira", "data": {}}),
+    ] {
+        body.push_str(&format!("{bad}\n"));
+    }
+    let (status, report) = post_ndjson(&app, &key, &body).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["applied"], 10, "{report}");
+    assert_eq!(report["rejected"], 6, "{report}");
+    let rejected = report["results"].as_array().unwrap();
+    assert_eq!(rejected[0]["line"], 11);
+    assert!(rejected[0]["reason"].as_str().unwrap().contains("JSON"));
+    let reasons: Vec<&str> = rejected
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons[1].contains("unknown unit"), "{reasons:?}");
+    assert!(reasons[2].contains("RFC 3339"), "{reasons:?}");
+    assert!(
+        reasons[3].contains("before the item's creation"),
+        "{reasons:?}"
+    );
+    assert!(reasons[4].contains("unknown state"), "{reasons:?}");
+    assert!(reasons[5].contains("unknown event type"), "{reasons:?}");
+
+    // The item, its history ordered by `at`, current state the latest.
+    let q = "{ workItem(key: \"PAY-12\") { state stateCategory unit { key } parent { key } externalRefs { source externalId url } transitions { fromState toState at source } } }";
+    let data = app.ok(&admin, q, json!({})).await;
+    let item = &data["workItem"];
+    assert_eq!(item["state"], "Done");
+    assert_eq!(item["unit"]["key"], "team-zephyr");
+    assert_eq!(item["parent"]["key"], "PAY-3");
+    assert_eq!(
+        item["externalRefs"][0]["url"],
+        "https://jira.example/PAY-12"
+    );
+    let states: Vec<(Value, Value)> = item["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["fromState"].clone(), t["toState"].clone()))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (Value::Null, json!("Backlog")),
+            (json!("Backlog"), json!("In Progress")),
+            (json!("In Progress"), json!("Done")),
+        ]
+    );
+
+    // Role-scoped: the program manager sees it, a sibling team member does not.
+    let program = app.login(PROGRAM).await;
+    assert!(app.ok(&program, q, json!({})).await["workItem"].is_object());
+    let team = app.login(TEAM).await;
+    assert_eq!(app.ok(&team, q, json!({})).await["workItem"], Value::Null);
+
+    // Replaying the file changes nothing.
+    let (_, again) = post_ndjson(&app, &key, &body).await;
+    assert_eq!(
+        (
+            again["applied"].clone(),
+            again["duplicates"].clone(),
+            again["rejected"].clone()
+        ),
+        (json!(0), json!(10), json!(6)),
+        "{again}"
+    );
+    let data2 = app.ok(&admin, q, json!({})).await;
+    assert_eq!(data, data2);
+}
+both!(ndjson_backfill_is_applied_once);
+
+async fn keys_are_scoped_and_revocable(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    // Only admins manage keys; the secret is never listed.
+    let team = app.login(TEAM).await;
+    let body = app
+        .gql(Some(&team), CREATE_KEY, json!({ "n": "x", "u": null }))
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN");
+    let (key, key_id) = create_key(&app, &admin, Some("team-atlas")).await;
+    let listed = app
+        .ok(
+            &admin,
+            "{ apiKeys { id name prefix unit { key } revokedAt } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(listed["apiKeys"][0]["unit"]["key"], "team-atlas");
+    assert!(key.starts_with(listed["apiKeys"][0]["prefix"].as_str().unwrap()));
+    assert!(
+        !listed.to_string().contains(&key),
+        "the secret is shown once only"
+    );
+
+    let inside = json!({"id": "k-1", "type": "work_item.upserted", "source": "gh", "data": {"external_id": "1", "key": "GH-1", "unit": "team-atlas", "type": "STORY", "title": "inside", "state": "Backlog", "created_at": "2026-01-01T00:00:00Z"}});
+    let outside = json!({"id": "k-2", "type": "work_item.upserted", "source": "gh", "data": {"external_id": "2", "key": "GH-2", "unit": "team-borealis", "type": "STORY", "title": "outside", "state": "Backlog", "created_at": "2026-01-01T00:00:00Z"}});
+    let (_, report) = post_ndjson(&app, &key, &ndjson(&[inside, outside])).await;
+    assert_eq!(report["applied"], 1, "{report}");
+    assert_eq!(report["rejected"], 1);
+    assert!(
+        report["results"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("may not write")
+    );
+    let gone = app
+        .ok(&admin, "{ workItem(key: \"GH-2\") { key } }", json!({}))
+        .await;
+    assert_eq!(
+        gone["workItem"],
+        Value::Null,
+        "a rejected event writes nothing"
+    );
+
+    // The key works for ingestEvents, and for nothing else in GraphQL.
+    let mutation = "mutation($e: [JSON!]!) { ingestEvents(events: $e) { applied duplicates rejected results { line id status reason } } }";
+    let ev = json!({"id": "k-3", "type": "work_item.transitioned", "source": "gh", "data": {"external_id": "1", "to_state": "In Progress", "at": "2026-01-02T00:00:00Z"}});
+    let data = app
+        .ok(&key, mutation, json!({ "e": [ev.clone(), ev] }))
+        .await;
+    assert_eq!(data["ingestEvents"]["applied"], 1);
+    assert_eq!(data["ingestEvents"]["duplicates"], 1);
+    assert_eq!(data["ingestEvents"]["results"][1]["status"], "DUPLICATE");
+    let body = app
+        .gql(Some(&key), "{ me { user { id } } }", json!({}))
+        .await;
+    assert_eq!(code(&body), "UNAUTHENTICATED");
+
+    // Non-admin users may not ingest; anonymous callers are refused.
+    let (status, _) = post_ndjson(&app, &team, "").await;
+    assert_eq!(status, 403);
+    let res = app
+        .client
+        .post(app.url("/ingest"))
+        .header("content-type", "application/x-ndjson")
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let body = app.gql(Some(&team), mutation, json!({ "e": [] })).await;
+    assert_eq!(code(&body), "FORBIDDEN");
+
+    // Revoked: refused at once.
+    app.ok(
+        &admin,
+        "mutation($k: ID!) { revokeApiKey(input: {apiKey: $k}) { apiKey { revokedAt } } }",
+        json!({ "k": key_id }),
+    )
+    .await;
+    let (status, _) = post_ndjson(&app, &key, "").await;
+    assert_eq!(status, 401);
+}
+both!(keys_are_scoped_and_revocable);
+
+async fn json_array_and_admin_token(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let events = backfill();
+    let res = app
+        .client
+        .post(app.url("/ingest?dry_run=true"))
+        .bearer_auth(&admin)
+        .json(&events)
+        .send()
+        .await
+        .unwrap();
+    let report: Value = res.json().await.unwrap();
+    assert_eq!(report["applied"], 10, "a dry run validates: {report}");
+    let none = app
+        .ok(&admin, "{ unit(key: \"team-zephyr\") { key } }", json!({}))
+        .await;
+    assert_eq!(none["unit"], Value::Null, "a dry run writes nothing");
+    let res = app
+        .client
+        .post(app.url("/ingest"))
+        .bearer_auth(&admin)
+        .json(&events)
+        .send()
+        .await
+        .unwrap();
+    let report: Value = res.json().await.unwrap();
+    assert_eq!(report["applied"], 10, "{report}");
+    let res = app
+        .client
+        .post(app.url("/ingest"))
+        .bearer_auth(&admin)
+        .header("content-type", "text/csv")
+        .body("a,b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 415);
+}
+both!(json_array_and_admin_token);
+
+/// An ingest body over the configured limit gets 413.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_ingest_gets_413() {
+    let settings = gemba::config::Settings {
+        max_ingest_bytes: 8 * 1024,
+        ..gemba::config::Settings::default()
+    };
+    let app = TestApp::spawn_with(crate::harness::Backend::Sqlite, settings)
+        .await
+        .unwrap();
+    let admin = app.login(ADMIN).await;
+    let line = json!({"id": "x", "type": "unit.upserted", "source": "s", "data": {"key": "team-x", "kind": "TEAM", "name": "X", "parent": "payments-checkout"}}).to_string();
+    let body: String = std::iter::repeat_n(format!("{line}\n"), 200).collect();
+    let (status, _) = post_ndjson(&app, &admin, &body).await;
+    assert_eq!(status, 413);
+    let none = app
+        .ok(&admin, "{ unit(key: \"team-x\") { key } }", json!({}))
+        .await;
+    assert_eq!(none["unit"], Value::Null, "nothing was applied");
+}
