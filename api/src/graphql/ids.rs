@@ -15,6 +15,10 @@ pub mod kind {
     pub const TRANSITION: &str = "Transition";
     pub const WORKFLOW: &str = "Workflow";
     pub const API_KEY: &str = "ApiKey";
+    pub const CHANGE: &str = "Change";
+    pub const DEPLOYMENT: &str = "Deployment";
+    pub const RELEASE: &str = "Release";
+    pub const INCIDENT: &str = "Incident";
 }
 
 pub fn encode(kind: &str, id: i64) -> ID {

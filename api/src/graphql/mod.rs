@@ -1,5 +1,8 @@
 //! The GraphQL schema: thin resolvers over the service layer.
 
+#[macro_use]
+mod connection;
+mod delivery;
 mod ids;
 mod limits;
 mod loaders;

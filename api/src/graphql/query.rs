@@ -2,6 +2,7 @@
 
 use async_graphql::{Context, ID, Object};
 
+use super::delivery::{Change, Deployment, Incident, Release};
 use super::ids::{self, kind};
 use super::rc;
 use super::types::{
@@ -9,7 +10,7 @@ use super::types::{
     WorkItemFilter, Workflow, list_work_items,
 };
 use crate::error::{ApiError, GqlResult};
-use crate::service::{api_keys, units, users, work_items};
+use crate::service::{api_keys, delivery, units, users, work_items};
 
 /// Most ids accepted by `nodes`.
 const MAX_NODES: usize = 100;
@@ -40,6 +41,18 @@ async fn resolve_node(ctx: &Context<'_>, id: &str) -> GqlResult<Option<Node>> {
         kind::API_KEY => api_keys::find(svc, n)
             .await?
             .map(|k| Node::ApiKey(ApiKey(k))),
+        kind::CHANGE => delivery::find_change(svc, n)
+            .await?
+            .map(|c| Node::Change(Change(c))),
+        kind::DEPLOYMENT => delivery::find_deployment(svc, n)
+            .await?
+            .map(|d| Node::Deployment(Deployment(d))),
+        kind::RELEASE => delivery::find_release(svc, n)
+            .await?
+            .map(|d| Node::Release(Release(d))),
+        kind::INCIDENT => delivery::find_incident(svc, n)
+            .await?
+            .map(|d| Node::Incident(Incident(d))),
         kind::WORKFLOW => {
             let owner = entity::workflow::Entity::find_by_id(n);
             use sea_orm::EntityTrait;

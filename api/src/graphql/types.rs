@@ -9,12 +9,16 @@ use entity::{
     api_key, external_ref, membership, transition, unit, user, work_item, workflow_state,
 };
 
+use super::delivery::{
+    Change, ChangeConnection, Deployment, DeploymentConnection, Incident, IncidentConnection,
+    Release, ReleaseConnection, reach,
+};
 use super::ids::{self, kind};
 use super::{page_args, rc};
 use crate::domain::{DefectOrigin, FlowType, Role, StateCategory, UnitKind, WorkItemType};
 use crate::error::{ApiError, GqlResult};
 use crate::service::units::EffectiveWorkflow;
-use crate::service::{Page, units, users, work_items};
+use crate::service::{delivery, units, users, work_items};
 
 /// An object with a global id (Relay).
 #[derive(Interface)]
@@ -27,68 +31,10 @@ pub enum Node {
     Transition(Transition),
     Workflow(Workflow),
     ApiKey(ApiKey),
-}
-
-/// Relay page information.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct PageInfo {
-    pub has_next_page: bool,
-    pub has_previous_page: bool,
-    pub start_cursor: Option<String>,
-    pub end_cursor: Option<String>,
-}
-
-/// Declares a Relay connection type and its edge type for a node type.
-macro_rules! connection {
-    ($conn:ident, $edge:ident, $node:ty) => {
-        /// An edge of a connection.
-        #[derive(SimpleObject, Clone)]
-        pub struct $edge {
-            pub cursor: String,
-            pub node: $node,
-        }
-
-        /// A page of a list, Relay style.
-        #[derive(SimpleObject)]
-        pub struct $conn {
-            pub edges: Vec<$edge>,
-            pub nodes: Vec<$node>,
-            pub page_info: PageInfo,
-            /// Items matching the filter across all pages (only those you may read).
-            pub total_count: i64,
-        }
-
-        impl $conn {
-            pub fn from_page<M>(
-                page: Page<M>,
-                id_of: impl Fn(&M) -> i64,
-                wrap: impl Fn(M) -> $node,
-            ) -> Self {
-                let edges: Vec<$edge> = page
-                    .items
-                    .into_iter()
-                    .map(|m| $edge {
-                        cursor: ids::cursor(id_of(&m)),
-                        node: wrap(m),
-                    })
-                    .collect();
-                Self {
-                    page_info: PageInfo {
-                        has_next_page: page.has_next,
-                        has_previous_page: page.has_previous,
-                        start_cursor: edges.first().map(|e| e.cursor.clone()),
-                        end_cursor: edges.last().map(|e| e.cursor.clone()),
-                    },
-                    nodes: edges.iter().map(|e| e.node.clone()).collect(),
-                    edges,
-                    total_count: page
-                        .total
-                        .map(|t| i64::try_from(t).unwrap_or(i64::MAX))
-                        .unwrap_or(0),
-                }
-            }
-        }
-    };
+    Change(Change),
+    Deployment(Deployment),
+    Release(Release),
+    Incident(Incident),
 }
 
 connection!(WorkItemConnection, WorkItemEdge, WorkItem);
@@ -145,7 +91,7 @@ fn page_complexity(first: Option<i32>, last: Option<i32>, child: usize) -> usize
 }
 
 /// Whether the selection asks for `totalCount` (it costs a COUNT query).
-fn wants_total(ctx: &Context<'_>) -> bool {
+pub(super) fn wants_total(ctx: &Context<'_>) -> bool {
     ctx.look_ahead().field("totalCount").exists()
 }
 
@@ -228,6 +174,78 @@ impl Unit {
             .await?
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unit without workflow")))?;
         Ok(Workflow(wf))
+    }
+
+    /// Merged changes of this unit (and by default its subtree) you may read.
+    #[graphql(complexity = "page_complexity(first, last, child_complexity)")]
+    async fn changes(
+        &self,
+        ctx: &Context<'_>,
+        scope: Option<UnitScope>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<ChangeConnection> {
+        let r = rc(ctx)?;
+        let args = page_args(first, after, last, before)?;
+        let page =
+            delivery::changes(r.svc(), self.0.id, reach(scope), args, wants_total(ctx)).await?;
+        Ok(ChangeConnection::from_page(page, |m| m.id, Change))
+    }
+
+    /// Deployments of this unit (and by default its subtree) you may read.
+    #[graphql(complexity = "page_complexity(first, last, child_complexity)")]
+    async fn deployments(
+        &self,
+        ctx: &Context<'_>,
+        scope: Option<UnitScope>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<DeploymentConnection> {
+        let r = rc(ctx)?;
+        let args = page_args(first, after, last, before)?;
+        let page =
+            delivery::deployments(r.svc(), self.0.id, reach(scope), args, wants_total(ctx)).await?;
+        Ok(DeploymentConnection::from_page(page, |m| m.id, Deployment))
+    }
+
+    /// Releases of this unit (and by default its subtree) you may read.
+    #[graphql(complexity = "page_complexity(first, last, child_complexity)")]
+    async fn releases(
+        &self,
+        ctx: &Context<'_>,
+        scope: Option<UnitScope>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<ReleaseConnection> {
+        let r = rc(ctx)?;
+        let args = page_args(first, after, last, before)?;
+        let page =
+            delivery::releases(r.svc(), self.0.id, reach(scope), args, wants_total(ctx)).await?;
+        Ok(ReleaseConnection::from_page(page, |m| m.id, Release))
+    }
+
+    /// Incidents of this unit (and by default its subtree) you may read.
+    #[graphql(complexity = "page_complexity(first, last, child_complexity)")]
+    async fn incidents(
+        &self,
+        ctx: &Context<'_>,
+        scope: Option<UnitScope>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<IncidentConnection> {
+        let r = rc(ctx)?;
+        let args = page_args(first, after, last, before)?;
+        let page =
+            delivery::incidents(r.svc(), self.0.id, reach(scope), args, wants_total(ctx)).await?;
+        Ok(IncidentConnection::from_page(page, |m| m.id, Incident))
     }
 
     /// Work items of this unit (and by default its subtree) that you may read.
@@ -457,6 +475,26 @@ impl WorkItem {
             return Ok(None);
         };
         Ok(rc(ctx)?.users.load_one(uid).await?.map(User))
+    }
+
+    /// Merged changes that reference the item (those you may read).
+    async fn changes(&self, ctx: &Context<'_>) -> GqlResult<Vec<Change>> {
+        let r = rc(ctx)?;
+        Ok(delivery::changes_of_item(r.svc(), self.0.id)
+            .await?
+            .into_iter()
+            .map(Change)
+            .collect())
+    }
+
+    /// Releases that delivered the item (those you may read).
+    async fn releases(&self, ctx: &Context<'_>) -> GqlResult<Vec<Release>> {
+        let r = rc(ctx)?;
+        Ok(delivery::releases_of_item(r.svc(), self.0.id)
+            .await?
+            .into_iter()
+            .map(Release)
+            .collect())
     }
 
     /// The item's identities in other systems.

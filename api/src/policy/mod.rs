@@ -178,8 +178,17 @@ impl Policy {
     /// # Errors
     /// `UNAUTHENTICATED` for an anonymous caller.
     pub fn item_condition(&self) -> ApiResult<Condition> {
+        self.unit_condition(Expr::col((work_item::Entity, work_item::Column::UnitId)))
+    }
+
+    /// The same rule for anything owned by a unit the way items are
+    /// (changes, deployments, releases, incidents): `unit_col` is the
+    /// owner column of the queried table.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` for an anonymous caller.
+    pub fn unit_condition(&self, unit_col: Expr) -> ApiResult<Condition> {
         self.viewer()?;
-        let unit_col = Expr::col((work_item::Entity, work_item::Column::UnitId));
         if self.admin {
             return Ok(Condition::all());
         }

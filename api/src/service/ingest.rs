@@ -775,22 +775,17 @@ where
             ..Default::default()
         };
         let row = save(txn, model, existing.map(|e| e.id), |m, id| m.id = Set(id)).await?;
-        change_work_item::Entity::delete_many()
-            .filter(change_work_item::Column::ChangeId.eq(row.id))
-            .exec(txn)
-            .await?;
-        items.sort_unstable();
-        items.dedup();
-        if !items.is_empty() {
-            change_work_item::Entity::insert_many(items.into_iter().map(|w| {
-                change_work_item::ActiveModel {
-                    change_id: Set(row.id),
-                    work_item_id: Set(w),
-                }
-            }))
-            .exec_without_returning(txn)
-            .await?;
-        }
+        replace_links(
+            txn,
+            change_work_item::Column::ChangeId,
+            row.id,
+            items,
+            |w| change_work_item::ActiveModel {
+                change_id: Set(row.id),
+                work_item_id: Set(w),
+            },
+        )
+        .await?;
         Ok(vec![event(ChangeKind::ChangeUpserted, unit.id, row.id)])
     }
 
@@ -846,22 +841,17 @@ where
             ..Default::default()
         };
         let row = save(txn, model, existing.map(|e| e.id), |m, id| m.id = Set(id)).await?;
-        deployment_change::Entity::delete_many()
-            .filter(deployment_change::Column::DeploymentId.eq(row.id))
-            .exec(txn)
-            .await?;
-        changes.sort_unstable();
-        changes.dedup();
-        if !changes.is_empty() {
-            deployment_change::Entity::insert_many(changes.into_iter().map(|c| {
-                deployment_change::ActiveModel {
-                    deployment_id: Set(row.id),
-                    change_id: Set(c),
-                }
-            }))
-            .exec_without_returning(txn)
-            .await?;
-        }
+        replace_links(
+            txn,
+            deployment_change::Column::DeploymentId,
+            row.id,
+            changes,
+            |c| deployment_change::ActiveModel {
+                deployment_id: Set(row.id),
+                change_id: Set(c),
+            },
+        )
+        .await?;
         Ok(vec![event(ChangeKind::DeploymentRecorded, unit.id, row.id)])
     }
 
@@ -893,22 +883,17 @@ where
             ..Default::default()
         };
         let row = save(txn, model, existing.map(|e| e.id), |m, id| m.id = Set(id)).await?;
-        release_work_item::Entity::delete_many()
-            .filter(release_work_item::Column::ReleaseId.eq(row.id))
-            .exec(txn)
-            .await?;
-        items.sort_unstable();
-        items.dedup();
-        if !items.is_empty() {
-            release_work_item::Entity::insert_many(items.into_iter().map(|w| {
-                release_work_item::ActiveModel {
-                    release_id: Set(row.id),
-                    work_item_id: Set(w),
-                }
-            }))
-            .exec_without_returning(txn)
-            .await?;
-        }
+        replace_links(
+            txn,
+            release_work_item::Column::ReleaseId,
+            row.id,
+            items,
+            |w| release_work_item::ActiveModel {
+                release_id: Set(row.id),
+                work_item_id: Set(w),
+            },
+        )
+        .await?;
         Ok(vec![event(ChangeKind::ReleaseRecorded, unit.id, row.id)])
     }
 
@@ -992,6 +977,32 @@ fn event(kind: ChangeKind, unit_id: i64, entity_id: i64) -> DomainEvent {
         entity_id,
         at: Utc::now(),
     }
+}
+
+/// Replaces the rows of a link table that belong to `owner` with links to `targets`.
+async fn replace_links<E, A>(
+    txn: &DatabaseTransaction,
+    owner_col: E::Column,
+    owner: i64,
+    mut targets: Vec<i64>,
+    link: impl Fn(i64) -> A,
+) -> Result<(), DbErr>
+where
+    E: EntityTrait,
+    A: ActiveModelTrait<Entity = E> + Send,
+{
+    E::delete_many()
+        .filter(owner_col.eq(owner))
+        .exec(txn)
+        .await?;
+    targets.sort_unstable();
+    targets.dedup();
+    if !targets.is_empty() {
+        E::insert_many(targets.into_iter().map(link))
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Inserts a row, or updates the row with `existing` id.

@@ -2,6 +2,7 @@
 //! it before reading or writing; nothing here knows about GraphQL.
 
 pub mod api_keys;
+pub mod delivery;
 pub mod ingest;
 pub mod rank;
 pub mod units;
@@ -77,7 +78,6 @@ pub async fn paginate<E, C>(
     db: &DatabaseConnection,
     select: Select<E>,
     id_col: C,
-    id_of: impl Fn(&E::Model) -> i64,
     args: PageArgs,
     want_total: bool,
 ) -> ApiResult<Page<E::Model>>
@@ -116,7 +116,6 @@ where
     let mut rows = q.order_by_asc(id_col).limit(n + 1).all(db).await?;
     let has_next = rows.len() as u64 > n;
     rows.truncate(usize::try_from(n).unwrap_or(0));
-    let _ = &id_of;
     Ok(Page {
         items: rows,
         has_next,

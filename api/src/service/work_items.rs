@@ -125,7 +125,7 @@ pub async fn list(
         ),
     };
     q = apply_filter(q, filter)?;
-    paginate(ctx.db, q, work_item::Column::Id, |m| m.id, page, want_total).await
+    paginate(ctx.db, q, work_item::Column::Id, page, want_total).await
 }
 
 /// Children of an item the caller may read.
@@ -139,7 +139,7 @@ pub async fn children(
     want_total: bool,
 ) -> ApiResult<Page<work_item::Model>> {
     let q = readable(ctx)?.filter(work_item::Column::ParentId.eq(parent_id));
-    paginate(ctx.db, q, work_item::Column::Id, |m| m.id, page, want_total).await
+    paginate(ctx.db, q, work_item::Column::Id, page, want_total).await
 }
 
 /// # Errors

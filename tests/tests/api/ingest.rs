@@ -148,6 +148,58 @@ async fn ndjson_backfill_is_applied_once(app: TestApp) {
     let team = app.login(TEAM).await;
     assert_eq!(app.ok(&team, q, json!({})).await["workItem"], Value::Null);
 
+    // Delivery records, through GraphQL, scoped like items.
+    let dq = "{ unit(key: \"team-zephyr\") {
+        changes { totalCount nodes { repository mergedAt workItems { key } } }
+        deployments { totalCount nodes { environment status changes { externalId } } }
+        releases { totalCount nodes { name workItems { key } } }
+        incidents { totalCount nodes { severity resolvedAt deployment { externalId } } }
+      }
+      workItem(key: \"PAY-12\") { changes { externalId } releases { name } } }";
+    let d = app.ok(&admin, dq, json!({})).await;
+    let u = &d["unit"];
+    assert_eq!(
+        u["changes"]["nodes"][0]["workItems"],
+        json!([{ "key": "PAY-12" }]),
+        "{d}"
+    );
+    assert_eq!(
+        u["deployments"]["nodes"][0],
+        json!({ "environment": "PRODUCTION", "status": "SUCCESS", "changes": [{ "externalId": "pr-501" }] })
+    );
+    assert_eq!(
+        u["releases"]["nodes"][0]["workItems"],
+        json!([{ "key": "PAY-12" }])
+    );
+    assert_eq!(u["incidents"]["nodes"][0]["deployment"]["externalId"], "77");
+    assert_eq!(
+        u["incidents"]["nodes"][0]["resolvedAt"],
+        "2026-01-09T15:00:00+00:00"
+    );
+    assert_eq!(
+        d["workItem"]["changes"],
+        json!([{ "externalId": "pr-501" }])
+    );
+    assert_eq!(d["workItem"]["releases"], json!([{ "name": "1.0" }]));
+    assert_eq!(
+        app.ok(&program, dq, json!({})).await,
+        d,
+        "the program manager sees the same"
+    );
+    let seen = app.ok(&team, dq, json!({})).await;
+    for conn in ["changes", "deployments", "releases", "incidents"] {
+        assert_eq!(
+            seen["unit"][conn]["totalCount"], 0,
+            "a sibling team sees no {conn}: {seen}"
+        );
+    }
+    let exec = app.login(crate::harness::EXEC).await;
+    let seen = app.ok(&exec, dq, json!({})).await;
+    assert_eq!(
+        seen["unit"]["deployments"]["totalCount"], 0,
+        "executives see team records only in aggregates"
+    );
+
     // Replaying the file changes nothing.
     let (_, again) = post_ndjson(&app, &key, &body).await;
     assert_eq!(
@@ -161,6 +213,11 @@ async fn ndjson_backfill_is_applied_once(app: TestApp) {
     );
     let data2 = app.ok(&admin, q, json!({})).await;
     assert_eq!(data, data2);
+    assert_eq!(
+        app.ok(&admin, dq, json!({})).await,
+        d,
+        "no delivery record was duplicated"
+    );
 }
 both!(ndjson_backfill_is_applied_once);
 
