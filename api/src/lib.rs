@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod import;
 pub mod policy;
 pub mod seed;
 pub mod service;

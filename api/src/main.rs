@@ -38,6 +38,17 @@ enum Command {
         #[command(subcommand)]
         what: SeedCommand,
     },
+    /// Backfill events of the common data model from an NDJSON file or a
+    /// JSON array (`-` reads standard input). Re-running skips what was applied.
+    Import {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The file, or `-` for standard input.
+        file: String,
+        /// Validate every event without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -200,6 +211,63 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn run_import(db_args: &DbArgs, file: &str, dry_run: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let (conn, _) = db::connect(&db_args.url()).await?;
+    db::migrate(&conn).await?;
+    let reader: Box<dyn BufRead> = if file == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        let f = std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?;
+        Box::new(std::io::BufReader::with_capacity(1 << 20, f))
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let mut last_line = std::time::Instant::now();
+    let mut show = |o: &gemba::import::Outcome| {
+        let rate = o.events as f64 / o.elapsed.as_secs_f64().max(1e-9);
+        let text = format!(
+            "{} events ({rate:.0}/s): {} applied, {} duplicates, {} rejected",
+            o.events, o.summary.applied, o.summary.duplicates, o.summary.rejected
+        );
+        let mut err = std::io::stderr().lock();
+        if terminal {
+            let _ = write!(err, "\r\x1b[2K{text}");
+        } else if last_line.elapsed() >= std::time::Duration::from_secs(5) {
+            let _ = writeln!(err, "{text}");
+            last_line = std::time::Instant::now();
+        }
+    };
+    let outcome = gemba::import::import(&conn, reader, dry_run, &mut show).await?;
+    let mut err = std::io::stderr().lock();
+    if terminal {
+        let _ = writeln!(err);
+    }
+    for r in &outcome.rejected {
+        let _ = writeln!(
+            err,
+            "line {}: {} rejected: {}",
+            r.line,
+            r.id.as_deref().unwrap_or("(no id)"),
+            r.reason.as_deref().unwrap_or("")
+        );
+    }
+    drop(err);
+    let s = outcome.summary;
+    out(&format!(
+        "{}{} applied, {} duplicates, {} rejected ({} events in {:.1}s)\n",
+        if dry_run { "dry run: " } else { "" },
+        s.applied,
+        s.duplicates,
+        s.rejected,
+        outcome.events,
+        outcome.elapsed.as_secs_f64()
+    ))?;
+    if s.rejected > 0 {
+        bail!("{} events were rejected", s.rejected);
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -225,6 +293,11 @@ async fn main() -> anyhow::Result<()> {
                 ),
             }
         }
+        Command::Import {
+            db: db_args,
+            file,
+            dry_run,
+        } => run_import(&db_args, &file, dry_run).await,
         Command::User {
             action:
                 UserCommand::Create {

@@ -1,0 +1,207 @@
+//! The `gemba` command line: migrate, seed, import (with dry runs and
+//! re-runs), user creation, schema export and configuration errors, on
+//! SQLite and (with `GEMBA_TEST_POSTGRES_URL`) PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use sea_orm::{ConnectionTrait, Database};
+
+fn gemba(db_url: &str, dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gemba"))
+        .args(args)
+        .current_dir(dir)
+        .env("GEMBA_DATABASE_URL", db_url)
+        .env("GEMBA_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const EVENTS: &str = r#"{"id":"cli-1","type":"unit.upserted","source":"csv","data":{"key":"team-cli","kind":"TEAM","name":"CLI","parent":"payments-checkout"}}
+{"id":"cli-2","type":"work_item.upserted","source":"csv","data":{"external_id":"C-1","key":"CLI-1","unit":"team-cli","type":"STORY","title":"Imported","state":"Backlog","created_at":"2026-01-05T10:00:00Z"}}
+{"id":"cli-3","type":"work_item.transitioned","source":"csv","data":{"external_id":"C-1","to_state":"Done","at":"2026-01-09T12:00:00Z"}}
+"#;
+
+fn flow(db_url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = gemba(db_url, d, &["migrate"], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = gemba(db_url, d, &["seed", "demo"], None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("admin@gemba.local"), "{}", text(&o));
+    let o = gemba(db_url, d, &["seed", "demo"], None);
+    assert!(!o.status.success(), "a second seed is refused");
+
+    let file = d.join("events.ndjson");
+    std::fs::write(&file, format!("{EVENTS}{{ broken\n")).unwrap();
+    let path = file.to_str().unwrap();
+    let o = gemba(db_url, d, &["import", "--dry-run", path], None);
+    assert!(!o.status.success(), "a rejected line fails the run");
+    assert!(
+        text(&o).contains("dry run: 3 applied, 0 duplicates, 1 rejected"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("line 4"), "{}", text(&o));
+    let o = gemba(db_url, d, &["import", path], None);
+    assert!(
+        text(&o).contains("3 applied, 0 duplicates, 1 rejected"),
+        "the dry run wrote nothing: {}",
+        text(&o)
+    );
+    let o = gemba(db_url, d, &["import", path], None);
+    assert!(
+        text(&o).contains("0 applied, 3 duplicates, 1 rejected"),
+        "{}",
+        text(&o)
+    );
+    // Standard input, a JSON array.
+    let array = r#"[{"id":"cli-4","type":"work_item.transitioned","source":"csv","data":{"external_id":"C-1","to_state":"Canceled","at":"2026-01-10T12:00:00Z"}}]"#;
+    let o = gemba(db_url, d, &["import", "-"], Some(array));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("1 applied, 0 duplicates, 0 rejected"),
+        "{}",
+        text(&o)
+    );
+
+    let o = gemba(
+        db_url,
+        d,
+        &[
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--name",
+            "Ops",
+            "--password-stdin",
+            "--admin",
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = gemba(
+        db_url,
+        d,
+        &[
+            "user",
+            "create",
+            "--email",
+            "OPS@example.com",
+            "--name",
+            "Ops",
+            "--password-stdin",
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(!o.status.success(), "emails are unique case-insensitively");
+    let o = gemba(
+        db_url,
+        d,
+        &[
+            "user",
+            "create",
+            "--email",
+            "x@example.com",
+            "--name",
+            "X",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("at least 12"), "{}", text(&o));
+}
+
+#[test]
+fn cli_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+    flow(&url);
+}
+
+#[test]
+fn cli_on_postgres() {
+    let Ok(admin_url) = std::env::var("GEMBA_TEST_POSTGRES_URL") else {
+        eprintln!("GEMBA_TEST_POSTGRES_URL is not set: PostgreSQL variant skipped");
+        return;
+    };
+    let name = format!("gemba_cli_{}", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let admin = Database::connect(&admin_url).await.unwrap();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+    });
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap();
+    let result = std::panic::catch_unwind(|| flow(&format!("{base}/{name}")));
+    rt.block_on(async {
+        let admin = Database::connect(&admin_url).await.unwrap();
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .unwrap();
+    });
+    result.unwrap();
+}
+
+#[test]
+fn schema_command_prints_the_checked_in_sdl() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = gemba("sqlite::memory:", dir.path(), &["schema"], None);
+    let on_disk =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.graphql")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), on_disk);
+}
+
+#[test]
+fn serve_refuses_weak_or_missing_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+    let o = gemba(&url, dir.path(), &["serve", "--bind", "127.0.0.1:0"], None);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("GEMBA_JWT_SECRET is required"),
+        "{}",
+        text(&o)
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gemba"));
+    let o = cmd
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("GEMBA_DATABASE_URL", &url)
+        .env("GEMBA_JWT_SECRET", "too-short")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).contains("at least 32 bytes"), "{}", text(&o));
+}
