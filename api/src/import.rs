@@ -6,12 +6,12 @@
 use std::io::BufRead;
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use serde_json::Value;
 
 use crate::events::EventBus;
 use crate::policy::IngestScope;
-use crate::service::ingest::{EventResult, Ingestor, Status, Summary};
+use crate::service::ingest::{BATCH_SIZE, EventResult, Raw, Status, Summary, apply_batch};
 
 /// Most rejected events kept for the report.
 const MAX_REPORTED: usize = 1000;
@@ -40,49 +40,46 @@ pub async fn import(
     dry_run: bool,
     progress: Progress<'_>,
 ) -> anyhow::Result<Outcome> {
+    if dry_run {
+        let txn = db.begin().await?;
+        let out = run(&txn, true, reader, progress).await;
+        txn.rollback().await?;
+        out
+    } else {
+        run(db, false, reader, progress).await
+    }
+}
+
+async fn run<C>(
+    db: &C,
+    dry_run: bool,
+    mut reader: impl BufRead,
+    progress: Progress<'_>,
+) -> anyhow::Result<Outcome>
+where
+    C: TransactionTrait<Transaction = DatabaseTransaction>,
+{
     let bus = EventBus::new(1);
     let scope = IngestScope {
         key_id: None,
         unit_root: None,
     };
-    if dry_run {
-        let txn = db.begin().await?;
-        let ingestor = Ingestor {
-            db: &txn,
-            scope,
-            bus: &bus,
-            dry_run: true,
-        };
-        let out = run(&ingestor, reader, progress).await;
-        txn.rollback().await?;
-        out
-    } else {
-        let ingestor = Ingestor {
-            db,
-            scope,
-            bus: &bus,
-            dry_run: false,
-        };
-        run(&ingestor, reader, progress).await
-    }
-}
-
-async fn run<C>(
-    ingestor: &Ingestor<'_, C>,
-    mut reader: impl BufRead,
-    progress: Progress<'_>,
-) -> anyhow::Result<Outcome>
-where
-    C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>,
-{
     let start = Instant::now();
     let mut out = Outcome::default();
     let mut last_report = Instant::now();
-    let record = |out: &mut Outcome, r: EventResult| {
-        out.events += 1;
-        out.summary.add(&r);
-        if r.status == Status::Rejected && out.rejected.len() < MAX_REPORTED {
-            out.rejected.push(r);
+    let mut batch: Vec<(usize, Raw)> = Vec::with_capacity(BATCH_SIZE);
+    let mut flush = async |out: &mut Outcome, batch: &mut Vec<(usize, Raw)>| {
+        for r in apply_batch(db, scope, &bus, dry_run, std::mem::take(batch)).await {
+            out.events += 1;
+            out.summary.add(&r);
+            if r.status == Status::Rejected && out.rejected.len() < MAX_REPORTED {
+                out.rejected.push(r);
+            }
+        }
+        if last_report.elapsed() >= Duration::from_millis(250) {
+            out.elapsed = start.elapsed();
+            progress(out);
+            last_report = Instant::now();
         }
     };
     // Peek at the first non-blank byte: '[' means a JSON array.
@@ -104,12 +101,9 @@ where
     if first == Some(b'[') {
         let events: Vec<Value> = serde_json::from_reader(reader)?;
         for (i, e) in events.into_iter().enumerate() {
-            let r = ingestor.event(i + 1, e).await;
-            record(&mut out, r);
-            if last_report.elapsed() >= Duration::from_millis(250) {
-                out.elapsed = start.elapsed();
-                progress(&out);
-                last_report = Instant::now();
+            batch.push((i + 1, Raw::Value(e)));
+            if batch.len() >= BATCH_SIZE {
+                flush(&mut out, &mut batch).await;
             }
         }
     } else {
@@ -125,15 +119,13 @@ where
             if text.is_empty() {
                 continue;
             }
-            let r = ingestor.line(n, text).await;
-            record(&mut out, r);
-            if last_report.elapsed() >= Duration::from_millis(250) {
-                out.elapsed = start.elapsed();
-                progress(&out);
-                last_report = Instant::now();
+            batch.push((n, Raw::Line(text.to_owned())));
+            if batch.len() >= BATCH_SIZE {
+                flush(&mut out, &mut batch).await;
             }
         }
     }
+    flush(&mut out, &mut batch).await;
     out.elapsed = start.elapsed();
     progress(&out);
     Ok(out)

@@ -9,7 +9,7 @@ use super::types::{ApiKey, Membership, Unit, User, Viewer, WorkItem};
 use crate::domain::{DefectOrigin, FlowType, Role, UnitKind, WorkItemType};
 use crate::error::GqlResult;
 use crate::events::{ChangeKind, DomainEvent};
-use crate::service::ingest::{Ingestor, Status as IngestStatus, Summary};
+use crate::service::ingest::{Raw, Status as IngestStatus, Summary, apply_batch};
 use crate::service::units::{self, NewUnit};
 use crate::service::work_items::{self, ItemChanges, NewItem, Patch};
 use crate::service::{api_keys, users};
@@ -273,16 +273,14 @@ impl Mutation {
             ))
             .into());
         }
-        let ingestor = Ingestor {
-            db: &r.db,
-            scope,
-            bus: &r.services.bus,
-            dry_run: false,
-        };
+        let batch = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| (i + 1, Raw::Value(e.0)))
+            .collect();
         let mut summary = Summary::default();
-        let mut results = Vec::with_capacity(events.len());
-        for (i, e) in events.into_iter().enumerate() {
-            let res = ingestor.event(i + 1, e.0).await;
+        let mut results = Vec::new();
+        for res in apply_batch(&r.db, scope, &r.services.bus, false, batch).await {
             summary.add(&res);
             results.push(IngestResult {
                 line: i32::try_from(res.line).unwrap_or(i32::MAX),

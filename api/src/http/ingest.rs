@@ -7,14 +7,16 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use futures::StreamExt;
-use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::graphql::{Media, auth_error, error_body, policy_for, respond};
 use crate::error::ErrorCode;
-use crate::service::ingest::{EventResult, Ingestor, Status, Summary};
+use crate::events::EventBus;
+use crate::policy::IngestScope;
+use crate::service::ingest::{BATCH_SIZE, EventResult, Raw, Status, Summary, apply_batch};
 
 /// Longest accepted NDJSON line.
 const MAX_LINE_BYTES: usize = 1024 * 1024;
@@ -89,35 +91,57 @@ pub async fn ingest(
                 return refused(ErrorCode::Internal, "internal error");
             }
         };
-        let ingestor = Ingestor {
-            db: &txn,
-            scope,
-            bus: &state.services.bus,
-            dry_run: true,
-        };
-        let response = run(&ingestor, &state, &headers, body).await;
+        let response = run(&txn, scope, true, &state, &headers, body).await;
         if let Err(e) = txn.rollback().await {
             tracing::error!(error = %e, "cannot roll back a dry run");
         }
         return response;
     }
-    let ingestor = Ingestor {
-        db: &state.db,
-        scope,
-        bus: &state.services.bus,
-        dry_run: false,
-    };
-    run(&ingestor, &state, &headers, body).await
+    run(&state.db, scope, false, &state, &headers, body).await
+}
+
+/// Events waiting for their batch's transaction.
+struct Pending<'a, C> {
+    db: &'a C,
+    scope: IngestScope,
+    bus: &'a EventBus,
+    dry_run: bool,
+    batch: Vec<(usize, Raw)>,
+    report: Report,
+}
+
+impl<C> Pending<'_, C>
+where
+    C: TransactionTrait<Transaction = DatabaseTransaction>,
+{
+    async fn push(&mut self, line: usize, raw: Raw) {
+        self.batch.push((line, raw));
+        if self.batch.len() >= BATCH_SIZE {
+            self.flush().await;
+        }
+    }
+
+    async fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        for r in apply_batch(self.db, self.scope, self.bus, self.dry_run, batch).await {
+            self.report.add(r);
+        }
+    }
 }
 
 async fn run<C>(
-    ingestor: &Ingestor<'_, C>,
+    db: &C,
+    scope: IngestScope,
+    dry_run: bool,
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
 ) -> Response
 where
-    C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>,
+    C: TransactionTrait<Transaction = DatabaseTransaction>,
 {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -125,7 +149,14 @@ where
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    let mut report = Report::default();
+    let mut pending = Pending {
+        db,
+        scope,
+        bus: &state.services.bus,
+        dry_run,
+        batch: Vec::new(),
+        report: Report::default(),
+    };
     match content_type.as_str() {
         "application/json" => {
             let limit = state.services.settings.max_body_bytes.max(16 * 1024 * 1024);
@@ -149,9 +180,10 @@ where
                 }
             };
             for (i, e) in events.into_iter().enumerate() {
-                report.add(ingestor.event(i + 1, e).await);
+                pending.push(i + 1, Raw::Value(e)).await;
             }
-            report.into_response(StatusCode::OK, None)
+            pending.flush().await;
+            pending.report.into_response(StatusCode::OK, None)
         }
         "application/x-ndjson" | "application/jsonl" | "application/jsonlines" | "text/plain" => {
             let mut stream = body.into_data_stream();
@@ -162,7 +194,8 @@ where
                 let chunk = match chunk {
                     Ok(c) => c,
                     Err(_) => {
-                        return report.into_response(
+                        pending.flush().await;
+                        return pending.report.into_response(
                             StatusCode::PAYLOAD_TOO_LARGE,
                             Some("the body is over the configured limit; the events before this point were processed"),
                         );
@@ -183,19 +216,20 @@ where
                     line += 1;
                     if skipping {
                         skipping = false;
-                        report.add(too_long(line));
+                        pending.report.add(too_long(line));
                     } else {
-                        process_line(ingestor, &mut report, line, &buf).await;
+                        push_line(&mut pending, line, &buf).await;
                     }
                     buf.clear();
                 }
             }
             if skipping {
-                report.add(too_long(line + 1));
+                pending.report.add(too_long(line + 1));
             } else if !buf.is_empty() {
-                process_line(ingestor, &mut report, line + 1, &buf).await;
+                push_line(&mut pending, line + 1, &buf).await;
             }
-            report.into_response(StatusCode::OK, None)
+            pending.flush().await;
+            pending.report.into_response(StatusCode::OK, None)
         }
         _ => refused(
             ErrorCode::BadUserInput,
@@ -214,16 +248,15 @@ fn too_long(line: usize) -> EventResult {
     }
 }
 
-async fn process_line<C>(ingestor: &Ingestor<'_, C>, report: &mut Report, line: usize, raw: &[u8])
+async fn push_line<C>(pending: &mut Pending<'_, C>, line: usize, raw: &[u8])
 where
-    C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>,
+    C: TransactionTrait<Transaction = DatabaseTransaction>,
 {
     let text = String::from_utf8_lossy(raw);
     let text = text.trim();
-    if text.is_empty() {
-        return;
+    if !text.is_empty() {
+        pending.push(line, Raw::Line(text.to_owned())).await;
     }
-    report.add(ingestor.line(line, text).await);
 }
 
 trait UnsupportedStatus {

@@ -20,6 +20,8 @@ use super::units::{self, EffectiveWorkflow};
 use super::work_items::{check_parent, last_rank};
 use crate::domain::{DefectOrigin, UnitKind, WorkItemType, validate_item_key, validate_unit_key};
 use crate::error::ApiError;
+use std::sync::Mutex;
+
 use crate::events::{ChangeKind, DomainEvent, EventBus};
 use crate::policy::{IngestScope, UnitPath};
 
@@ -96,7 +98,8 @@ type Applied = Result<Vec<DomainEvent>, Fail>;
 pub struct Ingestor<'a, C> {
     pub db: &'a C,
     pub scope: IngestScope,
-    pub bus: &'a EventBus,
+    /// Changes applied so far, to publish once their transaction commits.
+    pub applied: &'a Mutex<Vec<DomainEvent>>,
     /// Validate without writing: nothing is logged or published, and the
     /// caller rolls `db` back.
     pub dry_run: bool,
@@ -277,9 +280,10 @@ where
             Ok(None) => result(Status::Duplicate, None),
             Ok(Some(events)) => {
                 if !self.dry_run {
-                    for e in events {
-                        self.bus.publish(e);
-                    }
+                    self.applied
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend(events);
                 }
                 result(Status::Applied, None)
             }
@@ -968,6 +972,78 @@ where
         let row = m.update(txn).await?;
         Ok(vec![event(ChangeKind::IncidentResolved, unit_id, row.id)])
     }
+}
+
+/// One event of a batch, as received.
+pub enum Raw {
+    /// An NDJSON line, not parsed yet.
+    Line(String),
+    /// An element of a JSON array.
+    Value(Value),
+}
+
+/// Events per transaction in [`apply_batch`].
+pub const BATCH_SIZE: usize = 500;
+
+/// Applies a batch of events in one transaction: each event runs in its own
+/// savepoint (a rejected event changes nothing, the others still apply) and
+/// the batch commits once, which is what makes backfills fast. Changes are
+/// published after the commit. With `dry_run`, nothing is published and the
+/// caller rolls back `db`.
+pub async fn apply_batch<C>(
+    db: &C,
+    scope: IngestScope,
+    bus: &EventBus,
+    dry_run: bool,
+    batch: Vec<(usize, Raw)>,
+) -> Vec<EventResult>
+where
+    C: TransactionTrait<Transaction = DatabaseTransaction>,
+{
+    let failed = |batch: Vec<(usize, Raw)>, e: DbErr| {
+        tracing::error!(error = %e, "ingest batch failed");
+        batch
+            .into_iter()
+            .map(|(line, _)| EventResult {
+                line,
+                id: None,
+                status: Status::Rejected,
+                reason: Some("internal error: nothing was written; send the event again".into()),
+            })
+            .collect::<Vec<_>>()
+    };
+    let txn = match db.begin().await {
+        Ok(t) => t,
+        Err(e) => return failed(batch, e),
+    };
+    let applied = Mutex::new(Vec::new());
+    let ingestor = Ingestor {
+        db: &txn,
+        scope,
+        applied: &applied,
+        dry_run,
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for (line, raw) in batch {
+        results.push(match raw {
+            Raw::Line(text) => ingestor.line(line, &text).await,
+            Raw::Value(v) => ingestor.event(line, v).await,
+        });
+    }
+    if let Err(e) = txn.commit().await {
+        tracing::error!(error = %e, "ingest batch commit failed");
+        for r in &mut results {
+            if r.status == Status::Applied {
+                r.status = Status::Rejected;
+                r.reason = Some("internal error: nothing was written; send the event again".into());
+            }
+        }
+        return results;
+    }
+    for e in applied.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        bus.publish(e);
+    }
+    results
 }
 
 fn event(kind: ChangeKind, unit_id: i64, entity_id: i64) -> DomainEvent {
