@@ -205,3 +205,68 @@ fn serve_refuses_weak_or_missing_secrets() {
     assert!(!o.status.success());
     assert!(text(&o).contains("at least 32 bytes"), "{}", text(&o));
 }
+
+/// Killing an import midway loses nothing that was committed and leaves
+/// nothing half applied: re-running the file completes it exactly.
+#[test]
+fn killed_import_completes_on_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let url = format!("sqlite://{}?mode=rwc", d.join("kill.db").display());
+    assert!(gemba(&url, d, &["seed", "demo"], None).status.success());
+    let mut events = String::new();
+    let n = 3000;
+    for i in 0..n / 3 {
+        events.push_str(&format!(
+            r#"{{"id":"k-{i}-a","type":"work_item.upserted","source":"kill","data":{{"external_id":"K-{i}","key":"K-{i}","unit":"team-atlas","type":"STORY","title":"Story {i}","state":"Backlog","created_at":"2026-01-05T10:00:00Z"}}}}
+{{"id":"k-{i}-b","type":"work_item.transitioned","source":"kill","data":{{"external_id":"K-{i}","to_state":"In Progress","at":"2026-01-06T10:00:00Z"}}}}
+{{"id":"k-{i}-c","type":"work_item.transitioned","source":"kill","data":{{"external_id":"K-{i}","to_state":"Done","at":"2026-01-07T10:00:00Z"}}}}
+"#
+        ));
+    }
+    let file = d.join("kill.ndjson");
+    std::fs::write(&file, events).unwrap();
+    let path = file.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gemba"))
+        .args(["import", path])
+        .current_dir(d)
+        .env("GEMBA_DATABASE_URL", &url)
+        .env("GEMBA_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let finished_early = child.try_wait().unwrap().is_some();
+    let _ = child.kill();
+    let _ = child.wait();
+    let o = gemba(&url, d, &["import", path], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let nums: Vec<u64> = out
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(3)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(
+        nums[0] + nums[1],
+        n,
+        "every event applied exactly once: {out}"
+    );
+    assert_eq!(nums[2], 0, "{out}");
+    if !finished_early {
+        assert!(
+            nums[0] > 0,
+            "the killed run left work for the re-run: {out}"
+        );
+    }
+    // Every story was applied together with its history: a dry run of the
+    // same file finds only duplicates.
+    let o = gemba(&url, d, &["import", "--dry-run", path], None);
+    assert!(
+        text(&o).contains(&format!("0 applied, {n} duplicates, 0 rejected")),
+        "{}",
+        text(&o)
+    );
+}

@@ -482,8 +482,10 @@ impl Mutation {
         let r = rc(ctx)?;
         r.policy.viewer()?;
         let id = ids::expect(&input.work_item, kind::WORK_ITEM, "workItem")?;
-        let item = work_items::move_to(r.svc(), id, &input.to_state).await?;
-        publish(r, ChangeKind::WorkItemMoved, &item);
+        let (item, moved) = work_items::move_to(r.svc(), id, &input.to_state).await?;
+        if moved {
+            publish(r, ChangeKind::WorkItemMoved, &item);
+        }
         Ok(MoveWorkItemPayload {
             work_item: WorkItem(item),
         })

@@ -576,12 +576,13 @@ pub async fn update(ctx: Ctx<'_>, id: i64, changes: ItemChanges) -> ApiResult<wo
 }
 
 /// Moves an item to another state of its unit's workflow, appending a
-/// transition. Moving to the current state changes nothing.
+/// transition. Moving to the current state changes nothing. Returns the item
+/// and whether it moved.
 ///
 /// # Errors
 /// `NOT_FOUND` for an item the caller cannot read; `FORBIDDEN` without write
 /// rights; `BAD_USER_INPUT` for a state outside the item's workflow.
-pub async fn move_to(ctx: Ctx<'_>, id: i64, to_state: &str) -> ApiResult<work_item::Model> {
+pub async fn move_to(ctx: Ctx<'_>, id: i64, to_state: &str) -> ApiResult<(work_item::Model, bool)> {
     let actor = ctx.policy.viewer()?.user.id;
     let (item, unit) = writable_item(ctx, id).await?;
     let workflow = units::effective_workflow(ctx.db, unit.id).await?;
@@ -590,7 +591,7 @@ pub async fn move_to(ctx: Ctx<'_>, id: i64, to_state: &str) -> ApiResult<work_it
         .ok_or_else(|| workflow.unknown_state(to_state))?
         .clone();
     if state.name == item.state {
-        return Ok(item);
+        return Ok((item, false));
     }
     let txn = ctx.db.begin().await?;
     let now = Utc::now();
@@ -614,5 +615,5 @@ pub async fn move_to(ctx: Ctx<'_>, id: i64, to_state: &str) -> ApiResult<work_it
     model.updated_at = Set(now);
     let updated = model.update(&txn).await?;
     txn.commit().await?;
-    Ok(updated)
+    Ok((updated, true))
 }

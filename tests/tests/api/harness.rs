@@ -30,6 +30,8 @@ pub enum Backend {
 
 pub struct TestApp {
     pub base: String,
+    /// The server's event bus, to observe what it publishes.
+    pub bus: gemba::events::EventBus,
     pub client: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: Option<tempfile::TempDir>,
@@ -94,6 +96,7 @@ impl TestApp {
             settings.login_failures_per_address,
             settings.login_window,
         );
+        let bus = gemba::events::EventBus::default();
         let state = AppState::new(
             db,
             statements,
@@ -101,7 +104,7 @@ impl TestApp {
                 keys: TokenKeys::new(SECRET).unwrap(),
                 limiter,
                 settings,
-                bus: gemba::events::EventBus::default(),
+                bus: bus.clone(),
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -116,6 +119,7 @@ impl TestApp {
         });
         Some(TestApp {
             base: format!("http://{addr}"),
+            bus,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()

@@ -365,3 +365,45 @@ async fn oversize_ingest_gets_413() {
         .await;
     assert_eq!(none["unit"], Value::Null, "nothing was applied");
 }
+
+/// Applied changes, from ingestion and from mutations, reach the event bus
+/// after they commit; rejected and duplicate events publish nothing.
+async fn changes_are_published(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let mut rx = app.bus.subscribe();
+    let events = &backfill()[..3];
+    let (_, report) = post_ndjson(&app, &admin, &ndjson(events)).await;
+    assert_eq!(report["applied"], 3);
+    post_ndjson(&app, &admin, &ndjson(events)).await;
+    let item = app
+        .ok(&admin, "{ workItem(key: \"PAY-12\") { id } }", json!({}))
+        .await;
+    let mv = "mutation($id: ID!, $s: String!) { moveWorkItem(input: {workItem: $id, toState: $s}) { workItem { state } } }";
+    app.ok(
+        &admin,
+        mv,
+        json!({ "id": item["workItem"]["id"], "s": "In Progress" }),
+    )
+    .await;
+    app.ok(
+        &admin,
+        mv,
+        json!({ "id": item["workItem"]["id"], "s": "In Progress" }),
+    )
+    .await;
+    let mut kinds = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        kinds.push(serde_json::to_value(e.kind).unwrap());
+    }
+    assert_eq!(
+        kinds,
+        vec![
+            json!("UNIT_UPSERTED"),
+            json!("WORK_ITEM_CREATED"),
+            json!("WORK_ITEM_CREATED"),
+            json!("WORK_ITEM_MOVED")
+        ],
+        "duplicates and a no-op move publish nothing"
+    );
+}
+both!(changes_are_published);
