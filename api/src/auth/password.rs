@@ -9,6 +9,10 @@ use rand::rngs::OsRng;
 
 use crate::error::{ApiError, ApiResult};
 
+/// Hashes computed at once: each takes 19 MiB and a core, so a login flood
+/// queues here instead of exhausting memory.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 /// Shortest accepted password.
 pub const MIN_PASSWORD_LEN: usize = 12;
 
@@ -42,6 +46,7 @@ fn verify_blocking(password: &str, hash: &str) -> bool {
 /// `BAD_USER_INPUT` for a password that is too short or too long.
 pub async fn hash(password: String) -> ApiResult<String> {
     validate(&password)?;
+    let _permit = HASHING.acquire().await.map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(move || hash_blocking(&password))
         .await
         .map_err(ApiError::internal)?
@@ -67,6 +72,7 @@ pub fn validate(password: &str) -> ApiResult<()> {
 /// Verifies `password` against `hash`. With `hash = None` (an unknown email)
 /// it verifies against a dummy hash, so both paths cost the same.
 pub async fn verify(password: String, hash: Option<String>) -> ApiResult<bool> {
+    let _permit = HASHING.acquire().await.map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(move || match hash {
         Some(h) => verify_blocking(&password, &h),
         None => {

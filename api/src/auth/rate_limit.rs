@@ -53,6 +53,38 @@ impl LoginLimiter {
         by_email >= self.per_email as usize || by_address >= self.per_address as usize
     }
 
+    /// Starts an attempt: refuses it when limited, otherwise counts it as a
+    /// failure at once (in the same locked step), so parallel attempts cannot
+    /// all pass the check. [`LoginLimiter::record_success`] takes it back.
+    pub fn begin_attempt(&self, email: &str, address: Option<IpAddr>) -> bool {
+        let now = Instant::now();
+        let window = self.window;
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let by_email = f
+            .emails
+            .get_mut(email)
+            .map(|q| recent(q, window, now))
+            .unwrap_or(0);
+        let by_address = address
+            .and_then(|a| f.addresses.get_mut(&a))
+            .map(|q| recent(q, window, now))
+            .unwrap_or(0);
+        if by_email >= self.per_email as usize || by_address >= self.per_address as usize {
+            return false;
+        }
+        if f.emails.len() > 10_000 {
+            f.emails.retain(|_, q| recent(q, window, now) > 0);
+        }
+        if f.addresses.len() > 10_000 {
+            f.addresses.retain(|_, q| recent(q, window, now) > 0);
+        }
+        f.emails.entry(email.to_owned()).or_default().push_back(now);
+        if let Some(a) = address {
+            f.addresses.entry(a).or_default().push_back(now);
+        }
+        true
+    }
+
     pub fn record_failure(&self, email: &str, address: Option<IpAddr>) {
         let now = Instant::now();
         let window = self.window;
@@ -70,10 +102,14 @@ impl LoginLimiter {
         }
     }
 
-    /// A successful login clears the email's failures.
-    pub fn record_success(&self, email: &str) {
+    /// A successful login clears the email's failures and takes back the
+    /// address's count for this attempt.
+    pub fn record_success(&self, email: &str, address: Option<IpAddr>) {
         let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         f.emails.remove(email);
+        if let Some(q) = address.and_then(|a| f.addresses.get_mut(&a)) {
+            q.pop_back();
+        }
     }
 }
 
@@ -92,7 +128,20 @@ mod tests {
         assert!(!l.is_limited("b@x", None));
         l.record_failure("b@x", Some(a));
         assert!(l.is_limited("c@x", Some(a)), "address limit");
-        l.record_success("a@x");
+        l.record_success("a@x", None);
         assert!(!l.is_limited("a@x", None));
+    }
+
+    #[test]
+    fn attempts_count_when_they_start() {
+        let l = LoginLimiter::new(2, 10, Duration::from_secs(60));
+        assert!(l.begin_attempt("a@x", None));
+        assert!(l.begin_attempt("a@x", None));
+        assert!(
+            !l.begin_attempt("a@x", None),
+            "the third parallel attempt is refused"
+        );
+        l.record_success("a@x", None);
+        assert!(l.begin_attempt("a@x", None));
     }
 }

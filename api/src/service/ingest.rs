@@ -7,7 +7,7 @@ use entity::{
     change, change_work_item, deployment, deployment_change, external_ref, incident, ingest_log,
     release, release_work_item, transition, unit, user, work_item,
 };
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
     IntoActiveModel, QueryFilter, QueryOrder, Set, TransactionTrait,
@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use super::rank;
 use super::units::{self, EffectiveWorkflow};
-use super::work_items::{check_parent, last_rank};
+use super::work_items::{check_parent, is_eligible_assignee, last_rank};
 use crate::domain::{DefectOrigin, UnitKind, WorkItemType, validate_item_key, validate_unit_key};
 use crate::error::ApiError;
 use std::sync::Mutex;
@@ -308,14 +308,9 @@ where
     /// `Ok(None)` for a duplicate, `Ok(Some(events))` once applied.
     async fn apply_logged(&self, env: &Envelope) -> Result<Option<Vec<DomainEvent>>, Fail> {
         let txn = self.db.begin().await?;
-        let seen = ingest_log::Entity::find_by_id(env.id.clone())
-            .filter(ingest_log::Column::Outcome.eq("applied"))
-            .one(&txn)
-            .await?;
-        if seen.is_some() {
-            return Ok(None);
-        }
-        let events = self.apply(&txn, env).await?;
+        // Claim the id before applying: a concurrent request with the same id
+        // waits on this row and then finds it applied. A rejected id may be
+        // claimed again.
         let row = ingest_log::ActiveModel {
             event_id: Set(env.id.clone()),
             source: Set(env.source.clone()),
@@ -325,7 +320,7 @@ where
             reason: Set(None),
             api_key_id: Set(self.scope.key_id),
         };
-        ingest_log::Entity::insert(row)
+        let claimed = ingest_log::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(ingest_log::Column::EventId)
                     .update_columns([
@@ -334,24 +329,24 @@ where
                         ingest_log::Column::ReceivedAt,
                         ingest_log::Column::ApiKeyId,
                     ])
+                    .action_and_where(
+                        Expr::col((ingest_log::Entity, ingest_log::Column::Outcome)).ne("applied"),
+                    )
                     .to_owned(),
             )
-            .exec(&txn)
+            .exec_without_returning(&txn)
             .await?;
-        if let Err(e) = txn.commit().await {
-            // Another request applied the same id first.
-            if matches!(
-                e.sql_err(),
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-            ) {
-                return Ok(None);
-            }
-            return Err(e.into());
+        if claimed == 0 {
+            return Ok(None);
         }
+        let events = self.apply(&txn, env).await?;
+        txn.commit().await?;
         Ok(Some(events))
     }
 
     async fn log_rejection(&self, env: &Envelope, reason: &str) -> Result<(), DbErr> {
+        // Its own savepoint: a failure here must not abort the batch.
+        let txn = self.db.begin().await?;
         let row = ingest_log::ActiveModel {
             event_id: Set(env.id.clone()),
             source: Set(env.source.clone()),
@@ -363,25 +358,27 @@ where
         };
         // Never overwrite an applied record.
         let existing = ingest_log::Entity::find_by_id(env.id.clone())
-            .one(self.db)
+            .one(&txn)
             .await?;
         match existing {
-            Some(r) if r.outcome == "applied" => Ok(()),
+            Some(r) if r.outcome == "applied" => {}
             Some(_) => {
                 let mut m = row;
                 m.event_id = Set(env.id.clone());
-                m.update(self.db).await.map(|_| ())
+                m.update(&txn).await?;
             }
-            None => ingest_log::Entity::insert(row)
-                .on_conflict(
-                    OnConflict::column(ingest_log::Column::EventId)
-                        .do_nothing()
-                        .to_owned(),
-                )
-                .exec_without_returning(self.db)
-                .await
-                .map(|_| ()),
+            None => {
+                ingest_log::Entity::insert(row)
+                    .on_conflict(
+                        OnConflict::column(ingest_log::Column::EventId)
+                            .do_nothing()
+                            .to_owned(),
+                    )
+                    .exec_without_returning(&txn)
+                    .await?;
+            }
         }
+        txn.commit().await
     }
 
     async fn apply(&self, txn: &DatabaseTransaction, env: &Envelope) -> Applied {
@@ -502,23 +499,43 @@ where
             .await?)
     }
 
-    /// An item named by another record: its external id in this source, else its key.
+    /// Whether a limited key may refer to records of `unit_id`: its subtree,
+    /// and for work items also the units above it (the program's features).
+    async fn may_reference(
+        &self,
+        txn: &DatabaseTransaction,
+        unit_id: i64,
+        line_too: bool,
+    ) -> Result<bool, Fail> {
+        let Some(root) = self.scope.unit_root else {
+            return Ok(true);
+        };
+        if self.scope.allows(&units::path(txn, unit_id).await?) {
+            return Ok(true);
+        }
+        Ok(line_too && units::path(txn, root).await?.ancestors.contains(&unit_id))
+    }
+
+    /// An item named by another record: its external id in this source, else
+    /// its key. Items a limited key may not refer to read as unknown.
     async fn referenced_item(
         &self,
         txn: &DatabaseTransaction,
         source: &str,
         reference: &str,
     ) -> Result<work_item::Model, Fail> {
-        if let Some(i) = self.item_by_ref(txn, source, reference).await? {
-            return Ok(i);
-        }
-        match work_item::Entity::find()
-            .filter(work_item::Column::Key.eq(reference))
-            .one(txn)
-            .await?
-        {
-            Some(i) => Ok(i),
-            None => reject(format!("unknown work item {reference:?}")),
+        let found = match self.item_by_ref(txn, source, reference).await? {
+            Some(i) => Some(i),
+            None => {
+                work_item::Entity::find()
+                    .filter(work_item::Column::Key.eq(reference))
+                    .one(txn)
+                    .await?
+            }
+        };
+        match found {
+            Some(i) if self.may_reference(txn, i.unit_id, true).await? => Ok(i),
+            _ => reject(format!("unknown work item {reference:?}")),
         }
     }
 
@@ -567,8 +584,8 @@ where
                 .one(txn)
                 .await?
             {
-                Some(u) => Some(u.id),
-                None => return reject(format!("unknown assignee {email:?}")),
+                Some(u) if is_eligible_assignee(txn, u.id, &path).await? => Some(u.id),
+                _ => return reject(format!("unknown assignee {email:?}")),
             },
             None => None,
         };
@@ -703,8 +720,15 @@ where
                 }
                 let mut events = vec![event(ChangeKind::WorkItemUpdated, unit.id, id)];
                 if moved_state {
-                    insert_transition(txn, id, &workflow, &state.name, now.max(created_at), source)
-                        .await?;
+                    insert_transition(
+                        txn,
+                        id,
+                        &workflow,
+                        &state.name,
+                        std::cmp::max(now, created_at),
+                        source,
+                    )
+                    .await?;
                     events.push(event(ChangeKind::WorkItemMoved, unit.id, id));
                 }
                 Ok(events)
@@ -778,6 +802,9 @@ where
             merged_at: Set(merged_at),
             ..Default::default()
         };
+        if let Some(e) = &existing {
+            self.check_unit_scope(txn, e.unit_id).await?;
+        }
         let row = save(txn, model, existing.map(|e| e.id), |m, id| m.id = Set(id)).await?;
         replace_links(
             txn,
@@ -826,8 +853,10 @@ where
                 .one(txn)
                 .await?
             {
-                Some(ch) => changes.push(ch.id),
-                None => return reject(format!("unknown change {c:?}")),
+                Some(ch) if self.may_reference(txn, ch.unit_id, false).await? => {
+                    changes.push(ch.id);
+                }
+                _ => return reject(format!("unknown change {c:?}")),
             }
         }
         let existing = deployment::Entity::find()
@@ -844,6 +873,9 @@ where
             finished_at: Set(finished_at),
             ..Default::default()
         };
+        if let Some(e) = &existing {
+            self.check_unit_scope(txn, e.unit_id).await?;
+        }
         let row = save(txn, model, existing.map(|e| e.id), |m, id| m.id = Set(id)).await?;
         replace_links(
             txn,
@@ -886,6 +918,9 @@ where
             released_at: Set(released_at),
             ..Default::default()
         };
+        if let Some(e) = &existing {
+            self.check_unit_scope(txn, e.unit_id).await?;
+        }
         let row = save(txn, model, existing.map(|e| e.id), |m, id| m.id = Set(id)).await?;
         replace_links(
             txn,
@@ -918,8 +953,8 @@ where
                 .one(txn)
                 .await?
             {
-                Some(x) => Some(x.id),
-                None => return reject(format!("unknown deployment {dep:?}")),
+                Some(x) if self.may_reference(txn, x.unit_id, false).await? => Some(x.id),
+                _ => return reject(format!("unknown deployment {dep:?}")),
             },
             None => None,
         };
@@ -942,6 +977,9 @@ where
             deployment_id: Set(deployment_id),
             ..Default::default()
         };
+        if let Some(e) = &existing {
+            self.check_unit_scope(txn, e.unit_id).await?;
+        }
         let row = save(txn, model, existing.map(|e| e.id), |m, id| m.id = Set(id)).await?;
         Ok(vec![event(ChangeKind::IncidentOpened, unit.id, row.id)])
     }

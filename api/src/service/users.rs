@@ -276,7 +276,7 @@ pub async fn login(
     address: Option<IpAddr>,
 ) -> ApiResult<Session> {
     let email = email.trim().to_lowercase();
-    if limiter.is_limited(&email, address) {
+    if !limiter.begin_attempt(&email, address) {
         return Err(ApiError::RateLimited);
     }
     let found = if email.len() <= 320 && password_text.len() <= 1024 {
@@ -294,7 +294,7 @@ pub async fn login(
     .await?;
     match found {
         Some(user) if ok && user.active => {
-            limiter.record_success(&email);
+            limiter.record_success(&email, address);
             let (token, info) = keys.issue(user.id, ttl)?;
             Ok(Session {
                 token,
@@ -302,10 +302,8 @@ pub async fn login(
                 user,
             })
         }
-        _ => {
-            limiter.record_failure(&email, address);
-            Err(ApiError::InvalidToken("invalid email or password"))
-        }
+        // The attempt was counted as a failure when it began.
+        _ => Err(ApiError::InvalidToken("invalid email or password")),
     }
 }
 

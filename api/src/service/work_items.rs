@@ -1,7 +1,7 @@
 //! Work items: scoped reads, and writes that keep the transition history.
 
 use chrono::{DateTime, Utc};
-use entity::{external_ref, transition, unit, unit_closure, user, work_item};
+use entity::{external_ref, membership, transition, unit, unit_closure, user, work_item};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
@@ -293,10 +293,44 @@ async fn readable_item(ctx: Ctx<'_>, id: i64, what: &str) -> ApiResult<work_item
         .ok_or_else(|| ApiError::not_found(what))
 }
 
-async fn active_user(db: &impl ConnectionTrait, id: i64) -> ApiResult<()> {
-    match user::Entity::find_by_id(id).one(db).await? {
-        Some(u) if u.active => Ok(()),
-        _ => Err(ApiError::not_found("assignee")),
+/// Whether `user_id` may be assigned work of `unit`: an active user with a
+/// membership on the unit, above it or below it. Anyone else reads as not
+/// found, so assigning cannot probe the user directory.
+pub(crate) async fn is_eligible_assignee(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    unit: &UnitPath,
+) -> ApiResult<bool> {
+    let Some(u) = user::Entity::find_by_id(user_id).one(db).await? else {
+        return Ok(false);
+    };
+    if !u.active {
+        return Ok(false);
+    }
+    let mut line = unit.ancestors.clone();
+    line.push(unit.id);
+    let below = Query::select()
+        .column(unit_closure::Column::DescendantId)
+        .from(unit_closure::Entity)
+        .and_where(unit_closure::Column::AncestorId.eq(unit.id))
+        .to_owned();
+    let found = membership::Entity::find()
+        .filter(membership::Column::UserId.eq(user_id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(membership::Column::UnitId.is_in(line))
+                .add(membership::Column::UnitId.in_subquery(below)),
+        )
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
+async fn eligible_assignee(db: &impl ConnectionTrait, id: i64, unit: &UnitPath) -> ApiResult<()> {
+    if is_eligible_assignee(db, id, unit).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("assignee"))
     }
 }
 
@@ -357,7 +391,7 @@ pub async fn create(ctx: Ctx<'_>, input: NewItem) -> ApiResult<work_item::Model>
         check_parent(&parent, item_type, &unit)?;
     }
     if let Some(a) = input.assignee {
-        active_user(ctx.db, a).await?;
+        eligible_assignee(ctx.db, a, &unit).await?;
     }
     let workflow = units::effective_workflow(ctx.db, unit.id).await?;
     let state = match &input.state {
@@ -529,7 +563,7 @@ pub async fn update(ctx: Ctx<'_>, id: i64, changes: ItemChanges) -> ApiResult<wo
         Patch::Keep => {}
         Patch::Clear => model.assignee_id = Set(None),
         Patch::Set(a) => {
-            active_user(ctx.db, a).await?;
+            eligible_assignee(ctx.db, a, &unit).await?;
             model.assignee_id = Set(Some(a));
         }
     }
@@ -595,6 +629,26 @@ pub async fn move_to(ctx: Ctx<'_>, id: i64, to_state: &str) -> ApiResult<(work_i
     }
     let txn = ctx.db.begin().await?;
     let now = Utc::now();
+    // Move only from the state read above: a concurrent move in between
+    // makes this one a CONFLICT instead of a history with a fork.
+    let rank = rank::after(last_rank(&txn, unit.id, &state.name).await?.as_deref());
+    let moved = work_item::Entity::update_many()
+        .col_expr(work_item::Column::State, Expr::value(state.name.clone()))
+        .col_expr(
+            work_item::Column::StateCategory,
+            Expr::value(state.category.clone()),
+        )
+        .col_expr(work_item::Column::Rank, Expr::value(rank))
+        .col_expr(work_item::Column::UpdatedAt, Expr::value(now))
+        .filter(work_item::Column::Id.eq(item.id))
+        .filter(work_item::Column::State.eq(item.state.clone()))
+        .exec(&txn)
+        .await?;
+    if moved.rows_affected != 1 {
+        return Err(ApiError::Conflict(
+            "the item was moved by someone else meanwhile; reload it and try again".into(),
+        ));
+    }
     transition::ActiveModel {
         work_item_id: Set(item.id),
         from_state: Set(Some(item.state.clone())),
@@ -607,13 +661,10 @@ pub async fn move_to(ctx: Ctx<'_>, id: i64, to_state: &str) -> ApiResult<(work_i
     }
     .insert(&txn)
     .await?;
-    let rank = rank::after(last_rank(&txn, unit.id, &state.name).await?.as_deref());
-    let mut model = item.into_active_model();
-    model.state = Set(state.name);
-    model.state_category = Set(state.category);
-    model.rank = Set(rank);
-    model.updated_at = Set(now);
-    let updated = model.update(&txn).await?;
+    let updated = work_item::Entity::find_by_id(item.id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ApiError::not_found("work item"))?;
     txn.commit().await?;
     Ok((updated, true))
 }

@@ -407,3 +407,86 @@ async fn changes_are_published(app: TestApp) {
     );
 }
 both!(changes_are_published);
+
+/// A key limited to one team can neither take over nor link to records of
+/// other units: they read as unknown.
+async fn limited_keys_stay_in_their_subtree(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    // Records of team-borealis, written by an unlimited caller.
+    let theirs = [
+        json!({"id": "o-1", "type": "work_item.upserted", "source": "gh", "data": {"external_id": "9", "key": "GH-9", "unit": "team-borealis", "type": "STORY", "title": "theirs", "state": "Backlog", "created_at": "2026-01-01T00:00:00Z"}}),
+        json!({"id": "o-2", "type": "change.upserted", "source": "gh", "data": {"external_id": "pr-9", "unit": "team-borealis", "repository": "acme/b", "merged_at": "2026-01-02T00:00:00Z"}}),
+        json!({"id": "o-3", "type": "deployment.recorded", "source": "gh", "data": {"external_id": "dep-9", "unit": "team-borealis", "environment": "PRODUCTION", "status": "SUCCESS", "finished_at": "2026-01-03T00:00:00Z", "changes": ["pr-9"]}}),
+    ];
+    let (_, r) = post_ndjson(&app, &admin, &ndjson(&theirs)).await;
+    assert_eq!(r["applied"], 3, "{r}");
+    let (key, _) = create_key(&app, &admin, Some("team-atlas")).await;
+    let attempts = [
+        // Take over their change by its external id.
+        json!({"id": "x-1", "type": "change.upserted", "source": "gh", "data": {"external_id": "pr-9", "unit": "team-atlas", "repository": "acme/a", "merged_at": "2026-01-02T00:00:00Z"}}),
+        // Link to their item, their change, their deployment.
+        json!({"id": "x-2", "type": "change.upserted", "source": "gh", "data": {"external_id": "pr-1", "unit": "team-atlas", "repository": "acme/a", "merged_at": "2026-01-02T00:00:00Z", "work_items": ["GH-9"]}}),
+        json!({"id": "x-3", "type": "deployment.recorded", "source": "gh", "data": {"external_id": "dep-1", "unit": "team-atlas", "environment": "PRODUCTION", "status": "SUCCESS", "finished_at": "2026-01-03T00:00:00Z", "changes": ["pr-9"]}}),
+        json!({"id": "x-4", "type": "incident.opened", "source": "gh", "data": {"external_id": "inc-1", "unit": "team-atlas", "opened_at": "2026-01-04T00:00:00Z", "severity": "SEV1", "deployment": "dep-9"}}),
+        // Move their item, resolve nothing of theirs.
+        json!({"id": "x-5", "type": "work_item.transitioned", "source": "gh", "data": {"external_id": "9", "to_state": "Done", "at": "2026-01-05T00:00:00Z"}}),
+    ];
+    let (_, r) = post_ndjson(&app, &key, &ndjson(&attempts)).await;
+    assert_eq!(r["applied"], 0, "{r}");
+    assert_eq!(r["rejected"], 5, "{r}");
+    let reasons: Vec<&str> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons[1].contains("unknown work item"), "{reasons:?}");
+    assert!(reasons[2].contains("unknown change"), "{reasons:?}");
+    assert!(reasons[3].contains("unknown deployment"), "{reasons:?}");
+    let d = app
+        .ok(&admin, "{ unit(key: \"team-borealis\") { changes { nodes { repository } } } workItem(key: \"GH-9\") { state } }", json!({}))
+        .await;
+    assert_eq!(
+        d["unit"]["changes"]["nodes"],
+        json!([{ "repository": "acme/b" }]),
+        "their change is untouched"
+    );
+    assert_eq!(d["workItem"]["state"], "Backlog");
+    // An item of the program above the team may be referenced.
+    let (feature, _, _) =
+        crate::access::item_of(&app, &admin, "payments-checkout", "FEATURE").await;
+    let ok = json!({"id": "x-6", "type": "change.upserted", "source": "gh", "data": {"external_id": "pr-2", "unit": "team-atlas", "repository": "acme/a", "merged_at": "2026-01-02T00:00:00Z", "work_items": [feature]}});
+    let (_, r) = post_ndjson(&app, &key, &ndjson(&[ok])).await;
+    assert_eq!(r["applied"], 1, "{r}");
+}
+both!(limited_keys_stay_in_their_subtree);
+
+/// The same event sent twice at once is applied once.
+async fn concurrent_duplicates_apply_once(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let (_, r) = post_ndjson(&app, &admin, &ndjson(&backfill()[..3])).await;
+    assert_eq!(r["applied"], 3);
+    let ev = ndjson(&[
+        json!({"id": "same", "type": "work_item.transitioned", "source": "jira", "data": {"external_id": "PAY-12", "to_state": "In Progress", "at": "2026-01-06T09:00:00Z"}}),
+    ]);
+    let (a, b) = tokio::join!(
+        post_ndjson(&app, &admin, &ev),
+        post_ndjson(&app, &admin, &ev)
+    );
+    let applied = a.1["applied"].as_i64().unwrap() + b.1["applied"].as_i64().unwrap();
+    let dups = a.1["duplicates"].as_i64().unwrap() + b.1["duplicates"].as_i64().unwrap();
+    assert_eq!((applied, dups), (1, 1), "{a:?} {b:?}");
+    let t = app
+        .ok(
+            &admin,
+            "{ workItem(key: \"PAY-12\") { transitions { toState } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        t["workItem"]["transitions"].as_array().unwrap().len(),
+        2,
+        "{t}"
+    );
+}
+both!(concurrent_duplicates_apply_once);

@@ -505,3 +505,55 @@ async fn filters_and_pagination(app: TestApp) {
     assert_eq!(back, seen);
 }
 both!(filters_and_pagination);
+
+/// Only people in the item's line (members of its unit, above or below it)
+/// can be assigned; anyone else reads as not found.
+async fn assignees_come_from_the_units_line(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let team = app.login(TEAM).await;
+    let users = app
+        .ok(
+            &admin,
+            "{ unit(key: \"team-fjord\") { workItems(first: 50) { nodes { assignee { id } } } } }",
+            json!({}),
+        )
+        .await;
+    let stranger = users["unit"]["workItems"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|n| n["assignee"]["id"].as_str())
+        .unwrap()
+        .to_owned();
+    let me = app.ok(&team, "{ me { user { id } } }", json!({})).await["me"]["user"]["id"].clone();
+    let (_, story, _) = item_of(&app, &admin, "team-atlas", "STORY").await;
+    let assign = "mutation($id: ID!, $a: ID) { updateWorkItem(input: {workItem: $id, assignee: $a}) { workItem { assignee { email } } } }";
+    let body = app
+        .gql(Some(&team), assign, json!({ "id": story, "a": stranger }))
+        .await;
+    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+    let missing = app
+        .gql(
+            Some(&team),
+            assign,
+            json!({ "id": story, "a": gemba::graphql::encode_id("User", 999_999).0 }),
+        )
+        .await;
+    assert_eq!(
+        body["errors"], missing["errors"],
+        "a stranger reads like a missing user"
+    );
+    let ok = app.ok(&team, assign, json!({ "id": story, "a": me })).await;
+    assert_eq!(
+        ok["updateWorkItem"]["workItem"]["assignee"]["email"],
+        crate::harness::TEAM
+    );
+    let cleared = app
+        .ok(&team, assign, json!({ "id": story, "a": null }))
+        .await;
+    assert_eq!(
+        cleared["updateWorkItem"]["workItem"]["assignee"],
+        Value::Null
+    );
+}
+both!(assignees_come_from_the_units_line);
