@@ -161,6 +161,20 @@ stored_enum! {
     }
 }
 
+stored_enum! {
+    /// What an integration mapping translates.
+    MappingKind {
+        /// Repository or project → unit key.
+        Unit => "UNIT",
+        /// Label or issue type → work item type.
+        ItemType => "ITEM_TYPE",
+        /// Native status → workflow state name.
+        State => "STATE",
+        /// Native environment → `PRODUCTION`, `STAGING`, ...
+        Environment => "ENVIRONMENT",
+    }
+}
+
 /// The organisation's default workflow (DESIGN §1.2).
 pub const DEFAULT_WORKFLOW: &[(&str, StateCategory)] = &[
     ("Backlog", StateCategory::New),

@@ -16,3 +16,4 @@ pub mod import;
 pub mod policy;
 pub mod seed;
 pub mod service;
+pub mod webhooks;

@@ -12,6 +12,8 @@ pub mod deployment_change;
 pub mod external_ref;
 pub mod incident;
 pub mod ingest_log;
+pub mod integration;
+pub mod integration_mapping;
 pub mod membership;
 pub mod release;
 pub mod release_work_item;

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod helpers;
 mod m20261125_000001_core;
 mod m20261126_000002_delivery;
+mod m20261126_000003_integrations;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_core::Migration),
             Box::new(m20261126_000002_delivery::Migration),
+            Box::new(m20261126_000003_integrations::Migration),
         ]
     }
 }

@@ -6,10 +6,11 @@ use chrono::{DateTime, Utc};
 use super::ids::{self, kind};
 use super::rc;
 use super::types::{ApiKey, Membership, Unit, User, Viewer, WorkItem};
-use crate::domain::{DefectOrigin, FlowType, Role, UnitKind, WorkItemType};
+use crate::domain::{DefectOrigin, FlowType, MappingKind, Role, UnitKind, WorkItemType};
 use crate::error::GqlResult;
 use crate::events::{ChangeKind, DomainEvent};
 use crate::service::ingest::{Raw, Status as IngestStatus, Summary, apply_batch};
+use crate::service::integrations;
 use crate::service::units::{self, NewUnit};
 use crate::service::work_items::{self, ItemChanges, NewItem, Patch};
 use crate::service::{api_keys, users};
@@ -41,6 +42,68 @@ pub struct RevokeApiKeyInput {
 #[derive(SimpleObject)]
 pub struct RevokeApiKeyPayload {
     pub api_key: ApiKey,
+}
+
+/// A configured integration. Its secret is write-only.
+#[derive(SimpleObject)]
+pub struct Integration {
+    pub source: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<entity::integration::Model> for Integration {
+    fn from(m: entity::integration::Model) -> Self {
+        Self {
+            source: m.source,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// A translation rule from a native value to a Gemba value.
+#[derive(SimpleObject)]
+pub struct IntegrationMapping {
+    pub id: ID,
+    pub source: String,
+    pub kind: MappingKind,
+    pub external: String,
+    pub target: String,
+}
+
+impl IntegrationMapping {
+    pub fn from_model(m: entity::integration_mapping::Model) -> GqlResult<Self> {
+        Ok(Self {
+            id: ID(m.id.to_string()),
+            kind: MappingKind::parse(&m.kind)?,
+            source: m.source,
+            external: m.external,
+            target: m.target,
+        })
+    }
+}
+
+#[derive(InputObject)]
+pub struct ConfigureIntegrationInput {
+    /// `github`, `gitlab` or `jira`.
+    pub source: String,
+    /// The webhook secret (GitHub's HMAC key, GitLab's token, Jira's shared secret).
+    #[graphql(secret)]
+    pub secret: String,
+}
+
+#[derive(InputObject)]
+pub struct SetIntegrationMappingInput {
+    pub source: String,
+    pub kind: MappingKind,
+    /// The native value: `acme/cards`, `bug`, `closed`, `prod`.
+    pub external: String,
+    /// Gemba's value: a unit key, a work item type, a state name, an environment.
+    pub target: String,
+}
+
+#[derive(InputObject)]
+pub struct DeleteIntegrationMappingInput {
+    pub mapping: ID,
 }
 
 /// The result of one ingested event.
@@ -242,6 +305,52 @@ impl Mutation {
             api_key: ApiKey(created.key),
             secret: created.secret,
         })
+    }
+
+    /// Admins only: sets a source's webhook secret.
+    async fn configure_integration(
+        &self,
+        ctx: &Context<'_>,
+        input: ConfigureIntegrationInput,
+    ) -> GqlResult<Integration> {
+        let r = rc(ctx)?;
+        Ok(
+            integrations::configure(r.svc(), &input.source, &input.secret)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Admins only: creates or replaces a mapping.
+    async fn set_integration_mapping(
+        &self,
+        ctx: &Context<'_>,
+        input: SetIntegrationMappingInput,
+    ) -> GqlResult<IntegrationMapping> {
+        let r = rc(ctx)?;
+        let m = integrations::set_mapping(
+            r.svc(),
+            &input.source,
+            input.kind,
+            &input.external,
+            &input.target,
+        )
+        .await?;
+        IntegrationMapping::from_model(m)
+    }
+
+    /// Admins only.
+    async fn delete_integration_mapping(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteIntegrationMappingInput,
+    ) -> GqlResult<IntegrationMapping> {
+        let r = rc(ctx)?;
+        let id: i64 = input
+            .mapping
+            .parse()
+            .map_err(|_| crate::error::ApiError::bad_input("`mapping` is not a mapping id"))?;
+        IntegrationMapping::from_model(integrations::delete_mapping(r.svc(), id).await?)
     }
 
     /// Admins only. The key stops working at once.

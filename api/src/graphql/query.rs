@@ -10,7 +10,7 @@ use super::types::{
     WorkItemFilter, Workflow, list_work_items,
 };
 use crate::error::{ApiError, GqlResult};
-use crate::service::{api_keys, delivery, units, users, work_items};
+use crate::service::{api_keys, delivery, integrations, units, users, work_items};
 
 /// Most ids accepted by `nodes`.
 const MAX_NODES: usize = 100;
@@ -109,6 +109,31 @@ impl Query {
             .into_iter()
             .map(ApiKey)
             .collect())
+    }
+
+    /// Admins only: configured integrations (secrets are never returned).
+    async fn integrations(
+        &self,
+        ctx: &Context<'_>,
+    ) -> GqlResult<Vec<super::mutation::Integration>> {
+        Ok(integrations::list(rc(ctx)?.svc())
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Admins only: mappings, of one source or all.
+    async fn integration_mappings(
+        &self,
+        ctx: &Context<'_>,
+        source: Option<String>,
+    ) -> GqlResult<Vec<super::mutation::IntegrationMapping>> {
+        integrations::mappings(rc(ctx)?.svc(), source.as_deref())
+            .await?
+            .into_iter()
+            .map(super::mutation::IntegrationMapping::from_model)
+            .collect()
     }
 
     /// The organisation: the root of the unit tree.

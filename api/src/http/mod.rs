@@ -3,6 +3,7 @@
 mod graphql;
 mod health;
 mod ingest;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub fn app(state: AppState) -> Router {
     let max_ingest = state.services.settings.max_ingest_bytes;
     let ingest = Router::new()
         .route("/ingest", post(ingest::ingest))
+        .route("/webhooks/github", post(webhooks::github))
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(max_ingest));
     let router = Router::new()

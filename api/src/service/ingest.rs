@@ -345,40 +345,15 @@ where
     }
 
     async fn log_rejection(&self, env: &Envelope, reason: &str) -> Result<(), DbErr> {
-        // Its own savepoint: a failure here must not abort the batch.
-        let txn = self.db.begin().await?;
-        let row = ingest_log::ActiveModel {
-            event_id: Set(env.id.clone()),
-            source: Set(env.source.clone()),
-            event_type: Set(env.kind.clone()),
-            received_at: Set(Utc::now()),
-            outcome: Set("rejected".into()),
-            reason: Set(Some(reason.to_owned())),
-            api_key_id: Set(self.scope.key_id),
-        };
-        // Never overwrite an applied record.
-        let existing = ingest_log::Entity::find_by_id(env.id.clone())
-            .one(&txn)
-            .await?;
-        match existing {
-            Some(r) if r.outcome == "applied" => {}
-            Some(_) => {
-                let mut m = row;
-                m.event_id = Set(env.id.clone());
-                m.update(&txn).await?;
-            }
-            None => {
-                ingest_log::Entity::insert(row)
-                    .on_conflict(
-                        OnConflict::column(ingest_log::Column::EventId)
-                            .do_nothing()
-                            .to_owned(),
-                    )
-                    .exec_without_returning(&txn)
-                    .await?;
-            }
-        }
-        txn.commit().await
+        record_rejection(
+            self.db,
+            &env.id,
+            &env.source,
+            &env.kind,
+            reason,
+            self.scope.key_id,
+        )
+        .await
     }
 
     async fn apply(&self, txn: &DatabaseTransaction, env: &Envelope) -> Applied {
@@ -725,7 +700,7 @@ where
                         id,
                         &workflow,
                         &state.name,
-                        std::cmp::max(now, created_at),
+                        std::cmp::max(opt_time(d, "updated_at")?.unwrap_or(now), created_at),
                         source,
                     )
                     .await?;
@@ -1010,6 +985,50 @@ where
         let row = m.update(txn).await?;
         Ok(vec![event(ChangeKind::IncidentResolved, unit_id, row.id)])
     }
+}
+
+/// Records a rejected event id in the ingest log (never over an applied one),
+/// in a savepoint of its own so a failure here cannot abort a batch.
+///
+/// # Errors
+/// Database errors only.
+pub async fn record_rejection<C>(
+    db: &C,
+    id: &str,
+    source: &str,
+    kind: &str,
+    reason: &str,
+    key_id: Option<i64>,
+) -> Result<(), DbErr>
+where
+    C: TransactionTrait<Transaction = DatabaseTransaction>,
+{
+    let txn = db.begin().await?;
+    let row = ingest_log::ActiveModel {
+        event_id: Set(id.to_owned()),
+        source: Set(source.to_owned()),
+        event_type: Set(kind.to_owned()),
+        received_at: Set(Utc::now()),
+        outcome: Set("rejected".into()),
+        reason: Set(Some(reason.to_owned())),
+        api_key_id: Set(key_id),
+    };
+    ingest_log::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(ingest_log::Column::EventId)
+                .update_columns([
+                    ingest_log::Column::Reason,
+                    ingest_log::Column::ReceivedAt,
+                    ingest_log::Column::ApiKeyId,
+                ])
+                .action_and_where(
+                    Expr::col((ingest_log::Entity, ingest_log::Column::Outcome)).ne("applied"),
+                )
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+    txn.commit().await
 }
 
 /// One event of a batch, as received.

@@ -7,4 +7,5 @@ mod http;
 mod ingest;
 mod loaders;
 mod schema;
+mod webhooks;
 mod writes;

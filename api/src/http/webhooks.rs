@@ -1,0 +1,136 @@
+//! `POST /webhooks/{source}`: vendor deliveries, verified, translated and
+//! applied like `POST /ingest` events.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::graphql::{Media, error_body, respond};
+use crate::policy::IngestScope;
+use crate::service::ingest::{Raw, Status, Summary, apply_batch, record_rejection};
+use crate::service::integrations;
+use crate::webhooks::{Translation, github};
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn refuse(status: StatusCode, message: &str, code: &str) -> Response {
+    respond(status, Media::Json, &error_body(message, code))
+}
+
+pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let secret = match integrations::secret(&state.db, github::SOURCE).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "the GitHub integration is not configured",
+                "UNAUTHENTICATED",
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "cannot read the GitHub integration");
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                "INTERNAL",
+            );
+        }
+    };
+    if !github::verify(&secret, &body, header(&headers, "x-hub-signature-256")) {
+        // The payload is not logged: it is unauthenticated input.
+        tracing::warn!(
+            source = github::SOURCE,
+            delivery = header(&headers, "x-github-delivery").unwrap_or("-"),
+            "webhook signature mismatch"
+        );
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "invalid signature",
+            "UNAUTHENTICATED",
+        );
+    }
+    let (Some(event), Some(delivery)) = (
+        header(&headers, "x-github-event"),
+        header(&headers, "x-github-delivery"),
+    ) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "X-GitHub-Event and X-GitHub-Delivery are required",
+            "BAD_USER_INPUT",
+        );
+    };
+    let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "the body is not valid JSON",
+            "BAD_USER_INPUT",
+        );
+    };
+    let translation = match github::translate(&state.db, event, delivery, &payload).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = ?e.message(), "webhook translation failed");
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                "INTERNAL",
+            );
+        }
+    };
+    let scope = IngestScope {
+        key_id: None,
+        unit_root: None,
+    };
+    match translation {
+        Translation::Events(events) => {
+            let batch = events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| (i + 1, Raw::Value(e)))
+                .collect();
+            let results = apply_batch(&state.db, scope, &state.services.bus, false, batch).await;
+            let mut summary = Summary::default();
+            for r in &results {
+                summary.add(r);
+            }
+            let rejected: Vec<_> = results
+                .into_iter()
+                .filter(|r| r.status == Status::Rejected)
+                .collect();
+            respond(
+                StatusCode::OK,
+                Media::Json,
+                &json!({
+                    "applied": summary.applied,
+                    "duplicates": summary.duplicates,
+                    "rejected": summary.rejected,
+                    "results": rejected,
+                }),
+            )
+        }
+        Translation::Ignored(why) => {
+            respond(StatusCode::OK, Media::Json, &json!({ "ignored": why }))
+        }
+        Translation::Rejected(reason) => {
+            let id = format!("github-{delivery}");
+            if let Err(e) =
+                record_rejection(&state.db, &id, github::SOURCE, event, &reason, None).await
+            {
+                tracing::error!(error = %e, "cannot record a rejected delivery");
+            }
+            respond(
+                StatusCode::OK,
+                Media::Json,
+                &json!({
+                    "applied": 0, "duplicates": 0, "rejected": 1,
+                    "results": [{ "line": 1, "id": id, "status": "rejected", "reason": reason }],
+                }),
+            )
+        }
+    }
+}

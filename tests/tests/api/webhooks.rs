@@ -1,0 +1,232 @@
+//! GitHub webhooks: signature, mappings managed through GraphQL, and vendor-
+//! shaped deliveries landing as the same items, changes, deployments and
+//! releases as the common events.
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::harness::{ADMIN, TEAM, TestApp, code};
+
+const SECRET: &str = "webhook-secret-for-tests";
+
+fn sign(body: &str) -> String {
+    let mut mac = Hmac::<sha2_digest::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+async fn deliver(
+    app: &TestApp,
+    event: &str,
+    delivery: &str,
+    payload: &Value,
+    signature: Option<String>,
+) -> (u16, Value) {
+    let body = payload.to_string();
+    let res = app
+        .client
+        .post(app.url("/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header(
+            "x-hub-signature-256",
+            signature.unwrap_or_else(|| sign(&body)),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+fn repository() -> Value {
+    json!({ "id": 1296269, "name": "cards", "full_name": "acme/cards", "private": true,
+            "html_url": "https://github.com/acme/cards" })
+}
+
+fn issue(state: &str, updated_at: &str) -> Value {
+    json!({
+        "action": if state == "open" { "opened" } else { "closed" },
+        "issue": {
+            "id": 1, "node_id": "MDU6SXNzdWUx", "number": 42,
+            "html_url": "https://github.com/acme/cards/issues/42",
+            "title": "Tokenise stored cards", "body": "PCI scope reduction",
+            "state": state, "labels": [{ "id": 208045946, "name": "bug", "color": "f29513" }],
+            "created_at": "2026-02-01T09:00:00Z", "updated_at": updated_at,
+            "closed_at": if state == "open" { Value::Null } else { json!(updated_at) },
+            "user": { "login": "octocat", "id": 1 }
+        },
+        "repository": repository(),
+        "sender": { "login": "octocat", "id": 1 }
+    })
+}
+
+async fn github_deliveries_land_in_the_common_model(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let team = app.login(TEAM).await;
+    // Only admins configure integrations.
+    let configure = "mutation($s: String!) { configureIntegration(input: {source: \"github\", secret: $s}) { source } }";
+    assert_eq!(
+        code(
+            &app.gql(Some(&team), configure, json!({ "s": SECRET }))
+                .await
+        ),
+        "FORBIDDEN"
+    );
+    app.ok(&admin, configure, json!({ "s": SECRET })).await;
+    let map = "mutation($k: MappingKind!, $e: String!, $t: String!) { setIntegrationMapping(input: {source: \"github\", kind: $k, external: $e, target: $t}) { id kind external target } }";
+    for (k, e, t) in [
+        ("UNIT", "acme/cards", "team-atlas"),
+        ("STATE", "open", "Backlog"),
+        ("STATE", "closed", "Done"),
+        ("ITEM_TYPE", "bug", "DEFECT"),
+        ("ENVIRONMENT", "production", "PRODUCTION"),
+    ] {
+        app.ok(&admin, map, json!({ "k": k, "e": e, "t": t })).await;
+    }
+    let bad = app
+        .gql(
+            Some(&admin),
+            map,
+            json!({ "k": "UNIT", "e": "acme/x", "t": "no-such-unit" }),
+        )
+        .await;
+    assert_eq!(code(&bad), "BAD_USER_INPUT");
+    let listed = app
+        .ok(
+            &admin,
+            "{ integrations { source } integrationMappings(source: \"github\") { kind } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(listed["integrations"], json!([{ "source": "github" }]));
+    assert_eq!(listed["integrationMappings"].as_array().unwrap().len(), 5);
+    assert!(!listed.to_string().contains(SECRET));
+
+    // A bad signature: 401, nothing applied.
+    let (s, _) = deliver(
+        &app,
+        "issues",
+        "d-0",
+        &issue("open", "2026-02-01T09:00:00Z"),
+        Some("sha256=00".into()),
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (s, r) = deliver(
+        &app,
+        "ping",
+        "d-ping",
+        &json!({ "zen": "Keep it logically awesome.", "repository": repository() }),
+        None,
+    )
+    .await;
+    assert_eq!((s, r["ignored"].as_str()), (200, Some("ping")));
+
+    // An issue opened, then closed; a redelivery changes nothing.
+    let (s, r) = deliver(
+        &app,
+        "issues",
+        "d-1",
+        &issue("open", "2026-02-01T09:00:00Z"),
+        None,
+    )
+    .await;
+    assert_eq!((s, r["applied"].as_i64()), (200, Some(1)), "{r}");
+    let (_, r) = deliver(
+        &app,
+        "issues",
+        "d-2",
+        &issue("closed", "2026-02-03T17:00:00Z"),
+        None,
+    )
+    .await;
+    assert_eq!(r["applied"], 1, "{r}");
+    let (_, r) = deliver(
+        &app,
+        "issues",
+        "d-2",
+        &issue("closed", "2026-02-03T17:00:00Z"),
+        None,
+    )
+    .await;
+    assert_eq!(r["duplicates"], 1, "{r}");
+    let q = "{ workItem(key: \"CARDS-42\") { type state unit { key } externalRefs { source externalId url } transitions { toState at } } }";
+    let item = app.ok(&team, q, json!({})).await;
+    assert_eq!(item["workItem"]["type"], "DEFECT");
+    assert_eq!(item["workItem"]["state"], "Done");
+    assert_eq!(item["workItem"]["unit"]["key"], "team-atlas");
+    assert_eq!(
+        item["workItem"]["externalRefs"][0]["externalId"],
+        "acme/cards#42"
+    );
+    assert_eq!(
+        item["workItem"]["transitions"][1]["at"],
+        "2026-02-03T17:00:00+00:00"
+    );
+
+    // A merged pull request, a production deployment, a release.
+    let pr = json!({ "action": "closed", "number": 7, "repository": repository(),
+        "pull_request": { "id": 2, "number": 7, "title": "Vault client", "html_url": "https://github.com/acme/cards/pull/7",
+                          "state": "closed", "merged": true, "created_at": "2026-02-02T10:00:00Z",
+                          "merged_at": "2026-02-03T12:00:00Z" } });
+    let (_, r) = deliver(&app, "pull_request", "d-3", &pr, None).await;
+    assert_eq!(r["applied"], 1, "{r}");
+    let dep = json!({ "action": "created", "repository": repository(),
+        "deployment_status": { "id": 3, "state": "success", "environment": "production", "updated_at": "2026-02-03T13:00:00Z" },
+        "deployment": { "id": 42, "sha": "a84d88e", "environment": "production", "created_at": "2026-02-03T12:30:00Z" } });
+    let (_, r) = deliver(&app, "deployment_status", "d-4", &dep, None).await;
+    assert_eq!(r["applied"], 1, "{r}");
+    let rel = json!({ "action": "published", "repository": repository(),
+        "release": { "id": 5, "tag_name": "v1.2.0", "name": "", "published_at": "2026-02-04T08:00:00Z" } });
+    let (_, r) = deliver(&app, "release", "d-5", &rel, None).await;
+    assert_eq!(r["applied"], 1, "{r}");
+    let d = app
+        .ok(&team, "{ unit(key: \"team-atlas\") { changes { nodes { repository title } } deployments { nodes { environment status } } releases { nodes { name } } } }", json!({}))
+        .await;
+    assert_eq!(
+        d["unit"]["changes"]["nodes"],
+        json!([{ "repository": "acme/cards", "title": "Vault client" }])
+    );
+    assert_eq!(
+        d["unit"]["deployments"]["nodes"],
+        json!([{ "environment": "PRODUCTION", "status": "SUCCESS" }])
+    );
+    assert_eq!(
+        d["unit"]["releases"]["nodes"],
+        json!([{ "name": "v1.2.0" }])
+    );
+
+    // Unmapped values are rejected with a reason, never guessed.
+    let mut other = issue("open", "2026-02-01T09:00:00Z");
+    other["repository"]["full_name"] = json!("acme/unknown");
+    let (_, r) = deliver(&app, "issues", "d-6", &other, None).await;
+    assert_eq!(r["rejected"], 1);
+    assert!(
+        r["results"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unmapped repository"),
+        "{r}"
+    );
+    let mut staging = dep.clone();
+    staging["deployment"]["environment"] = json!("staging");
+    let (_, r) = deliver(&app, "deployment_status", "d-7", &staging, None).await;
+    assert!(
+        r["results"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unmapped environment"),
+        "{r}"
+    );
+}
+both!(github_deliveries_land_in_the_common_model);
