@@ -55,6 +55,7 @@ pub fn app(state: AppState) -> Router {
     let ingest = Router::new()
         .route("/ingest", post(ingest::ingest))
         .route("/webhooks/github", post(webhooks::github))
+        .route("/webhooks/gitlab", post(webhooks::gitlab))
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(max_ingest));
     let router = Router::new()

@@ -12,7 +12,7 @@ use super::graphql::{Media, error_body, respond};
 use crate::policy::IngestScope;
 use crate::service::ingest::{Raw, Status, Summary, apply_batch, record_rejection};
 use crate::service::integrations;
-use crate::webhooks::{Translation, github};
+use crate::webhooks::{Translation, github, gitlab};
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -82,6 +82,69 @@ pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Byt
             );
         }
     };
+    deliver(&state, github::SOURCE, event, delivery, translation).await
+}
+
+pub async fn gitlab(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let secret = match integrations::secret(&state.db, gitlab::SOURCE).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "the GitLab integration is not configured",
+                "UNAUTHENTICATED",
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "cannot read the GitLab integration");
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                "INTERNAL",
+            );
+        }
+    };
+    if !gitlab::verify(&secret, header(&headers, "x-gitlab-token")) {
+        tracing::warn!(source = gitlab::SOURCE, "webhook token mismatch");
+        return refuse(StatusCode::UNAUTHORIZED, "invalid token", "UNAUTHENTICATED");
+    }
+    let Some(delivery) = header(&headers, "x-gitlab-event-uuid") else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "X-Gitlab-Event-UUID is required",
+            "BAD_USER_INPUT",
+        );
+    };
+    let event = header(&headers, "x-gitlab-event").unwrap_or("unknown");
+    let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "the body is not valid JSON",
+            "BAD_USER_INPUT",
+        );
+    };
+    let translation = match gitlab::translate(&state.db, delivery, &payload).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = ?e.message(), "webhook translation failed");
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                "INTERNAL",
+            );
+        }
+    };
+    deliver(&state, gitlab::SOURCE, event, delivery, translation).await
+}
+
+/// Applies a translated delivery and answers like `POST /ingest`.
+async fn deliver(
+    state: &AppState,
+    source: &str,
+    event: &str,
+    delivery: &str,
+    translation: Translation,
+) -> Response {
     let scope = IngestScope {
         key_id: None,
         unit_root: None,
@@ -117,10 +180,8 @@ pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Byt
             respond(StatusCode::OK, Media::Json, &json!({ "ignored": why }))
         }
         Translation::Rejected(reason) => {
-            let id = format!("github-{delivery}");
-            if let Err(e) =
-                record_rejection(&state.db, &id, github::SOURCE, event, &reason, None).await
-            {
+            let id = format!("{source}-{delivery}");
+            if let Err(e) = record_rejection(&state.db, &id, source, event, &reason, None).await {
                 tracing::error!(error = %e, "cannot record a rejected delivery");
             }
             respond(

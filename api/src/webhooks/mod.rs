@@ -4,6 +4,7 @@
 //! environments are rejected with a reason in the ingest log, never guessed.
 
 pub mod github;
+pub mod gitlab;
 
 use serde_json::Value;
 

@@ -230,3 +230,148 @@ async fn github_deliveries_land_in_the_common_model(app: TestApp) {
     );
 }
 both!(github_deliveries_land_in_the_common_model);
+
+const TOKEN: &str = "gitlab-token-for-tests";
+
+async fn hook(
+    app: &TestApp,
+    event: &str,
+    uuid: &str,
+    payload: &Value,
+    token: &str,
+) -> (u16, Value) {
+    let res = app
+        .client
+        .post(app.url("/webhooks/gitlab"))
+        .header("content-type", "application/json")
+        .header("x-gitlab-event", event)
+        .header("x-gitlab-event-uuid", uuid)
+        .header("x-gitlab-token", token)
+        .body(payload.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+fn project() -> Value {
+    json!({ "id": 15, "name": "Lending Core", "path_with_namespace": "acme/lending-core",
+            "web_url": "https://gitlab.example/acme/lending-core" })
+}
+
+async fn gitlab_hooks_land_in_the_common_model(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    app.ok(&admin, "mutation($s: String!) { configureIntegration(input: {source: \"gitlab\", secret: $s}) { source } }", json!({ "s": TOKEN }))
+        .await;
+    let map = "mutation($k: MappingKind!, $e: String!, $t: String!) { setIntegrationMapping(input: {source: \"gitlab\", kind: $k, external: $e, target: $t}) { id } }";
+    for (k, e, t) in [
+        ("UNIT", "acme/lending-core", "team-fjord"),
+        ("STATE", "opened", "Backlog"),
+        ("STATE", "closed", "Done"),
+        ("ENVIRONMENT", "production", "PRODUCTION"),
+    ] {
+        app.ok(&admin, map, json!({ "k": k, "e": e, "t": t })).await;
+    }
+    let issue = |state: &str, updated: &str| {
+        json!({ "object_kind": "issue", "event_type": "issue", "project": project(),
+            "object_attributes": { "id": 301, "iid": 23, "title": "Rate lock expiry", "description": "Locks expire silently",
+                "state": state, "created_at": "2026-03-01 08:00:00 UTC", "updated_at": updated,
+                "url": "https://gitlab.example/acme/lending-core/-/issues/23", "action": "open" },
+            "labels": [{ "id": 206, "title": "API" }] })
+    };
+    let (s, _) = hook(
+        &app,
+        "Issue Hook",
+        "u-0",
+        &issue("opened", "2026-03-01 08:00:00 UTC"),
+        "wrong-token",
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (_, r) = hook(
+        &app,
+        "Issue Hook",
+        "u-1",
+        &issue("opened", "2026-03-01 08:00:00 UTC"),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(r["applied"], 1, "{r}");
+    let (_, r) = hook(
+        &app,
+        "Issue Hook",
+        "u-2",
+        &issue("closed", "2026-03-04 16:30:00 UTC"),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(r["applied"], 1, "{r}");
+    let (_, r) = hook(
+        &app,
+        "Issue Hook",
+        "u-2",
+        &issue("closed", "2026-03-04 16:30:00 UTC"),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(r["duplicates"], 1, "a redelivery changes nothing: {r}");
+    let item = app
+        .ok(&admin, "{ workItem(key: \"LENDING-CORE-23\") { type state unit { key } transitions { toState at } } }", json!({}))
+        .await;
+    assert_eq!(
+        item["workItem"]["type"], "STORY",
+        "an unmapped label keeps the default type"
+    );
+    assert_eq!(item["workItem"]["state"], "Done");
+    assert_eq!(
+        item["workItem"]["transitions"][1]["at"],
+        "2026-03-04T16:30:00+00:00"
+    );
+    // The team member of another portfolio's team does not see it.
+    let team = app.login(TEAM).await;
+    assert_eq!(
+        app.ok(
+            &team,
+            "{ workItem(key: \"LENDING-CORE-23\") { key } }",
+            json!({})
+        )
+        .await["workItem"],
+        Value::Null
+    );
+
+    let mr = json!({ "object_kind": "merge_request", "project": project(),
+        "object_attributes": { "id": 99, "iid": 1, "title": "Fix expiry", "state": "merged", "action": "merge",
+            "created_at": "2026-03-02 09:00:00 UTC", "updated_at": "2026-03-03 11:00:00 UTC",
+            "url": "https://gitlab.example/acme/lending-core/-/merge_requests/1" } });
+    let (_, r) = hook(&app, "Merge Request Hook", "u-3", &mr, TOKEN).await;
+    assert_eq!(r["applied"], 1, "{r}");
+    let dep = json!({ "object_kind": "deployment", "status": "success", "deployment_id": 15,
+        "environment": "production", "status_changed_at": "2026-03-03 12:00:00 +0100", "project": project() });
+    let (_, r) = hook(&app, "Deployment Hook", "u-4", &dep, TOKEN).await;
+    assert_eq!(
+        r["rejected"], 1,
+        "a timestamp the model cannot read is rejected: {r}"
+    );
+    let dep = json!({ "object_kind": "deployment", "status": "success", "deployment_id": 15,
+        "environment": "production", "status_changed_at": "2026-03-03 12:00:00 UTC", "project": project() });
+    let (_, r) = hook(&app, "Deployment Hook", "u-5", &dep, TOKEN).await;
+    assert_eq!(r["applied"], 1, "{r}");
+    let rel = json!({ "object_kind": "release", "action": "create", "id": 1, "name": "v0.9", "tag": "v0.9",
+        "released_at": "2026-03-05 10:00:00 UTC", "project": project() });
+    let (_, r) = hook(&app, "Release Hook", "u-6", &rel, TOKEN).await;
+    assert_eq!(r["applied"], 1, "{r}");
+    let d = app
+        .ok(&admin, "{ unit(key: \"team-fjord\") { changes { nodes { repository } } deployments { nodes { status } } releases { nodes { name } } } }", json!({}))
+        .await;
+    assert_eq!(
+        d["unit"]["changes"]["nodes"],
+        json!([{ "repository": "acme/lending-core" }])
+    );
+    assert_eq!(
+        d["unit"]["deployments"]["nodes"],
+        json!([{ "status": "SUCCESS" }])
+    );
+    assert_eq!(d["unit"]["releases"]["nodes"], json!([{ "name": "v0.9" }]));
+}
+both!(gitlab_hooks_land_in_the_common_model);
