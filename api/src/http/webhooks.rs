@@ -18,28 +18,34 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The configured secret of a source, or the response refusing the delivery.
+async fn configured_secret(state: &AppState, source: &str) -> Result<String, Response> {
+    match integrations::secret(&state.db, source).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            &format!("the {source} integration is not configured"),
+            "UNAUTHENTICATED",
+        )),
+        Err(e) => {
+            tracing::error!(error = ?e, source, "cannot read an integration");
+            Err(refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                "INTERNAL",
+            ))
+        }
+    }
+}
+
 fn refuse(status: StatusCode, message: &str, code: &str) -> Response {
     respond(status, Media::Json, &error_body(message, code))
 }
 
 pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let secret = match integrations::secret(&state.db, github::SOURCE).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                "the GitHub integration is not configured",
-                "UNAUTHENTICATED",
-            );
-        }
-        Err(e) => {
-            tracing::error!(error = ?e, "cannot read the GitHub integration");
-            return refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-                "INTERNAL",
-            );
-        }
+    let secret = match configured_secret(&state, github::SOURCE).await {
+        Ok(s) => s,
+        Err(response) => return response,
     };
     if !github::verify(&secret, &body, header(&headers, "x-hub-signature-256")) {
         // The payload is not logged: it is unauthenticated input.
@@ -86,23 +92,9 @@ pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Byt
 }
 
 pub async fn gitlab(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let secret = match integrations::secret(&state.db, gitlab::SOURCE).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                "the GitLab integration is not configured",
-                "UNAUTHENTICATED",
-            );
-        }
-        Err(e) => {
-            tracing::error!(error = ?e, "cannot read the GitLab integration");
-            return refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-                "INTERNAL",
-            );
-        }
+    let secret = match configured_secret(&state, gitlab::SOURCE).await {
+        Ok(s) => s,
+        Err(response) => return response,
     };
     if !gitlab::verify(&secret, header(&headers, "x-gitlab-token")) {
         tracing::warn!(source = gitlab::SOURCE, "webhook token mismatch");

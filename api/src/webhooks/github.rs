@@ -6,7 +6,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::Translation;
+use super::{Translation, item_key, str_at};
 use crate::domain::MappingKind;
 use crate::error::ApiResult;
 use crate::service::integrations::lookup;
@@ -36,28 +36,6 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
-    path.iter().try_fold(v, |acc, k| acc.get(k))?.as_str()
-}
-
-/// The item key of an issue: the repository name, upper-cased, and the number.
-fn issue_key(repo: &str, number: i64) -> String {
-    let name: String = repo
-        .rsplit('/')
-        .next()
-        .unwrap_or(repo)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("{name}-{number}")
 }
 
 /// Translates one delivery. `delivery` is `X-GitHub-Delivery`, the base of
@@ -107,7 +85,7 @@ pub async fn translate(
             }
             let mut data = json!({
                 "external_id": format!("{repo}#{number}"),
-                "key": issue_key(repo, number),
+                "key": item_key(repo, number),
                 "unit": unit,
                 "type": item_type,
                 "title": issue["title"],
@@ -235,6 +213,6 @@ mod tests {
 
     #[test]
     fn keys_from_repositories() {
-        assert_eq!(issue_key("acme/cards-api", 42), "CARDS-API-42");
+        assert_eq!(item_key("acme/cards-api", 42), "CARDS-API-42");
     }
 }

@@ -5,7 +5,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::Translation;
+use super::{Translation, item_key, str_at};
 use crate::domain::MappingKind;
 use crate::error::ApiResult;
 use crate::service::integrations::lookup;
@@ -15,10 +15,6 @@ pub const SOURCE: &str = "gitlab";
 /// Compares the token with the configured secret in constant time.
 pub fn verify(secret: &str, token: Option<&str>) -> bool {
     token.is_some_and(|t| bool::from(t.as_bytes().ct_eq(secret.as_bytes())))
-}
-
-fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
-    path.iter().try_fold(v, |acc, k| acc.get(k))?.as_str()
 }
 
 /// GitLab writes times as `2026-02-01 09:00:00 UTC` in some hooks and as
@@ -31,23 +27,6 @@ fn rfc3339(v: &Value) -> Value {
         return json!(format!("{}Z", rest.replacen(' ', "T", 1)));
     }
     json!(s)
-}
-
-fn item_key(project: &str, iid: i64) -> String {
-    let name: String = project
-        .rsplit('/')
-        .next()
-        .unwrap_or(project)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("{name}-{iid}")
 }
 
 /// Translates one hook. `delivery` identifies the delivery (GitLab's
