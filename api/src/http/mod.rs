@@ -56,6 +56,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ingest", post(ingest::ingest))
         .route("/webhooks/github", post(webhooks::github))
         .route("/webhooks/gitlab", post(webhooks::gitlab))
+        .route("/webhooks/jira", post(webhooks::jira))
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(max_ingest));
     let router = Router::new()

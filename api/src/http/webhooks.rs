@@ -12,7 +12,7 @@ use super::graphql::{Media, error_body, respond};
 use crate::policy::IngestScope;
 use crate::service::ingest::{Raw, Status, Summary, apply_batch, record_rejection};
 use crate::service::integrations;
-use crate::webhooks::{Translation, github, gitlab};
+use crate::webhooks::{Translation, github, gitlab, jira};
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -127,6 +127,55 @@ pub async fn gitlab(State(state): State<AppState>, headers: HeaderMap, body: Byt
         }
     };
     deliver(&state, gitlab::SOURCE, event, delivery, translation).await
+}
+
+pub async fn jira(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let secret = match configured_secret(&state, jira::SOURCE).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    // Jira signs like GitHub, under another header name.
+    if !github::verify(&secret, &body, header(&headers, "x-hub-signature")) {
+        tracing::warn!(source = jira::SOURCE, "webhook signature mismatch");
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "invalid signature",
+            "UNAUTHENTICATED",
+        );
+    }
+    let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "the body is not valid JSON",
+            "BAD_USER_INPUT",
+        );
+    };
+    let event = payload["webhookEvent"]
+        .as_str()
+        .unwrap_or("unknown")
+        .to_owned();
+    // Retries of one delivery carry the same identifier.
+    let delivery = match header(&headers, "x-atlassian-webhook-identifier") {
+        Some(d) => d.to_owned(),
+        None => format!(
+            "{}-{}-{}",
+            event,
+            payload["issue"]["id"].as_str().unwrap_or("-"),
+            payload["timestamp"]
+        ),
+    };
+    let translation = match jira::translate(&state.db, &delivery, &payload).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = ?e.message(), "webhook translation failed");
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                "INTERNAL",
+            );
+        }
+    };
+    deliver(&state, jira::SOURCE, &event, &delivery, translation).await
 }
 
 /// Applies a translated delivery and answers like `POST /ingest`.

@@ -5,6 +5,7 @@
 
 pub mod github;
 pub mod gitlab;
+pub mod jira;
 
 use serde_json::Value;
 

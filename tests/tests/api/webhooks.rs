@@ -375,3 +375,125 @@ async fn gitlab_hooks_land_in_the_common_model(app: TestApp) {
     assert_eq!(d["unit"]["releases"]["nodes"], json!([{ "name": "v0.9" }]));
 }
 both!(gitlab_hooks_land_in_the_common_model);
+
+async fn jira_hook(
+    app: &TestApp,
+    id: &str,
+    payload: &Value,
+    signature: Option<String>,
+) -> (u16, Value) {
+    let body = payload.to_string();
+    let res = app
+        .client
+        .post(app.url("/webhooks/jira"))
+        .header("content-type", "application/json")
+        .header("x-atlassian-webhook-identifier", id)
+        .header("x-hub-signature", signature.unwrap_or_else(|| sign(&body)))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+fn jira_issue(event: &str, status: &str, timestamp: i64, changelog: Option<(&str, &str)>) -> Value {
+    let mut p = json!({
+        "timestamp": timestamp,
+        "webhookEvent": event,
+        "issue_event_type_name": "issue_generic",
+        "user": { "accountId": "5b10a2844c20165700ede21g", "displayName": "Mia Krystof" },
+        "issue": {
+            "id": "10042", "key": "PAY-12", "self": "https://acme.atlassian.net/rest/api/2/issue/10042",
+            "fields": {
+                "summary": "Card tokenisation",
+                "issuetype": { "id": "10001", "name": "Story" },
+                "project": { "id": "10000", "key": "PAY", "name": "Payments" },
+                "status": { "id": "3", "name": status },
+                "created": "2026-01-05T10:00:00.000+0000",
+                "updated": "2026-01-06T09:00:00.000+0000"
+            }
+        }
+    });
+    if let Some((from, to)) = changelog {
+        p["changelog"] = json!({ "id": "10100", "items": [
+            { "field": "status", "fieldtype": "jira", "from": "10000", "fromString": from, "to": "3", "toString": to }
+        ] });
+    }
+    p
+}
+
+async fn jira_deliveries_land_in_the_common_model(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    app.ok(&admin, "mutation($s: String!) { configureIntegration(input: {source: \"jira\", secret: $s}) { source } }", json!({ "s": SECRET }))
+        .await;
+    let map = "mutation($k: MappingKind!, $e: String!, $t: String!) { setIntegrationMapping(input: {source: \"jira\", kind: $k, external: $e, target: $t}) { id } }";
+    for (k, e, t) in [
+        ("UNIT", "PAY", "team-atlas"),
+        ("ITEM_TYPE", "Story", "STORY"),
+        ("STATE", "To Do", "Backlog"),
+        ("STATE", "In Progress", "In Progress"),
+        ("STATE", "(deleted)", "Canceled"),
+    ] {
+        app.ok(&admin, map, json!({ "k": k, "e": e, "t": t })).await;
+    }
+    let created = jira_issue("jira:issue_created", "To Do", 1_767_607_200_000, None);
+    let (s, _) = jira_hook(&app, "j-0", &created, Some("sha256=00".into())).await;
+    assert_eq!(s, 401);
+    let (_, r) = jira_hook(&app, "j-1", &created, None).await;
+    assert_eq!(r["applied"], 1, "{r}");
+    // 2026-01-06T09:00:00Z: moved to In Progress.
+    let updated = jira_issue(
+        "jira:issue_updated",
+        "In Progress",
+        1_767_690_000_000,
+        Some(("To Do", "In Progress")),
+    );
+    let (_, r) = jira_hook(&app, "j-2", &updated, None).await;
+    assert_eq!(r["applied"], 2, "a transition and the upsert: {r}");
+    let (_, r) = jira_hook(&app, "j-2", &updated, None).await;
+    assert_eq!(
+        r["duplicates"], 2,
+        "a retried delivery changes nothing: {r}"
+    );
+    let q = "{ workItem(key: \"PAY-12\") { state type unit { key } externalRefs { source externalId } transitions { fromState toState at } } }";
+    let item = app.ok(&admin, q, json!({})).await;
+    assert_eq!(item["workItem"]["state"], "In Progress");
+    assert_eq!(
+        item["workItem"]["externalRefs"][0],
+        json!({ "source": "jira", "externalId": "10042" })
+    );
+    assert_eq!(
+        item["workItem"]["transitions"],
+        json!([
+            { "fromState": null, "toState": "Backlog", "at": "2026-01-05T10:00:00+00:00" },
+            { "fromState": "Backlog", "toState": "In Progress", "at": "2026-01-06T09:00:00+00:00" }
+        ]),
+        "the same history as the NDJSON backfill of the same item"
+    );
+    // An unmapped status is rejected with the reason.
+    let odd = jira_issue(
+        "jira:issue_updated",
+        "Blocked by legal",
+        1_767_700_000_000,
+        Some(("In Progress", "Blocked by legal")),
+    );
+    let (_, r) = jira_hook(&app, "j-3", &odd, None).await;
+    assert_eq!(r["rejected"], 1);
+    assert!(
+        r["results"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unmapped status"),
+        "{r}"
+    );
+    // Deleting the issue cancels the item.
+    let deleted = jira_issue("jira:issue_deleted", "In Progress", 1_767_800_000_000, None);
+    let (_, r) = jira_hook(&app, "j-4", &deleted, None).await;
+    assert_eq!(r["applied"], 1, "{r}");
+    assert_eq!(
+        app.ok(&admin, q, json!({})).await["workItem"]["state"],
+        "Canceled"
+    );
+}
+both!(jira_deliveries_land_in_the_common_model);
