@@ -37,22 +37,6 @@ impl LoginLimiter {
         }
     }
 
-    /// True when another attempt for this email or from this address must be refused.
-    pub fn is_limited(&self, email: &str, address: Option<IpAddr>) -> bool {
-        let now = Instant::now();
-        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let by_email = f
-            .emails
-            .get_mut(email)
-            .map(|q| recent(q, self.window, now))
-            .unwrap_or(0);
-        let by_address = address
-            .and_then(|a| f.addresses.get_mut(&a))
-            .map(|q| recent(q, self.window, now))
-            .unwrap_or(0);
-        by_email >= self.per_email as usize || by_address >= self.per_address as usize
-    }
-
     /// Starts an attempt: refuses it when limited, otherwise counts it as a
     /// failure at once (in the same locked step), so parallel attempts cannot
     /// all pass the check. [`LoginLimiter::record_success`] takes it back.
@@ -85,23 +69,6 @@ impl LoginLimiter {
         true
     }
 
-    pub fn record_failure(&self, email: &str, address: Option<IpAddr>) {
-        let now = Instant::now();
-        let window = self.window;
-        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        // Bound memory: drop entries with nothing recent once the maps grow.
-        if f.emails.len() > 10_000 {
-            f.emails.retain(|_, q| recent(q, window, now) > 0);
-        }
-        if f.addresses.len() > 10_000 {
-            f.addresses.retain(|_, q| recent(q, window, now) > 0);
-        }
-        f.emails.entry(email.to_owned()).or_default().push_back(now);
-        if let Some(a) = address {
-            f.addresses.entry(a).or_default().push_back(now);
-        }
-    }
-
     /// A successful login clears the email's failures and takes back the
     /// address's count for this attempt.
     pub fn record_success(&self, email: &str, address: Option<IpAddr>) {
@@ -118,18 +85,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn limits_after_the_configured_failures() {
+    fn limits_per_email_and_per_address() {
         let l = LoginLimiter::new(2, 3, Duration::from_secs(60));
         let a: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(!l.is_limited("a@x", Some(a)));
-        l.record_failure("a@x", Some(a));
-        l.record_failure("a@x", Some(a));
-        assert!(l.is_limited("a@x", Some(a)));
-        assert!(!l.is_limited("b@x", None));
-        l.record_failure("b@x", Some(a));
-        assert!(l.is_limited("c@x", Some(a)), "address limit");
-        l.record_success("a@x", None);
-        assert!(!l.is_limited("a@x", None));
+        assert!(l.begin_attempt("a@x", Some(a)));
+        assert!(l.begin_attempt("a@x", Some(a)));
+        assert!(!l.begin_attempt("a@x", Some(a)), "email limit");
+        assert!(l.begin_attempt("b@x", Some(a)));
+        assert!(!l.begin_attempt("c@x", Some(a)), "address limit");
+        assert!(l.begin_attempt("c@x", None), "another address still may");
     }
 
     #[test]
