@@ -231,12 +231,15 @@ where
             pending.flush().await;
             pending.report.into_response(StatusCode::OK, None)
         }
-        _ => refused(
-            ErrorCode::BadUserInput,
-            "send events as application/x-ndjson or application/json",
+        _ => respond(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Media::Json,
+            &error_body(
+                "send events as application/x-ndjson or application/json",
+                ErrorCode::BadUserInput.as_str(),
+            ),
         ),
     }
-    .with_status_for_unsupported(&content_type)
 }
 
 fn too_long(line: usize) -> EventResult {
@@ -256,27 +259,5 @@ where
     let text = text.trim();
     if !text.is_empty() {
         pending.push(line, Raw::Line(text.to_owned())).await;
-    }
-}
-
-trait UnsupportedStatus {
-    fn with_status_for_unsupported(self, content_type: &str) -> Self;
-}
-
-impl UnsupportedStatus for Response {
-    /// An unknown content type is 415, not 400.
-    fn with_status_for_unsupported(mut self, content_type: &str) -> Self {
-        let known = matches!(
-            content_type,
-            "application/json"
-                | "application/x-ndjson"
-                | "application/jsonl"
-                | "application/jsonlines"
-                | "text/plain"
-        );
-        if !known {
-            *self.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-        }
-        self
     }
 }
