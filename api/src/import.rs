@@ -1,4 +1,4 @@
-//! `gemba import`: backfills from an NDJSON file (streamed) or a JSON array,
+//! `gemba import`: backfills from an NDJSON file or a JSON array (both streamed),
 //! through the same path as `POST /ingest`, acting as the operator (no unit
 //! limit). Re-running a file skips what was applied before: event ids are
 //! idempotency keys.
@@ -7,11 +7,15 @@ use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use serde::de::{SeqAccess, Visitor};
 use serde_json::Value;
+use tokio::sync::mpsc::Sender;
 
 use crate::events::EventBus;
 use crate::policy::IngestScope;
-use crate::service::ingest::{BATCH_SIZE, EventResult, Raw, Status, Summary, apply_batch};
+use crate::service::ingest::{
+    BATCH_SIZE, EventResult, Raw, Status, Summary, apply_batch, write_transaction,
+};
 
 /// Most rejected events kept for the report.
 const MAX_REPORTED: usize = 1000;
@@ -36,12 +40,12 @@ pub type Progress<'a> = &'a mut dyn FnMut(&Outcome);
 /// Reading the input or reaching the database fails.
 pub async fn import(
     db: &DatabaseConnection,
-    reader: impl BufRead,
+    reader: impl BufRead + Send + 'static,
     dry_run: bool,
     progress: Progress<'_>,
 ) -> anyhow::Result<Outcome> {
     if dry_run {
-        let txn = db.begin().await?;
+        let txn = db.begin_with_options(write_transaction()).await?;
         let out = run(&txn, true, reader, progress).await;
         txn.rollback().await?;
         out
@@ -50,10 +54,12 @@ pub async fn import(
     }
 }
 
+type Batch = Vec<(usize, Raw)>;
+
 async fn run<C>(
     db: &C,
     dry_run: bool,
-    mut reader: impl BufRead,
+    reader: impl BufRead + Send + 'static,
     progress: Progress<'_>,
 ) -> anyhow::Result<Outcome>
 where
@@ -67,9 +73,12 @@ where
     let start = Instant::now();
     let mut out = Outcome::default();
     let mut last_report = Instant::now();
-    let mut batch: Vec<(usize, Raw)> = Vec::with_capacity(BATCH_SIZE);
-    let mut flush = async |out: &mut Outcome, batch: &mut Vec<(usize, Raw)>| {
-        for r in apply_batch(db, scope, &bus, dry_run, std::mem::take(batch)).await {
+    // A thread reads and parses the next batches while this task applies
+    // the current one; two batches in flight bound the memory.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
+    let reading = tokio::task::spawn_blocking(move || read_batches(reader, &tx));
+    while let Some(batch) = rx.recv().await {
+        for r in apply_batch(db, scope, &bus, dry_run, batch).await {
             out.events += 1;
             out.summary.add(&r);
             if r.status == Status::Rejected && out.rejected.len() < MAX_REPORTED {
@@ -78,10 +87,20 @@ where
         }
         if last_report.elapsed() >= Duration::from_millis(250) {
             out.elapsed = start.elapsed();
-            progress(out);
+            progress(&out);
             last_report = Instant::now();
         }
-    };
+    }
+    reading.await??;
+    out.elapsed = start.elapsed();
+    progress(&out);
+    Ok(out)
+}
+
+/// Reads NDJSON lines or the elements of a JSON array, parsed, in batches.
+/// A line that is not JSON is passed on as text, to be rejected with its
+/// line number; a malformed JSON array fails the import.
+fn read_batches(mut reader: impl BufRead, tx: &Sender<Batch>) -> anyhow::Result<()> {
     // Peek at the first non-blank byte: '[' means a JSON array.
     let first = loop {
         let buf = reader.fill_buf()?;
@@ -98,14 +117,17 @@ where
             }
         }
     };
+    let mut batch: Batch = Vec::with_capacity(BATCH_SIZE);
     if first == Some(b'[') {
-        let events: Vec<Value> = serde_json::from_reader(reader)?;
-        for (i, e) in events.into_iter().enumerate() {
-            batch.push((i + 1, Raw::Value(e)));
-            if batch.len() >= BATCH_SIZE {
-                flush(&mut out, &mut batch).await;
-            }
-        }
+        let mut de = serde_json::Deserializer::from_reader(reader);
+        serde::Deserializer::deserialize_seq(
+            &mut de,
+            ArrayVisitor {
+                tx,
+                batch: &mut batch,
+            },
+        )?;
+        de.end()?;
     } else {
         let mut line = String::new();
         let mut n = 0usize;
@@ -119,14 +141,47 @@ where
             if text.is_empty() {
                 continue;
             }
-            batch.push((n, Raw::Line(text.to_owned())));
-            if batch.len() >= BATCH_SIZE {
-                flush(&mut out, &mut batch).await;
+            let raw = match serde_json::from_str::<Value>(text) {
+                Ok(v) => Raw::Value(v),
+                Err(_) => Raw::Line(text.to_owned()),
+            };
+            batch.push((n, raw));
+            if batch.len() >= BATCH_SIZE && !send(tx, &mut batch) {
+                return Ok(());
             }
         }
     }
-    flush(&mut out, &mut batch).await;
-    out.elapsed = start.elapsed();
-    progress(&out);
-    Ok(out)
+    send(tx, &mut batch);
+    Ok(())
+}
+
+/// Hands a full batch to the applier; false once it is gone.
+fn send(tx: &Sender<Batch>, batch: &mut Batch) -> bool {
+    batch.is_empty() || tx.blocking_send(std::mem::take(batch)).is_ok()
+}
+
+/// Streams the elements of a JSON array into batches.
+struct ArrayVisitor<'a> {
+    tx: &'a Sender<Batch>,
+    batch: &'a mut Batch,
+}
+
+impl<'de> Visitor<'de> for ArrayVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of events")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut n = 0usize;
+        while let Some(v) = seq.next_element::<Value>()? {
+            n += 1;
+            self.batch.push((n, Raw::Value(v)));
+            if self.batch.len() >= BATCH_SIZE && !send(self.tx, self.batch) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
 }

@@ -16,7 +16,9 @@ use super::graphql::{Media, auth_error, error_body, policy_for, respond};
 use crate::error::ErrorCode;
 use crate::events::EventBus;
 use crate::policy::IngestScope;
-use crate::service::ingest::{BATCH_SIZE, EventResult, Raw, Status, Summary, apply_batch};
+use crate::service::ingest::{
+    BATCH_SIZE, EventResult, Raw, Status, Summary, apply_batch, write_transaction,
+};
 
 /// Longest accepted NDJSON line.
 const MAX_LINE_BYTES: usize = 1024 * 1024;
@@ -84,7 +86,7 @@ pub async fn ingest(
         Err(e) => return refused(e.code(), &e.message()),
     };
     if params.dry_run {
-        let txn = match state.db.begin().await {
+        let txn = match state.db.begin_with_options(write_transaction()).await {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, "cannot begin a dry run");

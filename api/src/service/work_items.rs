@@ -255,11 +255,12 @@ fn validate_severity(s: &Option<String>) -> ApiResult<()> {
 
 /// Checks that `parent` may parent an item of `item_type` owned by `unit`.
 pub(crate) fn check_parent(
-    parent: &work_item::Model,
+    parent_type: &str,
+    parent_unit: i64,
     item_type: WorkItemType,
     unit: &UnitPath,
 ) -> ApiResult<()> {
-    let parent_type = WorkItemType::parse(&parent.item_type)?;
+    let parent_type = WorkItemType::parse(parent_type)?;
     if !item_type.parent_types().contains(&parent_type) {
         let allowed: Vec<&str> = item_type
             .parent_types()
@@ -277,7 +278,7 @@ pub(crate) fn check_parent(
             )
         }));
     }
-    if parent.unit_id != unit.id && !unit.ancestors.contains(&parent.unit_id) {
+    if parent_unit != unit.id && !unit.ancestors.contains(&parent_unit) {
         return Err(ApiError::bad_input(
             "the parent item must be owned by the same unit or one of its ancestors",
         ));
@@ -388,7 +389,7 @@ pub async fn create(ctx: Ctx<'_>, input: NewItem) -> ApiResult<work_item::Model>
     validate_severity(&input.severity)?;
     if let Some(parent_id) = input.parent {
         let parent = readable_item(ctx, parent_id, "parent work item").await?;
-        check_parent(&parent, item_type, &unit)?;
+        check_parent(&parent.item_type, parent.unit_id, item_type, &unit)?;
     }
     if let Some(a) = input.assignee {
         eligible_assignee(ctx.db, a, &unit).await?;
@@ -552,7 +553,7 @@ pub async fn update(ctx: Ctx<'_>, id: i64, changes: ItemChanges) -> ApiResult<wo
         Patch::Clear => model.parent_id = Set(None),
         Patch::Set(p) => {
             let parent = readable_item(ctx, p, "parent work item").await?;
-            check_parent(&parent, item_type, &unit)?;
+            check_parent(&parent.item_type, parent.unit_id, item_type, &unit)?;
             if creates_cycle(ctx.db, item.id, p).await? {
                 return Err(ApiError::bad_input("an item cannot be its own ancestor"));
             }

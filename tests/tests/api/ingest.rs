@@ -490,3 +490,141 @@ async fn concurrent_duplicates_apply_once(app: TestApp) {
     );
 }
 both!(concurrent_duplicates_apply_once);
+
+/// One body that mixes what the batch writes set-based (new items, in-order
+/// transitions, new changes and deployments) with what takes the per-event
+/// path (a unit, an out-of-order transition, an id sent again after its
+/// rejection), all in one transaction.
+async fn a_batch_mixes_set_based_and_per_event_paths(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let ev = |id: &str, kind: &str, data: Value| json!({"id": id, "type": kind, "source": "jira", "data": data});
+    let item = |ext: &str| {
+        json!({"external_id": ext, "key": ext, "unit": "team-zephyr", "type": "STORY",
+               "title": format!("Story {ext}"), "state": "Backlog", "created_at": "2026-02-01T09:00:00Z"})
+    };
+    let moved =
+        |ext: &str, state: &str, at: &str| json!({"external_id": ext, "to_state": state, "at": at});
+    let mut events = vec![
+        backfill()[0].clone(),
+        ev("s-40", "work_item.upserted", item("PAY-40")),
+        ev(
+            "m-1",
+            "work_item.transitioned",
+            moved("PAY-40", "In Progress", "2026-02-02T09:00:00Z"),
+        ),
+        // Rejected, then the same id sent again, corrected: it applies.
+        ev(
+            "m-2",
+            "work_item.transitioned",
+            moved("PAY-40", "Shipped", "2026-02-04T09:00:00Z"),
+        ),
+        ev(
+            "m-2",
+            "work_item.transitioned",
+            moved("PAY-40", "Done", "2026-02-04T09:00:00Z"),
+        ),
+        // Applied ids sent again in the same body: duplicates.
+        ev(
+            "m-2",
+            "work_item.transitioned",
+            moved("PAY-40", "Done", "2026-02-04T09:00:00Z"),
+        ),
+        ev(
+            "m-1",
+            "work_item.transitioned",
+            moved("PAY-40", "In Progress", "2026-02-02T09:00:00Z"),
+        ),
+        // Out of order: between In Progress and Done.
+        ev(
+            "m-3",
+            "work_item.transitioned",
+            moved("PAY-40", "In Review", "2026-02-03T09:00:00Z"),
+        ),
+    ];
+    for n in 50..70 {
+        let ext = format!("PAY-{n}");
+        events.push(ev(&format!("s-{n}"), "work_item.upserted", item(&ext)));
+        events.push(ev(
+            &format!("m-{n}"),
+            "work_item.transitioned",
+            moved(&ext, "In Progress", "2026-02-05T09:00:00Z"),
+        ));
+    }
+    events.push(ev(
+        "c-9",
+        "change.upserted",
+        json!({"external_id": "pr-9", "unit": "team-zephyr", "repository": "acme/cards",
+               "merged_at": "2026-02-05T12:00:00Z", "work_items": ["PAY-40", "PAY-50", "PAY-50"]}),
+    ));
+    events.push(ev(
+        "d-9",
+        "deployment.recorded",
+        json!({"external_id": "dep-9", "unit": "team-zephyr", "environment": "PRODUCTION",
+               "status": "SUCCESS", "finished_at": "2026-02-06T12:00:00Z", "changes": ["pr-9"]}),
+    ));
+    let body = ndjson(&events);
+    let (status, report) = post_ndjson(&app, &admin, &body).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (
+            &report["applied"],
+            &report["duplicates"],
+            &report["rejected"]
+        ),
+        (&json!(47), &json!(2), &json!(1)),
+        "{report}"
+    );
+    let lines: Vec<(i64, &str)> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["line"].as_i64().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(lines, vec![(4, "rejected")], "{report}");
+
+    let q = "{ workItem(key: \"PAY-40\") { state stateCategory transitions { fromState toState } changes { externalId workItems { key } } }
+               unit(key: \"team-zephyr\") { deployments { nodes { externalId changes { externalId } } } } }";
+    let data = app.ok(&admin, q, json!({})).await;
+    let item = &data["workItem"];
+    assert_eq!(item["state"], "Done", "{data}");
+    let chain: Vec<(Value, Value)> = item["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["fromState"].clone(), t["toState"].clone()))
+        .collect();
+    assert_eq!(
+        chain,
+        vec![
+            (Value::Null, json!("Backlog")),
+            (json!("Backlog"), json!("In Progress")),
+            (json!("In Progress"), json!("In Review")),
+            (json!("In Review"), json!("Done")),
+        ]
+    );
+    assert_eq!(item["changes"][0]["externalId"], "pr-9", "{data}");
+    assert_eq!(
+        item["changes"][0]["workItems"].as_array().unwrap().len(),
+        2,
+        "{data}"
+    );
+    let deployments = &data["unit"]["deployments"]["nodes"];
+    assert_eq!(deployments[0]["externalId"], "dep-9", "{data}");
+    assert_eq!(deployments[0]["changes"][0]["externalId"], "pr-9", "{data}");
+    let q = "{ workItem(key: \"PAY-69\") { state transitions { fromState toState } } }";
+    let data = app.ok(&admin, q, json!({})).await;
+    assert_eq!(data["workItem"]["state"], "In Progress", "{data}");
+    assert_eq!(
+        data["workItem"]["transitions"][1]["fromState"], "Backlog",
+        "{data}"
+    );
+
+    // Sent again, the whole body is acknowledged and changes nothing.
+    let (_, again) = post_ndjson(&app, &admin, &body).await;
+    assert_eq!(
+        (&again["applied"], &again["duplicates"], &again["rejected"]),
+        (&json!(0), &json!(50), &json!(0)),
+        "{again}"
+    );
+}
+both!(a_batch_mixes_set_based_and_per_event_paths);

@@ -10,10 +10,13 @@ use entity::{
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, Set, TransactionTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, Set, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
+
+mod batch;
 
 use super::rank;
 use super::units::{self, EffectiveWorkflow};
@@ -105,7 +108,11 @@ pub struct Ingestor<'a, C> {
     pub dry_run: bool,
 }
 
+/// The reason given for an event not applied because of a failure on our side.
+const INTERNAL_REASON: &str = "internal error: nothing was written; send the event again";
+
 /// The parsed envelope of an event.
+#[derive(Clone)]
 struct Envelope {
     id: String,
     kind: String,
@@ -240,43 +247,223 @@ where
         )
 }
 
+/// The fields of a `work_item.upserted` event, checked for shape.
+struct ItemFields<'d> {
+    ext: &'d str,
+    key: &'d str,
+    unit: &'d str,
+    item_type: WorkItemType,
+    title: String,
+    state: &'d str,
+    created_at: DateTime<Utc>,
+    found_in: Option<DefectOrigin>,
+    severity: Option<String>,
+    estimate: Option<f64>,
+    business_value: Option<f64>,
+    url: Option<String>,
+    assignee: Option<&'d str>,
+    parent: Option<&'d str>,
+    description: Option<&'d str>,
+    updated_at: Option<DateTime<Utc>>,
+}
+
+impl<'d> ItemFields<'d> {
+    fn parse(d: &'d Map<String, Value>) -> Result<Self, Fail> {
+        let ext = text(d, "external_id")?;
+        let key = text(d, "key")?;
+        validate_item_key(key)?;
+        let unit = text(d, "unit")?;
+        let item_type = parse_enum(
+            "type",
+            text(d, "type")?,
+            WorkItemType::ALL,
+            WorkItemType::as_str,
+        )?;
+        let title = text(d, "title")?.trim().to_owned();
+        if title.chars().count() > 500 {
+            return reject("`data.title` must have at most 500 characters");
+        }
+        let state = text(d, "state")?;
+        let created_at = time(d, "created_at")?;
+        let found_in = opt_text(d, "found_in")?
+            .map(|f| parse_enum("found_in", f, DefectOrigin::ALL, DefectOrigin::as_str))
+            .transpose()?;
+        if found_in.is_some() && item_type != WorkItemType::Defect {
+            return reject("`data.found_in` applies to defects only");
+        }
+        Ok(Self {
+            ext,
+            key,
+            unit,
+            item_type,
+            title,
+            state,
+            created_at,
+            found_in,
+            severity: opt_text(d, "severity")?.map(str::to_owned),
+            estimate: opt_number(d, "estimate")?,
+            business_value: opt_number(d, "business_value")?,
+            url: opt_text(d, "url")?.map(str::to_owned),
+            assignee: opt_text(d, "assignee")?,
+            parent: opt_text(d, "parent")?,
+            description: opt_text(d, "description")?,
+            updated_at: opt_time(d, "updated_at")?,
+        })
+    }
+
+    /// Whether the owning unit's kind may own this type of item.
+    fn check_owner(&self, path: &UnitPath) -> Result<(), Fail> {
+        if self.item_type.owner_kinds().contains(&path.kind) {
+            Ok(())
+        } else {
+            reject(format!(
+                "a {} cannot be owned by a {} unit",
+                self.item_type.as_str(),
+                path.kind.as_str()
+            ))
+        }
+    }
+}
+
+/// The fields of a `change.upserted` event, checked for shape.
+struct ChangeFields<'d> {
+    ext: &'d str,
+    unit: &'d str,
+    repository: &'d str,
+    title: Option<&'d str>,
+    url: Option<&'d str>,
+    first_commit_at: Option<DateTime<Utc>>,
+    opened_at: Option<DateTime<Utc>>,
+    merged_at: DateTime<Utc>,
+    work_items: Vec<&'d str>,
+}
+
+impl<'d> ChangeFields<'d> {
+    fn parse(d: &'d Map<String, Value>) -> Result<Self, Fail> {
+        let ext = text(d, "external_id")?;
+        let unit = text(d, "unit")?;
+        let repository = text(d, "repository")?;
+        let merged_at = time(d, "merged_at")?;
+        let first_commit_at = opt_time(d, "first_commit_at")?;
+        let opened_at = opt_time(d, "opened_at")?;
+        if first_commit_at.is_some_and(|f| f > merged_at)
+            || opened_at.is_some_and(|o| o > merged_at)
+        {
+            return reject("a change cannot be committed or opened after it was merged");
+        }
+        Ok(Self {
+            ext,
+            unit,
+            repository,
+            title: opt_text(d, "title")?,
+            url: opt_text(d, "url")?,
+            first_commit_at,
+            opened_at,
+            merged_at,
+            work_items: list(d, "work_items")?,
+        })
+    }
+
+    fn model(&self, unit_id: i64, source: &str) -> change::ActiveModel {
+        change::ActiveModel {
+            unit_id: Set(unit_id),
+            source: Set(source.to_owned()),
+            external_id: Set(self.ext.to_owned()),
+            repository: Set(self.repository.to_owned()),
+            title: Set(self.title.map(str::to_owned)),
+            url: Set(self.url.map(str::to_owned)),
+            first_commit_at: Set(self.first_commit_at),
+            opened_at: Set(self.opened_at),
+            merged_at: Set(self.merged_at),
+            ..Default::default()
+        }
+    }
+}
+
+/// The fields of a `deployment.recorded` event, checked for shape.
+struct DeploymentFields<'d> {
+    ext: &'d str,
+    unit: &'d str,
+    environment: &'d str,
+    status: &'d str,
+    finished_at: DateTime<Utc>,
+    changes: Vec<&'d str>,
+}
+
+impl<'d> DeploymentFields<'d> {
+    fn parse(d: &'d Map<String, Value>) -> Result<Self, Fail> {
+        let ext = text(d, "external_id")?;
+        let unit = text(d, "unit")?;
+        let environment = text(d, "environment")?;
+        if !environment
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            || environment.len() > 32
+        {
+            return reject(
+                "`data.environment` must be an upper-case name such as PRODUCTION or STAGING",
+            );
+        }
+        let status = text(d, "status")?;
+        if status != "SUCCESS" && status != "FAILURE" {
+            return reject(format!(
+                "`data.status` must be SUCCESS or FAILURE, not {status:?}"
+            ));
+        }
+        Ok(Self {
+            ext,
+            unit,
+            environment,
+            status,
+            finished_at: time(d, "finished_at")?,
+            changes: list(d, "changes")?,
+        })
+    }
+
+    fn model(&self, unit_id: i64, source: &str) -> deployment::ActiveModel {
+        deployment::ActiveModel {
+            unit_id: Set(unit_id),
+            source: Set(source.to_owned()),
+            external_id: Set(self.ext.to_owned()),
+            environment: Set(self.environment.to_owned()),
+            status: Set(self.status.to_owned()),
+            finished_at: Set(self.finished_at),
+            ..Default::default()
+        }
+    }
+}
+
+/// The fields of a `work_item.transitioned` event, checked for shape.
+struct TransitionFields<'d> {
+    ext: &'d str,
+    to_state: &'d str,
+    at: DateTime<Utc>,
+}
+
+impl<'d> TransitionFields<'d> {
+    fn parse(d: &'d Map<String, Value>) -> Result<Self, Fail> {
+        Ok(Self {
+            ext: text(d, "external_id")?,
+            to_state: text(d, "to_state")?,
+            at: time(d, "at")?,
+        })
+    }
+}
+
 impl<C> Ingestor<'_, C>
 where
     C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>,
 {
-    /// Parses and applies one NDJSON line.
-    pub async fn line(&self, line: usize, text: &str) -> EventResult {
-        match serde_json::from_str::<Value>(text) {
-            Ok(v) => self.event(line, v).await,
-            Err(e) => EventResult {
-                line,
-                id: None,
-                status: Status::Rejected,
-                reason: Some(format!("not valid JSON: {e}")),
-            },
-        }
-    }
-
-    /// Applies one event in its own transaction.
-    pub async fn event(&self, line: usize, raw: Value) -> EventResult {
-        let env = match envelope(raw) {
-            Ok(e) => e,
-            Err((id, reason)) => {
-                return EventResult {
-                    line,
-                    id,
-                    status: Status::Rejected,
-                    reason: Some(reason),
-                };
-            }
-        };
+    /// Applies one parsed event in its own transaction (a savepoint when
+    /// `db` is a transaction).
+    async fn envelope_event(&self, line: usize, env: &Envelope) -> EventResult {
         let result = |status, reason| EventResult {
             line,
             id: Some(env.id.clone()),
             status,
             reason,
         };
-        match self.apply_logged(&env).await {
+        match self.apply_logged(env).await {
             Ok(None) => result(Status::Duplicate, None),
             Ok(Some(events)) => {
                 if !self.dry_run {
@@ -289,7 +476,7 @@ where
             }
             Err(Fail::Reject(reason)) => {
                 if !self.dry_run
-                    && let Err(e) = self.log_rejection(&env, &reason).await
+                    && let Err(e) = self.log_rejection(env, &reason).await
                 {
                     tracing::error!(error = %e, "cannot record a rejected event");
                 }
@@ -297,11 +484,51 @@ where
             }
             Err(Fail::Internal(e)) => {
                 tracing::error!(error = %e, event = %env.id, "ingest failed");
-                result(
-                    Status::Rejected,
-                    Some("internal error: nothing was written; send the event again".into()),
-                )
+                result(Status::Rejected, Some(INTERNAL_REASON.into()))
             }
+        }
+    }
+
+    /// Applies a parsed event whose id the caller's transaction has already
+    /// claimed as applied, in a savepoint; a rejection or a failure turns the
+    /// claim into a rejection, so the event may be sent again.
+    async fn claimed_event(&self, line: usize, env: &Envelope) -> EventResult {
+        let applied = async {
+            let sp = self.db.begin().await?;
+            let events = self.apply(&sp, env).await?;
+            sp.commit().await?;
+            Ok::<_, Fail>(events)
+        }
+        .await;
+        let (status, reason) = match applied {
+            Ok(events) => {
+                if !self.dry_run {
+                    self.applied
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend(events);
+                }
+                return EventResult {
+                    line,
+                    id: Some(env.id.clone()),
+                    status: Status::Applied,
+                    reason: None,
+                };
+            }
+            Err(Fail::Reject(reason)) => (Status::Rejected, reason),
+            Err(Fail::Internal(e)) => {
+                tracing::error!(error = %e, event = %env.id, "ingest failed");
+                (Status::Rejected, INTERNAL_REASON.to_owned())
+            }
+        };
+        if let Err(e) = mark_rejected(self.db, &env.id, &reason).await {
+            tracing::error!(error = %e, "cannot record a rejected event");
+        }
+        EventResult {
+            line,
+            id: Some(env.id.clone()),
+            status,
+            reason: Some(reason),
         }
     }
 
@@ -321,19 +548,7 @@ where
             api_key_id: Set(self.scope.key_id),
         };
         let claimed = ingest_log::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(ingest_log::Column::EventId)
-                    .update_columns([
-                        ingest_log::Column::Outcome,
-                        ingest_log::Column::Reason,
-                        ingest_log::Column::ReceivedAt,
-                        ingest_log::Column::ApiKeyId,
-                    ])
-                    .action_and_where(
-                        Expr::col((ingest_log::Entity, ingest_log::Column::Outcome)).ne("applied"),
-                    )
-                    .to_owned(),
-            )
+            .on_conflict(claim_conflict())
             .exec_without_returning(&txn)
             .await?;
         if claimed == 0 {
@@ -520,40 +735,24 @@ where
         source: &str,
         d: &Map<String, Value>,
     ) -> Applied {
-        let ext = text(d, "external_id")?;
-        let key = text(d, "key")?;
-        validate_item_key(key)?;
-        let (unit, path) = self.writable_unit(txn, text(d, "unit")?).await?;
-        let item_type = parse_enum(
-            "type",
-            text(d, "type")?,
-            WorkItemType::ALL,
-            WorkItemType::as_str,
-        )?;
-        if !item_type.owner_kinds().contains(&path.kind) {
-            return reject(format!(
-                "a {} cannot be owned by a {} unit",
-                item_type.as_str(),
-                path.kind.as_str()
-            ));
-        }
-        let title = text(d, "title")?.trim().to_owned();
-        if title.chars().count() > 500 {
-            return reject("`data.title` must have at most 500 characters");
-        }
-        let state_name = text(d, "state")?;
-        let created_at = time(d, "created_at")?;
-        let found_in = opt_text(d, "found_in")?
-            .map(|f| parse_enum("found_in", f, DefectOrigin::ALL, DefectOrigin::as_str))
-            .transpose()?;
-        if found_in.is_some() && item_type != WorkItemType::Defect {
-            return reject("`data.found_in` applies to defects only");
-        }
-        let severity = opt_text(d, "severity")?.map(str::to_owned);
-        let estimate = opt_number(d, "estimate")?;
-        let business_value = opt_number(d, "business_value")?;
-        let url = opt_text(d, "url")?.map(str::to_owned);
-        let assignee = match opt_text(d, "assignee")? {
+        let f = ItemFields::parse(d)?;
+        let (unit, path) = self.writable_unit(txn, f.unit).await?;
+        f.check_owner(&path)?;
+        let ItemFields {
+            ext,
+            key,
+            item_type,
+            title,
+            state: state_name,
+            created_at,
+            found_in,
+            severity,
+            estimate,
+            business_value,
+            url,
+            ..
+        } = f;
+        let assignee = match f.assignee {
             Some(email) => match user::Entity::find()
                 .filter(user::Column::Email.eq(email.trim().to_lowercase()))
                 .one(txn)
@@ -569,12 +768,12 @@ where
             return reject(workflow.unknown_state(state_name).message());
         };
         let existing = self.item_by_ref(txn, source, ext).await?;
-        let parent = match opt_text(d, "parent")? {
+        let parent = match f.parent {
             Some(p) => {
                 let Some(parent) = self.item_by_ref(txn, source, p).await? else {
                     return reject(format!("unknown parent {p:?}"));
                 };
-                check_parent(&parent, item_type, &path)?;
+                check_parent(&parent.item_type, parent.unit_id, item_type, &path)?;
                 if existing.as_ref().is_some_and(|e| e.id == parent.id) {
                     return reject("an item cannot be its own parent");
                 }
@@ -598,7 +797,7 @@ where
                 let item = work_item::ActiveModel {
                     key: Set(key.to_owned()),
                     title: Set(title),
-                    description: Set(opt_text(d, "description")?.map(str::to_owned)),
+                    description: Set(f.description.map(str::to_owned)),
                     item_type: Set(item_type.as_str().to_owned()),
                     flow_type: Set(item_type.default_flow_type().as_str().to_owned()),
                     state: Set(state.name.clone()),
@@ -657,7 +856,7 @@ where
                 let mut m = item.into_active_model();
                 m.key = Set(key.to_owned());
                 m.title = Set(title);
-                if let Some(desc) = opt_text(d, "description")? {
+                if let Some(desc) = f.description {
                     m.description = Set(Some(desc.to_owned()));
                 }
                 m.item_type = Set(item_type.as_str().to_owned());
@@ -700,7 +899,7 @@ where
                         id,
                         &workflow,
                         &state.name,
-                        std::cmp::max(opt_time(d, "updated_at")?.unwrap_or(now), created_at),
+                        std::cmp::max(f.updated_at.unwrap_or(now), created_at),
                         source,
                     )
                     .await?;
@@ -717,9 +916,7 @@ where
         source: &str,
         d: &Map<String, Value>,
     ) -> Applied {
-        let ext = text(d, "external_id")?;
-        let to_state = text(d, "to_state")?;
-        let at = time(d, "at")?;
+        let TransitionFields { ext, to_state, at } = TransitionFields::parse(d)?;
         let Some(item) = self.item_by_ref(txn, source, ext).await? else {
             return reject(format!("unknown work item {ext:?}"));
         };
@@ -745,19 +942,11 @@ where
         source: &str,
         d: &Map<String, Value>,
     ) -> Applied {
-        let ext = text(d, "external_id")?;
-        let (unit, _) = self.writable_unit(txn, text(d, "unit")?).await?;
-        let repository = text(d, "repository")?.to_owned();
-        let merged_at = time(d, "merged_at")?;
-        let first_commit_at = opt_time(d, "first_commit_at")?;
-        let opened_at = opt_time(d, "opened_at")?;
-        if first_commit_at.is_some_and(|f| f > merged_at)
-            || opened_at.is_some_and(|o| o > merged_at)
-        {
-            return reject("a change cannot be committed or opened after it was merged");
-        }
+        let f = ChangeFields::parse(d)?;
+        let ext = f.ext;
+        let (unit, _) = self.writable_unit(txn, f.unit).await?;
         let mut items = Vec::new();
-        for r in list(d, "work_items")? {
+        for r in &f.work_items {
             items.push(self.referenced_item(txn, source, r).await?.id);
         }
         let existing = change::Entity::find()
@@ -765,18 +954,7 @@ where
             .filter(change::Column::ExternalId.eq(ext))
             .one(txn)
             .await?;
-        let model = change::ActiveModel {
-            unit_id: Set(unit.id),
-            source: Set(source.to_owned()),
-            external_id: Set(ext.to_owned()),
-            repository: Set(repository),
-            title: Set(opt_text(d, "title")?.map(str::to_owned)),
-            url: Set(opt_text(d, "url")?.map(str::to_owned)),
-            first_commit_at: Set(first_commit_at),
-            opened_at: Set(opened_at),
-            merged_at: Set(merged_at),
-            ..Default::default()
-        };
+        let model = f.model(unit.id, source);
         if let Some(e) = &existing {
             self.check_unit_scope(txn, e.unit_id).await?;
         }
@@ -801,27 +979,11 @@ where
         source: &str,
         d: &Map<String, Value>,
     ) -> Applied {
-        let ext = text(d, "external_id")?;
-        let (unit, _) = self.writable_unit(txn, text(d, "unit")?).await?;
-        let environment = text(d, "environment")?;
-        if !environment
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-            || environment.len() > 32
-        {
-            return reject(
-                "`data.environment` must be an upper-case name such as PRODUCTION or STAGING",
-            );
-        }
-        let status = text(d, "status")?;
-        if status != "SUCCESS" && status != "FAILURE" {
-            return reject(format!(
-                "`data.status` must be SUCCESS or FAILURE, not {status:?}"
-            ));
-        }
-        let finished_at = time(d, "finished_at")?;
+        let f = DeploymentFields::parse(d)?;
+        let ext = f.ext;
+        let (unit, _) = self.writable_unit(txn, f.unit).await?;
         let mut changes = Vec::new();
-        for c in list(d, "changes")? {
+        for &c in &f.changes {
             match change::Entity::find()
                 .filter(change::Column::Source.eq(source))
                 .filter(change::Column::ExternalId.eq(c))
@@ -839,15 +1001,7 @@ where
             .filter(deployment::Column::ExternalId.eq(ext))
             .one(txn)
             .await?;
-        let model = deployment::ActiveModel {
-            unit_id: Set(unit.id),
-            source: Set(source.to_owned()),
-            external_id: Set(ext.to_owned()),
-            environment: Set(environment.to_owned()),
-            status: Set(status.to_owned()),
-            finished_at: Set(finished_at),
-            ..Default::default()
-        };
+        let model = f.model(unit.id, source);
         if let Some(e) = &existing {
             self.check_unit_scope(txn, e.unit_id).await?;
         }
@@ -1031,6 +1185,36 @@ where
     txn.commit().await
 }
 
+/// The upsert that claims an event id as applied: it takes over a logged id
+/// that is not applied, and leaves an applied one alone.
+fn claim_conflict() -> OnConflict {
+    OnConflict::column(ingest_log::Column::EventId)
+        .update_columns([
+            ingest_log::Column::Outcome,
+            ingest_log::Column::Reason,
+            ingest_log::Column::ReceivedAt,
+            ingest_log::Column::ApiKeyId,
+        ])
+        .action_and_where(
+            Expr::col((ingest_log::Entity, ingest_log::Column::Outcome)).ne("applied"),
+        )
+        .to_owned()
+}
+
+/// Turns an event id claimed in this transaction into a rejection.
+///
+/// # Errors
+/// Database errors only.
+async fn mark_rejected(db: &impl ConnectionTrait, id: &str, reason: &str) -> Result<(), DbErr> {
+    ingest_log::Entity::update_many()
+        .col_expr(ingest_log::Column::Outcome, Expr::value("rejected"))
+        .col_expr(ingest_log::Column::Reason, Expr::value(reason))
+        .filter(ingest_log::Column::EventId.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// One event of a batch, as received.
 pub enum Raw {
     /// An NDJSON line, not parsed yet.
@@ -1039,12 +1223,23 @@ pub enum Raw {
     Value(Value),
 }
 
-/// Events per transaction in [`apply_batch`].
-pub const BATCH_SIZE: usize = 500;
+/// Options for a transaction that will write: on SQLite it takes the write
+/// lock at `BEGIN` (waiting its turn), instead of failing when it first
+/// writes after reading while another transaction holds the lock.
+#[must_use]
+pub fn write_transaction() -> TransactionOptions {
+    TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    }
+}
 
-/// Applies a batch of events in one transaction: each event runs in its own
-/// savepoint (a rejected event changes nothing, the others still apply) and
-/// the batch commits once, which is what makes backfills fast. Changes are
+/// Events per transaction in [`apply_batch`].
+pub const BATCH_SIZE: usize = 5000;
+
+/// Applies a batch of events in one transaction, each event all-or-nothing
+/// (a rejected event changes nothing, the others still apply), mostly with
+/// multi-row statements (see [`batch`]); the batch commits once. Changes are
 /// published after the commit. With `dry_run`, nothing is published and the
 /// caller rolls back `db`.
 pub async fn apply_batch<C>(
@@ -1057,42 +1252,34 @@ pub async fn apply_batch<C>(
 where
     C: TransactionTrait<Transaction = DatabaseTransaction>,
 {
-    let failed = |batch: Vec<(usize, Raw)>, e: DbErr| {
+    let lines: Vec<usize> = batch.iter().map(|(line, _)| *line).collect();
+    let failed = |e: DbErr| {
         tracing::error!(error = %e, "ingest batch failed");
-        batch
-            .into_iter()
-            .map(|(line, _)| EventResult {
+        lines
+            .iter()
+            .map(|&line| EventResult {
                 line,
                 id: None,
                 status: Status::Rejected,
-                reason: Some("internal error: nothing was written; send the event again".into()),
+                reason: Some(INTERNAL_REASON.into()),
             })
             .collect::<Vec<_>>()
     };
-    let txn = match db.begin().await {
+    let txn = match db.begin_with_options(write_transaction()).await {
         Ok(t) => t,
-        Err(e) => return failed(batch, e),
+        Err(e) => return failed(e),
     };
     let applied = Mutex::new(Vec::new());
-    let ingestor = Ingestor {
-        db: &txn,
-        scope,
-        applied: &applied,
-        dry_run,
+    let mut results = match batch::run(&txn, scope, dry_run, &applied, batch).await {
+        Ok(r) => r,
+        Err(e) => return failed(e),
     };
-    let mut results = Vec::with_capacity(batch.len());
-    for (line, raw) in batch {
-        results.push(match raw {
-            Raw::Line(text) => ingestor.line(line, &text).await,
-            Raw::Value(v) => ingestor.event(line, v).await,
-        });
-    }
     if let Err(e) = txn.commit().await {
         tracing::error!(error = %e, "ingest batch commit failed");
         for r in &mut results {
             if r.status == Status::Applied {
                 r.status = Status::Rejected;
-                r.reason = Some("internal error: nothing was written; send the event again".into());
+                r.reason = Some(INTERNAL_REASON.into());
             }
         }
         return results;

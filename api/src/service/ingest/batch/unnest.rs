@@ -1,0 +1,163 @@
+//! PostgreSQL writers for the batch: one array parameter per column and
+//! `UNNEST`, instead of a `VALUES` list with a parameter per cell. The
+//! statement text is the same for every batch and binding is a handful of
+//! arrays, which is what makes these inserts cheap to parse, bind and plan.
+//!
+//! Arrays cannot carry a null element here, so nullable columns travel with
+//! a sentinel that cannot be a real value (the empty string, 0 for an id,
+//! NaN for a number) and come back as NULL through `NULLIF`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{ArrayType, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
+
+use super::{NewItem, NewTransition};
+
+fn array(ty: ArrayType, values: Vec<Value>) -> Value {
+    Value::Array(ty, Some(Box::new(values)))
+}
+
+fn texts<'a>(xs: impl Iterator<Item = &'a str>) -> Value {
+    array(
+        ArrayType::String,
+        xs.map(|x| Value::String(Some(x.to_owned()))).collect(),
+    )
+}
+
+fn opt_texts<'a>(xs: impl Iterator<Item = Option<&'a str>>) -> Value {
+    texts(xs.map(|x| x.unwrap_or("")))
+}
+
+fn bigints(xs: impl Iterator<Item = i64>) -> Value {
+    array(
+        ArrayType::BigInt,
+        xs.map(|x| Value::BigInt(Some(x))).collect(),
+    )
+}
+
+fn doubles(xs: impl Iterator<Item = Option<f64>>) -> Value {
+    array(
+        ArrayType::Double,
+        xs.map(|x| Value::Double(Some(x.unwrap_or(f64::NAN))))
+            .collect(),
+    )
+}
+
+fn times(xs: impl Iterator<Item = DateTime<Utc>>) -> Value {
+    array(
+        ArrayType::ChronoDateTimeUtc,
+        xs.map(|x| Value::ChronoDateTimeUtc(Some(x))).collect(),
+    )
+}
+
+fn statement(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// Claims event ids as applied unless already applied; returns the ids
+/// claimed.
+pub(super) async fn claim(
+    db: &DatabaseTransaction,
+    rows: &[(String, String, String)],
+    at: DateTime<Utc>,
+    key_id: Option<i64>,
+) -> Result<Vec<String>, DbErr> {
+    let sql = r#"INSERT INTO "ingest_log" ("event_id", "source", "event_type", "received_at", "outcome", "reason", "api_key_id")
+SELECT e, s, k, $4, 'applied', NULL, $5::bigint FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(e, s, k)
+ON CONFLICT ("event_id") DO UPDATE SET "outcome" = EXCLUDED."outcome", "reason" = EXCLUDED."reason",
+  "received_at" = EXCLUDED."received_at", "api_key_id" = EXCLUDED."api_key_id"
+WHERE "ingest_log"."outcome" <> 'applied'
+RETURNING "event_id""#;
+    let values = vec![
+        texts(rows.iter().map(|r| r.0.as_str())),
+        texts(rows.iter().map(|r| r.1.as_str())),
+        texts(rows.iter().map(|r| r.2.as_str())),
+        Value::ChronoDateTimeUtc(Some(at)),
+        Value::BigInt(key_id),
+    ];
+    db.query_all_raw(statement(sql, values))
+        .await?
+        .iter()
+        .map(|row| row.try_get_by_index(0))
+        .collect()
+}
+
+/// Inserts work items; returns their ids by key.
+pub(super) async fn items(
+    db: &DatabaseTransaction,
+    rows: &[NewItem],
+    now: DateTime<Utc>,
+) -> Result<HashMap<String, i64>, DbErr> {
+    let sql = r#"INSERT INTO "work_item" ("key", "title", "description", "item_type", "flow_type", "state",
+  "state_category", "unit_id", "parent_id", "assignee_id", "estimate", "business_value", "rank",
+  "found_in", "severity", "created_at", "updated_at")
+SELECT k, t, NULLIF(d, ''), it, ft, st, sc, u, NULLIF(p, 0), NULL, NULLIF(e, 'NaN'::float8),
+  NULLIF(bv, 'NaN'::float8), r, NULLIF(fi, ''), NULLIF(sv, ''), c, $16
+FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+  $8::bigint[], $9::bigint[], $10::float8[], $11::float8[], $12::text[], $13::text[], $14::text[],
+  $15::timestamptz[]) AS x(k, t, d, it, ft, st, sc, u, p, e, bv, r, fi, sv, c)
+RETURNING "id", "key""#;
+    let values = vec![
+        texts(rows.iter().map(|m| m.key.as_str())),
+        texts(rows.iter().map(|m| m.title.as_str())),
+        opt_texts(rows.iter().map(|m| m.description.as_deref())),
+        texts(rows.iter().map(|m| m.item_type.as_str())),
+        texts(rows.iter().map(|m| m.flow_type.as_str())),
+        texts(rows.iter().map(|m| m.state.as_str())),
+        texts(rows.iter().map(|m| m.category.as_str())),
+        bigints(rows.iter().map(|m| m.unit_id)),
+        bigints(rows.iter().map(|m| m.parent_id.unwrap_or(0))),
+        doubles(rows.iter().map(|m| m.estimate)),
+        doubles(rows.iter().map(|m| m.business_value)),
+        texts(rows.iter().map(|m| m.rank.as_str())),
+        opt_texts(rows.iter().map(|m| m.found_in.as_deref())),
+        opt_texts(rows.iter().map(|m| m.severity.as_deref())),
+        times(rows.iter().map(|m| m.created_at)),
+        Value::ChronoDateTimeUtc(Some(now)),
+    ];
+    let mut ids = HashMap::with_capacity(rows.len());
+    for row in db.query_all_raw(statement(sql, values)).await? {
+        ids.insert(row.try_get::<String>("", "key")?, row.try_get("", "id")?);
+    }
+    Ok(ids)
+}
+
+/// Inserts external references: (item id, source, external id, url).
+pub(super) async fn refs(
+    db: &DatabaseTransaction,
+    rows: &[(i64, &str, &str, Option<&str>)],
+) -> Result<(), DbErr> {
+    let sql = r#"INSERT INTO "external_ref" ("work_item_id", "source", "external_id", "url")
+SELECT w, s, e, NULLIF(u, '') FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[]) AS x(w, s, e, u)"#;
+    let values = vec![
+        bigints(rows.iter().map(|r| r.0)),
+        texts(rows.iter().map(|r| r.1)),
+        texts(rows.iter().map(|r| r.2)),
+        opt_texts(rows.iter().map(|r| r.3)),
+    ];
+    db.execute_raw(statement(sql, values)).await?;
+    Ok(())
+}
+
+/// Inserts transitions; `ids` are their items' ids, row for row.
+pub(super) async fn transitions(
+    db: &DatabaseTransaction,
+    rows: &[NewTransition],
+    ids: &[i64],
+) -> Result<(), DbErr> {
+    let sql = r#"INSERT INTO "transition" ("work_item_id", "from_state", "to_state", "to_category", "at", "actor_id", "source")
+SELECT w, NULLIF(f, ''), t, c, a, NULL, s
+FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[]) AS x(w, f, t, c, a, s)"#;
+    let values = vec![
+        bigints(ids.iter().copied()),
+        opt_texts(rows.iter().map(|t| t.from.as_deref())),
+        texts(rows.iter().map(|t| t.to.as_str())),
+        texts(rows.iter().map(|t| t.category.as_str())),
+        times(rows.iter().map(|t| t.at)),
+        texts(rows.iter().map(|t| t.source.as_str())),
+    ];
+    db.execute_raw(statement(sql, values)).await?;
+    Ok(())
+}
