@@ -8,6 +8,7 @@ mod helpers;
 mod m20261125_000001_core;
 mod m20261126_000002_delivery;
 mod m20261126_000003_integrations;
+mod m20261127_000004_outcomes;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_core::Migration),
             Box::new(m20261126_000002_delivery::Migration),
             Box::new(m20261126_000003_integrations::Migration),
+            Box::new(m20261127_000004_outcomes::Migration),
         ]
     }
 }

@@ -20,6 +20,7 @@ pub enum ChangeKind {
     ReleaseRecorded,
     IncidentOpened,
     IncidentResolved,
+    KeyResultMeasured,
 }
 
 /// One applied change.

@@ -25,7 +25,8 @@ pub(super) fn reach(scope: Option<UnitScope>) -> Reach {
     }
 }
 
-async fn owner(ctx: &Context<'_>, unit_id: i64) -> GqlResult<Unit> {
+/// The unit owning a record.
+pub(super) async fn owner(ctx: &Context<'_>, unit_id: i64) -> GqlResult<Unit> {
     rc(ctx)?
         .units
         .load_one(unit_id)

@@ -19,6 +19,8 @@ pub mod kind {
     pub const DEPLOYMENT: &str = "Deployment";
     pub const RELEASE: &str = "Release";
     pub const INCIDENT: &str = "Incident";
+    pub const OBJECTIVE: &str = "Objective";
+    pub const KEY_RESULT: &str = "KeyResult";
 }
 
 pub fn encode(kind: &str, id: i64) -> ID {

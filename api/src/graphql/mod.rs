@@ -7,6 +7,7 @@ mod ids;
 mod limits;
 mod loaders;
 mod mutation;
+mod outcomes;
 mod query;
 mod types;
 

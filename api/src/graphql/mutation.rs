@@ -463,6 +463,25 @@ impl Mutation {
         Ok(CreateUnitPayload { unit: Unit(unit) })
     }
 
+    /// Admins, executives in scope, and a portfolio's managers for the
+    /// portfolio's own objectives.
+    async fn create_objective(
+        &self,
+        ctx: &Context<'_>,
+        input: super::outcomes::CreateObjectiveInput,
+    ) -> GqlResult<super::outcomes::CreateObjectivePayload> {
+        super::outcomes::create_objective(ctx, input).await
+    }
+
+    /// Who may write the objective: see `createObjective`.
+    async fn create_key_result(
+        &self,
+        ctx: &Context<'_>,
+        input: super::outcomes::CreateKeyResultInput,
+    ) -> GqlResult<super::outcomes::CreateKeyResultPayload> {
+        super::outcomes::create_key_result(ctx, input).await
+    }
+
     /// Admins only.
     async fn create_user(
         &self,

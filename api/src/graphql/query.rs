@@ -4,13 +4,14 @@ use async_graphql::{Context, ID, Object};
 
 use super::delivery::{Change, Deployment, Incident, Release};
 use super::ids::{self, kind};
+use super::outcomes::{KeyResult, Objective};
 use super::rc;
 use super::types::{
     ApiKey, Membership, Node, Transition, Unit, User, Viewer, WorkItem, WorkItemConnection,
     WorkItemFilter, Workflow, list_work_items,
 };
 use crate::error::{ApiError, GqlResult};
-use crate::service::{api_keys, delivery, integrations, units, users, work_items};
+use crate::service::{api_keys, delivery, integrations, outcomes, units, users, work_items};
 
 /// Most ids accepted by `nodes`.
 const MAX_NODES: usize = 100;
@@ -53,6 +54,12 @@ async fn resolve_node(ctx: &Context<'_>, id: &str) -> GqlResult<Option<Node>> {
         kind::INCIDENT => delivery::find_incident(svc, n)
             .await?
             .map(|d| Node::Incident(Incident(d))),
+        kind::OBJECTIVE => outcomes::find_objective(svc, n)
+            .await?
+            .map(|o| Node::Objective(Objective(o))),
+        kind::KEY_RESULT => outcomes::find_key_result(svc, n)
+            .await?
+            .map(|k| Node::KeyResult(KeyResult(k))),
         kind::WORKFLOW => {
             let owner = entity::workflow::Entity::find_by_id(n);
             use sea_orm::EntityTrait;

@@ -14,11 +14,12 @@ use super::delivery::{
     Release, ReleaseConnection, reach,
 };
 use super::ids::{self, kind};
+use super::outcomes::{KeyResult, Objective};
 use super::{page_args, rc};
 use crate::domain::{DefectOrigin, FlowType, Role, StateCategory, UnitKind, WorkItemType};
 use crate::error::{ApiError, GqlResult};
 use crate::service::units::EffectiveWorkflow;
-use crate::service::{delivery, units, users, work_items};
+use crate::service::{delivery, outcomes, units, users, work_items};
 
 /// An object with a global id (Relay).
 #[derive(Interface)]
@@ -35,6 +36,8 @@ pub enum Node {
     Deployment(Deployment),
     Release(Release),
     Incident(Incident),
+    Objective(Objective),
+    KeyResult(KeyResult),
 }
 
 connection!(WorkItemConnection, WorkItemEdge, WorkItem);
@@ -192,6 +195,16 @@ impl Unit {
         let page =
             delivery::changes(r.svc(), self.0.id, reach(scope), args, wants_total(ctx)).await?;
         Ok(ChangeConnection::from_page(page, |m| m.id, Change))
+    }
+
+    /// Objectives owned by this unit, where you may read them (where you
+    /// may read its aggregates); empty otherwise.
+    async fn objectives(&self, ctx: &Context<'_>) -> GqlResult<Vec<Objective>> {
+        Ok(outcomes::objectives_of(rc(ctx)?.svc(), self.0.id)
+            .await?
+            .into_iter()
+            .map(Objective)
+            .collect())
     }
 
     /// Deployments of this unit (and by default its subtree) you may read.

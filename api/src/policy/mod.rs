@@ -291,6 +291,28 @@ impl Policy {
             || self.write_roots.iter().any(|r| unit.is_under(*r))
     }
 
+    /// Whether the caller may read the objectives of `unit` (DESIGN §1.6):
+    /// outcomes are shown beside the aggregates, so wherever those are
+    /// readable (a team sees its own and its ancestors' objectives).
+    pub fn can_read_objectives_of(&self, unit: &UnitPath) -> bool {
+        self.can_read_aggregates_of(unit)
+    }
+
+    /// Whether the caller may create and change objectives of `unit`:
+    /// admins, executives in scope, and portfolio managers for their own
+    /// portfolio (DESIGN §2).
+    pub fn can_write_objectives_of(&self, unit: &UnitPath) -> bool {
+        if self.viewer.is_none() {
+            return false;
+        }
+        self.admin
+            || self.exec_roots.iter().any(|r| unit.is_under(*r))
+            || self
+                .structure_roots
+                .iter()
+                .any(|(root, role)| *role == Role::PortfolioManager && *root == unit.id)
+    }
+
     /// Whether the caller may create a unit of `kind` under `parent`:
     /// admins anywhere, portfolio managers programs and teams inside their
     /// portfolio, program managers teams under their program.

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod delivery;
 pub mod ingest;
 pub mod integrations;
+pub mod outcomes;
 pub mod rank;
 pub mod units;
 pub mod users;

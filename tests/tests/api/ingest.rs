@@ -8,7 +8,7 @@ use crate::harness::{ADMIN, PROGRAM, TEAM, TestApp, code};
 
 const CREATE_KEY: &str = "mutation($n: String!, $u: ID) { createApiKey(input: {name: $n, unit: $u}) { secret apiKey { id prefix unit { key } } } }";
 
-async fn create_key(app: &TestApp, admin: &str, unit: Option<&str>) -> (String, Value) {
+pub(crate) async fn create_key(app: &TestApp, admin: &str, unit: Option<&str>) -> (String, Value) {
     let unit_id = match unit {
         Some(k) => app
             .ok(
@@ -27,7 +27,7 @@ async fn create_key(app: &TestApp, admin: &str, unit: Option<&str>) -> (String, 
     (secret, data["createApiKey"]["apiKey"]["id"].clone())
 }
 
-async fn post_ndjson(app: &TestApp, token: &str, body: &str) -> (u16, Value) {
+pub(crate) async fn post_ndjson(app: &TestApp, token: &str, body: &str) -> (u16, Value) {
     let res = app
         .client
         .post(app.url("/ingest"))

@@ -6,7 +6,7 @@ use crate::access::item_of;
 use crate::both;
 use crate::harness::{ADMIN, EXEC, PORTFOLIO, PROGRAM, TEAM, TestApp, code};
 
-async fn unit_id(app: &TestApp, token: &str, key: &str) -> Value {
+pub(crate) async fn unit_id(app: &TestApp, token: &str, key: &str) -> Value {
     app.ok(
         token,
         "query($k: String!) { unit(key: $k) { id } }",

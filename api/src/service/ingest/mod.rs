@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use entity::{
     change, change_work_item, deployment, deployment_change, external_ref, incident, ingest_log,
-    release, release_work_item, transition, unit, user, work_item,
+    key_result, key_result_measurement, objective, release, release_work_item, transition, unit,
+    user, work_item,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
@@ -582,9 +583,7 @@ where
             "release.recorded" => self.release_recorded(txn, &env.source, d).await,
             "incident.opened" => self.incident_opened(txn, &env.source, d).await,
             "incident.resolved" => self.incident_resolved(txn, &env.source, d).await,
-            "key_result.measured" => reject(
-                "key_result.measured: objectives and key results are not available on this server yet",
-            ),
+            "key_result.measured" => self.key_result_measured(txn, &env.source, d).await,
             other => reject(format!("unknown event type {other:?}")),
         }
     }
@@ -1138,6 +1137,49 @@ where
         m.resolved_at = Set(Some(resolved_at));
         let row = m.update(txn).await?;
         Ok(vec![event(ChangeKind::IncidentResolved, unit_id, row.id)])
+    }
+
+    async fn key_result_measured(
+        &self,
+        txn: &DatabaseTransaction,
+        source: &str,
+        d: &Map<String, Value>,
+    ) -> Applied {
+        let key = text(d, "key_result")?;
+        let value = match d.get("value") {
+            Some(Value::Number(n)) => n.as_f64().filter(|v| v.is_finite()),
+            _ => None,
+        };
+        let Some(value) = value else {
+            return reject("`data.value` is required and must be a number");
+        };
+        let at = time(d, "at")?;
+        let Some(kr) = key_result::Entity::find()
+            .filter(key_result::Column::Key.eq(key))
+            .one(txn)
+            .await?
+        else {
+            return reject(format!("unknown key result {key:?}"));
+        };
+        let objective = objective::Entity::find_by_id(kr.objective_id)
+            .one(txn)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("objective".into()))?;
+        self.check_unit_scope(txn, objective.unit_id).await?;
+        key_result_measurement::ActiveModel {
+            key_result_id: Set(kr.id),
+            value: Set(value),
+            at: Set(at),
+            source: Set(Some(source.to_owned())),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        Ok(vec![event(
+            ChangeKind::KeyResultMeasured,
+            objective.unit_id,
+            kr.id,
+        )])
     }
 }
 

@@ -1,0 +1,235 @@
+//! Outcomes (DESIGN §1.6): objectives owned by a unit, their key results and
+//! the values measured for them. Objectives are read wherever the owning
+//! unit's aggregates are, and written by admins, executives in scope and the
+//! portfolio's own managers.
+
+use chrono::{DateTime, Utc};
+use entity::{key_result, key_result_measurement, objective};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+
+use super::{Ctx, units};
+use crate::domain::validate_item_key;
+use crate::error::{ApiError, ApiResult};
+
+/// Input of [`create_objective`].
+#[derive(Debug)]
+pub struct NewObjective {
+    pub unit_id: i64,
+    pub key: String,
+    pub title: String,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+}
+
+/// Input of [`create_key_result`].
+#[derive(Debug)]
+pub struct NewKeyResult {
+    pub objective_id: i64,
+    pub key: String,
+    pub title: String,
+    pub start_value: f64,
+    pub target_value: f64,
+}
+
+fn title(t: &str) -> ApiResult<String> {
+    let t = t.trim();
+    if t.is_empty() || t.chars().count() > 500 {
+        return Err(ApiError::bad_input("title must have 1 to 500 characters"));
+    }
+    Ok(t.to_owned())
+}
+
+/// # Errors
+/// `NOT_FOUND` for an unknown unit, `FORBIDDEN` where the caller may not
+/// write objectives, `BAD_USER_INPUT` for bad fields, `CONFLICT` for a key in
+/// use.
+pub async fn create_objective(ctx: Ctx<'_>, input: NewObjective) -> ApiResult<objective::Model> {
+    ctx.policy.viewer()?;
+    let unit = units::find(ctx, input.unit_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unit"))?;
+    let path = units::path_of(ctx.db, &unit).await?;
+    if !ctx.policy.can_write_objectives_of(&path) {
+        return Err(ApiError::forbidden(
+            "you may not write objectives of this unit",
+        ));
+    }
+    validate_item_key(&input.key)?;
+    let title = title(&input.title)?;
+    if input.period_end <= input.period_start {
+        return Err(ApiError::bad_input("periodEnd must be after periodStart"));
+    }
+    if objective::Entity::find()
+        .filter(objective::Column::Key.eq(&input.key))
+        .one(ctx.db)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "objective key {:?} is in use",
+            input.key
+        )));
+    }
+    Ok(objective::ActiveModel {
+        unit_id: Set(unit.id),
+        key: Set(input.key),
+        title: Set(title),
+        period_start: Set(input.period_start),
+        period_end: Set(input.period_end),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(ctx.db)
+    .await?)
+}
+
+/// # Errors
+/// `NOT_FOUND` for an objective the caller may not read, `FORBIDDEN` where
+/// they may read but not write it, `BAD_USER_INPUT` for bad fields (a target
+/// equal to the start would make progress undefined), `CONFLICT` for a key
+/// in use.
+pub async fn create_key_result(ctx: Ctx<'_>, input: NewKeyResult) -> ApiResult<key_result::Model> {
+    let objective = find_objective(ctx, input.objective_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("objective"))?;
+    let path = units::path(ctx.db, objective.unit_id).await?;
+    if !ctx.policy.can_write_objectives_of(&path) {
+        return Err(ApiError::forbidden(
+            "you may not write objectives of this unit",
+        ));
+    }
+    validate_item_key(&input.key)?;
+    let title = title(&input.title)?;
+    if !input.start_value.is_finite() || !input.target_value.is_finite() {
+        return Err(ApiError::bad_input("values must be finite numbers"));
+    }
+    if input.start_value == input.target_value {
+        return Err(ApiError::bad_input(
+            "targetValue must differ from startValue",
+        ));
+    }
+    if key_result::Entity::find()
+        .filter(key_result::Column::Key.eq(&input.key))
+        .one(ctx.db)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "key result key {:?} is in use",
+            input.key
+        )));
+    }
+    Ok(key_result::ActiveModel {
+        objective_id: Set(objective.id),
+        key: Set(input.key),
+        title: Set(title),
+        start_value: Set(input.start_value),
+        target_value: Set(input.target_value),
+        ..Default::default()
+    }
+    .insert(ctx.db)
+    .await?)
+}
+
+/// An objective, if the caller may read it.
+///
+/// # Errors
+/// Database errors only.
+pub async fn find_objective(ctx: Ctx<'_>, id: i64) -> ApiResult<Option<objective::Model>> {
+    ctx.policy.viewer()?;
+    let Some(o) = objective::Entity::find_by_id(id).one(ctx.db).await? else {
+        return Ok(None);
+    };
+    let path = units::path(ctx.db, o.unit_id).await?;
+    Ok(ctx.policy.can_read_objectives_of(&path).then_some(o))
+}
+
+/// A key result, if the caller may read its objective.
+///
+/// # Errors
+/// Database errors only.
+pub async fn find_key_result(ctx: Ctx<'_>, id: i64) -> ApiResult<Option<key_result::Model>> {
+    let Some(kr) = key_result::Entity::find_by_id(id).one(ctx.db).await? else {
+        return Ok(None);
+    };
+    Ok(find_objective(ctx, kr.objective_id).await?.map(|_| kr))
+}
+
+/// The objectives owned by `unit_id` itself, by period then key; none when
+/// the caller may not read them.
+///
+/// # Errors
+/// Database errors only.
+pub async fn objectives_of(ctx: Ctx<'_>, unit_id: i64) -> ApiResult<Vec<objective::Model>> {
+    ctx.policy.viewer()?;
+    let path = units::path(ctx.db, unit_id).await?;
+    if !ctx.policy.can_read_objectives_of(&path) {
+        return Ok(Vec::new());
+    }
+    Ok(objective::Entity::find()
+        .filter(objective::Column::UnitId.eq(unit_id))
+        .order_by_asc(objective::Column::PeriodStart)
+        .order_by_asc(objective::Column::Key)
+        .all(ctx.db)
+        .await?)
+}
+
+/// Key results of an objective the caller has read.
+///
+/// # Errors
+/// Database errors only.
+pub async fn key_results_of(ctx: Ctx<'_>, objective_id: i64) -> ApiResult<Vec<key_result::Model>> {
+    Ok(key_result::Entity::find()
+        .filter(key_result::Column::ObjectiveId.eq(objective_id))
+        .order_by_asc(key_result::Column::Key)
+        .all(ctx.db)
+        .await?)
+}
+
+/// Measured values of a key result the caller has read, oldest first.
+///
+/// # Errors
+/// Database errors only.
+pub async fn measurements_of(
+    ctx: Ctx<'_>,
+    key_result_id: i64,
+) -> ApiResult<Vec<key_result_measurement::Model>> {
+    Ok(key_result_measurement::Entity::find()
+        .filter(key_result_measurement::Column::KeyResultId.eq(key_result_id))
+        .order_by_asc(key_result_measurement::Column::At)
+        .order_by_asc(key_result_measurement::Column::Id)
+        .all(ctx.db)
+        .await?)
+}
+
+/// Progress of a key result at `current` (DESIGN §1.6): (current − start) ÷
+/// (target − start), clamped to [0, 1].
+#[must_use]
+pub fn progress(kr: &key_result::Model, current: f64) -> f64 {
+    ((current - kr.start_value) / (kr.target_value - kr.start_value)).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kr(start: f64, target: f64) -> key_result::Model {
+        key_result::Model {
+            id: 1,
+            objective_id: 1,
+            key: "KR".into(),
+            title: "t".into(),
+            start_value: start,
+            target_value: target,
+        }
+    }
+
+    #[test]
+    fn progress_is_clamped_and_works_downwards() {
+        assert!((progress(&kr(0.0, 200.0), 50.0) - 0.25).abs() < 1e-12);
+        assert_eq!(progress(&kr(0.0, 200.0), 250.0), 1.0);
+        assert_eq!(progress(&kr(0.0, 200.0), -5.0), 0.0);
+        // Lower is better: churn from 10 % down to 4 %.
+        assert!((progress(&kr(10.0, 4.0), 7.0) - 0.5).abs() < 1e-12);
+    }
+}
