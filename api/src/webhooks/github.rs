@@ -6,7 +6,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::{Translation, item_key, str_at};
+use super::{Translation, closing_refs, item_key, known_items, str_at};
 use crate::domain::MappingKind;
 use crate::error::ApiResult;
 use crate::service::integrations::lookup;
@@ -108,9 +108,16 @@ pub async fn translate(
                     "pull request {action}, not merged"
                 )));
             }
+            let text = format!(
+                "{} {}",
+                pr["title"].as_str().unwrap_or_default(),
+                pr["body"].as_str().unwrap_or_default()
+            );
+            let closes = known_items(db, SOURCE, closing_refs(&text, repo)).await?;
             Ok(Translation::Events(vec![json!({
                 "id": id(0), "type": "change.upserted", "source": SOURCE,
                 "data": {
+                    "work_items": closes,
                     "external_id": format!("{repo}!{}", pr["number"]),
                     "unit": unit,
                     "repository": repo,

@@ -5,7 +5,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::{Translation, item_key, str_at};
+use super::{Translation, closing_refs, item_key, known_items, str_at};
 use crate::domain::MappingKind;
 use crate::error::ApiResult;
 use crate::service::integrations::lookup;
@@ -93,9 +93,16 @@ pub async fn translate(
             } else {
                 &attrs["merged_at"]
             };
+            let text = format!(
+                "{} {}",
+                attrs["title"].as_str().unwrap_or_default(),
+                attrs["description"].as_str().unwrap_or_default()
+            );
+            let closes = known_items(db, SOURCE, closing_refs(&text, project)).await?;
             Ok(Translation::Events(vec![json!({
                 "id": id, "type": "change.upserted", "source": SOURCE,
                 "data": {
+                    "work_items": closes,
                     "external_id": format!("{project}!{}", attrs["iid"]),
                     "unit": unit,
                     "repository": project,

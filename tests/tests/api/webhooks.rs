@@ -177,10 +177,23 @@ async fn github_deliveries_land_in_the_common_model(app: TestApp) {
     // A merged pull request, a production deployment, a release.
     let pr = json!({ "action": "closed", "number": 7, "repository": repository(),
         "pull_request": { "id": 2, "number": 7, "title": "Vault client", "html_url": "https://github.com/acme/cards/pull/7",
+                          "body": "Stores cards in the vault.\r\n\r\nFixes #42",
                           "state": "closed", "merged": true, "created_at": "2026-02-02T10:00:00Z",
                           "merged_at": "2026-02-03T12:00:00Z" } });
     let (_, r) = deliver(&app, "pull_request", "d-3", &pr, None).await;
     assert_eq!(r["applied"], 1, "{r}");
+    let linked = app
+        .ok(
+            &team,
+            "{ workItem(key: \"CARDS-42\") { changes { externalId } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        linked["workItem"]["changes"],
+        json!([{ "externalId": "acme/cards!7" }]),
+        "the pull request fixes the issue: {linked}"
+    );
     let dep = json!({ "action": "created", "repository": repository(),
         "deployment_status": { "id": 3, "state": "success", "environment": "production", "updated_at": "2026-02-03T13:00:00Z" },
         "deployment": { "id": 42, "sha": "a84d88e", "environment": "production", "created_at": "2026-02-03T12:30:00Z" } });
@@ -342,10 +355,23 @@ async fn gitlab_hooks_land_in_the_common_model(app: TestApp) {
 
     let mr = json!({ "object_kind": "merge_request", "project": project(),
         "object_attributes": { "id": 99, "iid": 1, "title": "Fix expiry", "state": "merged", "action": "merge",
+            "description": "Closes #23 and relates to #24 (never received, so not linked).",
             "created_at": "2026-03-02 09:00:00 UTC", "updated_at": "2026-03-03 11:00:00 UTC",
             "url": "https://gitlab.example/acme/lending-core/-/merge_requests/1" } });
     let (_, r) = hook(&app, "Merge Request Hook", "u-3", &mr, TOKEN).await;
     assert_eq!(r["applied"], 1, "{r}");
+    let linked = app
+        .ok(
+            &admin,
+            "{ workItem(key: \"LENDING-CORE-23\") { changes { externalId } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        linked["workItem"]["changes"],
+        json!([{ "externalId": "acme/lending-core!1" }]),
+        "the merge request closes the issue: {linked}"
+    );
     let dep = json!({ "object_kind": "deployment", "status": "success", "deployment_id": 15,
         "environment": "production", "status_changed_at": "2026-03-03 12:00:00 +0100", "project": project() });
     let (_, r) = hook(&app, "Deployment Hook", "u-4", &dep, TOKEN).await;
