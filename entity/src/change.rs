@@ -15,6 +15,8 @@ pub struct Model {
     pub first_commit_at: Option<DateTimeUtc>,
     pub opened_at: Option<DateTimeUtc>,
     pub merged_at: DateTimeUtc,
+    /// The merge commit, lower-case hex, when the source reports it.
+    pub merge_sha: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

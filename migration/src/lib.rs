@@ -9,6 +9,7 @@ mod m20261125_000001_core;
 mod m20261126_000002_delivery;
 mod m20261126_000003_integrations;
 mod m20261127_000004_outcomes;
+mod m20261128_000005_change_sha;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_delivery::Migration),
             Box::new(m20261126_000003_integrations::Migration),
             Box::new(m20261127_000004_outcomes::Migration),
+            Box::new(m20261128_000005_change_sha::Migration),
         ]
     }
 }

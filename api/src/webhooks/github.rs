@@ -6,7 +6,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::{Translation, closing_refs, item_key, known_items, str_at};
+use super::{Translation, changes_at, closing_refs, item_key, known_items, str_at};
 use crate::domain::MappingKind;
 use crate::error::ApiResult;
 use crate::service::integrations::lookup;
@@ -118,6 +118,7 @@ pub async fn translate(
                 "id": id(0), "type": "change.upserted", "source": SOURCE,
                 "data": {
                     "work_items": closes,
+                    "sha": pr["merge_commit_sha"],
                     "external_id": format!("{repo}!{}", pr["number"]),
                     "unit": unit,
                     "repository": repo,
@@ -141,9 +142,12 @@ pub async fn translate(
                     "unmapped environment {env:?}"
                 )));
             };
+            let changes =
+                changes_at(db, SOURCE, repo, str_at(payload, &["deployment", "sha"])).await?;
             Ok(Translation::Events(vec![json!({
                 "id": id(0), "type": "deployment.recorded", "source": SOURCE,
                 "data": {
+                    "changes": changes,
                     "external_id": payload["deployment"]["id"].to_string(),
                     "unit": unit,
                     "environment": environment,

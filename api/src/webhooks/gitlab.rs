@@ -5,7 +5,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::{Translation, closing_refs, item_key, known_items, str_at};
+use super::{Translation, changes_at, closing_refs, item_key, known_items, str_at};
 use crate::domain::MappingKind;
 use crate::error::ApiResult;
 use crate::service::integrations::lookup;
@@ -103,6 +103,7 @@ pub async fn translate(
                 "id": id, "type": "change.upserted", "source": SOURCE,
                 "data": {
                     "work_items": closes,
+                    "sha": attrs["merge_commit_sha"],
                     "external_id": format!("{project}!{}", attrs["iid"]),
                     "unit": unit,
                     "repository": project,
@@ -130,9 +131,11 @@ pub async fn translate(
                     "unmapped environment {env:?}"
                 )));
             };
+            let changes = changes_at(db, SOURCE, project, str_at(payload, &["short_sha"])).await?;
             Ok(Translation::Events(vec![json!({
                 "id": id, "type": "deployment.recorded", "source": SOURCE,
                 "data": {
+                    "changes": changes,
                     "external_id": payload["deployment_id"].to_string(),
                     "unit": unit,
                     "environment": environment,

@@ -7,7 +7,7 @@ pub mod github;
 pub mod gitlab;
 pub mod jira;
 
-use entity::external_ref;
+use entity::{change, external_ref};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::Value;
 
@@ -100,6 +100,32 @@ pub(crate) async fn known_items(
         .all(db)
         .await?;
     Ok(refs.into_iter().filter(|r| known.contains(r)).collect())
+}
+
+/// The changes of `repository` whose merge commit is `sha` (a full or an
+/// abbreviated commit id): what a deployment of that commit ships, as far as
+/// Gemba can tell without the repository's history.
+pub(crate) async fn changes_at(
+    db: &impl ConnectionTrait,
+    source: &str,
+    repository: &str,
+    sha: Option<&str>,
+) -> Result<Vec<String>, DbErr> {
+    let Some(sha) = sha
+        .map(str::to_ascii_lowercase)
+        .filter(|s| s.len() >= 4 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    else {
+        return Ok(Vec::new());
+    };
+    change::Entity::find()
+        .select_only()
+        .column(change::Column::ExternalId)
+        .filter(change::Column::Source.eq(source))
+        .filter(change::Column::Repository.eq(repository))
+        .filter(change::Column::MergeSha.like(format!("{sha}%")))
+        .into_tuple()
+        .all(db)
+        .await
 }
 
 /// What a payload translates to.

@@ -178,6 +178,7 @@ async fn github_deliveries_land_in_the_common_model(app: TestApp) {
     let pr = json!({ "action": "closed", "number": 7, "repository": repository(),
         "pull_request": { "id": 2, "number": 7, "title": "Vault client", "html_url": "https://github.com/acme/cards/pull/7",
                           "body": "Stores cards in the vault.\r\n\r\nFixes #42",
+                          "merge_commit_sha": "A84D88E0C3F1B2D4E5F60718293A4B5C6D7E8F90",
                           "state": "closed", "merged": true, "created_at": "2026-02-02T10:00:00Z",
                           "merged_at": "2026-02-03T12:00:00Z" } });
     let (_, r) = deliver(&app, "pull_request", "d-3", &pr, None).await;
@@ -204,7 +205,7 @@ async fn github_deliveries_land_in_the_common_model(app: TestApp) {
     let (_, r) = deliver(&app, "release", "d-5", &rel, None).await;
     assert_eq!(r["applied"], 1, "{r}");
     let d = app
-        .ok(&team, "{ unit(key: \"team-atlas\") { changes { nodes { repository title } } deployments { nodes { environment status } } releases { nodes { name } } } }", json!({}))
+        .ok(&team, "{ unit(key: \"team-atlas\") { changes { nodes { repository title } } deployments { nodes { environment status changes { externalId } } } releases { nodes { name } } } }", json!({}))
         .await;
     assert_eq!(
         d["unit"]["changes"]["nodes"],
@@ -212,7 +213,9 @@ async fn github_deliveries_land_in_the_common_model(app: TestApp) {
     );
     assert_eq!(
         d["unit"]["deployments"]["nodes"],
-        json!([{ "environment": "PRODUCTION", "status": "SUCCESS" }])
+        json!([{ "environment": "PRODUCTION", "status": "SUCCESS",
+                  "changes": [{ "externalId": "acme/cards!7" }] }]),
+        "the deployment of the merge commit ships the pull request: {d}"
     );
     assert_eq!(
         d["unit"]["releases"]["nodes"],
@@ -356,6 +359,7 @@ async fn gitlab_hooks_land_in_the_common_model(app: TestApp) {
     let mr = json!({ "object_kind": "merge_request", "project": project(),
         "object_attributes": { "id": 99, "iid": 1, "title": "Fix expiry", "state": "merged", "action": "merge",
             "description": "Closes #23 and relates to #24 (never received, so not linked).",
+            "merge_commit_sha": "f00dcafe5a1e2b3c4d5e6f708192a3b4c5d6e7f8",
             "created_at": "2026-03-02 09:00:00 UTC", "updated_at": "2026-03-03 11:00:00 UTC",
             "url": "https://gitlab.example/acme/lending-core/-/merge_requests/1" } });
     let (_, r) = hook(&app, "Merge Request Hook", "u-3", &mr, TOKEN).await;
@@ -380,7 +384,7 @@ async fn gitlab_hooks_land_in_the_common_model(app: TestApp) {
         "a timestamp the model cannot read is rejected: {r}"
     );
     let dep = json!({ "object_kind": "deployment", "status": "success", "deployment_id": 15,
-        "environment": "production", "status_changed_at": "2026-03-03 12:00:00 UTC", "project": project() });
+        "environment": "production", "status_changed_at": "2026-03-03 12:00:00 UTC", "short_sha": "f00dcafe", "project": project() });
     let (_, r) = hook(&app, "Deployment Hook", "u-5", &dep, TOKEN).await;
     assert_eq!(r["applied"], 1, "{r}");
     let rel = json!({ "object_kind": "release", "action": "create", "id": 1, "name": "v0.9", "tag": "v0.9",
@@ -388,7 +392,7 @@ async fn gitlab_hooks_land_in_the_common_model(app: TestApp) {
     let (_, r) = hook(&app, "Release Hook", "u-6", &rel, TOKEN).await;
     assert_eq!(r["applied"], 1, "{r}");
     let d = app
-        .ok(&admin, "{ unit(key: \"team-fjord\") { changes { nodes { repository } } deployments { nodes { status } } releases { nodes { name } } } }", json!({}))
+        .ok(&admin, "{ unit(key: \"team-fjord\") { changes { nodes { repository } } deployments { nodes { status changes { externalId } } } releases { nodes { name } } } }", json!({}))
         .await;
     assert_eq!(
         d["unit"]["changes"]["nodes"],
@@ -396,7 +400,8 @@ async fn gitlab_hooks_land_in_the_common_model(app: TestApp) {
     );
     assert_eq!(
         d["unit"]["deployments"]["nodes"],
-        json!([{ "status": "SUCCESS" }])
+        json!([{ "status": "SUCCESS", "changes": [{ "externalId": "acme/lending-core!1" }] }]),
+        "the deployment of the merge commit ships the merge request: {d}"
     );
     assert_eq!(d["unit"]["releases"]["nodes"], json!([{ "name": "v0.9" }]));
 }

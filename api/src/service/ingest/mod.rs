@@ -336,6 +336,7 @@ struct ChangeFields<'d> {
     first_commit_at: Option<DateTime<Utc>>,
     opened_at: Option<DateTime<Utc>>,
     merged_at: DateTime<Utc>,
+    sha: Option<String>,
     work_items: Vec<&'d str>,
 }
 
@@ -352,10 +353,17 @@ impl<'d> ChangeFields<'d> {
         {
             return reject("a change cannot be committed or opened after it was merged");
         }
+        let sha = opt_text(d, "sha")?.map(str::to_ascii_lowercase);
+        if sha.as_ref().is_some_and(|s| {
+            !(4..=64).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_hexdigit())
+        }) {
+            return reject("`data.sha` must be a commit id: 4 to 64 hexadecimal digits");
+        }
         Ok(Self {
             ext,
             unit,
             repository,
+            sha,
             title: opt_text(d, "title")?,
             url: opt_text(d, "url")?,
             first_commit_at,
@@ -376,6 +384,7 @@ impl<'d> ChangeFields<'d> {
             first_commit_at: Set(self.first_commit_at),
             opened_at: Set(self.opened_at),
             merged_at: Set(self.merged_at),
+            merge_sha: Set(self.sha.clone()),
             ..Default::default()
         }
     }
