@@ -58,18 +58,11 @@ impl Objective {
         }
         let mut sum = 0.0;
         for kr in &krs {
-            let current = current_value(svc, kr).await?;
+            let current = outcomes::current_value(svc, kr).await?;
             sum += outcomes::progress(kr, current);
         }
         Ok(Some(sum / krs.len() as f64))
     }
-}
-
-async fn current_value(svc: crate::service::Ctx<'_>, kr: &key_result::Model) -> GqlResult<f64> {
-    Ok(outcomes::measurements_of(svc, kr.id)
-        .await?
-        .last()
-        .map_or(kr.start_value, |m| m.value))
 }
 
 /// A key result: a measure moving from a start value towards a target.
@@ -101,12 +94,12 @@ impl KeyResult {
 
     /// The latest measured value (by `at`), or the start value before any.
     async fn current_value(&self, ctx: &Context<'_>) -> GqlResult<f64> {
-        current_value(rc(ctx)?.svc(), &self.0).await
+        Ok(outcomes::current_value(rc(ctx)?.svc(), &self.0).await?)
     }
 
     /// (current − start) ÷ (target − start), clamped to 0 to 1.
     async fn progress(&self, ctx: &Context<'_>) -> GqlResult<f64> {
-        let current = current_value(rc(ctx)?.svc(), &self.0).await?;
+        let current = outcomes::current_value(rc(ctx)?.svc(), &self.0).await?;
         Ok(outcomes::progress(&self.0, current))
     }
 

@@ -202,6 +202,21 @@ pub async fn measurements_of(
         .await?)
 }
 
+/// The current value of a key result the caller has read: its latest
+/// measurement by `at`, or its start value before any.
+///
+/// # Errors
+/// Database errors only.
+pub async fn current_value(ctx: Ctx<'_>, kr: &key_result::Model) -> ApiResult<f64> {
+    Ok(key_result_measurement::Entity::find()
+        .filter(key_result_measurement::Column::KeyResultId.eq(kr.id))
+        .order_by_desc(key_result_measurement::Column::At)
+        .order_by_desc(key_result_measurement::Column::Id)
+        .one(ctx.db)
+        .await?
+        .map_or(kr.start_value, |m| m.value))
+}
+
 /// Progress of a key result at `current` (DESIGN §1.6): (current − start) ÷
 /// (target − start), clamped to [0, 1].
 #[must_use]
