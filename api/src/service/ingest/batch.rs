@@ -151,7 +151,8 @@ struct NewTransition {
 #[derive(Clone, Copy)]
 enum Target {
     Item(Id),
-    Change(Id),
+    /// A queued change or deployment, by queue position.
+    Change(usize),
     Deployment(usize),
 }
 
@@ -665,11 +666,9 @@ impl Batcher<'_> {
                 unit_id: path.id,
             }),
         );
-        self.pending.domain.push((
-            ChangeKind::ChangeUpserted,
-            path.id,
-            Target::Change(Id::New(n)),
-        ));
+        self.pending
+            .domain
+            .push((ChangeKind::ChangeUpserted, path.id, Target::Change(n)));
         Ok(Plan::Queued)
     }
 
@@ -1213,8 +1212,7 @@ impl Batcher<'_> {
         applied.extend(pending.domain.into_iter().map(|(kind, unit_id, target)| {
             let entity_id = match target {
                 Target::Item(id) => resolve_item(id),
-                Target::Change(Id::New(n)) => ids.changes[n],
-                Target::Change(Id::Row(r)) => r,
+                Target::Change(n) => ids.changes[n],
                 Target::Deployment(n) => ids.deployments[n],
             };
             DomainEvent {
