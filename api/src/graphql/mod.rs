@@ -6,6 +6,7 @@ mod delivery;
 mod ids;
 mod limits;
 mod loaders;
+mod metrics;
 mod mutation;
 mod outcomes;
 mod query;

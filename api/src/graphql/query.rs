@@ -109,6 +109,19 @@ impl Query {
         Ok(out)
     }
 
+    /// Flow metrics (DESIGN §3.1) of a unit (and by default its subtree)
+    /// over `[from, to)`: for viewers who may read the unit's aggregates,
+    /// `FORBIDDEN` for others.
+    async fn flow_metrics(
+        &self,
+        ctx: &Context<'_>,
+        unit: ID,
+        window: super::metrics::TimeWindowInput,
+        filter: Option<super::metrics::MetricFilterInput>,
+    ) -> GqlResult<super::metrics::FlowMetrics> {
+        super::metrics::flow_metrics(ctx, unit, window, filter).await
+    }
+
     /// Admins only: every API key, revoked ones included.
     async fn api_keys(&self, ctx: &Context<'_>) -> GqlResult<Vec<ApiKey>> {
         Ok(api_keys::list(rc(ctx)?.svc())

@@ -4,13 +4,13 @@
 
 use entity::{
     change, change_work_item, deployment, deployment_change, incident, release, release_work_item,
-    unit_closure, work_item,
+    work_item,
 };
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Select};
 
 use super::work_items::Reach;
-use super::{Ctx, Page, PageArgs, paginate, units};
+use super::{Ctx, Page, PageArgs, in_unit, paginate, units};
 use crate::error::{ApiError, ApiResult};
 
 /// Rows of `E` the caller may read, by its unit column.
@@ -23,26 +23,6 @@ where
         ctx.policy
             .unit_condition(Expr::col((E::default(), unit_col)))?,
     ))
-}
-
-fn in_unit<E: EntityTrait, C: ColumnTrait>(
-    q: Select<E>,
-    unit_col: C,
-    unit_id: i64,
-    reach: Reach,
-) -> Select<E> {
-    match reach {
-        Reach::UnitOnly => q.filter(unit_col.eq(unit_id)),
-        Reach::Subtree => q.filter(
-            unit_col.in_subquery(
-                Query::select()
-                    .column(unit_closure::Column::DescendantId)
-                    .from(unit_closure::Entity)
-                    .and_where(unit_closure::Column::AncestorId.eq(unit_id))
-                    .to_owned(),
-            ),
-        ),
-    }
 }
 
 /// A page of a unit's records of one kind, newest id last.

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod delivery;
 pub mod ingest;
 pub mod integrations;
+pub mod metrics;
 pub mod outcomes;
 pub mod rank;
 pub mod units;
@@ -124,4 +125,27 @@ where
         has_previous: args.after.is_some(),
         total,
     })
+}
+
+/// Restricts `q` to rows whose `unit_col` is `unit_id` or, for a subtree,
+/// any unit beneath it (through the closure table).
+pub(crate) fn in_unit<E: sea_orm::EntityTrait, C: sea_orm::ColumnTrait>(
+    q: sea_orm::Select<E>,
+    unit_col: C,
+    unit_id: i64,
+    reach: work_items::Reach,
+) -> sea_orm::Select<E> {
+    use sea_orm::QueryFilter;
+    match reach {
+        work_items::Reach::UnitOnly => q.filter(unit_col.eq(unit_id)),
+        work_items::Reach::Subtree => q.filter(
+            unit_col.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(entity::unit_closure::Column::DescendantId)
+                    .from(entity::unit_closure::Entity)
+                    .and_where(entity::unit_closure::Column::AncestorId.eq(unit_id))
+                    .to_owned(),
+            ),
+        ),
+    }
 }

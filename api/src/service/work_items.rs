@@ -112,18 +112,7 @@ pub async fn list(
     if units::find(ctx, unit_id).await?.is_none() {
         return Err(ApiError::not_found("unit"));
     }
-    q = match filter.reach {
-        Reach::UnitOnly => q.filter(work_item::Column::UnitId.eq(unit_id)),
-        Reach::Subtree => q.filter(
-            work_item::Column::UnitId.in_subquery(
-                Query::select()
-                    .column(unit_closure::Column::DescendantId)
-                    .from(unit_closure::Entity)
-                    .and_where(unit_closure::Column::AncestorId.eq(unit_id))
-                    .to_owned(),
-            ),
-        ),
-    };
+    q = super::in_unit(q, work_item::Column::UnitId, unit_id, filter.reach);
     q = apply_filter(q, filter)?;
     paginate(ctx.db, q, work_item::Column::Id, page, want_total).await
 }

@@ -6,6 +6,7 @@ mod harness;
 mod http;
 mod ingest;
 mod loaders;
+mod metrics;
 mod outcomes;
 mod schema;
 mod webhooks;

@@ -1,0 +1,174 @@
+//! Metric shapes of DESIGN §5: durations in seconds, rates with their parts.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::delivery::reach;
+use super::ids::{self, kind};
+use super::rc;
+use super::types::UnitScope;
+use crate::domain::{FlowType, UnitKind, WorkItemType};
+use crate::error::GqlResult;
+use crate::service::metrics::{self, MetricFilter, Window, stats};
+
+/// `[from, to)`, RFC 3339.
+#[derive(InputObject)]
+pub struct TimeWindowInput {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// Which items a metric covers; every item of the unit's subtree when
+/// omitted.
+#[derive(InputObject, Default)]
+pub struct MetricFilterInput {
+    pub types: Option<Vec<WorkItemType>>,
+    pub flow_types: Option<Vec<FlowType>>,
+    /// Kinds of the owning units, e.g. `[TEAM]` for team-level work only.
+    pub levels: Option<Vec<UnitKind>>,
+    /// `UNIT_ONLY` for the unit's own items.
+    pub scope: Option<UnitScope>,
+}
+
+/// A distribution of durations in seconds; nulls when `count` is 0.
+#[derive(SimpleObject)]
+pub struct Distribution {
+    pub count: i32,
+    pub mean: Option<f64>,
+    pub p50: Option<f64>,
+    pub p85: Option<f64>,
+    pub p95: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl From<stats::Distribution> for Distribution {
+    fn from(d: stats::Distribution) -> Self {
+        Self {
+            count: i32::try_from(d.count).unwrap_or(i32::MAX),
+            mean: d.mean,
+            p50: d.p50,
+            p85: d.p85,
+            p95: d.p95,
+            min: d.min,
+            max: d.max,
+        }
+    }
+}
+
+/// A rate: `value` = numerator ÷ denominator, null when the denominator is 0.
+#[derive(SimpleObject)]
+pub struct Ratio {
+    pub numerator: f64,
+    pub denominator: f64,
+    pub value: Option<f64>,
+}
+
+impl From<metrics::Ratio> for Ratio {
+    fn from(r: metrics::Ratio) -> Self {
+        Self {
+            numerator: r.numerator,
+            denominator: r.denominator,
+            value: r.value(),
+        }
+    }
+}
+
+/// Items of one flow type completed in the window, and their share.
+#[derive(SimpleObject)]
+pub struct FlowTypeCount {
+    pub flow_type: FlowType,
+    pub count: i32,
+    /// Of all items completed in the window; null when none were.
+    pub share: Option<f64>,
+}
+
+/// Items completed in one ISO week.
+#[derive(SimpleObject)]
+pub struct WeekCount {
+    /// ISO week, e.g. `2026-W05`.
+    pub week: String,
+    /// Its Monday, 00:00 UTC.
+    pub start: DateTime<Utc>,
+    pub count: i32,
+}
+
+fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// Flow metrics (DESIGN §3.1) of a unit over a window.
+pub struct FlowMetrics(metrics::FlowMetrics);
+
+#[Object]
+impl FlowMetrics {
+    /// Items completed in the window.
+    async fn throughput(&self) -> i32 {
+        count(self.0.throughput)
+    }
+
+    /// Every flow type with its count and share of the throughput.
+    async fn throughput_by_flow_type(&self) -> Vec<FlowTypeCount> {
+        let total = self.0.throughput;
+        self.0
+            .by_flow_type
+            .iter()
+            .map(|(flow_type, n)| FlowTypeCount {
+                flow_type: *flow_type,
+                count: count(*n),
+                share: (total > 0).then(|| *n as f64 / total as f64),
+            })
+            .collect()
+    }
+
+    /// Completions per ISO week (weeks without any are left out).
+    async fn throughput_by_week(&self) -> Vec<WeekCount> {
+        self.0
+            .by_week
+            .iter()
+            .map(|w| WeekCount {
+                week: w.week.clone(),
+                start: w.start,
+                count: count(w.count),
+            })
+            .collect()
+    }
+
+    /// Completion − creation, for items completed in the window.
+    async fn lead_time(&self) -> Distribution {
+        self.0.lead_time.into()
+    }
+
+    /// Completion − start, for items completed in the window that started.
+    async fn cycle_time(&self) -> Distribution {
+        self.0.cycle_time.into()
+    }
+
+    /// Σ time in ACTIVE states ÷ Σ cycle time, between each item's start and
+    /// completion.
+    async fn flow_efficiency(&self) -> Ratio {
+        self.0.flow_efficiency.into()
+    }
+}
+
+pub(super) async fn flow_metrics(
+    ctx: &Context<'_>,
+    unit: ID,
+    window: TimeWindowInput,
+    filter: Option<MetricFilterInput>,
+) -> GqlResult<FlowMetrics> {
+    let r = rc(ctx)?;
+    r.policy.viewer()?;
+    let unit_id = ids::expect(&unit, kind::UNIT, "unit")?;
+    let window = Window::new(window.from, window.to)?;
+    let f = filter.unwrap_or_default();
+    let filter = MetricFilter {
+        types: f.types,
+        flow_types: f.flow_types,
+        levels: f.levels,
+        reach: reach(f.scope),
+    };
+    Ok(FlowMetrics(
+        metrics::flow_metrics(r.svc(), unit_id, window, &filter).await?,
+    ))
+}

@@ -1,0 +1,234 @@
+//! Metrics (DESIGN §3) aggregated over a unit's subtree and a window, for
+//! the viewers the aggregate rule of §2 allows.
+//!
+//! Flow metrics read each item's transition history in chunks of items and
+//! keep only what the aggregates need: counts, and the durations the
+//! distributions are taken over.
+
+pub mod history;
+pub mod stats;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Duration, NaiveTime, Utc};
+use entity::{transition, unit, work_item};
+use sea_orm::sea_query::Query;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use self::history::{Step, duration, facts};
+use self::stats::Distribution;
+use super::work_items::Reach;
+use super::{Ctx, in_unit, units};
+use crate::domain::{FlowType, UnitKind, WorkItemType};
+use crate::error::{ApiError, ApiResult};
+
+/// The longest window a metric covers.
+pub const MAX_WINDOW_DAYS: i64 = 1827;
+/// Items whose histories are read at a time.
+const CHUNK: u64 = 5000;
+
+/// `[from, to)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl Window {
+    /// # Errors
+    /// `BAD_USER_INPUT` for an empty or reversed window, or one longer than
+    /// [`MAX_WINDOW_DAYS`].
+    pub fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> ApiResult<Self> {
+        if to <= from {
+            return Err(ApiError::bad_input(
+                "the window's `to` must be after `from`",
+            ));
+        }
+        if to - from > Duration::days(MAX_WINDOW_DAYS) {
+            return Err(ApiError::bad_input(format!(
+                "a window may cover at most {MAX_WINDOW_DAYS} days (5 years)"
+            )));
+        }
+        Ok(Self { from, to })
+    }
+
+    fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.from <= t && t < self.to
+    }
+}
+
+/// Which items a metric covers.
+#[derive(Clone, Debug, Default)]
+pub struct MetricFilter {
+    pub types: Option<Vec<WorkItemType>>,
+    pub flow_types: Option<Vec<FlowType>>,
+    /// Kinds of the owning units (e.g. only team-level items).
+    pub levels: Option<Vec<UnitKind>>,
+    pub reach: Reach,
+}
+
+/// A rate with its parts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ratio {
+    pub numerator: f64,
+    pub denominator: f64,
+}
+
+impl Ratio {
+    /// `None` when the denominator is zero.
+    pub fn value(&self) -> Option<f64> {
+        (self.denominator != 0.0).then(|| self.numerator / self.denominator)
+    }
+}
+
+/// Items completed in one ISO week.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeekCount {
+    /// `2026-W05`.
+    pub week: String,
+    /// Monday 00:00 UTC.
+    pub start: DateTime<Utc>,
+    pub count: usize,
+}
+
+/// DESIGN §3.1, so far: throughput, distribution, lead and cycle time, flow
+/// efficiency.
+#[derive(Clone, Debug)]
+pub struct FlowMetrics {
+    pub throughput: usize,
+    /// Every flow type, in declaration order, with its count.
+    pub by_flow_type: Vec<(FlowType, usize)>,
+    pub by_week: Vec<WeekCount>,
+    pub lead_time: Distribution,
+    pub cycle_time: Distribution,
+    pub flow_efficiency: Ratio,
+}
+
+/// Flow metrics of `unit_id` over `window`.
+///
+/// # Errors
+/// `NOT_FOUND` for an unknown unit, `FORBIDDEN` outside the caller's
+/// aggregate scope.
+pub async fn flow_metrics(
+    ctx: Ctx<'_>,
+    unit_id: i64,
+    window: Window,
+    filter: &MetricFilter,
+) -> ApiResult<FlowMetrics> {
+    ctx.policy.viewer()?;
+    let unit = units::find(ctx, unit_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unit"))?;
+    let path = units::path_of(ctx.db, &unit).await?;
+    ctx.policy.require_aggregates_of(&path)?;
+
+    let mut items = work_item::Entity::find()
+        .select_only()
+        .column(work_item::Column::Id)
+        .column(work_item::Column::FlowType)
+        .column(work_item::Column::CreatedAt)
+        .filter(work_item::Column::CreatedAt.lt(window.to));
+    items = in_unit(items, work_item::Column::UnitId, unit_id, filter.reach);
+    if let Some(types) = &filter.types {
+        items = items.filter(work_item::Column::ItemType.is_in(types.iter().map(|t| t.as_str())));
+    }
+    if let Some(flows) = &filter.flow_types {
+        items = items.filter(work_item::Column::FlowType.is_in(flows.iter().map(|t| t.as_str())));
+    }
+    if let Some(levels) = &filter.levels {
+        items = items.filter(
+            work_item::Column::UnitId.in_subquery(
+                Query::select()
+                    .column(unit::Column::Id)
+                    .from(unit::Entity)
+                    .and_where(unit::Column::Kind.is_in(levels.iter().map(|k| k.as_str())))
+                    .to_owned(),
+            ),
+        );
+    }
+
+    let mut throughput = 0usize;
+    let mut by_flow: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut by_week: BTreeMap<(i32, u32), usize> = BTreeMap::new();
+    let (mut lead, mut cycle) = (Vec::new(), Vec::new());
+    let mut efficiency = Ratio {
+        numerator: 0.0,
+        denominator: 0.0,
+    };
+    let mut after = 0i64;
+    loop {
+        let chunk: Vec<(i64, String, DateTime<Utc>)> = items
+            .clone()
+            .filter(work_item::Column::Id.gt(after))
+            .order_by_asc(work_item::Column::Id)
+            .limit(CHUNK)
+            .into_tuple()
+            .all(ctx.db)
+            .await?;
+        let Some(last) = chunk.last() else { break };
+        after = last.0;
+        let steps: Vec<(i64, DateTime<Utc>, String)> = transition::Entity::find()
+            .select_only()
+            .column(transition::Column::WorkItemId)
+            .column(transition::Column::At)
+            .column(transition::Column::ToCategory)
+            .filter(transition::Column::WorkItemId.is_in(chunk.iter().map(|c| c.0)))
+            .filter(transition::Column::At.lt(window.to))
+            .order_by_asc(transition::Column::WorkItemId)
+            .order_by_asc(transition::Column::At)
+            .order_by_asc(transition::Column::Id)
+            .into_tuple()
+            .all(ctx.db)
+            .await?;
+        let mut rest = steps.as_slice();
+        for (id, flow_type, created_at) in &chunk {
+            let n = rest.iter().take_while(|s| s.0 == *id).count();
+            let (mine, tail) = rest.split_at(n);
+            rest = tail;
+            let history: Vec<Step> = mine
+                .iter()
+                .map(|(_, at, category)| Step {
+                    at: *at,
+                    category: category.clone(),
+                })
+                .collect();
+            let f = facts(&history, window.to);
+            let Some(done) = f.completion.filter(|c| window.contains(*c)) else {
+                continue;
+            };
+            throughput += 1;
+            let flow = FlowType::parse(flow_type)?;
+            *by_flow.entry(flow.as_str()).or_default() += 1;
+            let week = done.iso_week();
+            *by_week.entry((week.year(), week.week())).or_default() += 1;
+            lead.push(duration(*created_at, done));
+            if let Some(start) = f.start.filter(|s| *s <= done) {
+                let flow_time = duration(start, done);
+                cycle.push(flow_time);
+                efficiency.numerator += f.active_seconds;
+                efficiency.denominator += flow_time;
+            }
+        }
+    }
+    Ok(FlowMetrics {
+        throughput,
+        by_flow_type: FlowType::ALL
+            .iter()
+            .map(|f| (*f, by_flow.get(f.as_str()).copied().unwrap_or(0)))
+            .collect(),
+        by_week: by_week
+            .into_iter()
+            .filter_map(|((year, week), count)| {
+                let monday = chrono::NaiveDate::from_isoywd_opt(year, week, chrono::Weekday::Mon)?;
+                Some(WeekCount {
+                    week: format!("{year}-W{week:02}"),
+                    start: monday.and_time(NaiveTime::MIN).and_utc(),
+                    count,
+                })
+            })
+            .collect(),
+        lead_time: Distribution::of(lead),
+        cycle_time: Distribution::of(cycle),
+        flow_efficiency: efficiency,
+    })
+}

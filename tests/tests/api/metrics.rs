@@ -1,0 +1,262 @@
+//! Flow metrics (DESIGN §3.1) against a hand-computed fixture, and who may
+//! read them (the aggregate rule of §2).
+
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::harness::{ADMIN, EXEC, PROGRAM, TEAM, TestApp, code};
+use crate::ingest::post_ndjson;
+use crate::writes::unit_id;
+
+const DAY: f64 = 86_400.0;
+
+/// Items of team-atlas (and one of team-borealis) in March 2026; the window
+/// is [March 1, March 15).
+fn fixture() -> String {
+    let mut events = Vec::new();
+    let mut n = 0;
+    let mut ev = |kind: &str, data: Value| {
+        n += 1;
+        events.push(json!({"id": format!("fx-{n}"), "type": kind, "source": "fx", "data": data}));
+    };
+    let items: &[(&str, &str, &str, &str)] = &[
+        ("A", "team-atlas", "STORY", "2026-02-20T00:00:00Z"),
+        ("B", "team-atlas", "DEFECT", "2026-03-01T00:00:00Z"),
+        ("C", "team-atlas", "STORY", "2026-03-01T00:00:00Z"),
+        ("D", "team-atlas", "STORY", "2026-03-01T00:00:00Z"),
+        ("E", "team-atlas", "STORY", "2026-02-01T00:00:00Z"),
+        ("F", "team-atlas", "STORY", "2026-03-01T00:00:00Z"),
+        ("G", "team-atlas", "STORY", "2026-03-01T00:00:00Z"),
+        ("H", "team-borealis", "STORY", "2026-03-01T00:00:00Z"),
+    ];
+    for (key, unit, kind, created) in items {
+        ev(
+            "work_item.upserted",
+            json!({"external_id": format!("FX-{key}"), "key": format!("FX-{key}"), "unit": unit,
+                   "type": kind, "title": key, "state": "Backlog", "created_at": created}),
+        );
+    }
+    let moves: &[(&str, &str, &str)] = &[
+        // A: active 1 day, waiting 1 day, active 1 day, done on the 5th.
+        ("A", "In Progress", "2026-03-02T00:00:00Z"),
+        ("A", "In Review", "2026-03-03T00:00:00Z"),
+        ("A", "Testing", "2026-03-04T00:00:00Z"),
+        ("A", "Done", "2026-03-05T00:00:00Z"),
+        // B: done, reopened, done again: completion is the last entry.
+        ("B", "In Progress", "2026-03-02T12:00:00Z"),
+        ("B", "Done", "2026-03-03T12:00:00Z"),
+        ("B", "In Progress", "2026-03-06T00:00:00Z"),
+        ("B", "Done", "2026-03-07T00:00:00Z"),
+        // C: canceled.
+        ("C", "In Progress", "2026-03-02T00:00:00Z"),
+        ("C", "Canceled", "2026-03-04T00:00:00Z"),
+        // D: done after the window.
+        ("D", "In Progress", "2026-03-10T00:00:00Z"),
+        ("D", "Done", "2026-03-20T00:00:00Z"),
+        // E: done before the window.
+        ("E", "Done", "2026-02-10T00:00:00Z"),
+        // F: done in the window without starting; reopened after it.
+        ("F", "Done", "2026-03-08T00:00:00Z"),
+        ("F", "In Progress", "2026-03-16T00:00:00Z"),
+        // G: backfilled out of order.
+        ("G", "Done", "2026-03-12T00:00:00Z"),
+        ("G", "In Progress", "2026-03-11T00:00:00Z"),
+        // H: another team.
+        ("H", "Done", "2026-03-09T00:00:00Z"),
+    ];
+    for (key, state, at) in moves {
+        ev(
+            "work_item.transitioned",
+            json!({"external_id": format!("FX-{key}"), "to_state": state, "at": at}),
+        );
+    }
+    events.iter().map(|e| format!("{e}\n")).collect()
+}
+
+const Q: &str = "query($u: ID!, $f: MetricFilterInput, $from: DateTime!, $to: DateTime!) {
+  flowMetrics(unit: $u, window: {from: $from, to: $to}, filter: $f) {
+    throughput
+    throughputByFlowType { flowType count share }
+    throughputByWeek { week start count }
+    leadTime { count mean p50 p85 p95 min max }
+    cycleTime { count mean p50 p85 p95 min max }
+    flowEfficiency { numerator denominator value }
+  } }";
+
+fn vars(unit: &Value, filter: Value) -> Value {
+    json!({"u": unit, "f": filter, "from": "2026-03-01T00:00:00Z", "to": "2026-03-15T00:00:00Z"})
+}
+
+fn close(v: &Value, want: f64) -> bool {
+    v.as_f64().is_some_and(|x| (x - want).abs() < 1e-9)
+}
+
+async fn flow_metrics_match_the_hand_computed_fixture(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let (status, report) = post_ndjson(&app, &admin, &fixture()).await;
+    assert_eq!((status, &report["rejected"]), (200, &json!(0)), "{report}");
+    let atlas = unit_id(&app, &admin, "team-atlas").await;
+
+    let d = app.ok(&admin, Q, vars(&atlas, Value::Null)).await;
+    let m = &d["flowMetrics"];
+    assert_eq!(m["throughput"], 4, "{m}");
+    let flows: Vec<(Value, Value)> = m["throughputByFlowType"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["flowType"].clone(), f["count"].clone()))
+        .collect();
+    assert!(flows.contains(&(json!("FEATURE"), json!(3))), "{m}");
+    assert!(flows.contains(&(json!("DEFECT"), json!(1))), "{m}");
+    assert!(flows.contains(&(json!("RISK"), json!(0))), "{m}");
+    let defect = m["throughputByFlowType"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["flowType"] == "DEFECT")
+        .unwrap();
+    assert!(close(&defect["share"], 0.25), "{m}");
+    assert_eq!(
+        m["throughputByWeek"],
+        json!([
+            {"week": "2026-W10", "start": "2026-03-02T00:00:00+00:00", "count": 3},
+            {"week": "2026-W11", "start": "2026-03-09T00:00:00+00:00", "count": 1},
+        ])
+    );
+    // Lead times: B 6 d, F 7 d, G 11 d, A 13 d.
+    let lead = &m["leadTime"];
+    assert_eq!(lead["count"], 4);
+    for (field, want) in [
+        ("mean", 9.25 * DAY),
+        ("p50", 9.0 * DAY),
+        ("p85", 1_045_440.0),
+        ("p95", 1_097_280.0),
+        ("min", 6.0 * DAY),
+        ("max", 13.0 * DAY),
+    ] {
+        assert!(close(&lead[field], want), "leadTime.{field}: {lead}");
+    }
+    // Cycle times: G 1 d, A 3 d, B 4.5 d (F never started).
+    let cycle = &m["cycleTime"];
+    assert_eq!(cycle["count"], 3);
+    for (field, want) in [
+        ("mean", 8.5 * DAY / 3.0),
+        ("p50", 3.0 * DAY),
+        ("p85", 349_920.0),
+        ("p95", 375_840.0),
+        ("min", DAY),
+        ("max", 4.5 * DAY),
+    ] {
+        assert!(close(&cycle[field], want), "cycleTime.{field}: {cycle}");
+    }
+    // Active: A 2 d, B 2 d (both visits), G 1 d, over 8.5 d of cycle time.
+    let eff = &m["flowEfficiency"];
+    assert!(close(&eff["numerator"], 5.0 * DAY), "{eff}");
+    assert!(close(&eff["denominator"], 8.5 * DAY), "{eff}");
+    assert!(close(&eff["value"], 5.0 / 8.5), "{eff}");
+
+    // The program's subtree adds team-borealis's H.
+    let checkout = unit_id(&app, &admin, "payments-checkout").await;
+    let d = app.ok(&admin, Q, vars(&checkout, Value::Null)).await;
+    assert_eq!(d["flowMetrics"]["throughput"], 5, "{d}");
+    for (filter, want) in [
+        (json!({"types": ["DEFECT"]}), 1),
+        (json!({"flowTypes": ["FEATURE"]}), 4),
+        (json!({"levels": ["TEAM"]}), 5),
+        (json!({"levels": ["PROGRAM"]}), 0),
+        (json!({"scope": "UNIT_ONLY"}), 0),
+    ] {
+        let d = app.ok(&admin, Q, vars(&checkout, filter.clone())).await;
+        assert_eq!(d["flowMetrics"]["throughput"], want, "{filter}: {d}");
+    }
+
+    // A unit with no data: zero counts and null distributions.
+    let comet = unit_id(&app, &admin, "team-comet").await;
+    let d = app.ok(&admin, Q, vars(&comet, Value::Null)).await;
+    let m = &d["flowMetrics"];
+    assert_eq!(m["throughput"], 0);
+    assert_eq!(
+        m["leadTime"],
+        json!({"count": 0, "mean": null, "p50": null, "p85": null, "p95": null, "min": null, "max": null})
+    );
+    assert_eq!(m["flowEfficiency"]["value"], Value::Null);
+    assert_eq!(m["throughputByWeek"], json!([]));
+}
+both!(flow_metrics_match_the_hand_computed_fixture);
+
+async fn flow_metrics_follow_the_aggregate_rule(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let team = app.login(TEAM).await;
+    let program = app.login(PROGRAM).await;
+    let exec = app.login(EXEC).await;
+    let mut units = std::collections::HashMap::new();
+    for k in [
+        "team-atlas",
+        "team-borealis",
+        "payments-checkout",
+        "payments",
+        "org",
+        "lending",
+    ] {
+        units.insert(k, unit_id(&app, &admin, k).await);
+    }
+    let allowed = |who: &str, unit: &str| match who {
+        "team" => ["team-atlas", "payments-checkout", "payments", "org"].contains(&unit),
+        "program" => [
+            "team-atlas",
+            "team-borealis",
+            "payments-checkout",
+            "payments",
+            "org",
+        ]
+        .contains(&unit),
+        _ => true,
+    };
+    for (who, token) in [("team", &team), ("program", &program), ("exec", &exec)] {
+        for (key, id) in &units {
+            let body = app.gql(Some(token), Q, vars(id, Value::Null)).await;
+            if allowed(who, key) {
+                assert!(body.get("errors").is_none(), "{who} on {key}: {body}");
+            } else {
+                assert_eq!(code(&body), "FORBIDDEN", "{who} on {key}: {body}");
+                assert_eq!(body["data"], Value::Null, "{body}");
+            }
+        }
+    }
+    let anonymous = app.gql(None, Q, vars(&units["org"], Value::Null)).await;
+    assert_eq!(code(&anonymous), "UNAUTHENTICATED", "{anonymous}");
+
+    // Bad windows and units.
+    let atlas = &units["team-atlas"];
+    for (from, to) in [
+        ("2026-03-15T00:00:00Z", "2026-03-01T00:00:00Z"),
+        ("2026-03-01T00:00:00Z", "2026-03-01T00:00:00Z"),
+        ("2020-01-01T00:00:00Z", "2026-01-02T00:00:00Z"),
+    ] {
+        let body = app
+            .gql(Some(&admin), Q, json!({"u": atlas, "from": from, "to": to}))
+            .await;
+        assert_eq!(code(&body), "BAD_USER_INPUT", "{from}..{to}: {body}");
+    }
+    let body = app
+        .gql(
+            Some(&admin),
+            Q,
+            vars(&json!("VW5pdDo5OTk5OTk"), Value::Null),
+        )
+        .await;
+    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+    let body = app
+        .gql(
+            Some(&admin),
+            Q,
+            vars(atlas, json!({"flowTypes": ["SPEED"]})),
+        )
+        .await;
+    assert_eq!(
+        code(&body),
+        "BAD_USER_INPUT",
+        "an unknown flow type: {body}"
+    );
+}
+both!(flow_metrics_follow_the_aggregate_rule);
