@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::delivery::reach;
 use super::ids::{self, kind};
 use super::rc;
-use super::types::UnitScope;
+use super::types::{UnitScope, WorkItem};
 use crate::domain::{FlowType, UnitKind, WorkItemType};
 use crate::error::GqlResult;
 use crate::service::metrics::{self, MetricFilter, Window, stats};
@@ -149,6 +149,73 @@ impl FlowMetrics {
     async fn flow_efficiency(&self) -> Ratio {
         self.0.flow_efficiency.into()
     }
+
+    /// Items in an ACTIVE or WAITING state at the window's end.
+    async fn wip_at_end(&self) -> i32 {
+        count(self.0.wip_at_end)
+    }
+
+    /// WIP averaged over the window, weighted by time.
+    async fn average_wip(&self) -> f64 {
+        self.0.average_wip
+    }
+
+    /// Ages (window end − start) of the items in progress at the window's end.
+    async fn aging_wip(&self) -> Distribution {
+        self.0.aging.into()
+    }
+
+    /// The oldest items in progress at the window's end that you may read
+    /// (at most 10), oldest first.
+    async fn oldest_wip(&self) -> Vec<AgingItem> {
+        self.0
+            .oldest
+            .iter()
+            .map(|a| AgingItem {
+                work_item: WorkItem(a.item.clone()),
+                age: a.age,
+            })
+            .collect()
+    }
+
+    /// Average WIP beside what Little's law predicts from throughput and
+    /// mean cycle time: far apart, the system is not stable.
+    async fn littles_law(&self) -> LittlesLaw {
+        LittlesLaw {
+            average_wip: self.0.average_wip,
+            predicted_wip: self.0.predicted_wip(),
+        }
+    }
+
+    /// DESIGN §3.4.
+    async fn quality(&self) -> QualityMetrics {
+        QualityMetrics {
+            escaped_defects: count(self.0.escaped_defects),
+            defect_escape_rate: self.0.defect_escape_rate.into(),
+        }
+    }
+}
+
+/// An item in progress and its age in seconds.
+#[derive(SimpleObject)]
+pub struct AgingItem {
+    pub work_item: WorkItem,
+    pub age: f64,
+}
+
+#[derive(SimpleObject)]
+pub struct LittlesLaw {
+    pub average_wip: f64,
+    /// Throughput per second × mean cycle time; null without a cycle time.
+    pub predicted_wip: Option<f64>,
+}
+
+#[derive(SimpleObject)]
+pub struct QualityMetrics {
+    /// `DEFECT` items found in `PRODUCTION`, created in the window.
+    pub escaped_defects: i32,
+    /// Escaped defects ÷ all defects created in the window.
+    pub defect_escape_rate: Ratio,
 }
 
 pub(super) async fn flow_metrics(

@@ -36,6 +36,13 @@ fn fixture() -> String {
                    "type": kind, "title": key, "state": "Backlog", "created_at": created}),
         );
     }
+    // I: a defect found in production, untouched.
+    ev(
+        "work_item.upserted",
+        json!({"external_id": "FX-I", "key": "FX-I", "unit": "team-atlas", "type": "DEFECT",
+               "title": "I", "state": "Backlog", "created_at": "2026-03-05T00:00:00Z",
+               "found_in": "PRODUCTION"}),
+    );
     let moves: &[(&str, &str, &str)] = &[
         // A: active 1 day, waiting 1 day, active 1 day, done on the 5th.
         ("A", "In Progress", "2026-03-02T00:00:00Z"),
@@ -81,6 +88,11 @@ const Q: &str = "query($u: ID!, $f: MetricFilterInput, $from: DateTime!, $to: Da
     leadTime { count mean p50 p85 p95 min max }
     cycleTime { count mean p50 p85 p95 min max }
     flowEfficiency { numerator denominator value }
+    wipAtEnd averageWip
+    agingWip { count p50 }
+    oldestWip { workItem { key } age }
+    littlesLaw { averageWip predictedWip }
+    quality { escapedDefects defectEscapeRate { numerator denominator value } }
   } }";
 
 fn vars(unit: &Value, filter: Value) -> Value {
@@ -154,6 +166,29 @@ async fn flow_metrics_match_the_hand_computed_fixture(app: TestApp) {
     assert!(close(&eff["numerator"], 5.0 * DAY), "{eff}");
     assert!(close(&eff["denominator"], 8.5 * DAY), "{eff}");
     assert!(close(&eff["value"], 5.0 / 8.5), "{eff}");
+
+    // In progress within the window: A 3 d, B 2 d, C 2 d, D 5 d, G 1 d.
+    assert_eq!(m["wipAtEnd"], 1, "{m}");
+    assert!(close(&m["averageWip"], 13.0 / 14.0), "{m}");
+    assert_eq!(m["agingWip"]["count"], 1);
+    assert!(close(&m["agingWip"]["p50"], 5.0 * DAY), "{m}");
+    assert_eq!(m["oldestWip"][0]["workItem"]["key"], "FX-D", "{m}");
+    assert!(close(&m["oldestWip"][0]["age"], 5.0 * DAY), "{m}");
+    assert!(close(&m["littlesLaw"]["averageWip"], 13.0 / 14.0), "{m}");
+    // 4 items in 14 days × a mean cycle time of 8.5 / 3 days.
+    assert!(
+        close(&m["littlesLaw"]["predictedWip"], 4.0 / 14.0 * 8.5 / 3.0),
+        "{m}"
+    );
+    assert_eq!(
+        m["quality"],
+        json!({"escapedDefects": 1, "defectEscapeRate": {"numerator": 1.0, "denominator": 2.0, "value": 0.5}})
+    );
+    // An executive gets the aggregates, not the team's items.
+    let exec = app.login(EXEC).await;
+    let d = app.ok(&exec, Q, vars(&atlas, Value::Null)).await;
+    assert_eq!(d["flowMetrics"]["wipAtEnd"], 1, "{d}");
+    assert_eq!(d["flowMetrics"]["oldestWip"], json!([]), "{d}");
 
     // The program's subtree adds team-borealis's H.
     let checkout = unit_id(&app, &admin, "payments-checkout").await;

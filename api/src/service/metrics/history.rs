@@ -20,6 +20,8 @@ pub struct Facts {
     /// Seconds in `ACTIVE` states between start and completion, every visit
     /// counted (zero without both).
     pub active_seconds: f64,
+    /// In an `ACTIVE` or `WAITING` state at the end.
+    pub in_progress: bool,
 }
 
 const ACTIVE: &str = "ACTIVE";
@@ -59,11 +61,30 @@ pub fn facts(steps: &[Step], end: DateTime<Utc>) -> Facts {
             .sum(),
         _ => 0.0,
     };
+    let in_progress = steps
+        .last()
+        .is_some_and(|s| s.category == ACTIVE || s.category == WAITING);
     Facts {
         start,
         completion,
         active_seconds,
+        in_progress,
     }
+}
+
+/// Seconds the item spent in `ACTIVE` or `WAITING` states within
+/// `[from, to)`: its share of the window's time-weighted WIP.
+pub fn in_progress_seconds(steps: &[Step], from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.at < to && (s.category == ACTIVE || s.category == WAITING))
+        .map(|(i, s)| {
+            let leave = steps.get(i + 1).map_or(to, |n| n.at.min(to));
+            let a = s.at.max(from);
+            if leave > a { seconds(a, leave) } else { 0.0 }
+        })
+        .sum()
 }
 
 /// Seconds between two instants.
@@ -114,6 +135,10 @@ mod tests {
         let early = facts(&h, t(4, 6));
         assert_eq!(early.completion, Some(t(4, 0)));
         assert_eq!(early.active_seconds, 48.0 * 3600.0);
+        assert!(facts(&h, t(5, 6)).in_progress);
+        // In progress 1st–4th 0h and 5th 0h–12h; within [2nd, 5th 6h):
+        // 2 days, then 6 hours.
+        assert_eq!(in_progress_seconds(&h, t(2, 0), t(5, 6)), 54.0 * 3600.0);
     }
 
     #[test]

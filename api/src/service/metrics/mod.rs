@@ -15,10 +15,10 @@ use entity::{transition, unit, work_item};
 use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use self::history::{Step, duration, facts};
+use self::history::{Step, duration, facts, in_progress_seconds};
 use self::stats::Distribution;
 use super::work_items::Reach;
-use super::{Ctx, in_unit, units};
+use super::{Ctx, in_unit, units, work_items};
 use crate::domain::{FlowType, UnitKind, WorkItemType};
 use crate::error::{ApiError, ApiResult};
 
@@ -91,10 +91,22 @@ pub struct WeekCount {
     pub count: usize,
 }
 
-/// DESIGN §3.1, so far: throughput, distribution, lead and cycle time, flow
-/// efficiency.
+/// An item in progress at the window's end, and its age.
+#[derive(Clone, Debug)]
+pub struct Aging {
+    pub item: work_item::Model,
+    /// Window end − start, in seconds.
+    pub age: f64,
+}
+
+/// Oldest items in progress listed.
+pub const OLDEST: usize = 10;
+
+/// DESIGN §3.1 and §3.4, so far: throughput, distribution, lead and cycle
+/// time, flow efficiency, WIP, aging WIP and quality.
 #[derive(Clone, Debug)]
 pub struct FlowMetrics {
+    pub window: Window,
     pub throughput: usize,
     /// Every flow type, in declaration order, with its count.
     pub by_flow_type: Vec<(FlowType, usize)>,
@@ -102,6 +114,26 @@ pub struct FlowMetrics {
     pub lead_time: Distribution,
     pub cycle_time: Distribution,
     pub flow_efficiency: Ratio,
+    pub wip_at_end: usize,
+    /// Time-weighted over the window.
+    pub average_wip: f64,
+    pub aging: Distribution,
+    /// The oldest items in progress that the caller may read, oldest first.
+    pub oldest: Vec<Aging>,
+    /// `DEFECT` items found in production, created in the window.
+    pub escaped_defects: usize,
+    /// Escaped defects ÷ all defects created in the window.
+    pub defect_escape_rate: Ratio,
+}
+
+impl FlowMetrics {
+    /// Little's law's prediction of the average WIP: throughput per second
+    /// × mean cycle time; `None` without a cycle time.
+    pub fn predicted_wip(&self) -> Option<f64> {
+        let mean = self.cycle_time.mean?;
+        let seconds = duration(self.window.from, self.window.to);
+        Some(self.throughput as f64 / seconds * mean)
+    }
 }
 
 /// Flow metrics of `unit_id` over `window`.
@@ -127,6 +159,8 @@ pub async fn flow_metrics(
         .column(work_item::Column::Id)
         .column(work_item::Column::FlowType)
         .column(work_item::Column::CreatedAt)
+        .column(work_item::Column::ItemType)
+        .column(work_item::Column::FoundIn)
         .filter(work_item::Column::CreatedAt.lt(window.to));
     items = in_unit(items, work_item::Column::UnitId, unit_id, filter.reach);
     if let Some(types) = &filter.types {
@@ -155,9 +189,13 @@ pub async fn flow_metrics(
         numerator: 0.0,
         denominator: 0.0,
     };
+    let (mut wip_at_end, mut wip_seconds) = (0usize, 0.0f64);
+    let mut aging: Vec<(f64, i64)> = Vec::new();
+    let (mut defects, mut escaped) = (0usize, 0usize);
     let mut after = 0i64;
     loop {
-        let chunk: Vec<(i64, String, DateTime<Utc>)> = items
+        type Row = (i64, String, DateTime<Utc>, String, Option<String>);
+        let chunk: Vec<Row> = items
             .clone()
             .filter(work_item::Column::Id.gt(after))
             .order_by_asc(work_item::Column::Id)
@@ -181,7 +219,7 @@ pub async fn flow_metrics(
             .all(ctx.db)
             .await?;
         let mut rest = steps.as_slice();
-        for (id, flow_type, created_at) in &chunk {
+        for (id, flow_type, created_at, item_type, found_in) in &chunk {
             let n = rest.iter().take_while(|s| s.0 == *id).count();
             let (mine, tail) = rest.split_at(n);
             rest = tail;
@@ -193,6 +231,17 @@ pub async fn flow_metrics(
                 })
                 .collect();
             let f = facts(&history, window.to);
+            if item_type == WorkItemType::Defect.as_str() && window.contains(*created_at) {
+                defects += 1;
+                escaped += usize::from(found_in.as_deref() == Some("PRODUCTION"));
+            }
+            wip_seconds += in_progress_seconds(&history, window.from, window.to);
+            if f.in_progress
+                && let Some(start) = f.start
+            {
+                wip_at_end += 1;
+                aging.push((duration(start, window.to), *id));
+            }
             let Some(done) = f.completion.filter(|c| window.contains(*c)) else {
                 continue;
             };
@@ -210,7 +259,36 @@ pub async fn flow_metrics(
             }
         }
     }
+    let ages: Vec<f64> = aging.iter().map(|(a, _)| *a).collect();
+    aging.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut oldest = Vec::new();
+    for chunk in aging.chunks(100) {
+        let ids: Vec<i64> = chunk.iter().map(|(_, id)| *id).collect();
+        let readable = work_items::find_many(ctx, &ids).await?;
+        for (age, id) in chunk {
+            if let Some(item) = readable.iter().find(|m| m.id == *id) {
+                oldest.push(Aging {
+                    item: item.clone(),
+                    age: *age,
+                });
+            }
+        }
+        if oldest.len() >= OLDEST {
+            oldest.truncate(OLDEST);
+            break;
+        }
+    }
     Ok(FlowMetrics {
+        window,
+        wip_at_end,
+        average_wip: wip_seconds / duration(window.from, window.to),
+        aging: Distribution::of(ages),
+        oldest,
+        escaped_defects: escaped,
+        defect_escape_rate: Ratio {
+            numerator: escaped as f64,
+            denominator: defects as f64,
+        },
         throughput,
         by_flow_type: FlowType::ALL
             .iter()
