@@ -7,7 +7,7 @@ use super::delivery::reach;
 use super::ids::{self, kind};
 use super::rc;
 use super::types::{UnitScope, WorkItem};
-use crate::domain::{FlowType, UnitKind, WorkItemType};
+use crate::domain::{FlowType, StateCategory, UnitKind, WorkItemType};
 use crate::error::GqlResult;
 use crate::service::metrics::{self, MetricFilter, Window, stats};
 
@@ -187,6 +187,43 @@ impl FlowMetrics {
         }
     }
 
+    /// For each state: time spent in it by the items completed in the
+    /// window, between creation and completion, every visit summed.
+    async fn time_in_state(&self) -> GqlResult<Vec<StateTime>> {
+        self.0
+            .time_in_state
+            .iter()
+            .map(|t| {
+                Ok(StateTime {
+                    state: t.state.clone(),
+                    category: StateCategory::parse(&t.category)?,
+                    total: t.total,
+                    per_item: t.per_item.into(),
+                })
+            })
+            .collect()
+    }
+
+    /// For each UTC day of the window, the items in each state at its end
+    /// (at the window's end for a partial last day).
+    async fn cumulative_flow(&self) -> Vec<CumulativeFlowDay> {
+        self.0
+            .cumulative_flow
+            .iter()
+            .map(|d| CumulativeFlowDay {
+                date: d.date.format("%Y-%m-%d").to_string(),
+                counts: d
+                    .counts
+                    .iter()
+                    .map(|(state, n)| StateCount {
+                        state: state.clone(),
+                        count: count(*n),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
     /// DESIGN §3.4.
     async fn quality(&self) -> QualityMetrics {
         QualityMetrics {
@@ -194,6 +231,29 @@ impl FlowMetrics {
             defect_escape_rate: self.0.defect_escape_rate.into(),
         }
     }
+}
+
+#[derive(SimpleObject)]
+pub struct StateTime {
+    pub state: String,
+    pub category: StateCategory,
+    /// Seconds.
+    pub total: f64,
+    /// Per item that was in the state.
+    pub per_item: Distribution,
+}
+
+#[derive(SimpleObject)]
+pub struct CumulativeFlowDay {
+    /// `YYYY-MM-DD`, UTC.
+    pub date: String,
+    pub counts: Vec<StateCount>,
+}
+
+#[derive(SimpleObject)]
+pub struct StateCount {
+    pub state: String,
+    pub count: i32,
 }
 
 /// An item in progress and its age in seconds.

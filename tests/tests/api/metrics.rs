@@ -93,6 +93,8 @@ const Q: &str = "query($u: ID!, $f: MetricFilterInput, $from: DateTime!, $to: Da
     oldestWip { workItem { key } age }
     littlesLaw { averageWip predictedWip }
     quality { escapedDefects defectEscapeRate { numerator denominator value } }
+    timeInState { state category total perItem { count p50 } }
+    cumulativeFlow { date counts { state count } }
   } }";
 
 fn vars(unit: &Value, filter: Value) -> Value {
@@ -184,6 +186,77 @@ async fn flow_metrics_match_the_hand_computed_fixture(app: TestApp) {
         m["quality"],
         json!({"escapedDefects": 1, "defectEscapeRate": {"numerator": 1.0, "denominator": 2.0, "value": 0.5}})
     );
+    // Time in state until completion, every visit: A, B, F, G.
+    let tis: Vec<(Value, Value, f64, Value)> = m["timeInState"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["state"].clone(),
+                t["category"].clone(),
+                t["total"].as_f64().unwrap() / DAY,
+                t["perItem"]["count"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tis,
+        vec![
+            (json!("Backlog"), json!("NEW"), 28.5, json!(4)),
+            (json!("In Progress"), json!("ACTIVE"), 4.0, json!(3)),
+            (json!("In Review"), json!("WAITING"), 1.0, json!(1)),
+            (json!("Testing"), json!("ACTIVE"), 1.0, json!(1)),
+            (json!("Done"), json!("DONE"), 2.5, json!(1)),
+        ],
+        "{m}"
+    );
+    assert!(close(&m["timeInState"][1]["perItem"]["p50"], DAY), "{m}");
+    // Cumulative flow: 14 days, states in workflow order.
+    let cfd = m["cumulativeFlow"].as_array().unwrap();
+    assert_eq!(cfd.len(), 14);
+    let day = |i: usize| -> Vec<(String, i64)> {
+        cfd[i]["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["state"].as_str().unwrap().to_owned(),
+                    c["count"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(cfd[0]["date"], "2026-03-01");
+    let first: Vec<(String, i64)> = [
+        ("Backlog", 6),
+        ("In Progress", 0),
+        ("In Review", 0),
+        ("Blocked", 0),
+        ("Testing", 0),
+        ("Done", 1),
+        ("Canceled", 0),
+    ]
+    .iter()
+    .map(|(s, n)| ((*s).to_owned(), *n))
+    .collect();
+    assert_eq!(day(0), first);
+    assert_eq!(cfd[13]["date"], "2026-03-14");
+    let last: Vec<(String, i64)> = [
+        ("Backlog", 1),
+        ("In Progress", 1),
+        ("In Review", 0),
+        ("Blocked", 0),
+        ("Testing", 0),
+        ("Done", 5),
+        ("Canceled", 1),
+    ]
+    .iter()
+    .map(|(s, n)| ((*s).to_owned(), *n))
+    .collect();
+    assert_eq!(day(13), last);
+
     // An executive gets the aggregates, not the team's items.
     let exec = app.login(EXEC).await;
     let d = app.ok(&exec, Q, vars(&atlas, Value::Null)).await;

@@ -15,7 +15,7 @@ use entity::{transition, unit, work_item};
 use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use self::history::{Step, duration, facts, in_progress_seconds};
+use self::history::{Step, duration, facts, in_progress_seconds, time_in_states};
 use self::stats::Distribution;
 use super::work_items::Reach;
 use super::{Ctx, in_unit, units, work_items};
@@ -99,6 +99,25 @@ pub struct Aging {
     pub age: f64,
 }
 
+/// Time in one state (DESIGN §3.2).
+#[derive(Clone, Debug)]
+pub struct StateTime {
+    pub state: String,
+    pub category: String,
+    /// Seconds, over the items completed in the window.
+    pub total: f64,
+    /// Per item that was in the state.
+    pub per_item: Distribution,
+}
+
+/// Items in each state at the end of one UTC day (DESIGN §3.3).
+#[derive(Clone, Debug)]
+pub struct FlowDay {
+    pub date: chrono::NaiveDate,
+    /// Every state, in workflow order.
+    pub counts: Vec<(String, usize)>,
+}
+
 /// Oldest items in progress listed.
 pub const OLDEST: usize = 10;
 
@@ -124,6 +143,8 @@ pub struct FlowMetrics {
     pub escaped_defects: usize,
     /// Escaped defects ÷ all defects created in the window.
     pub defect_escape_rate: Ratio,
+    pub time_in_state: Vec<StateTime>,
+    pub cumulative_flow: Vec<FlowDay>,
 }
 
 impl FlowMetrics {
@@ -192,6 +213,10 @@ pub async fn flow_metrics(
     let (mut wip_at_end, mut wip_seconds) = (0usize, 0.0f64);
     let mut aging: Vec<(f64, i64)> = Vec::new();
     let (mut defects, mut escaped) = (0usize, 0usize);
+    // Time in state: state → (category, total, per item).
+    let mut states: BTreeMap<String, (String, f64, Vec<f64>)> = BTreeMap::new();
+    let days = day_ends(window);
+    let mut flow_counts: BTreeMap<(usize, String), usize> = BTreeMap::new();
     let mut after = 0i64;
     loop {
         type Row = (i64, String, DateTime<Utc>, String, Option<String>);
@@ -205,10 +230,11 @@ pub async fn flow_metrics(
             .await?;
         let Some(last) = chunk.last() else { break };
         after = last.0;
-        let steps: Vec<(i64, DateTime<Utc>, String)> = transition::Entity::find()
+        let steps: Vec<(i64, DateTime<Utc>, String, String)> = transition::Entity::find()
             .select_only()
             .column(transition::Column::WorkItemId)
             .column(transition::Column::At)
+            .column(transition::Column::ToState)
             .column(transition::Column::ToCategory)
             .filter(transition::Column::WorkItemId.is_in(chunk.iter().map(|c| c.0)))
             .filter(transition::Column::At.lt(window.to))
@@ -225,12 +251,22 @@ pub async fn flow_metrics(
             rest = tail;
             let history: Vec<Step> = mine
                 .iter()
-                .map(|(_, at, category)| Step {
+                .map(|(_, at, state, category)| Step {
                     at: *at,
+                    state: state.clone(),
                     category: category.clone(),
                 })
                 .collect();
             let f = facts(&history, window.to);
+            let mut next = 0;
+            for (day, end) in days.iter().enumerate() {
+                while next < history.len() && history[next].at < *end {
+                    next += 1;
+                }
+                if let Some(s) = next.checked_sub(1).map(|i| &history[i]) {
+                    *flow_counts.entry((day, s.state.clone())).or_default() += 1;
+                }
+            }
             if item_type == WorkItemType::Defect.as_str() && window.contains(*created_at) {
                 defects += 1;
                 escaped += usize::from(found_in.as_deref() == Some("PRODUCTION"));
@@ -251,6 +287,18 @@ pub async fn flow_metrics(
             let week = done.iso_week();
             *by_week.entry((week.year(), week.week())).or_default() += 1;
             lead.push(duration(*created_at, done));
+            for (state, spent) in time_in_states(&history, done) {
+                let category = history
+                    .iter()
+                    .find(|s| s.state == state)
+                    .map(|s| s.category.clone())
+                    .unwrap_or_default();
+                let e = states
+                    .entry(state.to_owned())
+                    .or_insert_with(|| (category, 0.0, Vec::new()));
+                e.1 += spent;
+                e.2.push(spent);
+            }
             if let Some(start) = f.start.filter(|s| *s <= done) {
                 let flow_time = duration(start, done);
                 cycle.push(flow_time);
@@ -278,8 +326,57 @@ pub async fn flow_metrics(
             break;
         }
     }
+    // States in the unit's workflow order, then any others by name.
+    let workflow = units::effective_workflow(ctx.db, unit_id).await?;
+    let mut order: Vec<(String, String)> = workflow
+        .states
+        .iter()
+        .map(|s| (s.name.clone(), s.category.clone()))
+        .collect();
+    let seen: Vec<(String, String)> = states
+        .iter()
+        .map(|(name, (category, ..))| (name.clone(), category.clone()))
+        .chain(
+            flow_counts
+                .keys()
+                .map(|(_, name)| (name.clone(), String::new())),
+        )
+        .collect();
+    for (name, category) in seen {
+        if !order.iter().any(|(n, _)| *n == name) {
+            order.push((name, category));
+        }
+    }
+    let time_in_state = order
+        .iter()
+        .filter_map(|(name, _)| {
+            let (category, total, per) = states.remove(name)?;
+            Some(StateTime {
+                state: name.clone(),
+                category,
+                total,
+                per_item: Distribution::of(per),
+            })
+        })
+        .collect();
+    let cumulative_flow = days
+        .iter()
+        .enumerate()
+        .map(|(day, end)| FlowDay {
+            date: (*end - Duration::nanoseconds(1)).date_naive(),
+            counts: order
+                .iter()
+                .map(|(name, _)| {
+                    let n = flow_counts.get(&(day, name.clone())).copied().unwrap_or(0);
+                    (name.clone(), n)
+                })
+                .collect(),
+        })
+        .collect();
     Ok(FlowMetrics {
         window,
+        time_in_state,
+        cumulative_flow,
         wip_at_end,
         average_wip: wip_seconds / duration(window.from, window.to),
         aging: Distribution::of(ages),
@@ -309,4 +406,20 @@ pub async fn flow_metrics(
         cycle_time: Distribution::of(cycle),
         flow_efficiency: efficiency,
     })
+}
+
+/// The end of each UTC day the window touches: the next midnight, or the
+/// window's end for its last, partial day.
+fn day_ends(window: Window) -> Vec<DateTime<Utc>> {
+    let mut ends = Vec::new();
+    let mut day = window.from.date_naive();
+    while let Some(next) = day.succ_opt() {
+        let end = next.and_time(NaiveTime::MIN).and_utc().min(window.to);
+        ends.push(end);
+        if end >= window.to {
+            break;
+        }
+        day = next;
+    }
+    ends
 }
