@@ -299,3 +299,88 @@ pub(super) async fn flow_metrics(
         metrics::flow_metrics(r.svc(), unit_id, window, &filter).await?,
     ))
 }
+
+/// Mean seconds of each stage of the lead time for changes; null where no
+/// change reports the stage's ends.
+#[derive(SimpleObject)]
+pub struct LeadTimeBreakdown {
+    /// Opened − first commit.
+    pub coding: Option<f64>,
+    /// Merged − opened.
+    pub review: Option<f64>,
+    /// Deployed − merged.
+    pub deploy: Option<f64>,
+}
+
+/// Delivery metrics (DESIGN §3.5) of a unit over a window.
+pub struct DeliveryMetrics(metrics::delivery::DeliveryMetrics);
+
+#[Object]
+impl DeliveryMetrics {
+    /// Successful `PRODUCTION` deployments finished in the window.
+    async fn deployments(&self) -> i32 {
+        count(self.0.deployments)
+    }
+
+    /// Distinct UTC days with at least one of them.
+    async fn deployment_days(&self) -> i32 {
+        count(self.0.deployment_days)
+    }
+
+    /// Deployments per day of the window.
+    async fn deployment_frequency(&self) -> f64 {
+        self.0.deployment_frequency
+    }
+
+    /// Deployed − first commit (merged when unknown), for each change at its
+    /// first successful production deployment, when that falls in the window.
+    async fn lead_time_for_changes(&self) -> Distribution {
+        self.0.lead_time_for_changes.into()
+    }
+
+    async fn lead_time_breakdown(&self) -> LeadTimeBreakdown {
+        let b = self.0.breakdown;
+        LeadTimeBreakdown {
+            coding: b.coding,
+            review: b.review,
+            deploy: b.deploy,
+        }
+    }
+
+    /// Deployments in the window that caused an incident (the one it names,
+    /// else the unit's latest successful production deployment before it
+    /// opened) ÷ deployments in the window.
+    async fn change_failure_rate(&self) -> Ratio {
+        self.0.change_failure_rate.into()
+    }
+
+    /// Resolved − opened, for incidents resolved in the window.
+    async fn time_to_restore(&self) -> Distribution {
+        self.0.time_to_restore.into()
+    }
+
+    /// Releases in the window.
+    async fn releases(&self) -> i32 {
+        count(self.0.releases)
+    }
+
+    /// Work items delivered per release; null without releases.
+    async fn items_per_release(&self) -> Option<f64> {
+        self.0.items_per_release
+    }
+}
+
+pub(super) async fn delivery_metrics(
+    ctx: &Context<'_>,
+    unit: ID,
+    window: TimeWindowInput,
+    scope: Option<UnitScope>,
+) -> GqlResult<DeliveryMetrics> {
+    let r = rc(ctx)?;
+    r.policy.viewer()?;
+    let unit_id = ids::expect(&unit, kind::UNIT, "unit")?;
+    let window = Window::new(window.from, window.to)?;
+    Ok(DeliveryMetrics(
+        metrics::delivery_metrics(r.svc(), unit_id, window, reach(scope)).await?,
+    ))
+}

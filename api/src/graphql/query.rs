@@ -122,6 +122,18 @@ impl Query {
         super::metrics::flow_metrics(ctx, unit, window, filter).await
     }
 
+    /// Delivery metrics (DESIGN §3.5, DORA) of a unit (and by default its
+    /// subtree) over `[from, to)`, for viewers who may read its aggregates.
+    async fn delivery_metrics(
+        &self,
+        ctx: &Context<'_>,
+        unit: ID,
+        window: super::metrics::TimeWindowInput,
+        scope: Option<super::types::UnitScope>,
+    ) -> GqlResult<super::metrics::DeliveryMetrics> {
+        super::metrics::delivery_metrics(ctx, unit, window, scope).await
+    }
+
     /// Admins only: every API key, revoked ones included.
     async fn api_keys(&self, ctx: &Context<'_>) -> GqlResult<Vec<ApiKey>> {
         Ok(api_keys::list(rc(ctx)?.svc())

@@ -368,3 +368,243 @@ async fn flow_metrics_follow_the_aggregate_rule(app: TestApp) {
     );
 }
 both!(flow_metrics_follow_the_aggregate_rule);
+
+const DQ: &str = "query($u: ID!, $from: DateTime!, $to: DateTime!) {
+  deliveryMetrics(unit: $u, window: {from: $from, to: $to}) {
+    deployments deploymentDays deploymentFrequency
+    leadTimeForChanges { count mean p50 min max }
+    leadTimeBreakdown { coding review deploy }
+    changeFailureRate { numerator denominator value }
+    timeToRestore { count mean min max }
+    releases itemsPerRelease
+  } }";
+
+/// Changes, deployments, incidents and releases of team-atlas (and one
+/// deployment of team-borealis) around the window [March 1, March 15).
+fn delivery_fixture() -> String {
+    let mut events = Vec::new();
+    let mut n = 0;
+    let mut ev = |kind: &str, data: Value| {
+        n += 1;
+        events.push(json!({"id": format!("dx-{n}"), "type": kind, "source": "dx", "data": data}));
+    };
+    for key in ["DX-1", "DX-2"] {
+        ev(
+            "work_item.upserted",
+            json!({"external_id": key, "key": key, "unit": "team-atlas", "type": "STORY",
+                   "title": key, "state": "Backlog", "created_at": "2026-02-01T00:00:00Z"}),
+        );
+    }
+    // c1: committed, opened, merged a day apart; c2: no first commit; c3:
+    // first deployed before the window.
+    ev(
+        "change.upserted",
+        json!({"external_id": "c1", "unit": "team-atlas", "repository": "acme/x",
+        "first_commit_at": "2026-03-01T00:00:00Z", "opened_at": "2026-03-02T00:00:00Z",
+        "merged_at": "2026-03-03T00:00:00Z"}),
+    );
+    ev(
+        "change.upserted",
+        json!({"external_id": "c2", "unit": "team-atlas", "repository": "acme/x",
+        "opened_at": "2026-03-04T00:00:00Z", "merged_at": "2026-03-05T12:00:00Z"}),
+    );
+    ev(
+        "change.upserted",
+        json!({"external_id": "c3", "unit": "team-atlas", "repository": "acme/x",
+        "merged_at": "2026-02-20T00:00:00Z"}),
+    );
+    // External id, unit, environment, status, finished at, changes.
+    type Dep<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a [&'a str]);
+    let deps: &[Dep] = &[
+        (
+            "d0",
+            "team-atlas",
+            "PRODUCTION",
+            "SUCCESS",
+            "2026-02-21T00:00:00Z",
+            &["c3"],
+        ),
+        (
+            "d1",
+            "team-atlas",
+            "PRODUCTION",
+            "SUCCESS",
+            "2026-03-04T00:00:00Z",
+            &["c1", "c3"],
+        ),
+        (
+            "d2",
+            "team-atlas",
+            "PRODUCTION",
+            "SUCCESS",
+            "2026-03-06T00:00:00Z",
+            &["c2"],
+        ),
+        (
+            "d3",
+            "team-atlas",
+            "PRODUCTION",
+            "FAILURE",
+            "2026-03-06T12:00:00Z",
+            &[],
+        ),
+        (
+            "d4",
+            "team-atlas",
+            "STAGING",
+            "SUCCESS",
+            "2026-03-10T00:00:00Z",
+            &[],
+        ),
+        (
+            "d5",
+            "team-atlas",
+            "PRODUCTION",
+            "SUCCESS",
+            "2026-03-12T00:00:00Z",
+            &["c1"],
+        ),
+        (
+            "d6",
+            "team-atlas",
+            "PRODUCTION",
+            "SUCCESS",
+            "2026-03-20T00:00:00Z",
+            &[],
+        ),
+        (
+            "d7",
+            "team-borealis",
+            "PRODUCTION",
+            "SUCCESS",
+            "2026-03-05T00:00:00Z",
+            &[],
+        ),
+    ];
+    for (ext, unit, env, status, at, changes) in deps {
+        ev(
+            "deployment.recorded",
+            json!({"external_id": ext, "unit": unit, "environment": env,
+            "status": status, "finished_at": at, "changes": changes}),
+        );
+    }
+    // i1 names d1; i2 names none: the latest successful production
+    // deployment before it is d2 (d3 failed); i3 names d0, before the window.
+    ev(
+        "incident.opened",
+        json!({"external_id": "i1", "unit": "team-atlas", "severity": "SEV2",
+        "opened_at": "2026-03-04T06:00:00Z", "deployment": "d1"}),
+    );
+    ev(
+        "incident.resolved",
+        json!({"external_id": "i1", "resolved_at": "2026-03-04T10:00:00Z"}),
+    );
+    ev(
+        "incident.opened",
+        json!({"external_id": "i2", "unit": "team-atlas", "severity": "SEV3",
+        "opened_at": "2026-03-07T00:00:00Z"}),
+    );
+    ev(
+        "incident.resolved",
+        json!({"external_id": "i2", "resolved_at": "2026-03-08T00:00:00Z"}),
+    );
+    ev(
+        "incident.opened",
+        json!({"external_id": "i3", "unit": "team-atlas", "severity": "SEV3",
+        "opened_at": "2026-03-14T00:00:00Z", "deployment": "d0"}),
+    );
+    ev(
+        "incident.resolved",
+        json!({"external_id": "i3", "resolved_at": "2026-03-16T00:00:00Z"}),
+    );
+    ev(
+        "release.recorded",
+        json!({"external_id": "r0", "unit": "team-atlas", "name": "0.9",
+        "released_at": "2026-02-01T00:00:00Z", "work_items": ["DX-1"]}),
+    );
+    ev(
+        "release.recorded",
+        json!({"external_id": "r1", "unit": "team-atlas", "name": "1.0",
+        "released_at": "2026-03-10T00:00:00Z", "work_items": ["DX-1", "DX-2"]}),
+    );
+    ev(
+        "release.recorded",
+        json!({"external_id": "r2", "unit": "team-atlas", "name": "1.1",
+        "released_at": "2026-03-12T00:00:00Z", "work_items": ["DX-1"]}),
+    );
+    events.iter().map(|e| format!("{e}\n")).collect()
+}
+
+async fn delivery_metrics_match_the_hand_computed_fixture(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let (status, report) = post_ndjson(&app, &admin, &delivery_fixture()).await;
+    assert_eq!((status, &report["rejected"]), (200, &json!(0)), "{report}");
+    let atlas = unit_id(&app, &admin, "team-atlas").await;
+    let window =
+        |u: &Value| json!({"u": u, "from": "2026-03-01T00:00:00Z", "to": "2026-03-15T00:00:00Z"});
+    let d = app.ok(&admin, DQ, window(&atlas)).await;
+    let m = &d["deliveryMetrics"];
+    // d1, d2, d5; not the failed d3, the staging d4, nor d0 and d6 outside.
+    assert_eq!(
+        (&m["deployments"], &m["deploymentDays"]),
+        (&json!(3), &json!(3)),
+        "{m}"
+    );
+    assert!(close(&m["deploymentFrequency"], 3.0 / 14.0), "{m}");
+    // c1 at d1: 3 days from its first commit; c2 at d2: half a day from its
+    // merge; c3 was first deployed before the window.
+    let lead = &m["leadTimeForChanges"];
+    assert_eq!(lead["count"], 2, "{m}");
+    assert!(close(&lead["mean"], 1.75 * DAY), "{m}");
+    assert!(
+        close(&lead["min"], 0.5 * DAY) && close(&lead["max"], 3.0 * DAY),
+        "{m}"
+    );
+    let b = &m["leadTimeBreakdown"];
+    assert!(close(&b["coding"], DAY), "{m}");
+    assert!(close(&b["review"], 1.25 * DAY), "{m}");
+    assert!(close(&b["deploy"], 0.75 * DAY), "{m}");
+    // d1 (named by i1) and d2 (before i2) failed; d5 did not.
+    assert_eq!(
+        m["changeFailureRate"]["numerator"].as_f64(),
+        Some(2.0),
+        "{m}"
+    );
+    assert_eq!(m["changeFailureRate"]["denominator"].as_f64(), Some(3.0));
+    assert!(close(&m["changeFailureRate"]["value"], 2.0 / 3.0), "{m}");
+    // i1 in 4 hours, i2 in a day; i3 resolved after the window.
+    let ttr = &m["timeToRestore"];
+    assert_eq!(ttr["count"], 2, "{m}");
+    assert!(close(&ttr["mean"], (4.0 * 3600.0 + DAY) / 2.0), "{m}");
+    assert_eq!(m["releases"], 2, "{m}");
+    assert!(close(&m["itemsPerRelease"], 1.5), "{m}");
+
+    // The program adds team-borealis's deployment.
+    let checkout = unit_id(&app, &admin, "payments-checkout").await;
+    let d = app.ok(&admin, DQ, window(&checkout)).await;
+    assert_eq!(d["deliveryMetrics"]["deployments"], 4, "{d}");
+    // Nothing in a unit without data: zeros and nulls.
+    let comet = unit_id(&app, &admin, "team-comet").await;
+    let d = app.ok(&admin, DQ, window(&comet)).await;
+    let m = &d["deliveryMetrics"];
+    assert_eq!(
+        (&m["deployments"], &m["releases"]),
+        (&json!(0), &json!(0)),
+        "{m}"
+    );
+    assert_eq!(m["changeFailureRate"]["value"], Value::Null);
+    assert_eq!(m["itemsPerRelease"], Value::Null);
+    assert_eq!(m["leadTimeForChanges"]["mean"], Value::Null);
+    // The aggregate rule: a team member may not read a sibling team's.
+    let team = app.login(TEAM).await;
+    let borealis = unit_id(&app, &admin, "team-borealis").await;
+    assert!(
+        app.gql(Some(&team), DQ, window(&atlas))
+            .await
+            .get("errors")
+            .is_none()
+    );
+    let body = app.gql(Some(&team), DQ, window(&borealis)).await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+}
+both!(delivery_metrics_match_the_hand_computed_fixture);

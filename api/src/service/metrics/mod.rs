@@ -5,6 +5,7 @@
 //! keep only what the aggregates need: counts, and the durations the
 //! distributions are taken over.
 
+pub mod delivery;
 pub mod history;
 pub mod stats;
 
@@ -157,6 +158,30 @@ impl FlowMetrics {
     }
 }
 
+/// Delivery metrics (DESIGN §3.5) of `unit_id` over `window`.
+///
+/// # Errors
+/// `NOT_FOUND` for an unknown unit, `FORBIDDEN` outside the caller's
+/// aggregate scope.
+pub async fn delivery_metrics(
+    ctx: Ctx<'_>,
+    unit_id: i64,
+    window: Window,
+    reach: Reach,
+) -> ApiResult<delivery::DeliveryMetrics> {
+    require_aggregates(ctx, unit_id).await?;
+    delivery::compute(ctx, unit_id, reach, window).await
+}
+
+async fn require_aggregates(ctx: Ctx<'_>, unit_id: i64) -> ApiResult<()> {
+    ctx.policy.viewer()?;
+    let unit = units::find(ctx, unit_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unit"))?;
+    let path = units::path_of(ctx.db, &unit).await?;
+    ctx.policy.require_aggregates_of(&path)
+}
+
 /// Flow metrics of `unit_id` over `window`.
 ///
 /// # Errors
@@ -168,13 +193,7 @@ pub async fn flow_metrics(
     window: Window,
     filter: &MetricFilter,
 ) -> ApiResult<FlowMetrics> {
-    ctx.policy.viewer()?;
-    let unit = units::find(ctx, unit_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("unit"))?;
-    let path = units::path_of(ctx.db, &unit).await?;
-    ctx.policy.require_aggregates_of(&path)?;
-
+    require_aggregates(ctx, unit_id).await?;
     let mut items = work_item::Entity::find()
         .select_only()
         .column(work_item::Column::Id)
