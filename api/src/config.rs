@@ -70,6 +70,10 @@ pub struct ServeArgs {
     #[arg(long, env = "GEMBA_MAX_ALIASES", default_value_t = 30)]
     pub max_aliases: usize,
 
+    /// Longest window a metric covers, in days (5 years by default).
+    #[arg(long, env = "GEMBA_MAX_METRIC_WINDOW_DAYS", default_value_t = 1827)]
+    pub max_metric_window_days: i64,
+
     /// Failed logins allowed per email within the window before `RATE_LIMITED`.
     #[arg(long, env = "GEMBA_LOGIN_MAX_FAILURES_PER_EMAIL", default_value_t = 5)]
     pub login_failures_per_email: u32,
@@ -105,6 +109,7 @@ pub struct Settings {
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
     pub max_aliases: usize,
+    pub max_metric_window_days: i64,
     pub login_failures_per_email: u32,
     pub login_failures_per_address: u32,
     pub login_window: Duration,
@@ -120,6 +125,7 @@ impl Settings {
             max_query_depth: args.max_query_depth,
             max_query_complexity: args.max_query_complexity,
             max_aliases: args.max_aliases,
+            max_metric_window_days: args.max_metric_window_days,
             login_failures_per_email: args.login_failures_per_email,
             login_failures_per_address: args.login_failures_per_address,
             login_window: Duration::from_secs(args.login_window_seconds),
@@ -142,6 +148,7 @@ impl Default for Settings {
             max_query_depth: 15,
             max_query_complexity: 50_000,
             max_aliases: 30,
+            max_metric_window_days: 1827,
             login_failures_per_email: 5,
             login_failures_per_address: 20,
             login_window: Duration::from_secs(900),

@@ -287,7 +287,11 @@ pub(super) async fn flow_metrics(
     let r = rc(ctx)?;
     r.policy.viewer()?;
     let unit_id = ids::expect(&unit, kind::UNIT, "unit")?;
-    let window = Window::new(window.from, window.to)?;
+    let window = Window::new(
+        window.from,
+        window.to,
+        r.services.settings.max_metric_window_days,
+    )?;
     let f = filter.unwrap_or_default();
     let filter = MetricFilter {
         types: f.types,
@@ -379,7 +383,11 @@ pub(super) async fn delivery_metrics(
     let r = rc(ctx)?;
     r.policy.viewer()?;
     let unit_id = ids::expect(&unit, kind::UNIT, "unit")?;
-    let window = Window::new(window.from, window.to)?;
+    let window = Window::new(
+        window.from,
+        window.to,
+        r.services.settings.max_metric_window_days,
+    )?;
     Ok(DeliveryMetrics(
         metrics::delivery_metrics(r.svc(), unit_id, window, reach(scope)).await?,
     ))

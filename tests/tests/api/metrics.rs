@@ -608,3 +608,30 @@ async fn delivery_metrics_match_the_hand_computed_fixture(app: TestApp) {
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
 }
 both!(delivery_metrics_match_the_hand_computed_fixture);
+
+/// The longest window is a setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_longest_window_is_configured() {
+    let settings = gemba::config::Settings {
+        max_metric_window_days: 30,
+        ..gemba::config::Settings::default()
+    };
+    let app = TestApp::spawn_with(crate::harness::Backend::Sqlite, settings)
+        .await
+        .unwrap();
+    let admin = app.login(ADMIN).await;
+    let atlas = unit_id(&app, &admin, "team-atlas").await;
+    let window = |to: &str| json!({"u": atlas, "from": "2026-03-01T00:00:00Z", "to": to});
+    let ok = app
+        .gql(Some(&admin), DQ, window("2026-03-31T00:00:00Z"))
+        .await;
+    assert!(ok.get("errors").is_none(), "30 days: {ok}");
+    let long = app
+        .gql(Some(&admin), DQ, window("2026-03-31T00:00:01Z"))
+        .await;
+    assert_eq!(code(&long), "BAD_USER_INPUT", "{long}");
+    let long = app
+        .gql(Some(&admin), Q, window("2026-04-02T00:00:00Z"))
+        .await;
+    assert_eq!(code(&long), "BAD_USER_INPUT", "{long}");
+}

@@ -23,8 +23,6 @@ use super::{Ctx, in_unit, units, work_items};
 use crate::domain::{FlowType, UnitKind, WorkItemType};
 use crate::error::{ApiError, ApiResult};
 
-/// The longest window a metric covers.
-pub const MAX_WINDOW_DAYS: i64 = 1827;
 /// Items whose histories are read at a time.
 const CHUNK: u64 = 5000;
 
@@ -38,16 +36,16 @@ pub struct Window {
 impl Window {
     /// # Errors
     /// `BAD_USER_INPUT` for an empty or reversed window, or one longer than
-    /// [`MAX_WINDOW_DAYS`].
-    pub fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> ApiResult<Self> {
+    /// `max_days`.
+    pub fn new(from: DateTime<Utc>, to: DateTime<Utc>, max_days: i64) -> ApiResult<Self> {
         if to <= from {
             return Err(ApiError::bad_input(
                 "the window's `to` must be after `from`",
             ));
         }
-        if to - from > Duration::days(MAX_WINDOW_DAYS) {
+        if to - from > Duration::days(max_days) {
             return Err(ApiError::bad_input(format!(
-                "a window may cover at most {MAX_WINDOW_DAYS} days (5 years)"
+                "a window may cover at most {max_days} days"
             )));
         }
         Ok(Self { from, to })
