@@ -59,10 +59,26 @@ pub async fn connect(url: &str) -> anyhow::Result<(DatabaseConnection, Statement
 /// # Errors
 /// When a migration or the bootstrap fails.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    let facts_pending = Migrator::get_pending_migrations(db)
+        .await?
+        .iter()
+        .any(|m| m.name() == FLOW_FACTS_MIGRATION);
     Migrator::up(db, None).await?;
     ensure_organisation(db).await?;
+    if facts_pending {
+        // Items stored before the facts existed get theirs now.
+        let txn = db.begin().await?;
+        let items = crate::service::metrics::facts::rebuild_all(&txn).await?;
+        txn.commit().await?;
+        if items > 0 {
+            tracing::info!(items, "flow facts built");
+        }
+    }
     Ok(())
 }
+
+/// The migration that introduced the per-item flow facts.
+const FLOW_FACTS_MIGRATION: &str = "m20261130_000007_flow_facts";
 
 /// Key of the organisation created on first start.
 pub const ORGANISATION_KEY: &str = "org";

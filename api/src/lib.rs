@@ -5,6 +5,7 @@
 //! GraphQL schema.
 
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -16,4 +17,5 @@ pub mod import;
 pub mod policy;
 pub mod seed;
 pub mod service;
+pub mod synthetic;
 pub mod webhooks;

@@ -54,6 +54,12 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Measure metric queries against the database's organisation
+    /// (after `gemba seed synthetic`; PostgreSQL).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -65,6 +71,46 @@ enum Command {
 enum SeedCommand {
     /// A small, realistic organisation with 90 days of history and one login per role.
     Demo(DbArgs),
+    /// A large generated organisation for measuring metrics at scale
+    /// (default: 10 × 10 × 10 units, 1,000,000 items over 2 years).
+    Synthetic(SyntheticArgs),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// flowMetrics and deliveryMetrics at every level for 90 days and 2
+    /// years, beside the plain-SQL floor: median and p95 in milliseconds.
+    Metrics {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Timed runs per series (after one warm-up run).
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
+}
+
+#[derive(clap::Args)]
+struct SyntheticArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Portfolios under the organisation.
+    #[arg(long, default_value_t = 10)]
+    portfolios: usize,
+    /// Programs per portfolio.
+    #[arg(long, default_value_t = 10)]
+    programs: usize,
+    /// Teams per program.
+    #[arg(long, default_value_t = 10)]
+    teams: usize,
+    /// Work items in all (0.2% epics, 2% features, the rest team-level work).
+    #[arg(long, default_value_t = 1_000_000)]
+    items: usize,
+    /// Days of history, ending now.
+    #[arg(long, default_value_t = 730)]
+    days: i64,
+    /// Seed of the random generator: the same seed gives the same data.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
 }
 
 #[derive(Subcommand)]
@@ -297,6 +343,33 @@ async fn main() -> anyhow::Result<()> {
                     "the database already holds an organisation; demo data goes into an empty database only"
                 ),
             }
+        }
+        Command::Seed {
+            what: SeedCommand::Synthetic(args),
+        } => {
+            let (conn, _) = db::connect(&args.db.url()).await?;
+            db::migrate(&conn).await?;
+            let opts = gemba::synthetic::Options {
+                portfolios: args.portfolios,
+                programs: args.programs,
+                teams: args.teams,
+                items: args.items,
+                days: args.days,
+                seed: args.seed,
+            };
+            let s = gemba::synthetic::generate(&conn, &opts).await?;
+            out(&format!(
+                "{} units, {} work items, {} transitions, {} deployments, {} changes, {} incidents in {:.1} s\n",
+                s.units, s.items, s.transitions, s.deployments, s.changes, s.incidents, s.seconds
+            ))
+        }
+        Command::Bench {
+            what: BenchCommand::Metrics { db: db_args, runs },
+        } => {
+            let (conn, _) = db::connect(&db_args.url()).await?;
+            db::migrate(&conn).await?;
+            let series = gemba::bench::metrics(&conn, runs).await?;
+            out(&gemba::bench::table(&series, runs))
         }
         Command::Import {
             db: db_args,

@@ -340,7 +340,7 @@ const DAY: f64 = 86_400.0;
 const HOUR: f64 = 3_600.0;
 
 /// Turns a service error into an `anyhow` error keeping its client text.
-fn api_err(err: ApiError) -> anyhow::Error {
+pub(crate) fn api_err(err: ApiError) -> anyhow::Error {
     match err {
         ApiError::Internal(source) => source,
         other => anyhow!("{}: {}", other.code().as_str(), other.message()),
@@ -661,6 +661,7 @@ async fn store(
         }
         transition::Entity::insert_many(chunk).exec(txn).await?;
     }
+    crate::service::metrics::facts::rebuild_all(txn).await?;
 
     // Later generated keys continue after the seeded ones; the demo units
     // predate their history.

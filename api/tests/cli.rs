@@ -144,16 +144,107 @@ fn cli_on_sqlite() {
     flow(&url);
 }
 
+/// Every fact row, without ids, in a stable order.
+async fn fact_rows(db: &sea_orm::DatabaseConnection) -> (Vec<String>, Vec<String>) {
+    use entity::{flow_completion, flow_wip};
+    use sea_orm::EntityTrait;
+    let mut c: Vec<String> = flow_completion::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{:?}", flow_completion::Model { id: 0, ..r }))
+        .collect();
+    let mut w: Vec<String> = flow_wip::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{:?}", flow_wip::Model { id: 0, ..r }))
+        .collect();
+    c.sort();
+    w.sort();
+    (c, w)
+}
+
+/// `gemba seed synthetic` writes the tree, the items and their facts as the
+/// facts rebuilt from the stored histories; a second run is refused; on
+/// PostgreSQL `gemba bench metrics` measures it.
+fn synthetic(db_url: &str, pg: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = [
+        "seed",
+        "synthetic",
+        "--portfolios",
+        "1",
+        "--programs",
+        "2",
+        "--teams",
+        "2",
+        "--items",
+        "3000",
+        "--days",
+        "200",
+    ];
+    let o = gemba(db_url, d, &args, None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("7 units, 3000 work items"),
+        "{}",
+        text(&o)
+    );
+    let o = gemba(db_url, d, &args, None);
+    assert!(!o.status.success(), "a second synthetic seed is refused");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let db = Database::connect(db_url).await.unwrap();
+        let written = fact_rows(&db).await;
+        assert!(written.0.len() > 1000, "completions: {}", written.0.len());
+        assert!(!written.1.is_empty());
+        db.execute_unprepared("DELETE FROM flow_completion")
+            .await
+            .unwrap();
+        db.execute_unprepared("DELETE FROM flow_wip").await.unwrap();
+        let n = gemba::service::metrics::facts::rebuild_all(&db)
+            .await
+            .unwrap();
+        assert_eq!(n, 3000);
+        assert!(fact_rows(&db).await == written, "rebuilt facts differ");
+    });
+    if pg {
+        let o = gemba(db_url, d, &["bench", "metrics", "--runs", "2"], None);
+        assert!(o.status.success(), "{}", text(&o));
+        for level in ["ORGANIZATION", "PORTFOLIO", "PROGRAM", "TEAM"] {
+            assert!(text(&o).contains(level), "{}", text(&o));
+        }
+        assert!(text(&o).contains("floor"), "{}", text(&o));
+    }
+}
+
 #[test]
-fn cli_on_postgres() {
+fn synthetic_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("syn.db").display());
+    synthetic(&url, false);
+}
+
+#[test]
+fn synthetic_on_postgres() {
     let Ok(admin_url) = std::env::var("GEMBA_TEST_POSTGRES_URL") else {
         eprintln!("GEMBA_TEST_POSTGRES_URL is not set: PostgreSQL variant skipped");
         return;
     };
+    with_postgres(&admin_url, |url| synthetic(url, true));
+}
+
+/// Runs `f` against a fresh PostgreSQL database, dropped afterwards.
+fn with_postgres(admin_url: &str, f: impl FnOnce(&str) + std::panic::UnwindSafe) {
     let name = format!("gemba_cli_{}", uuid::Uuid::new_v4().simple());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let admin = Database::connect(&admin_url).await.unwrap();
+        let admin = Database::connect(admin_url).await.unwrap();
         admin
             .execute_unprepared(&format!("CREATE DATABASE {name}"))
             .await
@@ -163,15 +254,25 @@ fn cli_on_postgres() {
         .rsplit_once('/')
         .map(|(b, _)| b.to_owned())
         .unwrap();
-    let result = std::panic::catch_unwind(|| flow(&format!("{base}/{name}")));
+    let url = format!("{base}/{name}");
+    let result = std::panic::catch_unwind(|| f(&url));
     rt.block_on(async {
-        let admin = Database::connect(&admin_url).await.unwrap();
+        let admin = Database::connect(admin_url).await.unwrap();
         admin
             .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .await
             .unwrap();
     });
     result.unwrap();
+}
+
+#[test]
+fn cli_on_postgres() {
+    let Ok(admin_url) = std::env::var("GEMBA_TEST_POSTGRES_URL") else {
+        eprintln!("GEMBA_TEST_POSTGRES_URL is not set: PostgreSQL variant skipped");
+        return;
+    };
+    with_postgres(&admin_url, flow);
 }
 
 #[test]

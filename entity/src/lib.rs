@@ -10,6 +10,8 @@ pub mod change_work_item;
 pub mod deployment;
 pub mod deployment_change;
 pub mod external_ref;
+pub mod flow_completion;
+pub mod flow_wip;
 pub mod incident;
 pub mod ingest_log;
 pub mod integration;

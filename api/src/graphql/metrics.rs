@@ -299,8 +299,25 @@ pub(super) async fn flow_metrics(
         levels: f.levels,
         reach: reach(f.scope),
     };
+    let la = ctx.look_ahead();
+    let asked = |names: &[&str]| names.iter().any(|n| la.field(n).exists());
+    let parts = metrics::FlowParts {
+        completions: asked(&[
+            "throughput",
+            "throughputByFlowType",
+            "throughputByWeek",
+            "leadTime",
+            "cycleTime",
+            "flowEfficiency",
+            "littlesLaw",
+        ]),
+        wip: asked(&["wipAtEnd", "averageWip", "agingWip", "littlesLaw"]),
+        oldest: asked(&["oldestWip"]),
+        quality: asked(&["quality"]),
+        history: asked(&["timeInState", "cumulativeFlow"]),
+    };
     Ok(FlowMetrics(
-        metrics::flow_metrics(r.svc(), unit_id, window, &filter).await?,
+        metrics::flow_metrics(r.svc(), unit_id, window, &filter, parts).await?,
     ))
 }
 

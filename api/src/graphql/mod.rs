@@ -3,7 +3,7 @@
 #[macro_use]
 mod connection;
 mod delivery;
-mod ids;
+pub mod ids;
 mod limits;
 mod loaders;
 mod metrics;

@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod integrations;
 pub mod metrics;
 pub mod outcomes;
+pub(crate) mod pg;
 pub mod rank;
 pub mod units;
 pub mod users;

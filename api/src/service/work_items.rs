@@ -8,6 +8,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, Select, Set, TransactionTrait,
 };
 
+use super::metrics::facts;
 use super::{Ctx, Page, PageArgs, paginate, rank, units};
 use crate::domain::{DefectOrigin, FlowType, StateCategory, WorkItemType, validate_item_key};
 use crate::error::{ApiError, ApiResult};
@@ -456,6 +457,7 @@ pub async fn create(ctx: Ctx<'_>, input: NewItem) -> ApiResult<work_item::Model>
     }
     .insert(&txn)
     .await?;
+    facts::refresh(&txn, &[item.id]).await?;
     txn.commit().await?;
     Ok(item)
 }
@@ -655,6 +657,7 @@ pub async fn move_to(ctx: Ctx<'_>, id: i64, to_state: &str) -> ApiResult<(work_i
         .one(&txn)
         .await?
         .ok_or_else(|| ApiError::not_found("work item"))?;
+    facts::refresh(&txn, &[item.id]).await?;
     txn.commit().await?;
     Ok((updated, true))
 }

@@ -369,6 +369,123 @@ async fn flow_metrics_follow_the_aggregate_rule(app: TestApp) {
 }
 both!(flow_metrics_follow_the_aggregate_rule);
 
+async fn unit_only(app: &TestApp, token: &str, unit: &Value) -> Value {
+    app.ok(token, Q, vars(unit, json!({"scope": "UNIT_ONLY"})))
+        .await["flowMetrics"]
+        .clone()
+}
+
+/// The flow facts behind the metrics are rewritten when history arrives
+/// late or out of order, in a later request, and when an item moves
+/// through the API.
+async fn late_history_corrects_flow_metrics(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let atlas = unit_id(&app, &admin, "team-atlas").await;
+    let send = |n: usize, kind: &str, data: Value| {
+        format!(
+            "{}\n",
+            json!({"id": format!("late-{n}"), "type": kind, "source": "late", "data": data})
+        )
+    };
+    let first = [
+        send(
+            1,
+            "work_item.upserted",
+            json!({"external_id": "L-1", "key": "LATE-1",
+            "unit": "team-atlas", "type": "STORY", "title": "late", "state": "Backlog",
+            "created_at": "2026-03-01T00:00:00Z"}),
+        ),
+        send(
+            2,
+            "work_item.transitioned",
+            json!({"external_id": "L-1",
+            "to_state": "In Progress", "at": "2026-03-02T00:00:00Z"}),
+        ),
+        send(
+            3,
+            "work_item.transitioned",
+            json!({"external_id": "L-1",
+            "to_state": "Done", "at": "2026-03-06T00:00:00Z"}),
+        ),
+    ]
+    .concat();
+    let (status, report) = post_ndjson(&app, &admin, &first).await;
+    assert_eq!((status, &report["applied"]), (200, &json!(3)), "{report}");
+    let m = unit_only(&app, &admin, &atlas).await;
+    assert_eq!(m["throughput"], 1, "{m}");
+    assert!(close(&m["cycleTime"]["p50"], 4.0 * DAY), "{m}");
+    assert!(close(&m["flowEfficiency"]["numerator"], 4.0 * DAY), "{m}");
+
+    // Backfilled: it waited in review from the 4th, so 2 of its 4 days
+    // were active.
+    let review = send(
+        4,
+        "work_item.transitioned",
+        json!({"external_id": "L-1",
+        "to_state": "In Review", "at": "2026-03-04T00:00:00Z"}),
+    );
+    let (status, report) = post_ndjson(&app, &admin, &review).await;
+    assert_eq!((status, &report["applied"]), (200, &json!(1)), "{report}");
+    let m = unit_only(&app, &admin, &atlas).await;
+    assert_eq!(m["throughput"], 1, "{m}");
+    assert!(close(&m["flowEfficiency"]["numerator"], 2.0 * DAY), "{m}");
+    assert!(close(&m["flowEfficiency"]["denominator"], 4.0 * DAY), "{m}");
+
+    // Reopened inside the window (the 10th): no longer completed, and in
+    // progress at the end with an age from its first start (the 2nd).
+    let reopen = send(
+        5,
+        "work_item.transitioned",
+        json!({"external_id": "L-1",
+        "to_state": "In Progress", "at": "2026-03-10T00:00:00Z"}),
+    );
+    let (status, report) = post_ndjson(&app, &admin, &reopen).await;
+    assert_eq!((status, &report["applied"]), (200, &json!(1)), "{report}");
+    let m = unit_only(&app, &admin, &atlas).await;
+    assert_eq!(
+        (&m["throughput"], &m["wipAtEnd"]),
+        (&json!(0), &json!(1)),
+        "{m}"
+    );
+    assert!(close(&m["agingWip"]["p50"], 13.0 * DAY), "{m}");
+    // In progress the 2nd–6th and the 10th–15th: 9 of 14 days.
+    assert!(close(&m["averageWip"], 9.0 / 14.0), "{m}");
+
+    // A move through the API counts at once for a window ending later.
+    let created = app
+        .ok(
+            &admin,
+            "mutation($u: ID!) { createWorkItem(input: {unit: $u, type: STORY, title: \"now\"}) { workItem { id } } }",
+            json!({"u": atlas}),
+        )
+        .await;
+    let item = created["createWorkItem"]["workItem"]["id"].clone();
+    let now = chrono::Utc::now();
+    let later = json!({"u": atlas, "f": {"scope": "UNIT_ONLY"},
+        "from": (now - chrono::Duration::days(1)).to_rfc3339(),
+        "to": (now + chrono::Duration::days(1)).to_rfc3339()});
+    let wip = |m: &Value| m["flowMetrics"]["wipAtEnd"].as_i64().unwrap();
+    let before = wip(&app.ok(&admin, Q, later.clone()).await);
+    app.ok(
+        &admin,
+        "mutation($i: ID!) { moveWorkItem(input: {workItem: $i, toState: \"In Progress\"}) { workItem { state } } }",
+        json!({"i": item}),
+    )
+    .await;
+    let m = app.ok(&admin, Q, later).await;
+    assert_eq!(wip(&m), before + 1, "{m}");
+    let oldest: Vec<&Value> = m["flowMetrics"]["oldestWip"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert!(
+        oldest.iter().any(|o| o["workItem"]["key"] == "LATE-1"),
+        "{m}"
+    );
+}
+both!(late_history_corrects_flow_metrics);
+
 const DQ: &str = "query($u: ID!, $from: DateTime!, $to: DateTime!) {
   deliveryMetrics(unit: $u, window: {from: $from, to: $to}) {
     deployments deploymentDays deploymentFrequency

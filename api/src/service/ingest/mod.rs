@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 mod batch;
 
+use super::metrics::facts;
 use super::rank;
 use super::units::{self, EffectiveWorkflow};
 use super::work_items::{check_parent, is_eligible_assignee, last_rank};
@@ -565,6 +566,7 @@ where
             return Ok(None);
         }
         let events = self.apply(&txn, env).await?;
+        facts::refresh_touched(&txn, &events).await?;
         txn.commit().await?;
         Ok(Some(events))
     }
@@ -1325,6 +1327,11 @@ where
         Ok(r) => r,
         Err(e) => return failed(e),
     };
+    let touched = std::mem::take(&mut *applied.lock().unwrap_or_else(|p| p.into_inner()));
+    if let Err(e) = facts::refresh_touched(&txn, &touched).await {
+        return failed(e);
+    }
+    *applied.lock().unwrap_or_else(|p| p.into_inner()) = touched;
     if let Err(e) = txn.commit().await {
         tracing::error!(error = %e, "ingest batch commit failed");
         for r in &mut results {

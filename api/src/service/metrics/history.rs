@@ -29,8 +29,10 @@ const ACTIVE: &str = "ACTIVE";
 const WAITING: &str = "WAITING";
 const DONE: &str = "DONE";
 
+/// Seconds between two instants, each truncated to the millisecond (as the
+/// stored flow facts are).
 fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
-    (to - from).num_milliseconds() as f64 / 1000.0
+    (to.timestamp_millis() - from.timestamp_millis()) as f64 / 1000.0
 }
 
 /// Facts of the history `steps` (ordered by time, then by arrival), counting

@@ -6,22 +6,25 @@
 //! distributions are taken over.
 
 pub mod delivery;
+pub mod facts;
+pub mod flow;
 pub mod history;
 pub mod stats;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, Duration, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveTime, Utc};
 use entity::{transition, unit, work_item};
 use sea_orm::sea_query::Query;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use self::history::{Step, duration, facts, in_progress_seconds, time_in_states};
+use self::history::{Step, duration, facts, time_in_states};
 use self::stats::Distribution;
 use super::work_items::Reach;
 use super::{Ctx, in_unit, units, work_items};
 use crate::domain::{FlowType, UnitKind, WorkItemType};
 use crate::error::{ApiError, ApiResult};
+use crate::policy::UnitPath;
 
 /// Items whose histories are read at a time.
 const CHUNK: u64 = 5000;
@@ -171,16 +174,43 @@ pub async fn delivery_metrics(
     delivery::compute(ctx, unit_id, reach, window).await
 }
 
-async fn require_aggregates(ctx: Ctx<'_>, unit_id: i64) -> ApiResult<()> {
+async fn require_aggregates(ctx: Ctx<'_>, unit_id: i64) -> ApiResult<UnitPath> {
     ctx.policy.viewer()?;
     let unit = units::find(ctx, unit_id)
         .await?
         .ok_or_else(|| ApiError::not_found("unit"))?;
     let path = units::path_of(ctx.db, &unit).await?;
-    ctx.policy.require_aggregates_of(&path)
+    ctx.policy.require_aggregates_of(&path)?;
+    Ok(path)
 }
 
-/// Flow metrics of `unit_id` over `window`.
+/// Which parts of [`FlowMetrics`] to compute: each costs its own queries,
+/// and a caller asks for what it shows.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowParts {
+    /// Throughput, distribution, lead and cycle time, flow efficiency.
+    pub completions: bool,
+    /// WIP at the end, average WIP, aging distribution.
+    pub wip: bool,
+    /// The oldest items in progress.
+    pub oldest: bool,
+    pub quality: bool,
+    /// Time in state and the cumulative flow: these replay histories.
+    pub history: bool,
+}
+
+impl FlowParts {
+    pub const ALL: Self = Self {
+        completions: true,
+        wip: true,
+        oldest: true,
+        quality: true,
+        history: true,
+    };
+}
+
+/// Flow metrics of `unit_id` over `window`; the parts not asked for are
+/// left empty.
 ///
 /// # Errors
 /// `NOT_FOUND` for an unknown unit, `FORBIDDEN` outside the caller's
@@ -190,16 +220,77 @@ pub async fn flow_metrics(
     unit_id: i64,
     window: Window,
     filter: &MetricFilter,
+    parts: FlowParts,
 ) -> ApiResult<FlowMetrics> {
-    require_aggregates(ctx, unit_id).await?;
-    let mut items = work_item::Entity::find()
-        .select_only()
-        .column(work_item::Column::Id)
-        .column(work_item::Column::FlowType)
-        .column(work_item::Column::CreatedAt)
-        .column(work_item::Column::ItemType)
-        .column(work_item::Column::FoundIn)
-        .filter(work_item::Column::CreatedAt.lt(window.to));
+    let path = require_aggregates(ctx, unit_id).await?;
+    let scope = flow::Scope {
+        unit: &path,
+        filter,
+    };
+    let mut out = FlowMetrics {
+        window,
+        throughput: 0,
+        by_flow_type: FlowType::ALL.iter().map(|f| (*f, 0)).collect(),
+        by_week: Vec::new(),
+        lead_time: Distribution::default(),
+        cycle_time: Distribution::default(),
+        flow_efficiency: Ratio::default(),
+        wip_at_end: 0,
+        average_wip: 0.0,
+        aging: Distribution::default(),
+        oldest: Vec::new(),
+        escaped_defects: 0,
+        defect_escape_rate: Ratio::default(),
+        time_in_state: Vec::new(),
+        cumulative_flow: Vec::new(),
+    };
+    if parts.completions {
+        let c = flow::completions(ctx.db, &scope, window).await?;
+        out.throughput = c.throughput;
+        out.by_flow_type = c.by_flow_type;
+        out.by_week = c.by_week;
+        out.lead_time = c.lead_time;
+        out.cycle_time = c.cycle_time;
+        out.flow_efficiency = c.flow_efficiency;
+    }
+    if parts.wip {
+        let w = flow::wip(ctx.db, &scope, window).await?;
+        out.wip_at_end = w.at_end;
+        out.average_wip = w.average;
+        out.aging = w.aging;
+    }
+    if parts.oldest {
+        out.oldest = oldest(ctx, &scope, window).await?;
+    }
+    let items = items_of(unit_id, filter);
+    if parts.quality {
+        let defects = items
+            .clone()
+            .filter(work_item::Column::ItemType.eq(WorkItemType::Defect.as_str()))
+            .filter(work_item::Column::CreatedAt.gte(window.from))
+            .filter(work_item::Column::CreatedAt.lt(window.to));
+        let all = defects.clone().count(ctx.db).await?;
+        let escaped = defects
+            .filter(work_item::Column::FoundIn.eq("PRODUCTION"))
+            .count(ctx.db)
+            .await?;
+        out.escaped_defects = usize::try_from(escaped).unwrap_or(usize::MAX);
+        out.defect_escape_rate = Ratio {
+            numerator: escaped as f64,
+            denominator: all as f64,
+        };
+    }
+    if parts.history {
+        let (time_in_state, cumulative_flow) = replay(ctx, unit_id, items, window).await?;
+        out.time_in_state = time_in_state;
+        out.cumulative_flow = cumulative_flow;
+    }
+    Ok(out)
+}
+
+/// The items of `unit_id` (or its subtree) that `filter` selects.
+fn items_of(unit_id: i64, filter: &MetricFilter) -> sea_orm::Select<work_item::Entity> {
+    let mut items = work_item::Entity::find();
     items = in_unit(items, work_item::Column::UnitId, unit_id, filter.reach);
     if let Some(types) = &filter.types {
         items = items.filter(work_item::Column::ItemType.is_in(types.iter().map(|t| t.as_str())));
@@ -218,26 +309,57 @@ pub async fn flow_metrics(
             ),
         );
     }
+    items
+}
 
-    let mut throughput = 0usize;
-    let mut by_flow: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut by_week: BTreeMap<(i32, u32), usize> = BTreeMap::new();
-    let (mut lead, mut cycle) = (Vec::new(), Vec::new());
-    let mut efficiency = Ratio {
-        numerator: 0.0,
-        denominator: 0.0,
-    };
-    let (mut wip_at_end, mut wip_seconds) = (0usize, 0.0f64);
-    let mut aging: Vec<(f64, i64)> = Vec::new();
-    let (mut defects, mut escaped) = (0usize, 0usize);
+/// The oldest items in progress at the window's end that the caller may
+/// read, at most [`OLDEST`], read 100 candidates at a time.
+async fn oldest(ctx: Ctx<'_>, scope: &flow::Scope<'_>, window: Window) -> ApiResult<Vec<Aging>> {
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        let page = flow::oldest(ctx.db, scope, window, offset, 100).await?;
+        if page.is_empty() {
+            break;
+        }
+        offset += page.len() as u64;
+        let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
+        let readable = work_items::find_many(ctx, &ids).await?;
+        for (id, age) in page {
+            if let Some(item) = readable.iter().find(|m| m.id == id) {
+                out.push(Aging {
+                    item: item.clone(),
+                    age,
+                });
+            }
+        }
+        if out.len() >= OLDEST {
+            out.truncate(OLDEST);
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Time in state (§3.2) and the cumulative flow (§3.3), from the items'
+/// histories, read a chunk of items at a time.
+async fn replay(
+    ctx: Ctx<'_>,
+    unit_id: i64,
+    items: sea_orm::Select<work_item::Entity>,
+    window: Window,
+) -> ApiResult<(Vec<StateTime>, Vec<FlowDay>)> {
+    let items = items
+        .select_only()
+        .column(work_item::Column::Id)
+        .filter(work_item::Column::CreatedAt.lt(window.to));
     // Time in state: state → (category, total, per item).
     let mut states: BTreeMap<String, (String, f64, Vec<f64>)> = BTreeMap::new();
     let days = day_ends(window);
     let mut flow_counts: BTreeMap<(usize, String), usize> = BTreeMap::new();
     let mut after = 0i64;
     loop {
-        type Row = (i64, String, DateTime<Utc>, String, Option<String>);
-        let chunk: Vec<Row> = items
+        let chunk: Vec<i64> = items
             .clone()
             .filter(work_item::Column::Id.gt(after))
             .order_by_asc(work_item::Column::Id)
@@ -246,14 +368,14 @@ pub async fn flow_metrics(
             .all(ctx.db)
             .await?;
         let Some(last) = chunk.last() else { break };
-        after = last.0;
+        after = *last;
         let steps: Vec<(i64, DateTime<Utc>, String, String)> = transition::Entity::find()
             .select_only()
             .column(transition::Column::WorkItemId)
             .column(transition::Column::At)
             .column(transition::Column::ToState)
             .column(transition::Column::ToCategory)
-            .filter(transition::Column::WorkItemId.is_in(chunk.iter().map(|c| c.0)))
+            .filter(transition::Column::WorkItemId.is_in(chunk.iter().copied()))
             .filter(transition::Column::At.lt(window.to))
             .order_by_asc(transition::Column::WorkItemId)
             .order_by_asc(transition::Column::At)
@@ -262,7 +384,7 @@ pub async fn flow_metrics(
             .all(ctx.db)
             .await?;
         let mut rest = steps.as_slice();
-        for (id, flow_type, created_at, item_type, found_in) in &chunk {
+        for id in &chunk {
             let n = rest.iter().take_while(|s| s.0 == *id).count();
             let (mine, tail) = rest.split_at(n);
             rest = tail;
@@ -274,7 +396,6 @@ pub async fn flow_metrics(
                     category: category.clone(),
                 })
                 .collect();
-            let f = facts(&history, window.to);
             let mut next = 0;
             for (day, end) in days.iter().enumerate() {
                 while next < history.len() && history[next].at < *end {
@@ -284,26 +405,12 @@ pub async fn flow_metrics(
                     *flow_counts.entry((day, s.state.clone())).or_default() += 1;
                 }
             }
-            if item_type == WorkItemType::Defect.as_str() && window.contains(*created_at) {
-                defects += 1;
-                escaped += usize::from(found_in.as_deref() == Some("PRODUCTION"));
-            }
-            wip_seconds += in_progress_seconds(&history, window.from, window.to);
-            if f.in_progress
-                && let Some(start) = f.start
-            {
-                wip_at_end += 1;
-                aging.push((duration(start, window.to), *id));
-            }
-            let Some(done) = f.completion.filter(|c| window.contains(*c)) else {
+            let Some(done) = facts(&history, window.to)
+                .completion
+                .filter(|c| window.contains(*c))
+            else {
                 continue;
             };
-            throughput += 1;
-            let flow = FlowType::parse(flow_type)?;
-            *by_flow.entry(flow.as_str()).or_default() += 1;
-            let week = done.iso_week();
-            *by_week.entry((week.year(), week.week())).or_default() += 1;
-            lead.push(duration(*created_at, done));
             for (state, spent) in time_in_states(&history, done) {
                 let category = history
                     .iter()
@@ -316,31 +423,6 @@ pub async fn flow_metrics(
                 e.1 += spent;
                 e.2.push(spent);
             }
-            if let Some(start) = f.start.filter(|s| *s <= done) {
-                let flow_time = duration(start, done);
-                cycle.push(flow_time);
-                efficiency.numerator += f.active_seconds;
-                efficiency.denominator += flow_time;
-            }
-        }
-    }
-    let ages: Vec<f64> = aging.iter().map(|(a, _)| *a).collect();
-    aging.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut oldest = Vec::new();
-    for chunk in aging.chunks(100) {
-        let ids: Vec<i64> = chunk.iter().map(|(_, id)| *id).collect();
-        let readable = work_items::find_many(ctx, &ids).await?;
-        for (age, id) in chunk {
-            if let Some(item) = readable.iter().find(|m| m.id == *id) {
-                oldest.push(Aging {
-                    item: item.clone(),
-                    age: *age,
-                });
-            }
-        }
-        if oldest.len() >= OLDEST {
-            oldest.truncate(OLDEST);
-            break;
         }
     }
     // States in the unit's workflow order, then any others by name.
@@ -390,39 +472,7 @@ pub async fn flow_metrics(
                 .collect(),
         })
         .collect();
-    Ok(FlowMetrics {
-        window,
-        time_in_state,
-        cumulative_flow,
-        wip_at_end,
-        average_wip: wip_seconds / duration(window.from, window.to),
-        aging: Distribution::of(ages),
-        oldest,
-        escaped_defects: escaped,
-        defect_escape_rate: Ratio {
-            numerator: escaped as f64,
-            denominator: defects as f64,
-        },
-        throughput,
-        by_flow_type: FlowType::ALL
-            .iter()
-            .map(|f| (*f, by_flow.get(f.as_str()).copied().unwrap_or(0)))
-            .collect(),
-        by_week: by_week
-            .into_iter()
-            .filter_map(|((year, week), count)| {
-                let monday = chrono::NaiveDate::from_isoywd_opt(year, week, chrono::Weekday::Mon)?;
-                Some(WeekCount {
-                    week: format!("{year}-W{week:02}"),
-                    start: monday.and_time(NaiveTime::MIN).and_utc(),
-                    count,
-                })
-            })
-            .collect(),
-        lead_time: Distribution::of(lead),
-        cycle_time: Distribution::of(cycle),
-        flow_efficiency: efficiency,
-    })
+    Ok((time_in_state, cumulative_flow))
 }
 
 /// The end of each UTC day the window touches: the next midnight, or the

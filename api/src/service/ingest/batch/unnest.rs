@@ -10,51 +10,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{ArrayType, Value};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
+use sea_orm::sea_query::Value;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+
+use crate::service::pg::{bigints, doubles, opt_texts, statement, texts, times};
 
 use super::{NewItem, NewTransition};
-
-fn array(ty: ArrayType, values: Vec<Value>) -> Value {
-    Value::Array(ty, Some(Box::new(values)))
-}
-
-fn texts<'a>(xs: impl Iterator<Item = &'a str>) -> Value {
-    array(
-        ArrayType::String,
-        xs.map(|x| Value::String(Some(x.to_owned()))).collect(),
-    )
-}
-
-fn opt_texts<'a>(xs: impl Iterator<Item = Option<&'a str>>) -> Value {
-    texts(xs.map(|x| x.unwrap_or("")))
-}
-
-fn bigints(xs: impl Iterator<Item = i64>) -> Value {
-    array(
-        ArrayType::BigInt,
-        xs.map(|x| Value::BigInt(Some(x))).collect(),
-    )
-}
-
-fn doubles(xs: impl Iterator<Item = Option<f64>>) -> Value {
-    array(
-        ArrayType::Double,
-        xs.map(|x| Value::Double(Some(x.unwrap_or(f64::NAN))))
-            .collect(),
-    )
-}
-
-fn times(xs: impl Iterator<Item = DateTime<Utc>>) -> Value {
-    array(
-        ArrayType::ChronoDateTimeUtc,
-        xs.map(|x| Value::ChronoDateTimeUtc(Some(x))).collect(),
-    )
-}
-
-fn statement(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
 
 /// Claims event ids as applied unless already applied; returns the ids
 /// claimed.

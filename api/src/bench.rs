@@ -1,0 +1,300 @@
+//! `gemba bench metrics`: times `flowMetrics` and `deliveryMetrics` through
+//! the GraphQL schema (everything a request runs but the socket: policy,
+//! resolvers, SQL, serialisation of the result) at organisation, portfolio,
+//! program and team level for a 90-day and a 2-year window, beside the best
+//! single plain-SQL statement computing the same flow numbers from the same
+//! facts (the floor). Reports the median and p95 of every series.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use async_graphql::{Request, Variables};
+use chrono::{Duration, DurationRound, Utc};
+use entity::{unit, user};
+use rand::RngCore;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::json;
+
+use crate::auth::rate_limit::LoginLimiter;
+use crate::auth::token::TokenKeys;
+use crate::config::Settings;
+use crate::domain::{Role, UnitKind};
+use crate::graphql::{GembaSchema, RequestCtx, Services, build_schema};
+use crate::policy::Policy;
+use crate::service::metrics::flow::{self, Scope};
+use crate::service::metrics::{MetricFilter, Window};
+use crate::service::{units, users};
+
+/// The §3.1 flow numbers the floor computes too.
+const FLOW_QUERY: &str = "query($u: ID!, $from: DateTime!, $to: DateTime!) {
+  flowMetrics(unit: $u, window: {from: $from, to: $to}) {
+    throughput
+    throughputByFlowType { flowType count share }
+    throughputByWeek { week count }
+    leadTime { count mean p50 p85 p95 min max }
+    cycleTime { count mean p50 p85 p95 min max }
+    flowEfficiency { numerator denominator value }
+    wipAtEnd averageWip
+    agingWip { count mean p50 p85 p95 min max }
+    littlesLaw { averageWip predictedWip }
+  } }";
+
+const DELIVERY_QUERY: &str = "query($u: ID!, $from: DateTime!, $to: DateTime!) {
+  deliveryMetrics(unit: $u, window: {from: $from, to: $to}) {
+    deployments deploymentDays deploymentFrequency
+    leadTimeForChanges { count mean p50 p85 p95 }
+    leadTimeBreakdown { coding review deploy }
+    changeFailureRate { numerator denominator value }
+    timeToRestore { count p50 }
+    releases itemsPerRelease
+  } }";
+
+const BENCH_EMAIL: &str = "bench@gemba.local";
+
+/// One measured series.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub level: UnitKind,
+    pub unit_key: String,
+    pub days: i64,
+    pub what: &'static str,
+    pub median_ms: f64,
+    pub p95_ms: f64,
+    /// Completed items in the window (from the flow query).
+    pub throughput: i64,
+}
+
+/// Runs the benchmark against the synthetic (or any) organisation in `db`.
+///
+/// # Errors
+/// When a query fails or the tree lacks a level.
+pub async fn metrics(db: &DatabaseConnection, runs: usize) -> anyhow::Result<Vec<Series>> {
+    let (policy, services) = admin(db).await?;
+    let env = Env {
+        schema: build_schema(&services.settings),
+        db,
+        policy,
+        services,
+    };
+    let end = Utc::now().duration_trunc(Duration::hours(1))?;
+    let mut out = Vec::new();
+    for kind in [
+        UnitKind::Organization,
+        UnitKind::Portfolio,
+        UnitKind::Program,
+        UnitKind::Team,
+    ] {
+        let unit = first_of(db, kind).await?;
+        let path = units::path_of(db, &unit)
+            .await
+            .map_err(crate::seed::api_err)?;
+        let id = crate::graphql::ids::encode(crate::graphql::ids::kind::UNIT, unit.id).0;
+        for days in [90i64, 730] {
+            let from = end - Duration::days(days);
+            let vars = json!({"u": id, "from": from.to_rfc3339(), "to": end.to_rfc3339()});
+            let (first, mut times) = timed(&env, FLOW_QUERY, &vars, runs).await?;
+            let throughput = first["flowMetrics"]["throughput"].as_i64().unwrap_or(0);
+            out.push(series(
+                kind,
+                &unit.key,
+                days,
+                "flowMetrics",
+                &mut times,
+                throughput,
+            ));
+
+            let window = Window { from, to: end };
+            let filter = MetricFilter::default();
+            let scope = Scope {
+                unit: &path,
+                filter: &filter,
+            };
+            let mut times = Vec::with_capacity(runs);
+            for run in 0..=runs {
+                let started = Instant::now();
+                flow::floor(db, &scope, window).await?;
+                if run > 0 {
+                    times.push(started.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            out.push(series(
+                kind,
+                &unit.key,
+                days,
+                "floor (one SQL statement)",
+                &mut times,
+                throughput,
+            ));
+
+            let (_, mut times) = timed(&env, DELIVERY_QUERY, &vars, runs).await?;
+            out.push(series(
+                kind,
+                &unit.key,
+                days,
+                "deliveryMetrics",
+                &mut times,
+                throughput,
+            ));
+            tracing::info!(level = kind.as_str(), days, "measured");
+        }
+    }
+    Ok(out)
+}
+
+/// What a timed request needs.
+struct Env<'a> {
+    schema: GembaSchema,
+    db: &'a DatabaseConnection,
+    policy: Policy,
+    services: Arc<Services>,
+}
+
+/// Runs `query` once to warm up (its data is returned) and `runs` times
+/// timed, in milliseconds, including serialising the response.
+async fn timed(
+    env: &Env<'_>,
+    query: &str,
+    vars: &serde_json::Value,
+    runs: usize,
+) -> anyhow::Result<(serde_json::Value, Vec<f64>)> {
+    let mut first = serde_json::Value::Null;
+    let mut times = Vec::with_capacity(runs);
+    for run in 0..=runs {
+        let ctx = RequestCtx::new(
+            env.db.clone(),
+            env.policy.clone(),
+            env.services.clone(),
+            None,
+        );
+        let started = Instant::now();
+        let response = env
+            .schema
+            .execute(
+                Request::new(query)
+                    .variables(Variables::from_json(vars.clone()))
+                    .data(ctx),
+            )
+            .await;
+        let data = serde_json::to_string(&response.data)?;
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        if !response.errors.is_empty() {
+            bail!("the query failed: {:?}", response.errors);
+        }
+        if run == 0 {
+            first = serde_json::from_str(&data)?;
+        } else {
+            times.push(elapsed);
+        }
+    }
+    Ok((first, times))
+}
+
+fn series(
+    level: UnitKind,
+    key: &str,
+    days: i64,
+    what: &'static str,
+    times: &mut [f64],
+    throughput: i64,
+) -> Series {
+    times.sort_by(f64::total_cmp);
+    let pick = |p: f64| {
+        if times.is_empty() {
+            return 0.0;
+        }
+        let rank = p * (times.len() - 1) as f64;
+        let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+        times[lo] + (times[hi] - times[lo]) * rank.fract()
+    };
+    Series {
+        level,
+        unit_key: key.to_owned(),
+        days,
+        what,
+        median_ms: pick(0.5),
+        p95_ms: pick(0.95),
+        throughput,
+    }
+}
+
+/// The unit of `kind` with the lowest id (for the synthetic tree: the
+/// first portfolio, its first program, that program's first team).
+async fn first_of(db: &DatabaseConnection, kind: UnitKind) -> anyhow::Result<unit::Model> {
+    unit::Entity::find()
+        .filter(unit::Column::Kind.eq(kind.as_str()))
+        .order_by_asc(unit::Column::Id)
+        .one(db)
+        .await?
+        .with_context(|| format!("no {} unit", kind.as_str()))
+}
+
+/// A policy for an admin of the organisation (created on first use) and
+/// the services a request needs.
+async fn admin(db: &DatabaseConnection) -> anyhow::Result<(Policy, Arc<Services>)> {
+    let existing = user::Entity::find()
+        .filter(user::Column::Email.eq(BENCH_EMAIL))
+        .one(db)
+        .await?;
+    let user = match existing {
+        Some(u) => u,
+        None => {
+            let mut pw = [0u8; 24];
+            rand::rngs::OsRng.fill_bytes(&mut pw);
+            let password: String = pw.iter().map(|b| format!("{b:02x}")).collect();
+            let u = users::insert_user(db, BENCH_EMAIL, "Benchmark", password)
+                .await
+                .map_err(crate::seed::api_err)?;
+            let org = units::organisation(db)
+                .await
+                .map_err(crate::seed::api_err)?;
+            users::insert_membership(db, u.id, &org, Role::Admin)
+                .await
+                .map_err(crate::seed::api_err)?;
+            u
+        }
+    };
+    let mut secret = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let keys = TokenKeys::new(&secret)?;
+    let (token, _) = keys
+        .issue(user.id, std::time::Duration::from_secs(3600))
+        .map_err(crate::seed::api_err)?;
+    let viewer = crate::auth::authenticate(db, &keys, &token)
+        .await
+        .map_err(crate::seed::api_err)?;
+    let settings = Settings::default();
+    let limiter = LoginLimiter::new(
+        settings.login_failures_per_email,
+        settings.login_failures_per_address,
+        settings.login_window,
+    );
+    let services = Arc::new(Services {
+        keys,
+        limiter,
+        settings,
+        bus: crate::events::EventBus::default(),
+    });
+    Ok((Policy::for_viewer(viewer), services))
+}
+
+/// The report as a Markdown table.
+pub fn table(series: &[Series], runs: usize) -> String {
+    let mut s = String::from(
+        "| level (unit) | window | completed | what | median ms | p95 ms |\n|---|---|---|---|---|---|\n",
+    );
+    for x in series {
+        s.push_str(&format!(
+            "| {} ({}) | {} d | {} | {} | {:.1} | {:.1} |\n",
+            x.level.as_str(),
+            x.unit_key,
+            x.days,
+            x.throughput,
+            x.what,
+            x.median_ms,
+            x.p95_ms
+        ));
+    }
+    s.push_str(&format!("\n{runs} runs per row after one warm-up run.\n"));
+    s
+}

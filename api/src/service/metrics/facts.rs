@@ -1,0 +1,514 @@
+//! Per-item flow facts (`flow_completion`, `flow_wip`), derived from each
+//! item's whole transition history and rewritten in the same transaction
+//! whenever the item or its history changes, so that a late or out-of-order
+//! transition corrects them. Flow metrics aggregate these rows instead of
+//! replaying histories (DESIGN §7).
+//!
+//! The derivation follows [`super::history`]: completion is an entry into a
+//! `DONE` state that is the item's last transition at the window's end,
+//! start is the first entry into `ACTIVE` or `WAITING`, active time counts
+//! every visit between the two. Instants are truncated to milliseconds and
+//! durations are differences of those.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{flow_completion, flow_wip, transition, unit, unit_closure, work_item};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+
+use crate::domain::UnitKind;
+use crate::events::{ChangeKind, DomainEvent};
+use crate::service::pg::{NULL_BIGINT, bigints, opt_bigints, statement, texts};
+
+/// The open end of a stretch: 9999-12-31T23:59:59.999Z.
+pub const OPEN: i64 = 253_402_300_799_999;
+
+/// Items whose facts are rewritten per round of statements.
+const CHUNK: usize = 2000;
+
+/// Rows per multi-row insert (12 values each).
+const INSERT_ROWS: usize = 1000;
+
+/// Epoch milliseconds of `t`.
+pub fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// One entry into a `DONE` state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    pub start_ms: Option<i64>,
+    pub completed_ms: i64,
+    pub left_ms: i64,
+    pub active_ms: i64,
+}
+
+/// One stretch in `ACTIVE` or `WAITING` states, `[from_ms, to_ms)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stretch {
+    pub start_ms: i64,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+fn is_wip(category: &str) -> bool {
+    category == "ACTIVE" || category == "WAITING"
+}
+
+/// The completions and in-progress stretches of a history given as
+/// `(epoch ms, category)` in order (by time, then by arrival).
+pub fn derive(steps: &[(i64, &str)]) -> (Vec<Completion>, Vec<Stretch>) {
+    let mut completions = Vec::new();
+    let mut stretches = Vec::new();
+    let mut start: Option<i64> = None;
+    let mut active = 0i64;
+    let mut open: Option<i64> = None;
+    for (i, &(at, category)) in steps.iter().enumerate() {
+        let next = steps.get(i + 1).map_or(OPEN, |s| s.0);
+        if is_wip(category) {
+            start.get_or_insert(at);
+            open.get_or_insert(at);
+        } else if let Some(from) = open.take()
+            && at > from
+        {
+            stretches.push(Stretch {
+                start_ms: start.unwrap_or(from),
+                from_ms: from,
+                to_ms: at,
+            });
+        }
+        if category == "DONE" && next > at {
+            completions.push(Completion {
+                start_ms: start,
+                completed_ms: at,
+                left_ms: next,
+                active_ms: active,
+            });
+        }
+        if category == "ACTIVE" && next != OPEN {
+            active += next - at;
+        }
+    }
+    if let Some(from) = open {
+        stretches.push(Stretch {
+            start_ms: start.unwrap_or(from),
+            from_ms: from,
+            to_ms: OPEN,
+        });
+    }
+    (completions, stretches)
+}
+
+/// Where an item sits in the tree, for subtree filters by equality.
+#[derive(Clone, Debug, Default)]
+pub struct Line {
+    pub level: String,
+    pub portfolio_id: Option<i64>,
+    pub program_id: Option<i64>,
+    pub team_id: Option<i64>,
+}
+
+/// Lines of `unit_ids`.
+async fn lines(db: &impl ConnectionTrait, unit_ids: &[i64]) -> Result<HashMap<i64, Line>, DbErr> {
+    let mut out = HashMap::new();
+    for ids in unit_ids.chunks(CHUNK) {
+        let rows: Vec<(i64, i64, String)> = unit_closure::Entity::find()
+            .select_only()
+            .column(unit_closure::Column::DescendantId)
+            .column(unit_closure::Column::AncestorId)
+            .column(unit::Column::Kind)
+            .join(
+                sea_orm::JoinType::InnerJoin,
+                unit_closure::Entity::belongs_to(unit::Entity)
+                    .from(unit_closure::Column::AncestorId)
+                    .to(unit::Column::Id)
+                    .into(),
+            )
+            .filter(unit_closure::Column::DescendantId.is_in(ids.iter().copied()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (descendant, ancestor, kind) in rows {
+            let line: &mut Line = out.entry(descendant).or_default();
+            if ancestor == descendant {
+                line.level.clone_from(&kind);
+            }
+            match UnitKind::parse(&kind).ok() {
+                Some(UnitKind::Portfolio) => line.portfolio_id = Some(ancestor),
+                Some(UnitKind::Program) => line.program_id = Some(ancestor),
+                Some(UnitKind::Team) => line.team_id = Some(ancestor),
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Rewrites the facts of the work items touched by `events` (created,
+/// updated or moved).
+///
+/// # Errors
+/// Database errors only.
+pub async fn refresh_touched(
+    db: &impl ConnectionTrait,
+    events: &[DomainEvent],
+) -> Result<(), DbErr> {
+    let mut ids: Vec<i64> = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                ChangeKind::WorkItemCreated
+                    | ChangeKind::WorkItemUpdated
+                    | ChangeKind::WorkItemMoved
+            )
+        })
+        .map(|e| e.entity_id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    refresh(db, &ids).await
+}
+
+/// Rewrites the facts of `item_ids` from their current rows and histories.
+///
+/// # Errors
+/// Database errors only.
+pub async fn refresh(db: &impl ConnectionTrait, item_ids: &[i64]) -> Result<(), DbErr> {
+    for ids in item_ids.chunks(CHUNK) {
+        refresh_chunk(db, ids).await?;
+    }
+    Ok(())
+}
+
+async fn refresh_chunk(db: &impl ConnectionTrait, ids: &[i64]) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    flow_completion::Entity::delete_many()
+        .filter(flow_completion::Column::WorkItemId.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?;
+    flow_wip::Entity::delete_many()
+        .filter(flow_wip::Column::WorkItemId.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?;
+    let items: Vec<(i64, i64, String, String, DateTime<Utc>)> = work_item::Entity::find()
+        .select_only()
+        .column(work_item::Column::Id)
+        .column(work_item::Column::UnitId)
+        .column(work_item::Column::ItemType)
+        .column(work_item::Column::FlowType)
+        .column(work_item::Column::CreatedAt)
+        .filter(work_item::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(work_item::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let steps: Vec<(i64, DateTime<Utc>, String)> = transition::Entity::find()
+        .select_only()
+        .column(transition::Column::WorkItemId)
+        .column(transition::Column::At)
+        .column(transition::Column::ToCategory)
+        .filter(transition::Column::WorkItemId.is_in(ids.iter().copied()))
+        .order_by_asc(transition::Column::WorkItemId)
+        .order_by_asc(transition::Column::At)
+        .order_by_asc(transition::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut unit_ids: Vec<i64> = items.iter().map(|i| i.1).collect();
+    unit_ids.sort_unstable();
+    unit_ids.dedup();
+    let lines = lines(db, &unit_ids).await?;
+    let mut rows = Rows::default();
+    let mut rest = steps.as_slice();
+    for (id, unit_id, item_type, flow_type, created_at) in &items {
+        while rest.first().is_some_and(|s| s.0 < *id) {
+            rest = &rest[1..];
+        }
+        let n = rest.iter().take_while(|s| s.0 == *id).count();
+        let (mine, tail) = rest.split_at(n);
+        rest = tail;
+        let history: Vec<(i64, &str)> = mine.iter().map(|s| (ms(s.1), s.2.as_str())).collect();
+        let item = Item {
+            id: *id,
+            unit_id: *unit_id,
+            item_type,
+            flow_type,
+            created_ms: ms(*created_at),
+        };
+        let line = lines.get(unit_id).cloned().unwrap_or_default();
+        rows.push(&item, &line, &history);
+    }
+    rows.write(db).await
+}
+
+/// The item-level columns of the facts.
+pub struct Item<'a> {
+    pub id: i64,
+    pub unit_id: i64,
+    pub item_type: &'a str,
+    pub flow_type: &'a str,
+    pub created_ms: i64,
+}
+
+/// The columns every fact row carries about its item.
+#[derive(Clone, Debug)]
+struct Owner {
+    item_id: i64,
+    unit_id: i64,
+    line: Line,
+    item_type: String,
+    flow_type: String,
+}
+
+/// Fact rows waiting to be inserted.
+#[derive(Default)]
+pub struct Rows {
+    completions: Vec<(Owner, i64, Completion)>,
+    wips: Vec<(Owner, Stretch)>,
+}
+
+impl Rows {
+    /// Adds the facts of `item` with the history `steps` (epoch ms,
+    /// category) in order.
+    pub fn push(&mut self, item: &Item<'_>, line: &Line, steps: &[(i64, &str)]) {
+        let (completions, stretches) = derive(steps);
+        if completions.is_empty() && stretches.is_empty() {
+            return;
+        }
+        let owner = Owner {
+            item_id: item.id,
+            unit_id: item.unit_id,
+            line: line.clone(),
+            item_type: item.item_type.to_owned(),
+            flow_type: item.flow_type.to_owned(),
+        };
+        for c in completions {
+            self.completions.push((owner.clone(), item.created_ms, c));
+        }
+        for s in stretches {
+            self.wips.push((owner.clone(), s));
+        }
+    }
+
+    /// Rows waiting.
+    pub fn len(&self) -> usize {
+        self.completions.len() + self.wips.len()
+    }
+
+    /// Whether no row waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Inserts the waiting rows and empties the buffer.
+    ///
+    /// # Errors
+    /// Database errors only.
+    pub async fn write(&mut self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
+        let completions = std::mem::take(&mut self.completions);
+        let wips = std::mem::take(&mut self.wips);
+        if db.get_database_backend() == DbBackend::Postgres {
+            for chunk in completions.chunks(UNNEST_ROWS) {
+                db.execute_raw(completion_unnest(chunk)).await?;
+            }
+            for chunk in wips.chunks(UNNEST_ROWS) {
+                db.execute_raw(wip_unnest(chunk)).await?;
+            }
+            return Ok(());
+        }
+        for chunk in completions.chunks(INSERT_ROWS) {
+            flow_completion::Entity::insert_many(chunk.iter().map(|(o, created_ms, c)| {
+                flow_completion::ActiveModel {
+                    work_item_id: Set(o.item_id),
+                    unit_id: Set(o.unit_id),
+                    portfolio_id: Set(o.line.portfolio_id),
+                    program_id: Set(o.line.program_id),
+                    team_id: Set(o.line.team_id),
+                    level: Set(o.line.level.clone()),
+                    item_type: Set(o.item_type.clone()),
+                    flow_type: Set(o.flow_type.clone()),
+                    created_ms: Set(*created_ms),
+                    start_ms: Set(c.start_ms),
+                    completed_ms: Set(c.completed_ms),
+                    left_ms: Set(c.left_ms),
+                    active_ms: Set(c.active_ms),
+                    ..Default::default()
+                }
+            }))
+            .exec_without_returning(db)
+            .await?;
+        }
+        for chunk in wips.chunks(INSERT_ROWS) {
+            flow_wip::Entity::insert_many(chunk.iter().map(|(o, s)| flow_wip::ActiveModel {
+                work_item_id: Set(o.item_id),
+                unit_id: Set(o.unit_id),
+                portfolio_id: Set(o.line.portfolio_id),
+                program_id: Set(o.line.program_id),
+                team_id: Set(o.line.team_id),
+                level: Set(o.line.level.clone()),
+                item_type: Set(o.item_type.clone()),
+                flow_type: Set(o.flow_type.clone()),
+                start_ms: Set(s.start_ms),
+                from_ms: Set(s.from_ms),
+                to_ms: Set(s.to_ms),
+                ..Default::default()
+            }))
+            .exec_without_returning(db)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Rows per `UNNEST` insert on PostgreSQL.
+const UNNEST_ROWS: usize = 20_000;
+
+/// The owner columns, `$1` to `$8`.
+fn owner_arrays<'a>(owners: impl Iterator<Item = &'a Owner> + Clone) -> Vec<sea_orm::Value> {
+    vec![
+        bigints(owners.clone().map(|o| o.item_id)),
+        bigints(owners.clone().map(|o| o.unit_id)),
+        bigints(owners.clone().map(|o| o.line.portfolio_id.unwrap_or(0))),
+        bigints(owners.clone().map(|o| o.line.program_id.unwrap_or(0))),
+        bigints(owners.clone().map(|o| o.line.team_id.unwrap_or(0))),
+        texts(owners.clone().map(|o| o.line.level.as_str())),
+        texts(owners.clone().map(|o| o.item_type.as_str())),
+        texts(owners.map(|o| o.flow_type.as_str())),
+    ]
+}
+
+const OWNER_COLUMNS: &str = r#""work_item_id", "unit_id", "portfolio_id", "program_id", "team_id", "level", "item_type", "flow_type""#;
+const OWNER_SELECT: &str = "w, u, NULLIF(po, 0), NULLIF(pr, 0), NULLIF(te, 0), lv, it, ft";
+const OWNER_ARRAYS: &str = "$1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[]";
+const OWNER_NAMES: &str = "w, u, po, pr, te, lv, it, ft";
+
+fn completion_unnest(rows: &[(Owner, i64, Completion)]) -> sea_orm::Statement {
+    let sql = format!(
+        r#"INSERT INTO "flow_completion" ({OWNER_COLUMNS}, "created_ms", "start_ms", "completed_ms", "left_ms", "active_ms")
+SELECT {OWNER_SELECT}, cr, NULLIF(st, {NULL_BIGINT}), co, le, ac
+FROM UNNEST({OWNER_ARRAYS}, $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[])
+AS x({OWNER_NAMES}, cr, st, co, le, ac)"#
+    );
+    let mut values = owner_arrays(rows.iter().map(|r| &r.0));
+    values.extend([
+        bigints(rows.iter().map(|r| r.1)),
+        opt_bigints(rows.iter().map(|r| r.2.start_ms)),
+        bigints(rows.iter().map(|r| r.2.completed_ms)),
+        bigints(rows.iter().map(|r| r.2.left_ms)),
+        bigints(rows.iter().map(|r| r.2.active_ms)),
+    ]);
+    statement(&sql, values)
+}
+
+fn wip_unnest(rows: &[(Owner, Stretch)]) -> sea_orm::Statement {
+    let sql = format!(
+        r#"INSERT INTO "flow_wip" ({OWNER_COLUMNS}, "start_ms", "from_ms", "to_ms")
+SELECT {OWNER_SELECT}, st, fr, t
+FROM UNNEST({OWNER_ARRAYS}, $9::bigint[], $10::bigint[], $11::bigint[])
+AS x({OWNER_NAMES}, st, fr, t)"#
+    );
+    let mut values = owner_arrays(rows.iter().map(|r| &r.0));
+    values.extend([
+        bigints(rows.iter().map(|r| r.1.start_ms)),
+        bigints(rows.iter().map(|r| r.1.from_ms)),
+        bigints(rows.iter().map(|r| r.1.to_ms)),
+    ]);
+    statement(&sql, values)
+}
+
+/// Rebuilds every item's facts, a chunk of items at a time (after the
+/// migration that introduced them, or to repair them).
+///
+/// # Errors
+/// Database errors only.
+pub async fn rebuild_all(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    let mut after = 0i64;
+    let mut done = 0u64;
+    loop {
+        let ids: Vec<i64> = work_item::Entity::find()
+            .select_only()
+            .column(work_item::Column::Id)
+            .filter(work_item::Column::Id.gt(after))
+            .order_by_asc(work_item::Column::Id)
+            .limit(CHUNK as u64)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let Some(last) = ids.last() else { break };
+        after = *last;
+        refresh_chunk(db, &ids).await?;
+        done += ids.len() as u64;
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+
+    #[test]
+    fn reopened_re_entered_and_canceled() {
+        // New at 0, active 0–24, waiting to 48, active to 72, done at 72,
+        // reopened (active) at 96, done again at 108.
+        let h = [
+            (0, "NEW"),
+            (0, "ACTIVE"),
+            (24 * H, "WAITING"),
+            (48 * H, "ACTIVE"),
+            (72 * H, "DONE"),
+            (96 * H, "ACTIVE"),
+            (108 * H, "DONE"),
+        ];
+        let (c, w) = derive(&h);
+        assert_eq!(
+            c,
+            vec![
+                Completion {
+                    start_ms: Some(0),
+                    completed_ms: 72 * H,
+                    left_ms: 96 * H,
+                    active_ms: 48 * H,
+                },
+                Completion {
+                    start_ms: Some(0),
+                    completed_ms: 108 * H,
+                    left_ms: OPEN,
+                    active_ms: 60 * H,
+                },
+            ]
+        );
+        assert_eq!(
+            w,
+            vec![
+                Stretch {
+                    start_ms: 0,
+                    from_ms: 0,
+                    to_ms: 72 * H,
+                },
+                Stretch {
+                    start_ms: 0,
+                    from_ms: 96 * H,
+                    to_ms: 108 * H,
+                },
+            ]
+        );
+        // Canceled after work: no completion, one closed stretch.
+        let (c, w) = derive(&[(0, "NEW"), (H, "ACTIVE"), (3 * H, "CANCELED")]);
+        assert!(c.is_empty());
+        assert_eq!(w.len(), 1);
+        // Still in progress: an open stretch.
+        let (_, w) = derive(&[(0, "NEW"), (H, "WAITING")]);
+        assert_eq!(w[0].to_ms, OPEN);
+        // Done and moved on at the same instant never counts as completed.
+        let (c, _) = derive(&[(0, "ACTIVE"), (H, "DONE"), (H, "ACTIVE")]);
+        assert!(c.is_empty());
+    }
+}

@@ -1,0 +1,493 @@
+//! Flow metrics of DESIGN §3.1 aggregated from the per-item facts
+//! ([`super::facts`]) inside the database: counts, sums and percentiles
+//! come back as a handful of rows whatever the subtree's size.
+//!
+//! PostgreSQL computes the continuous percentiles with `percentile_cont`;
+//! SQLite, which has none, sorts the values and the server reads them as a
+//! stream, keeping only the ranks it needs.
+
+use chrono::{DateTime, NaiveTime, Utc};
+use futures::TryStreamExt;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement, StreamTrait,
+    Value,
+};
+
+use super::facts::ms;
+use super::stats::Distribution;
+use super::{MetricFilter, Ratio, WeekCount, Window};
+use crate::domain::{FlowType, UnitKind};
+use crate::policy::UnitPath;
+use crate::service::work_items::Reach;
+
+/// Milliseconds in a week.
+const WEEK_MS: i64 = 7 * 86_400_000;
+/// 1970-01-01 was a Thursday: shifting by three days makes weeks start on
+/// Mondays (ISO 8601).
+const MONDAY_SHIFT_MS: i64 = 3 * 86_400_000;
+
+/// The continuous percentiles every distribution reports.
+const PERCENTILES: [f64; 3] = [0.5, 0.85, 0.95];
+
+/// A statement under construction, with numbered parameters (`$n` on
+/// PostgreSQL, `?n` on SQLite) so a value may be used twice.
+pub(crate) struct Sql {
+    backend: DbBackend,
+    text: String,
+    values: Vec<Value>,
+}
+
+impl Sql {
+    pub(crate) fn new(backend: DbBackend) -> Self {
+        Self {
+            backend,
+            text: String::new(),
+            values: Vec::new(),
+        }
+    }
+
+    pub(crate) fn pg(&self) -> bool {
+        self.backend == DbBackend::Postgres
+    }
+
+    /// The placeholder of a new parameter.
+    pub(crate) fn bind(&mut self, v: impl Into<Value>) -> String {
+        self.values.push(v.into());
+        let n = self.values.len();
+        if self.pg() {
+            format!("${n}")
+        } else {
+            format!("?{n}")
+        }
+    }
+
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    pub(crate) fn statement(&self) -> Statement {
+        Statement::from_sql_and_values(self.backend, self.text.clone(), self.values.clone())
+    }
+}
+
+/// What the facts rows of a metric must match: the unit (or its subtree)
+/// and the filter.
+pub struct Scope<'a> {
+    pub unit: &'a UnitPath,
+    pub filter: &'a MetricFilter,
+}
+
+impl Scope<'_> {
+    /// The `WHERE` conditions (joined by `AND`) for a facts table.
+    fn condition(&self, sql: &mut Sql) -> String {
+        let mut parts = Vec::new();
+        match (self.filter.reach, self.unit.kind) {
+            (Reach::UnitOnly, _) => parts.push(format!("unit_id = {}", sql.bind(self.unit.id))),
+            (Reach::Subtree, UnitKind::Organization) => {}
+            (Reach::Subtree, UnitKind::Portfolio) => {
+                parts.push(format!("portfolio_id = {}", sql.bind(self.unit.id)));
+            }
+            (Reach::Subtree, UnitKind::Program) => {
+                parts.push(format!("program_id = {}", sql.bind(self.unit.id)));
+            }
+            (Reach::Subtree, UnitKind::Team) => {
+                parts.push(format!("team_id = {}", sql.bind(self.unit.id)));
+            }
+        }
+        let mut list = |column: &str, names: Option<Vec<&'static str>>| {
+            if let Some(names) = names {
+                if names.is_empty() {
+                    parts.push("1 = 0".to_owned());
+                } else {
+                    let marks: Vec<String> = names.into_iter().map(|n| sql.bind(n)).collect();
+                    parts.push(format!("{column} IN ({})", marks.join(", ")));
+                }
+            }
+        };
+        list(
+            "item_type",
+            self.filter
+                .types
+                .as_ref()
+                .map(|t| t.iter().map(|t| t.as_str()).collect()),
+        );
+        list(
+            "flow_type",
+            self.filter
+                .flow_types
+                .as_ref()
+                .map(|t| t.iter().map(|t| t.as_str()).collect()),
+        );
+        list(
+            "level",
+            self.filter
+                .levels
+                .as_ref()
+                .map(|t| t.iter().map(|t| t.as_str()).collect()),
+        );
+        if parts.is_empty() {
+            "1 = 1".to_owned()
+        } else {
+            parts.join(" AND ")
+        }
+    }
+}
+
+/// Throughput, distribution, lead and cycle time, flow efficiency.
+#[derive(Clone, Debug, Default)]
+pub struct Completions {
+    pub throughput: usize,
+    pub by_flow_type: Vec<(FlowType, usize)>,
+    pub by_week: Vec<WeekCount>,
+    pub lead_time: Distribution,
+    pub cycle_time: Distribution,
+    pub flow_efficiency: Ratio,
+}
+
+impl Default for Ratio {
+    fn default() -> Self {
+        Self {
+            numerator: 0.0,
+            denominator: 0.0,
+        }
+    }
+}
+
+/// WIP at the window's end, time-weighted average WIP and aging.
+#[derive(Clone, Debug, Default)]
+pub struct Wip {
+    pub at_end: usize,
+    pub average: f64,
+    pub aging: Distribution,
+}
+
+fn seconds_of(expr: &str) -> String {
+    format!("CAST({expr} AS DOUBLE PRECISION) / 1000")
+}
+
+/// The completions in `window`: entered `DONE` inside it and still there at
+/// its end.
+fn completed_in(sql: &mut Sql, scope: &Scope<'_>, window: Window) -> String {
+    let cond = scope.condition(sql);
+    let from = sql.bind(ms(window.from));
+    let to = sql.bind(ms(window.to));
+    format!("{cond} AND completed_ms >= {from} AND completed_ms < {to} AND left_ms >= {to}")
+}
+
+/// # Errors
+/// Database errors only.
+pub async fn completions(
+    db: &DatabaseConnection,
+    scope: &Scope<'_>,
+    window: Window,
+) -> Result<Completions, DbErr> {
+    let backend = db.get_database_backend();
+
+    let mut sql = Sql::new(backend);
+    let cond = completed_in(&mut sql, scope, window);
+    let shift = sql.bind(MONDAY_SHIFT_MS);
+    let week = sql.bind(WEEK_MS);
+    sql.push(&format!(
+        "SELECT flow_type, (completed_ms + {shift}) / {week} AS wk, COUNT(*) AS n \
+         FROM flow_completion WHERE {cond} GROUP BY flow_type, wk"
+    ));
+    let rows = db.query_all_raw(sql.statement()).await?;
+    let mut out = Completions::default();
+    let mut by_flow = [0usize; 4];
+    let mut weeks: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
+    for row in rows {
+        let flow: String = row.try_get("", "flow_type")?;
+        let wk: i64 = row.try_get("", "wk")?;
+        let n = usize::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0);
+        out.throughput += n;
+        if let Some(i) = FlowType::ALL.iter().position(|f| f.as_str() == flow) {
+            by_flow[i] += n;
+        }
+        *weeks.entry(wk).or_default() += n;
+    }
+    out.by_flow_type = FlowType::ALL.iter().copied().zip(by_flow).collect();
+    out.by_week = weeks
+        .into_iter()
+        .filter_map(|(wk, count)| {
+            let monday = DateTime::<Utc>::from_timestamp_millis(wk * WEEK_MS - MONDAY_SHIFT_MS)?;
+            let iso = chrono::Datelike::iso_week(&monday);
+            Some(WeekCount {
+                week: format!("{}-W{:02}", iso.year(), iso.week()),
+                start: monday.date_naive().and_time(NaiveTime::MIN).and_utc(),
+                count,
+            })
+        })
+        .collect();
+
+    let mut sql = Sql::new(backend);
+    let cond = completed_in(&mut sql, scope, window);
+    let lead = seconds_of("completed_ms - created_ms");
+    let cycle = seconds_of("completed_ms - start_ms");
+    let inner = format!(
+        "SELECT {lead} AS lead, {cycle} AS cycle, active_ms, start_ms, completed_ms \
+         FROM flow_completion WHERE {cond}"
+    );
+    let pg = sql.pg();
+    let pct = |col: &str| {
+        if pg {
+            format!(
+                ", percentile_cont(ARRAY[0.5, 0.85, 0.95]::float8[]) WITHIN GROUP (ORDER BY {col}) AS {col}_p"
+            )
+        } else {
+            String::new()
+        }
+    };
+    sql.push(&format!(
+        "SELECT COUNT(lead) AS lead_n, AVG(lead) AS lead_mean, MIN(lead) AS lead_min, \
+         MAX(lead) AS lead_max{lp}, COUNT(cycle) AS cycle_n, AVG(cycle) AS cycle_mean, \
+         MIN(cycle) AS cycle_min, MAX(cycle) AS cycle_max{cp}, \
+         {active} AS active, {flow} AS flow FROM ({inner}) f",
+        lp = pct("lead"),
+        cp = pct("cycle"),
+        active = seconds_of("SUM(CASE WHEN start_ms IS NULL THEN 0 ELSE active_ms END)"),
+        flow = seconds_of("SUM(completed_ms - start_ms)"),
+    ));
+    if let Some(row) = db.query_one_raw(sql.statement()).await? {
+        out.lead_time = distribution(&row, "lead", pg)?;
+        out.cycle_time = distribution(&row, "cycle", pg)?;
+        out.flow_efficiency = Ratio {
+            numerator: row.try_get::<Option<f64>>("", "active")?.unwrap_or(0.0),
+            denominator: row.try_get::<Option<f64>>("", "flow")?.unwrap_or(0.0),
+        };
+        if !pg {
+            for (name, d) in [("lead", &mut out.lead_time), ("cycle", &mut out.cycle_time)] {
+                if d.count > 0 {
+                    let mut sorted = Sql::new(backend);
+                    sorted.values.clone_from(&sql.values);
+                    sorted.push(&format!(
+                        "SELECT {name} AS v FROM ({inner}) f WHERE {name} IS NOT NULL ORDER BY v"
+                    ));
+                    set_percentiles(
+                        d,
+                        sorted_percentiles(db, sorted.statement(), d.count).await?,
+                    );
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// # Errors
+/// Database errors only.
+pub async fn wip(db: &DatabaseConnection, scope: &Scope<'_>, window: Window) -> Result<Wip, DbErr> {
+    let backend = db.get_database_backend();
+    let mut sql = Sql::new(backend);
+    let cond = scope.condition(&mut sql);
+    let from = sql.bind(ms(window.from));
+    let to = sql.bind(ms(window.to));
+    let (least, greatest) = if sql.pg() {
+        ("LEAST", "GREATEST")
+    } else {
+        ("MIN", "MAX")
+    };
+    sql.push(&format!(
+        "SELECT SUM(CASE WHEN to_ms >= {to} THEN 1 ELSE 0 END) AS at_end, \
+         {overlap} AS overlap FROM flow_wip \
+         WHERE {cond} AND to_ms > {from} AND from_ms < {to}",
+        overlap = seconds_of(&format!(
+            "SUM({least}(to_ms, {to}) - {greatest}(from_ms, {from}))"
+        )),
+    ));
+    let mut out = Wip::default();
+    if let Some(row) = db.query_one_raw(sql.statement()).await? {
+        out.at_end =
+            usize::try_from(row.try_get::<Option<i64>>("", "at_end")?.unwrap_or(0)).unwrap_or(0);
+        let overlap = row.try_get::<Option<f64>>("", "overlap")?.unwrap_or(0.0);
+        let length = (ms(window.to) - ms(window.from)) as f64 / 1000.0;
+        out.average = overlap / length;
+    }
+
+    let mut sql = Sql::new(backend);
+    let cond = scope.condition(&mut sql);
+    let to = sql.bind(ms(window.to));
+    let age = seconds_of(&format!("{to} - start_ms"));
+    let inner = format!(
+        "SELECT {age} AS age FROM flow_wip WHERE {cond} AND to_ms >= {to} AND from_ms < {to}"
+    );
+    let pct = if sql.pg() {
+        ", percentile_cont(ARRAY[0.5, 0.85, 0.95]::float8[]) WITHIN GROUP (ORDER BY age) AS age_p"
+    } else {
+        ""
+    };
+    let values = sql.values.clone();
+    sql.push(&format!(
+        "SELECT COUNT(age) AS age_n, AVG(age) AS age_mean, MIN(age) AS age_min, \
+         MAX(age) AS age_max{pct} FROM ({inner}) f"
+    ));
+    if let Some(row) = db.query_one_raw(sql.statement()).await? {
+        out.aging = distribution(&row, "age", sql.pg())?;
+        if !sql.pg() && out.aging.count > 0 {
+            let mut sorted = Sql::new(backend);
+            sorted.values = values;
+            sorted.push(&format!("SELECT age AS v FROM ({inner}) f ORDER BY v"));
+            let count = out.aging.count;
+            set_percentiles(
+                &mut out.aging,
+                sorted_percentiles(db, sorted.statement(), count).await?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Items in progress at the window's end, oldest first: `(item id, age in
+/// seconds)`, `limit` from `offset`.
+///
+/// # Errors
+/// Database errors only.
+pub async fn oldest(
+    db: &DatabaseConnection,
+    scope: &Scope<'_>,
+    window: Window,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<(i64, f64)>, DbErr> {
+    let mut sql = Sql::new(db.get_database_backend());
+    let cond = scope.condition(&mut sql);
+    let to = sql.bind(ms(window.to));
+    let age = seconds_of(&format!("{to} - start_ms"));
+    let limit = sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    let offset = sql.bind(i64::try_from(offset).unwrap_or(i64::MAX));
+    sql.push(&format!(
+        "SELECT work_item_id, {age} AS age FROM flow_wip \
+         WHERE {cond} AND to_ms >= {to} AND from_ms < {to} \
+         ORDER BY start_ms, work_item_id LIMIT {limit} OFFSET {offset}"
+    ));
+    db.query_all_raw(sql.statement())
+        .await?
+        .into_iter()
+        .map(|row| Ok((row.try_get("", "work_item_id")?, row.try_get("", "age")?)))
+        .collect()
+}
+
+/// `count`, `mean`, `min`, `max` (and on PostgreSQL the percentiles) from
+/// the columns `{name}_n`, `{name}_mean`, ... of `row`.
+fn distribution(row: &QueryResult, name: &str, pg: bool) -> Result<Distribution, DbErr> {
+    let count = usize::try_from(row.try_get::<i64>("", &format!("{name}_n"))?).unwrap_or(0);
+    if count == 0 {
+        return Ok(Distribution::default());
+    }
+    let mut d = Distribution {
+        count,
+        mean: row.try_get("", &format!("{name}_mean"))?,
+        min: row.try_get("", &format!("{name}_min"))?,
+        max: row.try_get("", &format!("{name}_max"))?,
+        ..Distribution::default()
+    };
+    if pg
+        && let Some(p) = row.try_get::<Option<Vec<f64>>>("", &format!("{name}_p"))?
+        && p.len() == PERCENTILES.len()
+    {
+        set_percentiles(&mut d, [p[0], p[1], p[2]]);
+    }
+    Ok(d)
+}
+
+fn set_percentiles(d: &mut Distribution, p: [f64; 3]) {
+    d.p50 = Some(p[0]);
+    d.p85 = Some(p[1]);
+    d.p95 = Some(p[2]);
+}
+
+/// The continuous percentiles of the `count` values `stmt` returns in
+/// ascending order (one column, `v`), reading them as a stream.
+async fn sorted_percentiles(
+    db: &DatabaseConnection,
+    stmt: Statement,
+    count: usize,
+) -> Result<[f64; 3], DbErr> {
+    // For each percentile: the two closest ranks and the fraction between.
+    let ranks: Vec<(usize, usize, f64)> = PERCENTILES
+        .iter()
+        .map(|p| {
+            let rank = p * (count.saturating_sub(1)) as f64;
+            (rank.floor() as usize, rank.ceil() as usize, rank.fract())
+        })
+        .collect();
+    let mut lo = [0.0f64; 3];
+    let mut hi = [0.0f64; 3];
+    let last = ranks.iter().map(|r| r.1).max().unwrap_or(0);
+    let mut stream = db.stream_raw(stmt).await?;
+    let mut i = 0usize;
+    while let Some(row) = stream.try_next().await? {
+        let v: f64 = row.try_get("", "v")?;
+        for (k, (l, h, _)) in ranks.iter().enumerate() {
+            if i == *l {
+                lo[k] = v;
+            }
+            if i == *h {
+                hi[k] = v;
+            }
+        }
+        if i >= last {
+            break;
+        }
+        i += 1;
+    }
+    let mut out = [0.0f64; 3];
+    for (k, (_, _, frac)) in ranks.iter().enumerate() {
+        out[k] = lo[k] + (hi[k] - lo[k]) * frac;
+    }
+    Ok(out)
+}
+
+/// The floor the benchmark compares against: the same flow numbers as
+/// [`completions`] and [`wip`] (PostgreSQL) from one plain SQL statement,
+/// each facts table scanned once. Returns throughput and WIP at the end.
+///
+/// # Errors
+/// Database errors; on SQLite, which lacks `percentile_cont`, always.
+pub async fn floor(
+    db: &DatabaseConnection,
+    scope: &Scope<'_>,
+    window: Window,
+) -> Result<(i64, i64), DbErr> {
+    let mut sql = Sql::new(db.get_database_backend());
+    if !sql.pg() {
+        return Err(DbErr::Custom("the floor query needs PostgreSQL".into()));
+    }
+    let completed = completed_in(&mut sql, scope, window);
+    let cond = scope.condition(&mut sql);
+    let from = sql.bind(ms(window.from));
+    let to = sql.bind(ms(window.to));
+    let shift = sql.bind(MONDAY_SHIFT_MS);
+    let week = sql.bind(WEEK_MS);
+    let p = "percentile_cont(ARRAY[0.5, 0.85, 0.95]::float8[]) WITHIN GROUP";
+    sql.push(&format!(
+        "WITH c AS MATERIALIZED (SELECT flow_type, completed_ms, created_ms, start_ms, active_ms \
+           FROM flow_completion WHERE {completed}), \
+         w AS MATERIALIZED (SELECT from_ms, to_ms, start_ms FROM flow_wip \
+           WHERE {cond} AND to_ms > {from} AND from_ms < {to}) \
+         SELECT \
+          (SELECT COUNT(*) FROM c) AS throughput, \
+          (SELECT array_agg(n) FROM (SELECT COUNT(*) AS n FROM c GROUP BY flow_type) f) AS by_flow, \
+          (SELECT array_agg(n) FROM (SELECT COUNT(*) AS n FROM c \
+             GROUP BY (completed_ms + {shift}) / {week}) k) AS by_week, \
+          (SELECT ARRAY[AVG(l), MIN(l), MAX(l)] || {p} (ORDER BY l) FROM \
+             (SELECT (completed_ms - created_ms)::float8 / 1000 AS l FROM c) x) AS lead, \
+          (SELECT ARRAY[AVG(y), MIN(y), MAX(y)] || {p} (ORDER BY y) FROM \
+             (SELECT (completed_ms - start_ms)::float8 / 1000 AS y FROM c \
+              WHERE start_ms IS NOT NULL) x) AS cycle, \
+          (SELECT ARRAY[SUM(active_ms)::float8 / 1000, SUM(completed_ms - start_ms)::float8 / 1000] \
+             FROM c WHERE start_ms IS NOT NULL) AS efficiency, \
+          (SELECT COUNT(*) FILTER (WHERE to_ms >= {to}) FROM w) AS wip_at_end, \
+          (SELECT SUM(LEAST(to_ms, {to}) - GREATEST(from_ms, {from}))::float8 / 1000 FROM w) AS wip_seconds, \
+          (SELECT ARRAY[AVG(a), MIN(a), MAX(a)] || {p} (ORDER BY a) FROM \
+             (SELECT ({to} - start_ms)::float8 / 1000 AS a FROM w WHERE to_ms >= {to}) x) AS aging"
+    ));
+    let row = db
+        .query_one_raw(sql.statement())
+        .await?
+        .ok_or_else(|| DbErr::Custom("no row".into()))?;
+    Ok((
+        row.try_get("", "throughput")?,
+        row.try_get("", "wip_at_end")?,
+    ))
+}
