@@ -10,6 +10,7 @@ pub mod outcomes;
 pub mod rank;
 pub mod units;
 pub mod users;
+pub mod value_streams;
 pub mod work_items;
 
 use sea_orm::{

@@ -8,6 +8,7 @@
 pub mod delivery;
 pub mod history;
 pub mod stats;
+pub mod value_stream_map;
 
 use std::collections::BTreeMap;
 
