@@ -6,11 +6,11 @@ use super::delivery::{Change, Deployment, Incident, Release};
 use super::ids::{self, kind};
 use super::outcomes::{KeyResult, Objective};
 use super::rc;
-use super::value_streams::{ValueStream, ValueStreamMap};
 use super::types::{
     ApiKey, Membership, Node, Transition, Unit, User, Viewer, WorkItem, WorkItemConnection,
     WorkItemFilter, Workflow, list_work_items,
 };
+use super::value_streams::{ValueStream, ValueStreamMap};
 use crate::error::{ApiError, GqlResult};
 use crate::service::{
     api_keys, delivery, integrations, outcomes, units, users, value_streams, work_items,

@@ -1,7 +1,9 @@
 //! GraphQL types of value streams (DESIGN §1.4) and the value stream map
 //! (§3.6).
 
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{
+    Context, ID, InputObject, MaybeUndefined, Object, PathSegment, QueryPathSegment, SimpleObject,
+};
 use chrono::{DateTime, Utc};
 use entity::value_stream;
 
@@ -16,6 +18,29 @@ use crate::service::metrics::{Window, value_stream_map as vsm};
 use crate::service::value_streams::{
     self, Investment, NewValueStream, StageInput, ValueStreamChanges,
 };
+
+/// Whether the caller may read a sensitive field (DESIGN §2, rule 3). When
+/// not, the `FORBIDDEN` error is reported on this field alone and the field
+/// resolves to an explicit `null`: async-graphql would leave a failed field
+/// out of `data` altogether.
+fn may_read_sensitive(ctx: &Context<'_>) -> GqlResult<bool> {
+    let Err(denied) = rc(ctx)?.policy.require_sensitive() else {
+        return Ok(true);
+    };
+    let mut err = async_graphql::Error::from(denied).into_server_error(ctx.item.pos);
+    // The field's path, root first.
+    let mut node = ctx.path_node.as_ref();
+    while let Some(n) = node {
+        err.path.push(match n.segment {
+            QueryPathSegment::Index(i) => PathSegment::Index(i),
+            QueryPathSegment::Name(name) => PathSegment::Field(name.to_owned()),
+        });
+        node = n.parent;
+    }
+    err.path.reverse();
+    ctx.add_error(err);
+    Ok(false)
+}
 
 /// A value stream: the flow of value to a customer (`OPERATIONAL`) or of
 /// changes into the systems that support such flows (`DEVELOPMENT`), owned
@@ -85,26 +110,37 @@ impl ValueStream {
     /// Executives, portfolio managers and admins only (`FORBIDDEN` on this
     /// field for others).
     async fn budget(&self, ctx: &Context<'_>) -> GqlResult<Option<f64>> {
-        rc(ctx)?.policy.require_sensitive()?;
-        Ok(self.0.budget)
+        Ok(if may_read_sensitive(ctx)? {
+            self.0.budget
+        } else {
+            None
+        })
     }
 
     /// The period the budget is for, e.g. `FY2027` or `2026-Q4`. Sensitive,
     /// as `budget`.
     async fn budget_period(&self, ctx: &Context<'_>) -> GqlResult<Option<&str>> {
-        rc(ctx)?.policy.require_sensitive()?;
-        Ok(self.0.budget_period.as_deref())
+        Ok(if may_read_sensitive(ctx)? {
+            self.0.budget_period.as_deref()
+        } else {
+            None
+        })
     }
 
     /// Run-rate cost per `costPeriod`. Sensitive, as `budget`.
     async fn cost_per_period(&self, ctx: &Context<'_>) -> GqlResult<Option<f64>> {
-        rc(ctx)?.policy.require_sensitive()?;
-        Ok(self.0.cost_per_period)
+        Ok(if may_read_sensitive(ctx)? {
+            self.0.cost_per_period
+        } else {
+            None
+        })
     }
 
     /// Sensitive, as `budget`.
     async fn cost_period(&self, ctx: &Context<'_>) -> GqlResult<Option<CostPeriod>> {
-        rc(ctx)?.policy.require_sensitive()?;
+        if !may_read_sensitive(ctx)? {
+            return Ok(None);
+        }
         Ok(self
             .0
             .cost_period

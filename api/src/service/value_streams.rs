@@ -21,8 +21,8 @@ use chrono::Utc;
 use entity::{value_stream, value_stream_stage, value_stream_stage_state, value_stream_support};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, Select, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    Select, Set, TransactionTrait,
 };
 
 use super::metrics::Window;
@@ -221,9 +221,8 @@ async fn checked_stages(
     let mut covered = HashSet::new();
     let mut out = Vec::with_capacity(stages.len());
     for stage in stages {
-        let stage_name = name(&stage.name).map_err(|_| {
-            ApiError::bad_input("a stage's name must have 1 to 200 characters")
-        })?;
+        let stage_name = name(&stage.name)
+            .map_err(|_| ApiError::bad_input("a stage's name must have 1 to 200 characters"))?;
         if !names.insert(stage_name.to_lowercase()) {
             return Err(ApiError::bad_input(format!(
                 "two stages are named {stage_name:?}"
@@ -254,7 +253,10 @@ async fn checked_stages(
 
 /// Checks and normalises the investment fields.
 fn checked_investment(mut inv: Investment) -> ApiResult<Investment> {
-    for (field, v) in [("budget", inv.budget), ("costPerPeriod", inv.cost_per_period)] {
+    for (field, v) in [
+        ("budget", inv.budget),
+        ("costPerPeriod", inv.cost_per_period),
+    ] {
         if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
             return Err(ApiError::bad_input(format!(
                 "`{field}` must be a finite number of at least 0"
@@ -340,15 +342,16 @@ async fn write_stages(
         }
         .insert(txn)
         .await?;
-        let states = (0i32..)
-            .zip(&stage.states)
-            .map(|(i, state)| value_stream_stage_state::ActiveModel {
-                stage_id: Set(stored.id),
-                value_stream_id: Set(stream_id),
-                position: Set(i),
-                state: Set(state.clone()),
-                ..Default::default()
-            });
+        let states =
+            (0i32..)
+                .zip(&stage.states)
+                .map(|(i, state)| value_stream_stage_state::ActiveModel {
+                    stage_id: Set(stored.id),
+                    value_stream_id: Set(stream_id),
+                    position: Set(i),
+                    state: Set(state.clone()),
+                    ..Default::default()
+                });
         value_stream_stage_state::Entity::insert_many(states)
             .exec(txn)
             .await?;
@@ -368,13 +371,11 @@ async fn write_supports(
     if supports.is_empty() {
         return Ok(());
     }
-    let rows = supports
-        .iter()
-        .map(|op| value_stream_support::ActiveModel {
-            development_id: Set(stream_id),
-            operational_id: Set(*op),
-            ..Default::default()
-        });
+    let rows = supports.iter().map(|op| value_stream_support::ActiveModel {
+        development_id: Set(stream_id),
+        operational_id: Set(*op),
+        ..Default::default()
+    });
     value_stream_support::Entity::insert_many(rows)
         .exec(txn)
         .await?;

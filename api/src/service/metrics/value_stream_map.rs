@@ -98,7 +98,11 @@ struct Visit {
 /// history `steps` up to `done`.
 fn trace(stages: &[StageSpec], steps: &[Step], done: DateTime<Utc>) -> Vec<Option<Visit>> {
     let n = stages.len();
-    let stage_of = |state: &str| stages.iter().position(|s| s.states.iter().any(|x| x == state));
+    let stage_of = |state: &str| {
+        stages
+            .iter()
+            .position(|s| s.states.iter().any(|x| x == state))
+    };
     let mut out: Vec<Option<Visit>> = vec![None; n];
     // Whether the item has gone past each stage since entering it.
     let mut past = vec![false; n];
