@@ -320,9 +320,10 @@ impl Policy {
         self.can_read_aggregates_of(unit)
     }
 
-    /// The SQL condition selecting rows owned by units whose value streams
-    /// the caller may read, on the owner column `unit_col`: the aggregate
-    /// rule, applied inside the query.
+    /// [`Self::can_read_value_streams_of`] as an SQL condition on the owner
+    /// column `unit_col` (the aggregate rule, applied inside the query), so
+    /// lookups and lists of value streams never fetch what they may not
+    /// return.
     ///
     /// # Errors
     /// `UNAUTHENTICATED` for an anonymous caller.

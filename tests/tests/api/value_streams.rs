@@ -519,6 +519,24 @@ async fn value_streams_follow_the_access_model(app: TestApp) {
             json!(["valueStream", "budget"]),
             "{name}"
         );
+        // Inside a list too: null in place, the error at the field's path.
+        let body = app
+            .gql(
+                Some(who),
+                "{ unit(key: \"payments\") { valueStreams { key budget } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            body["data"]["unit"]["valueStreams"][1],
+            json!({"key": "PAY-OPS", "budget": null}),
+            "{name}: {body}"
+        );
+        assert_eq!(
+            body["errors"][1]["path"],
+            json!(["unit", "valueStreams", 1, "budget"]),
+            "{name}: {body}"
+        );
         let body = app.gql(Some(who), iq, json!({"k": "PAY-OPS"})).await;
         assert_eq!(
             body["errors"].as_array().unwrap().len(),
