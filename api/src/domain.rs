@@ -175,6 +175,26 @@ stored_enum! {
     }
 }
 
+stored_enum! {
+    /// What a value stream delivers (DESIGN §1.4).
+    ValueStreamKind {
+        /// The flow of value to the end customer ("customer orders a card").
+        Operational => "OPERATIONAL",
+        /// The flow of changes into the systems that support operational
+        /// streams.
+        Development => "DEVELOPMENT",
+    }
+}
+
+stored_enum! {
+    /// The period a value stream's run-rate cost is expressed per.
+    CostPeriod {
+        Month => "MONTH",
+        Quarter => "QUARTER",
+        Year => "YEAR",
+    }
+}
+
 /// The organisation's default workflow (DESIGN §1.2).
 pub const DEFAULT_WORKFLOW: &[(&str, StateCategory)] = &[
     ("Backlog", StateCategory::New),

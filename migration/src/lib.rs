@@ -10,6 +10,7 @@ mod m20261126_000002_delivery;
 mod m20261126_000003_integrations;
 mod m20261127_000004_outcomes;
 mod m20261128_000005_change_sha;
+mod m20261129_000006_value_streams;
 mod m20261130_000007_flow_facts;
 
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_integrations::Migration),
             Box::new(m20261127_000004_outcomes::Migration),
             Box::new(m20261128_000005_change_sha::Migration),
+            Box::new(m20261129_000006_value_streams::Migration),
             Box::new(m20261130_000007_flow_facts::Migration),
         ]
     }

@@ -21,6 +21,7 @@ pub mod kind {
     pub const INCIDENT: &str = "Incident";
     pub const OBJECTIVE: &str = "Objective";
     pub const KEY_RESULT: &str = "KeyResult";
+    pub const VALUE_STREAM: &str = "ValueStream";
 }
 
 pub fn encode(kind: &str, id: i64) -> ID {

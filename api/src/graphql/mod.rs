@@ -11,6 +11,7 @@ mod mutation;
 mod outcomes;
 mod query;
 mod types;
+mod value_streams;
 
 use std::net::IpAddr;
 use std::sync::Arc;

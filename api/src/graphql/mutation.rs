@@ -261,7 +261,7 @@ pub struct MoveWorkItemPayload {
     pub work_item: WorkItem,
 }
 
-fn patch<T>(v: MaybeUndefined<T>) -> Patch<T> {
+pub(super) fn patch<T>(v: MaybeUndefined<T>) -> Patch<T> {
     match v {
         MaybeUndefined::Undefined => Patch::Keep,
         MaybeUndefined::Null => Patch::Clear,
@@ -480,6 +480,25 @@ impl Mutation {
         input: super::outcomes::CreateKeyResultInput,
     ) -> GqlResult<super::outcomes::CreateKeyResultPayload> {
         super::outcomes::create_key_result(ctx, input).await
+    }
+
+    /// Admins, and a portfolio's managers for the portfolio's own value
+    /// streams. All or nothing.
+    async fn create_value_stream(
+        &self,
+        ctx: &Context<'_>,
+        input: super::value_streams::CreateValueStreamInput,
+    ) -> GqlResult<super::value_streams::CreateValueStreamPayload> {
+        super::value_streams::create_value_stream(ctx, input).await
+    }
+
+    /// Who may write the stream: see `createValueStream`. All or nothing.
+    async fn update_value_stream(
+        &self,
+        ctx: &Context<'_>,
+        input: super::value_streams::UpdateValueStreamInput,
+    ) -> GqlResult<super::value_streams::UpdateValueStreamPayload> {
+        super::value_streams::update_value_stream(ctx, input).await
     }
 
     /// Admins only.

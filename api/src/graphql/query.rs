@@ -10,8 +10,11 @@ use super::types::{
     ApiKey, Membership, Node, Transition, Unit, User, Viewer, WorkItem, WorkItemConnection,
     WorkItemFilter, Workflow, list_work_items,
 };
+use super::value_streams::{ValueStream, ValueStreamMap};
 use crate::error::{ApiError, GqlResult};
-use crate::service::{api_keys, delivery, integrations, outcomes, units, users, work_items};
+use crate::service::{
+    api_keys, delivery, integrations, outcomes, units, users, value_streams, work_items,
+};
 
 /// Most ids accepted by `nodes`.
 const MAX_NODES: usize = 100;
@@ -60,6 +63,9 @@ async fn resolve_node(ctx: &Context<'_>, id: &str) -> GqlResult<Option<Node>> {
         kind::KEY_RESULT => outcomes::find_key_result(svc, n)
             .await?
             .map(|k| Node::KeyResult(KeyResult(k))),
+        kind::VALUE_STREAM => value_streams::find(svc, n)
+            .await?
+            .map(|v| Node::ValueStream(ValueStream(v))),
         kind::WORKFLOW => {
             let owner = entity::workflow::Entity::find_by_id(n);
             use sea_orm::EntityTrait;
@@ -132,6 +138,27 @@ impl Query {
         scope: Option<super::types::UnitScope>,
     ) -> GqlResult<super::metrics::DeliveryMetrics> {
         super::metrics::delivery_metrics(ctx, unit, window, scope).await
+    }
+
+    /// A value stream by key; `null` when it does not exist or you may not
+    /// read it (you may where you may read its unit's aggregates).
+    async fn value_stream(&self, ctx: &Context<'_>, key: String) -> GqlResult<Option<ValueStream>> {
+        Ok(value_streams::find_by_key(rc(ctx)?.svc(), &key)
+            .await?
+            .map(ValueStream))
+    }
+
+    /// The value stream map (DESIGN §3.6) of a stream over `[from, to)`:
+    /// per stage, items, process and wait time and %C&A, and the totals,
+    /// over the items of the owning unit's subtree completed in the window.
+    /// `NOT_FOUND` for a stream you may not read.
+    async fn value_stream_map(
+        &self,
+        ctx: &Context<'_>,
+        value_stream: ID,
+        window: super::metrics::TimeWindowInput,
+    ) -> GqlResult<ValueStreamMap> {
+        super::value_streams::value_stream_map(ctx, value_stream, window).await
     }
 
     /// Admins only: every API key, revoked ones included.

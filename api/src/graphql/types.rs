@@ -15,11 +15,12 @@ use super::delivery::{
 };
 use super::ids::{self, kind};
 use super::outcomes::{KeyResult, Objective};
+use super::value_streams::ValueStream;
 use super::{page_args, rc};
 use crate::domain::{DefectOrigin, FlowType, Role, StateCategory, UnitKind, WorkItemType};
 use crate::error::{ApiError, GqlResult};
 use crate::service::units::EffectiveWorkflow;
-use crate::service::{delivery, outcomes, units, users, work_items};
+use crate::service::{delivery, outcomes, units, users, value_streams, work_items};
 
 /// An object with a global id (Relay).
 #[derive(Interface)]
@@ -38,6 +39,7 @@ pub enum Node {
     Incident(Incident),
     Objective(Objective),
     KeyResult(KeyResult),
+    ValueStream(ValueStream),
 }
 
 connection!(WorkItemConnection, WorkItemEdge, WorkItem);
@@ -204,6 +206,16 @@ impl Unit {
             .await?
             .into_iter()
             .map(Objective)
+            .collect())
+    }
+
+    /// Value streams owned by this unit, by key, where you may read them
+    /// (where you may read its aggregates); empty otherwise.
+    async fn value_streams(&self, ctx: &Context<'_>) -> GqlResult<Vec<ValueStream>> {
+        Ok(value_streams::of_unit(rc(ctx)?.svc(), self.0.id)
+            .await?
+            .into_iter()
+            .map(ValueStream)
             .collect())
     }
 

@@ -313,6 +313,58 @@ impl Policy {
                 .any(|(root, role)| *role == Role::PortfolioManager && *root == unit.id)
     }
 
+    /// Whether the caller may read the value streams of `unit` (DESIGN
+    /// §1.4): like objectives, wherever the unit's aggregates are readable;
+    /// elsewhere a stream does not exist for the caller (rule 1).
+    pub fn can_read_value_streams_of(&self, unit: &UnitPath) -> bool {
+        self.can_read_aggregates_of(unit)
+    }
+
+    /// [`Self::can_read_value_streams_of`] as an SQL condition on the owner
+    /// column `unit_col` (the aggregate rule, applied inside the query), so
+    /// lookups and lists of value streams never fetch what they may not
+    /// return.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` for an anonymous caller.
+    pub fn value_stream_condition(&self, unit_col: Expr) -> ApiResult<Condition> {
+        self.viewer()?;
+        if self.admin {
+            return Ok(Condition::all());
+        }
+        let mut cond = Condition::any();
+        if !self.aggregate_roots.is_empty() {
+            let subtree = Query::select()
+                .column(unit_closure::Column::DescendantId)
+                .from(unit_closure::Entity)
+                .and_where(unit_closure::Column::AncestorId.is_in(self.aggregate_roots.clone()))
+                .to_owned();
+            cond = cond.add(unit_col.clone().in_subquery(subtree));
+        }
+        if !self.aggregate_line.is_empty() {
+            cond = cond.add(unit_col.is_in(self.aggregate_line.iter().copied()));
+        }
+        if cond.is_empty() {
+            return Ok(Condition::all().add(Expr::val(1).eq(0)));
+        }
+        Ok(cond)
+    }
+
+    /// Whether the caller may create and change value streams of `unit`:
+    /// admins, and portfolio managers for their own portfolio (DESIGN §2:
+    /// "value streams and objectives of the portfolio"). Executives may
+    /// not: their only writes are objectives.
+    pub fn can_write_value_streams_of(&self, unit: &UnitPath) -> bool {
+        if self.viewer.is_none() {
+            return false;
+        }
+        self.admin
+            || self
+                .structure_roots
+                .iter()
+                .any(|(root, role)| *role == Role::PortfolioManager && *root == unit.id)
+    }
+
     /// Whether the caller may create a unit of `kind` under `parent`:
     /// admins anywhere, portfolio managers programs and teams inside their
     /// portfolio, program managers teams under their program.
@@ -445,6 +497,45 @@ mod tests {
         assert!(!program.can_create_unit_under(&path(6), UnitKind::Team));
         assert!(
             !policy(Role::PortfolioManager, 2).can_create_unit_under(&path(8), UnitKind::Program)
+        );
+    }
+
+    #[test]
+    fn value_stream_rule() {
+        let portfolio = policy(Role::PortfolioManager, 2);
+        assert_eq!(
+            readable(&portfolio, Policy::can_write_value_streams_of),
+            vec![2]
+        );
+        assert_eq!(
+            readable(&portfolio, Policy::can_read_value_streams_of),
+            vec![1, 2, 3, 4, 5, 6, 7]
+        );
+        assert_eq!(
+            readable(&policy(Role::Admin, 1), Policy::can_write_value_streams_of),
+            (1..=10).collect::<Vec<_>>()
+        );
+        for (role, unit) in [
+            (Role::Executive, 1),
+            (Role::Executive, 2),
+            (Role::ProgramManager, 3),
+            (Role::TeamMember, 4),
+        ] {
+            let p = policy(role, unit);
+            assert!(
+                readable(&p, Policy::can_write_value_streams_of).is_empty(),
+                "{role:?}"
+            );
+        }
+        let team = policy(Role::TeamMember, 4);
+        assert_eq!(
+            readable(&team, Policy::can_read_value_streams_of),
+            vec![1, 2, 3, 4]
+        );
+        assert!(
+            Policy::anonymous()
+                .value_stream_condition(Expr::col(unit::Column::Id))
+                .is_err()
         );
     }
 

@@ -11,6 +11,7 @@ pub(crate) mod pg;
 pub mod rank;
 pub mod units;
 pub mod users;
+pub mod value_streams;
 pub mod work_items;
 
 use sea_orm::{

@@ -9,5 +9,6 @@ mod loaders;
 mod metrics;
 mod outcomes;
 mod schema;
+mod value_streams;
 mod webhooks;
 mod writes;

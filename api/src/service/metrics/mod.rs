@@ -10,6 +10,7 @@ pub mod facts;
 pub mod flow;
 pub mod history;
 pub mod stats;
+pub mod value_stream_map;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Metrics benchmark (PostgreSQL): generate the synthetic organisation
+# (`gemba seed synthetic`, default 10 x 10 x 10 units and 1,000,000 items over
+# 2 years) into a fresh database, then run `gemba bench metrics`: median and
+# p95 of RUNS (default 20) runs of flowMetrics and deliveryMetrics at
+# organisation, portfolio, program and team level for a 90-day and a 2-year
+# window, beside the one-statement SQL floor. Also prints the server-side
+# sizes of the tables involved.
+#   bash docs/bench/metrics.sh [ITEMS]
+# KEEP=1 keeps the database (gemba_bench_metrics) for further runs.
+# PostgreSQL: GEMBA_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+items="${1:-1000000}"
+runs="${RUNS:-20}"
+pg="${GEMBA_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+db="gemba_bench_metrics"
+url="${pg%/*}/$db"
+cargo build --release -q -p gemba --manifest-path "$root/Cargo.toml"
+bin="$root/target/release/gemba"
+if [ "${REUSE:-0}" != 1 ]; then
+  psql "$pg" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+  psql "$pg" -qc "CREATE DATABASE $db"
+  GEMBA_DATABASE_URL="$url" GEMBA_LOG=warn /usr/bin/time -f "seed: %e s, peak RSS %M KB" \
+    "$bin" seed synthetic --items "$items"
+fi
+psql "$url" -Atc "SELECT 'rows: work_item ' || (SELECT count(*) FROM work_item) || ', transition ' || (SELECT count(*) FROM transition) || ', flow_completion ' || (SELECT count(*) FROM flow_completion) || ', flow_wip ' || (SELECT count(*) FROM flow_wip) || ', deployment ' || (SELECT count(*) FROM deployment) || '; database ' || pg_size_pretty(pg_database_size(current_database()))"
+GEMBA_DATABASE_URL="$url" GEMBA_LOG=warn /usr/bin/time -f "bench: peak RSS %M KB" \
+  "$bin" bench metrics --runs "$runs"
+if [ "${KEEP:-0}" != 1 ]; then
+  psql "$pg" -qc "DROP DATABASE $db WITH (FORCE)"
+fi
