@@ -182,8 +182,23 @@ pub async fn completions(
     scope: &Scope<'_>,
     window: Window,
 ) -> Result<Completions, DbErr> {
-    let backend = db.get_database_backend();
+    // Two statements, each a scan of the window's completions, run side by
+    // side on two connections.
+    let (mut out, (lead_time, cycle_time, flow_efficiency)) =
+        futures::try_join!(counts(db, scope, window), durations(db, scope, window))?;
+    out.lead_time = lead_time;
+    out.cycle_time = cycle_time;
+    out.flow_efficiency = flow_efficiency;
+    Ok(out)
+}
 
+/// Throughput in all, per flow type and per ISO week.
+async fn counts(
+    db: &DatabaseConnection,
+    scope: &Scope<'_>,
+    window: Window,
+) -> Result<Completions, DbErr> {
+    let backend = db.get_database_backend();
     let mut sql = Sql::new(backend);
     let cond = completed_in(&mut sql, scope, window);
     let shift = sql.bind(MONDAY_SHIFT_MS);
@@ -220,6 +235,17 @@ pub async fn completions(
         })
         .collect();
 
+    Ok(out)
+}
+
+/// Lead time, cycle time and flow efficiency.
+async fn durations(
+    db: &DatabaseConnection,
+    scope: &Scope<'_>,
+    window: Window,
+) -> Result<(Distribution, Distribution, Ratio), DbErr> {
+    let backend = db.get_database_backend();
+    let mut out = Completions::default();
     let mut sql = Sql::new(backend);
     let cond = completed_in(&mut sql, scope, window);
     let lead = seconds_of("completed_ms - created_ms");
@@ -271,12 +297,19 @@ pub async fn completions(
             }
         }
     }
-    Ok(out)
+    Ok((out.lead_time, out.cycle_time, out.flow_efficiency))
 }
 
 /// # Errors
 /// Database errors only.
 pub async fn wip(db: &DatabaseConnection, scope: &Scope<'_>, window: Window) -> Result<Wip, DbErr> {
+    let (mut out, aging) = futures::try_join!(load(db, scope, window), aging(db, scope, window))?;
+    out.aging = aging;
+    Ok(out)
+}
+
+/// WIP at the end and the time-weighted average.
+async fn load(db: &DatabaseConnection, scope: &Scope<'_>, window: Window) -> Result<Wip, DbErr> {
     let backend = db.get_database_backend();
     let mut sql = Sql::new(backend);
     let cond = scope.condition(&mut sql);
@@ -304,6 +337,17 @@ pub async fn wip(db: &DatabaseConnection, scope: &Scope<'_>, window: Window) -> 
         out.average = overlap / length;
     }
 
+    Ok(out)
+}
+
+/// Ages of the items in progress at the end.
+async fn aging(
+    db: &DatabaseConnection,
+    scope: &Scope<'_>,
+    window: Window,
+) -> Result<Distribution, DbErr> {
+    let backend = db.get_database_backend();
+    let mut out = Wip::default();
     let mut sql = Sql::new(backend);
     let cond = scope.condition(&mut sql);
     let to = sql.bind(ms(window.to));
@@ -334,7 +378,7 @@ pub async fn wip(db: &DatabaseConnection, scope: &Scope<'_>, window: Window) -> 
             );
         }
     }
-    Ok(out)
+    Ok(out.aging)
 }
 
 /// Items in progress at the window's end, oldest first: `(item id, age in

@@ -245,8 +245,31 @@ pub async fn flow_metrics(
         time_in_state: Vec::new(),
         cumulative_flow: Vec::new(),
     };
-    if parts.completions {
-        let c = flow::completions(ctx.db, &scope, window).await?;
+    // The parts are independent: their statements run side by side.
+    let (c, w, o) = futures::try_join!(
+        async {
+            if parts.completions {
+                Ok::<_, ApiError>(Some(flow::completions(ctx.db, &scope, window).await?))
+            } else {
+                Ok(None)
+            }
+        },
+        async {
+            if parts.wip {
+                Ok::<_, ApiError>(Some(flow::wip(ctx.db, &scope, window).await?))
+            } else {
+                Ok(None)
+            }
+        },
+        async {
+            if parts.oldest {
+                oldest(ctx, &scope, window).await
+            } else {
+                Ok(Vec::new())
+            }
+        },
+    )?;
+    if let Some(c) = c {
         out.throughput = c.throughput;
         out.by_flow_type = c.by_flow_type;
         out.by_week = c.by_week;
@@ -254,15 +277,12 @@ pub async fn flow_metrics(
         out.cycle_time = c.cycle_time;
         out.flow_efficiency = c.flow_efficiency;
     }
-    if parts.wip {
-        let w = flow::wip(ctx.db, &scope, window).await?;
+    if let Some(w) = w {
         out.wip_at_end = w.at_end;
         out.average_wip = w.average;
         out.aging = w.aging;
     }
-    if parts.oldest {
-        out.oldest = oldest(ctx, &scope, window).await?;
-    }
+    out.oldest = o;
     let items = items_of(unit_id, filter);
     if parts.quality {
         let defects = items
