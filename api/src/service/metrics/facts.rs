@@ -156,21 +156,29 @@ pub async fn refresh_touched(
     db: &impl ConnectionTrait,
     events: &[DomainEvent],
 ) -> Result<(), DbErr> {
-    let mut ids: Vec<i64> = events
-        .iter()
-        .filter(|e| {
-            matches!(
-                e.kind,
-                ChangeKind::WorkItemCreated
-                    | ChangeKind::WorkItemUpdated
-                    | ChangeKind::WorkItemMoved
-            )
-        })
-        .map(|e| e.entity_id)
-        .collect();
+    let mut ids: Vec<i64> = Vec::new();
+    let mut created: Vec<i64> = Vec::new();
+    for e in events {
+        match e.kind {
+            ChangeKind::WorkItemCreated => created.push(e.entity_id),
+            ChangeKind::WorkItemUpdated | ChangeKind::WorkItemMoved => ids.push(e.entity_id),
+            _ => {}
+        }
+    }
+    ids.extend(&created);
     ids.sort_unstable();
     ids.dedup();
-    refresh(db, &ids).await
+    created.sort_unstable();
+    for chunk in ids.chunks(CHUNK) {
+        // Items created by these events have no facts to delete.
+        let old: Vec<i64> = chunk
+            .iter()
+            .copied()
+            .filter(|id| created.binary_search(id).is_err())
+            .collect();
+        refresh_chunk(db, chunk, &old).await?;
+    }
+    Ok(())
 }
 
 /// Rewrites the facts of `item_ids` from their current rows and histories.
@@ -179,23 +187,26 @@ pub async fn refresh_touched(
 /// Database errors only.
 pub async fn refresh(db: &impl ConnectionTrait, item_ids: &[i64]) -> Result<(), DbErr> {
     for ids in item_ids.chunks(CHUNK) {
-        refresh_chunk(db, ids).await?;
+        refresh_chunk(db, ids, ids).await?;
     }
     Ok(())
 }
 
-async fn refresh_chunk(db: &impl ConnectionTrait, ids: &[i64]) -> Result<(), DbErr> {
+/// Rewrites the facts of `ids`, deleting the existing ones of `old` first.
+async fn refresh_chunk(db: &impl ConnectionTrait, ids: &[i64], old: &[i64]) -> Result<(), DbErr> {
     if ids.is_empty() {
         return Ok(());
     }
-    flow_completion::Entity::delete_many()
-        .filter(flow_completion::Column::WorkItemId.is_in(ids.iter().copied()))
-        .exec(db)
-        .await?;
-    flow_wip::Entity::delete_many()
-        .filter(flow_wip::Column::WorkItemId.is_in(ids.iter().copied()))
-        .exec(db)
-        .await?;
+    if !old.is_empty() {
+        flow_completion::Entity::delete_many()
+            .filter(flow_completion::Column::WorkItemId.is_in(old.iter().copied()))
+            .exec(db)
+            .await?;
+        flow_wip::Entity::delete_many()
+            .filter(flow_wip::Column::WorkItemId.is_in(old.iter().copied()))
+            .exec(db)
+            .await?;
+    }
     let items: Vec<(i64, i64, String, String, DateTime<Utc>)> = work_item::Entity::find()
         .select_only()
         .column(work_item::Column::Id)
@@ -442,7 +453,7 @@ pub async fn rebuild_all(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
             .await?;
         let Some(last) = ids.last() else { break };
         after = *last;
-        refresh_chunk(db, &ids).await?;
+        refresh_chunk(db, &ids, &ids).await?;
         done += ids.len() as u64;
     }
     Ok(done)
