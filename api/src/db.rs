@@ -62,7 +62,7 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     let facts_pending = Migrator::get_pending_migrations(db)
         .await?
         .iter()
-        .any(|m| m.name() == FLOW_FACTS_MIGRATION);
+        .any(|m| FLOW_FACTS_MIGRATIONS.contains(&m.name()));
     Migrator::up(db, None).await?;
     ensure_organisation(db).await?;
     if facts_pending {
@@ -77,8 +77,12 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The migration that introduced the per-item flow facts.
-const FLOW_FACTS_MIGRATION: &str = "m20261130_000007_flow_facts";
+/// The migrations that introduced per-item flow facts: after either, every
+/// item's facts are rebuilt.
+const FLOW_FACTS_MIGRATIONS: [&str; 2] = [
+    "m20261130_000007_flow_facts",
+    "m20261201_000008_flow_states",
+];
 
 /// Key of the organisation created on first start.
 pub const ORGANISATION_KEY: &str = "org";

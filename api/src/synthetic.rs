@@ -422,8 +422,10 @@ impl Writer {
             3..7 => "TESTING",
             _ => "DEVELOPMENT",
         });
-        let history: Vec<(i64, &str)> =
-            steps.iter().map(|(s, at)| (ms(*at), category(s))).collect();
+        let history: Vec<facts::Step<'_>> = steps
+            .iter()
+            .map(|(s, at)| (ms(*at), *s, category(s)))
+            .collect();
         self.facts.push(
             &Item {
                 id,

@@ -11,6 +11,7 @@ pub mod deployment;
 pub mod deployment_change;
 pub mod external_ref;
 pub mod flow_completion;
+pub mod flow_state;
 pub mod flow_wip;
 pub mod incident;
 pub mod ingest_log;

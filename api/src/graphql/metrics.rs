@@ -314,7 +314,8 @@ pub(super) async fn flow_metrics(
         wip: asked(&["wipAtEnd", "averageWip", "agingWip", "littlesLaw"]),
         oldest: asked(&["oldestWip"]),
         quality: asked(&["quality"]),
-        history: asked(&["timeInState", "cumulativeFlow"]),
+        time_in_state: asked(&["timeInState"]),
+        cumulative_flow: asked(&["cumulativeFlow"]),
     };
     Ok(FlowMetrics(
         metrics::flow_metrics(r.svc(), unit_id, window, &filter, parts).await?,

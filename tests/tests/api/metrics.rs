@@ -415,6 +415,7 @@ async fn late_history_corrects_flow_metrics(app: TestApp) {
     assert_eq!(m["throughput"], 1, "{m}");
     assert!(close(&m["cycleTime"]["p50"], 4.0 * DAY), "{m}");
     assert!(close(&m["flowEfficiency"]["numerator"], 4.0 * DAY), "{m}");
+    let before = m;
 
     // Backfilled: it waited in review from the 4th, so 2 of its 4 days
     // were active.
@@ -430,6 +431,39 @@ async fn late_history_corrects_flow_metrics(app: TestApp) {
     assert_eq!(m["throughput"], 1, "{m}");
     assert!(close(&m["flowEfficiency"]["numerator"], 2.0 * DAY), "{m}");
     assert!(close(&m["flowEfficiency"]["denominator"], 4.0 * DAY), "{m}");
+    // Time in state and the cumulative flow see the backfilled visit too:
+    // in progress the 2nd–4th, in review the 4th–6th.
+    let days_in = |m: &Value, state: &str| -> Option<f64> {
+        m["timeInState"]
+            .as_array()?
+            .iter()
+            .find(|t| t["state"] == state)
+            .and_then(|t| t["total"].as_f64())
+            .map(|s| s / DAY)
+    };
+    assert_eq!(days_in(&before, "In Progress"), Some(4.0), "{before}");
+    assert_eq!(days_in(&before, "In Review"), None, "{before}");
+    assert_eq!(days_in(&m, "In Progress"), Some(2.0), "{m}");
+    assert_eq!(days_in(&m, "In Review"), Some(2.0), "{m}");
+    let on_the_4th = |m: &Value, state: &str| -> i64 {
+        let day = &m["cumulativeFlow"][3];
+        assert_eq!(day["date"], "2026-03-04", "{m}");
+        day["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["state"] == state)
+            .and_then(|c| c["count"].as_i64())
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        on_the_4th(&m, "In Review"),
+        on_the_4th(&before, "In Review") + 1
+    );
+    assert_eq!(
+        on_the_4th(&m, "In Progress"),
+        on_the_4th(&before, "In Progress") - 1
+    );
 
     // Reopened inside the window (the 10th): no longer completed, and in
     // progress at the end with an age from its first start (the 2nd).

@@ -1,4 +1,4 @@
-//! Per-item flow facts (`flow_completion`, `flow_wip`), derived from each
+//! Per-item flow facts (`flow_completion`, `flow_wip`, `flow_state`), derived from each
 //! item's whole transition history and rewritten in the same transaction
 //! whenever the item or its history changes, so that a late or out-of-order
 //! transition corrects them. Flow metrics aggregate these rows instead of
@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{flow_completion, flow_wip, transition, unit, unit_closure, work_item};
+use entity::{flow_completion, flow_state, flow_wip, transition, unit, unit_closure, work_item};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
@@ -54,19 +54,48 @@ pub struct Stretch {
     pub to_ms: i64,
 }
 
+/// One visit to a state, `[from_ms, to_ms)`; `to_ms` is [`OPEN`] for the
+/// state the item is in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Visit {
+    pub state: String,
+    pub category: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// One transition of a history: epoch ms, the state entered and its
+/// category.
+pub type Step<'a> = (i64, &'a str, &'a str);
+
+/// The visits of a history in order: each transition starts one that ends
+/// at the next.
+pub fn visits(steps: &[Step<'_>]) -> Vec<Visit> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, &(at, state, category))| Visit {
+            state: state.to_owned(),
+            category: category.to_owned(),
+            from_ms: at,
+            to_ms: steps.get(i + 1).map_or(OPEN, |s| s.0),
+        })
+        .collect()
+}
+
 fn is_wip(category: &str) -> bool {
     category == "ACTIVE" || category == "WAITING"
 }
 
-/// The completions and in-progress stretches of a history given as
-/// `(epoch ms, category)` in order (by time, then by arrival).
-pub fn derive(steps: &[(i64, &str)]) -> (Vec<Completion>, Vec<Stretch>) {
+/// The completions and in-progress stretches of a history in order (by
+/// time, then by arrival).
+pub fn derive(steps: &[Step<'_>]) -> (Vec<Completion>, Vec<Stretch>) {
     let mut completions = Vec::new();
     let mut stretches = Vec::new();
     let mut start: Option<i64> = None;
     let mut active = 0i64;
     let mut open: Option<i64> = None;
-    for (i, &(at, category)) in steps.iter().enumerate() {
+    for (i, &(at, _, category)) in steps.iter().enumerate() {
         let next = steps.get(i + 1).map_or(OPEN, |s| s.0);
         if is_wip(category) {
             start.get_or_insert(at);
@@ -206,6 +235,10 @@ async fn refresh_chunk(db: &impl ConnectionTrait, ids: &[i64], old: &[i64]) -> R
             .filter(flow_wip::Column::WorkItemId.is_in(old.iter().copied()))
             .exec(db)
             .await?;
+        flow_state::Entity::delete_many()
+            .filter(flow_state::Column::WorkItemId.is_in(old.iter().copied()))
+            .exec(db)
+            .await?;
     }
     let items: Vec<(i64, i64, String, String, DateTime<Utc>)> = work_item::Entity::find()
         .select_only()
@@ -219,10 +252,11 @@ async fn refresh_chunk(db: &impl ConnectionTrait, ids: &[i64], old: &[i64]) -> R
         .into_tuple()
         .all(db)
         .await?;
-    let steps: Vec<(i64, DateTime<Utc>, String)> = transition::Entity::find()
+    let steps: Vec<(i64, DateTime<Utc>, String, String)> = transition::Entity::find()
         .select_only()
         .column(transition::Column::WorkItemId)
         .column(transition::Column::At)
+        .column(transition::Column::ToState)
         .column(transition::Column::ToCategory)
         .filter(transition::Column::WorkItemId.is_in(ids.iter().copied()))
         .order_by_asc(transition::Column::WorkItemId)
@@ -244,7 +278,10 @@ async fn refresh_chunk(db: &impl ConnectionTrait, ids: &[i64], old: &[i64]) -> R
         let n = rest.iter().take_while(|s| s.0 == *id).count();
         let (mine, tail) = rest.split_at(n);
         rest = tail;
-        let history: Vec<(i64, &str)> = mine.iter().map(|s| (ms(s.1), s.2.as_str())).collect();
+        let history: Vec<Step<'_>> = mine
+            .iter()
+            .map(|s| (ms(s.1), s.2.as_str(), s.3.as_str()))
+            .collect();
         let item = Item {
             id: *id,
             unit_id: *unit_id,
@@ -282,16 +319,16 @@ struct Owner {
 pub struct Rows {
     completions: Vec<(Owner, i64, Completion)>,
     wips: Vec<(Owner, Stretch)>,
+    visits: Vec<(Owner, Visit)>,
 }
 
 impl Rows {
-    /// Adds the facts of `item` with the history `steps` (epoch ms,
-    /// category) in order.
-    pub fn push(&mut self, item: &Item<'_>, line: &Line, steps: &[(i64, &str)]) {
-        let (completions, stretches) = derive(steps);
-        if completions.is_empty() && stretches.is_empty() {
+    /// Adds the facts of `item` with the history `steps` in order.
+    pub fn push(&mut self, item: &Item<'_>, line: &Line, steps: &[Step<'_>]) {
+        if steps.is_empty() {
             return;
         }
+        let (completions, stretches) = derive(steps);
         let owner = Owner {
             item_id: item.id,
             unit_id: item.unit_id,
@@ -305,11 +342,14 @@ impl Rows {
         for s in stretches {
             self.wips.push((owner.clone(), s));
         }
+        for v in visits(steps) {
+            self.visits.push((owner.clone(), v));
+        }
     }
 
     /// Rows waiting.
     pub fn len(&self) -> usize {
-        self.completions.len() + self.wips.len()
+        self.completions.len() + self.wips.len() + self.visits.len()
     }
 
     /// Whether no row waits.
@@ -324,12 +364,16 @@ impl Rows {
     pub async fn write(&mut self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
         let completions = std::mem::take(&mut self.completions);
         let wips = std::mem::take(&mut self.wips);
+        let visits = std::mem::take(&mut self.visits);
         if db.get_database_backend() == DbBackend::Postgres {
             for chunk in completions.chunks(UNNEST_ROWS) {
                 db.execute_raw(completion_unnest(chunk)).await?;
             }
             for chunk in wips.chunks(UNNEST_ROWS) {
                 db.execute_raw(wip_unnest(chunk)).await?;
+            }
+            for chunk in visits.chunks(UNNEST_ROWS) {
+                db.execute_raw(visit_unnest(chunk)).await?;
             }
             return Ok(());
         }
@@ -368,6 +412,25 @@ impl Rows {
                 start_ms: Set(s.start_ms),
                 from_ms: Set(s.from_ms),
                 to_ms: Set(s.to_ms),
+                ..Default::default()
+            }))
+            .exec_without_returning(db)
+            .await?;
+        }
+        for chunk in visits.chunks(INSERT_ROWS) {
+            flow_state::Entity::insert_many(chunk.iter().map(|(o, v)| flow_state::ActiveModel {
+                work_item_id: Set(o.item_id),
+                unit_id: Set(o.unit_id),
+                portfolio_id: Set(o.line.portfolio_id),
+                program_id: Set(o.line.program_id),
+                team_id: Set(o.line.team_id),
+                level: Set(o.line.level.clone()),
+                item_type: Set(o.item_type.clone()),
+                flow_type: Set(o.flow_type.clone()),
+                state: Set(v.state.clone()),
+                category: Set(v.category.clone()),
+                from_ms: Set(v.from_ms),
+                to_ms: Set(v.to_ms),
                 ..Default::default()
             }))
             .exec_without_returning(db)
@@ -433,6 +496,23 @@ AS x({OWNER_NAMES}, st, fr, t)"#
     statement(&sql, values)
 }
 
+fn visit_unnest(rows: &[(Owner, Visit)]) -> sea_orm::Statement {
+    let sql = format!(
+        r#"INSERT INTO "flow_state" ({OWNER_COLUMNS}, "state", "category", "from_ms", "to_ms")
+SELECT {OWNER_SELECT}, s, c, fr, t
+FROM UNNEST({OWNER_ARRAYS}, $9::text[], $10::text[], $11::bigint[], $12::bigint[])
+AS x({OWNER_NAMES}, s, c, fr, t)"#
+    );
+    let mut values = owner_arrays(rows.iter().map(|r| &r.0));
+    values.extend([
+        texts(rows.iter().map(|r| r.1.state.as_str())),
+        texts(rows.iter().map(|r| r.1.category.as_str())),
+        bigints(rows.iter().map(|r| r.1.from_ms)),
+        bigints(rows.iter().map(|r| r.1.to_ms)),
+    ]);
+    statement(&sql, values)
+}
+
 /// Rebuilds every item's facts, a chunk of items at a time (after the
 /// migration that introduced them, or to repair them).
 ///
@@ -465,11 +545,16 @@ mod tests {
 
     const H: i64 = 3_600_000;
 
+    /// A history whose states are named after their categories.
+    fn named(steps: &[(i64, &'static str)]) -> Vec<Step<'static>> {
+        steps.iter().map(|&(at, c)| (at, c, c)).collect()
+    }
+
     #[test]
     fn reopened_re_entered_and_canceled() {
         // New at 0, active 0–24, waiting to 48, active to 72, done at 72,
         // reopened (active) at 96, done again at 108.
-        let h = [
+        let h = named(&[
             (0, "NEW"),
             (0, "ACTIVE"),
             (24 * H, "WAITING"),
@@ -477,7 +562,7 @@ mod tests {
             (72 * H, "DONE"),
             (96 * H, "ACTIVE"),
             (108 * H, "DONE"),
-        ];
+        ]);
         let (c, w) = derive(&h);
         assert_eq!(
             c,
@@ -512,14 +597,38 @@ mod tests {
             ]
         );
         // Canceled after work: no completion, one closed stretch.
-        let (c, w) = derive(&[(0, "NEW"), (H, "ACTIVE"), (3 * H, "CANCELED")]);
+        let (c, w) = derive(&named(&[(0, "NEW"), (H, "ACTIVE"), (3 * H, "CANCELED")]));
         assert!(c.is_empty());
         assert_eq!(w.len(), 1);
         // Still in progress: an open stretch.
-        let (_, w) = derive(&[(0, "NEW"), (H, "WAITING")]);
+        let (_, w) = derive(&named(&[(0, "NEW"), (H, "WAITING")]));
         assert_eq!(w[0].to_ms, OPEN);
         // Done and moved on at the same instant never counts as completed.
-        let (c, _) = derive(&[(0, "ACTIVE"), (H, "DONE"), (H, "ACTIVE")]);
+        let (c, _) = derive(&named(&[(0, "ACTIVE"), (H, "DONE"), (H, "ACTIVE")]));
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn visits_end_at_the_next_transition() {
+        let v = visits(&[
+            (0, "Backlog", "NEW"),
+            (0, "In Progress", "ACTIVE"),
+            (5 * H, "Blocked", "WAITING"),
+            (7 * H, "In Progress", "ACTIVE"),
+        ]);
+        let spans: Vec<(&str, i64, i64)> = v
+            .iter()
+            .map(|v| (v.state.as_str(), v.from_ms, v.to_ms))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![
+                ("Backlog", 0, 0),
+                ("In Progress", 0, 5 * H),
+                ("Blocked", 5 * H, 7 * H),
+                ("In Progress", 7 * H, OPEN),
+            ]
+        );
+        assert_eq!(v[2].category, "WAITING");
     }
 }

@@ -14,7 +14,7 @@ use sea_orm::{
 };
 
 use super::facts::ms;
-use super::stats::Distribution;
+use super::stats::{Distribution, PERCENTILES, RankPicker};
 use super::{MetricFilter, Ratio, WeekCount, Window};
 use crate::domain::{FlowType, UnitKind};
 use crate::policy::UnitPath;
@@ -25,9 +25,6 @@ const WEEK_MS: i64 = 7 * 86_400_000;
 /// 1970-01-01 was a Thursday: shifting by three days makes weeks start on
 /// Mondays (ISO 8601).
 const MONDAY_SHIFT_MS: i64 = 3 * 86_400_000;
-
-/// The continuous percentiles every distribution reports.
-const PERCENTILES: [f64; 3] = [0.5, 0.85, 0.95];
 
 /// A statement under construction, with numbered parameters (`$n` on
 /// PostgreSQL, `?n` on SQLite) so a value may be used twice.
@@ -66,6 +63,17 @@ impl Sql {
         self
     }
 
+    /// The parameters bound so far.
+    pub(crate) fn values(&self) -> &[Value] {
+        &self.values
+    }
+
+    /// Starts from the parameters of another statement, so its text can be
+    /// reused.
+    pub(crate) fn set_values(&mut self, values: Vec<Value>) {
+        self.values = values;
+    }
+
     pub(crate) fn statement(&self) -> Statement {
         Statement::from_sql_and_values(self.backend, self.text.clone(), self.values.clone())
     }
@@ -80,7 +88,7 @@ pub struct Scope<'a> {
 
 impl Scope<'_> {
     /// The `WHERE` conditions (joined by `AND`) for a facts table.
-    fn condition(&self, sql: &mut Sql) -> String {
+    pub(super) fn condition(&self, sql: &mut Sql) -> String {
         let mut parts = Vec::new();
         match (self.filter.reach, self.unit.kind) {
             (Reach::UnitOnly, _) => parts.push(format!("unit_id = {}", sql.bind(self.unit.id))),
@@ -162,13 +170,13 @@ pub struct Wip {
     pub aging: Distribution,
 }
 
-fn seconds_of(expr: &str) -> String {
+pub(super) fn seconds_of(expr: &str) -> String {
     format!("CAST({expr} AS DOUBLE PRECISION) / 1000")
 }
 
 /// The completions in `window`: entered `DONE` inside it and still there at
 /// its end.
-fn completed_in(sql: &mut Sql, scope: &Scope<'_>, window: Window) -> String {
+pub(super) fn completed_in(sql: &mut Sql, scope: &Scope<'_>, window: Window) -> String {
     let cond = scope.condition(sql);
     let from = sql.bind(ms(window.from));
     let to = sql.bind(ms(window.to));
@@ -413,7 +421,7 @@ pub async fn oldest(
 
 /// `count`, `mean`, `min`, `max` (and on PostgreSQL the percentiles) from
 /// the columns `{name}_n`, `{name}_mean`, ... of `row`.
-fn distribution(row: &QueryResult, name: &str, pg: bool) -> Result<Distribution, DbErr> {
+pub(super) fn distribution(row: &QueryResult, name: &str, pg: bool) -> Result<Distribution, DbErr> {
     let count = usize::try_from(row.try_get::<i64>("", &format!("{name}_n"))?).unwrap_or(0);
     if count == 0 {
         return Ok(Distribution::default());
@@ -434,7 +442,7 @@ fn distribution(row: &QueryResult, name: &str, pg: bool) -> Result<Distribution,
     Ok(d)
 }
 
-fn set_percentiles(d: &mut Distribution, p: [f64; 3]) {
+pub(super) fn set_percentiles(d: &mut Distribution, p: [f64; 3]) {
     d.p50 = Some(p[0]);
     d.p85 = Some(p[1]);
     d.p95 = Some(p[2]);
@@ -447,39 +455,14 @@ async fn sorted_percentiles(
     stmt: Statement,
     count: usize,
 ) -> Result<[f64; 3], DbErr> {
-    // For each percentile: the two closest ranks and the fraction between.
-    let ranks: Vec<(usize, usize, f64)> = PERCENTILES
-        .iter()
-        .map(|p| {
-            let rank = p * (count.saturating_sub(1)) as f64;
-            (rank.floor() as usize, rank.ceil() as usize, rank.fract())
-        })
-        .collect();
-    let mut lo = [0.0f64; 3];
-    let mut hi = [0.0f64; 3];
-    let last = ranks.iter().map(|r| r.1).max().unwrap_or(0);
+    let mut picker = RankPicker::new(count);
     let mut stream = db.stream_raw(stmt).await?;
-    let mut i = 0usize;
     while let Some(row) = stream.try_next().await? {
-        let v: f64 = row.try_get("", "v")?;
-        for (k, (l, h, _)) in ranks.iter().enumerate() {
-            if i == *l {
-                lo[k] = v;
-            }
-            if i == *h {
-                hi[k] = v;
-            }
-        }
-        if i >= last {
+        if !picker.feed(row.try_get("", "v")?) {
             break;
         }
-        i += 1;
     }
-    let mut out = [0.0f64; 3];
-    for (k, (_, _, frac)) in ranks.iter().enumerate() {
-        out[k] = lo[k] + (hi[k] - lo[k]) * frac;
-    }
-    Ok(out)
+    Ok(picker.finish())
 }
 
 /// The floor the benchmark compares against: the same flow numbers as

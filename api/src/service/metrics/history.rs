@@ -75,49 +75,6 @@ pub fn facts(steps: &[Step], end: DateTime<Utc>) -> Facts {
     }
 }
 
-/// Seconds the item spent in `ACTIVE` or `WAITING` states within
-/// `[from, to)`: its share of the window's time-weighted WIP.
-pub fn in_progress_seconds(steps: &[Step], from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
-    steps
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.at < to && (s.category == ACTIVE || s.category == WAITING))
-        .map(|(i, s)| {
-            let leave = steps.get(i + 1).map_or(to, |n| n.at.min(to));
-            let a = s.at.max(from);
-            if leave > a { seconds(a, leave) } else { 0.0 }
-        })
-        .sum()
-}
-
-/// Seconds spent in each state from the first transition (creation) to
-/// `until`, every visit summed; states entered but left at once count 0.
-pub fn time_in_states(steps: &[Step], until: DateTime<Utc>) -> Vec<(&str, f64)> {
-    let mut out: Vec<(&str, f64)> = Vec::new();
-    for (i, s) in steps.iter().enumerate().filter(|(_, s)| s.at < until) {
-        let leave = steps.get(i + 1).map_or(until, |n| n.at.min(until));
-        let spent = if leave > s.at {
-            seconds(s.at, leave)
-        } else {
-            0.0
-        };
-        match out.iter_mut().find(|(name, _)| *name == s.state) {
-            Some((_, total)) => *total += spent,
-            None => out.push((s.state.as_str(), spent)),
-        }
-    }
-    out
-}
-
-/// The state the item is in just before `at`, if it existed then.
-pub fn state_at(steps: &[Step], at: DateTime<Utc>) -> Option<&str> {
-    steps
-        .iter()
-        .take_while(|s| s.at < at)
-        .last()
-        .map(|s| s.state.as_str())
-}
-
 /// Seconds between two instants.
 pub fn duration(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     seconds(from, to)
@@ -168,17 +125,6 @@ mod tests {
         assert_eq!(early.completion, Some(t(4, 0)));
         assert_eq!(early.active_seconds, 48.0 * 3600.0);
         assert!(facts(&h, t(5, 6)).in_progress);
-        // In progress 1st–4th 0h and 5th 0h–12h; within [2nd, 5th 6h):
-        // 2 days, then 6 hours.
-        assert_eq!(in_progress_seconds(&h, t(2, 0), t(5, 6)), 54.0 * 3600.0);
-        // Every visit summed: active 24 + 24 + 12 hours.
-        let times = time_in_states(&h, t(5, 12));
-        assert!(times.contains(&("S-ACTIVE", 60.0 * 3600.0)), "{times:?}");
-        assert!(times.contains(&("S-DONE", 24.0 * 3600.0)), "{times:?}");
-        assert!(times.contains(&("S-NEW", 0.0)), "{times:?}");
-        assert_eq!(state_at(&h, t(4, 0)), Some("S-ACTIVE"));
-        assert_eq!(state_at(&h, t(4, 1)), Some("S-DONE"));
-        assert_eq!(state_at(&h, t(1, 0)), None);
     }
 
     #[test]

@@ -1,25 +1,27 @@
 //! Metrics (DESIGN §3) aggregated over a unit's subtree and a window, for
 //! the viewers the aggregate rule of §2 allows.
 //!
-//! Flow metrics read each item's transition history in chunks of items and
-//! keep only what the aggregates need: counts, and the durations the
-//! distributions are taken over.
+//! Flow metrics aggregate per-item facts kept at write time
+//! ([`facts`]) inside the database ([`flow`], [`states`]), so a request's
+//! memory does not grow with the subtree; the value stream map still
+//! replays histories, a chunk of items at a time.
 
 pub mod delivery;
 pub mod facts;
 pub mod flow;
 pub mod history;
+pub mod states;
 pub mod stats;
 pub mod value_stream_map;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, NaiveTime, Utc};
-use entity::{transition, unit, work_item};
+use chrono::{DateTime, Duration, Utc};
+use entity::{unit, work_item};
 use sea_orm::sea_query::Query;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
-use self::history::{Step, duration, facts, time_in_states};
+use self::history::duration;
 use self::stats::Distribution;
 use super::work_items::Reach;
 use super::{Ctx, in_unit, units, work_items};
@@ -196,8 +198,8 @@ pub struct FlowParts {
     /// The oldest items in progress.
     pub oldest: bool,
     pub quality: bool,
-    /// Time in state and the cumulative flow: these replay histories.
-    pub history: bool,
+    pub time_in_state: bool,
+    pub cumulative_flow: bool,
 }
 
 impl FlowParts {
@@ -206,7 +208,8 @@ impl FlowParts {
         wip: true,
         oldest: true,
         quality: true,
-        history: true,
+        time_in_state: true,
+        cumulative_flow: true,
     };
 }
 
@@ -301,8 +304,9 @@ pub async fn flow_metrics(
             denominator: all as f64,
         };
     }
-    if parts.history {
-        let (time_in_state, cumulative_flow) = replay(ctx, unit_id, items, window).await?;
+    if parts.time_in_state || parts.cumulative_flow {
+        let (time_in_state, cumulative_flow) =
+            state_metrics(ctx, unit_id, &scope, window, parts).await?;
         out.time_in_state = time_in_state;
         out.cumulative_flow = cumulative_flow;
     }
@@ -362,152 +366,76 @@ async fn oldest(ctx: Ctx<'_>, scope: &flow::Scope<'_>, window: Window) -> ApiRes
     Ok(out)
 }
 
-/// Time in state (§3.2) and the cumulative flow (§3.3), from the items'
-/// histories, read a chunk of items at a time.
-async fn replay(
+/// Time in state (§3.2) and the cumulative flow (§3.3) as asked, with the
+/// states in the unit's workflow order, then any others seen by name.
+async fn state_metrics(
     ctx: Ctx<'_>,
     unit_id: i64,
-    items: sea_orm::Select<work_item::Entity>,
+    scope: &flow::Scope<'_>,
     window: Window,
+    parts: FlowParts,
 ) -> ApiResult<(Vec<StateTime>, Vec<FlowDay>)> {
-    let items = items
-        .select_only()
-        .column(work_item::Column::Id)
-        .filter(work_item::Column::CreatedAt.lt(window.to));
-    // Time in state: state → (category, total, per item).
-    let mut states: BTreeMap<String, (String, f64, Vec<f64>)> = BTreeMap::new();
-    let days = day_ends(window);
-    let mut flow_counts: BTreeMap<(usize, String), usize> = BTreeMap::new();
-    let mut after = 0i64;
-    loop {
-        let chunk: Vec<i64> = items
-            .clone()
-            .filter(work_item::Column::Id.gt(after))
-            .order_by_asc(work_item::Column::Id)
-            .limit(CHUNK)
-            .into_tuple()
-            .all(ctx.db)
-            .await?;
-        let Some(last) = chunk.last() else { break };
-        after = *last;
-        let steps: Vec<(i64, DateTime<Utc>, String, String)> = transition::Entity::find()
-            .select_only()
-            .column(transition::Column::WorkItemId)
-            .column(transition::Column::At)
-            .column(transition::Column::ToState)
-            .column(transition::Column::ToCategory)
-            .filter(transition::Column::WorkItemId.is_in(chunk.iter().copied()))
-            .filter(transition::Column::At.lt(window.to))
-            .order_by_asc(transition::Column::WorkItemId)
-            .order_by_asc(transition::Column::At)
-            .order_by_asc(transition::Column::Id)
-            .into_tuple()
-            .all(ctx.db)
-            .await?;
-        let mut rest = steps.as_slice();
-        for id in &chunk {
-            let n = rest.iter().take_while(|s| s.0 == *id).count();
-            let (mine, tail) = rest.split_at(n);
-            rest = tail;
-            let history: Vec<Step> = mine
-                .iter()
-                .map(|(_, at, state, category)| Step {
-                    at: *at,
-                    state: state.clone(),
-                    category: category.clone(),
-                })
-                .collect();
-            let mut next = 0;
-            for (day, end) in days.iter().enumerate() {
-                while next < history.len() && history[next].at < *end {
-                    next += 1;
-                }
-                if let Some(s) = next.checked_sub(1).map(|i| &history[i]) {
-                    *flow_counts.entry((day, s.state.clone())).or_default() += 1;
-                }
+    let (mut totals, mut flow_counts) = futures::try_join!(
+        async {
+            if parts.time_in_state {
+                states::time_in_state(ctx.db, scope, window).await
+            } else {
+                Ok(Vec::new())
             }
-            let Some(done) = facts(&history, window.to)
-                .completion
-                .filter(|c| window.contains(*c))
-            else {
-                continue;
-            };
-            for (state, spent) in time_in_states(&history, done) {
-                let category = history
-                    .iter()
-                    .find(|s| s.state == state)
-                    .map(|s| s.category.clone())
-                    .unwrap_or_default();
-                let e = states
-                    .entry(state.to_owned())
-                    .or_insert_with(|| (category, 0.0, Vec::new()));
-                e.1 += spent;
-                e.2.push(spent);
+        },
+        async {
+            if parts.cumulative_flow {
+                states::cumulative_flow(ctx.db, scope, window).await
+            } else {
+                Ok(BTreeMap::new())
             }
-        }
-    }
-    // States in the unit's workflow order, then any others by name.
+        },
+    )?;
     let workflow = units::effective_workflow(ctx.db, unit_id).await?;
-    let mut order: Vec<(String, String)> = workflow
-        .states
+    let mut order: Vec<String> = workflow.states.iter().map(|s| s.name.clone()).collect();
+    let seen: Vec<String> = totals
         .iter()
-        .map(|s| (s.name.clone(), s.category.clone()))
+        .map(|t| t.state.clone())
+        .chain(flow_counts.keys().cloned())
         .collect();
-    let seen: Vec<(String, String)> = states
-        .iter()
-        .map(|(name, (category, ..))| (name.clone(), category.clone()))
-        .chain(
-            flow_counts
-                .keys()
-                .map(|(_, name)| (name.clone(), String::new())),
-        )
-        .collect();
-    for (name, category) in seen {
-        if !order.iter().any(|(n, _)| *n == name) {
-            order.push((name, category));
+    for name in seen {
+        if !order.contains(&name) {
+            order.push(name);
         }
     }
     let time_in_state = order
         .iter()
-        .filter_map(|(name, _)| {
-            let (category, total, per) = states.remove(name)?;
+        .filter_map(|name| {
+            let i = totals.iter().position(|t| t.state == *name)?;
+            let t = totals.swap_remove(i);
             Some(StateTime {
-                state: name.clone(),
-                category,
-                total,
-                per_item: Distribution::of(per),
+                state: t.state,
+                category: t.category,
+                total: t.total,
+                per_item: t.per_item,
             })
         })
         .collect();
-    let cumulative_flow = days
-        .iter()
-        .enumerate()
-        .map(|(day, end)| FlowDay {
-            date: (*end - Duration::nanoseconds(1)).date_naive(),
-            counts: order
-                .iter()
-                .map(|(name, _)| {
-                    let n = flow_counts.get(&(day, name.clone())).copied().unwrap_or(0);
-                    (name.clone(), n)
-                })
-                .collect(),
-        })
-        .collect();
+    let cumulative_flow = if parts.cumulative_flow {
+        states::day_ends(window)
+            .iter()
+            .enumerate()
+            .map(|(day, end)| FlowDay {
+                date: states::date_of(*end),
+                counts: order
+                    .iter()
+                    .map(|name| {
+                        let n = flow_counts
+                            .get_mut(name)
+                            .and_then(|c| c.get(day).copied())
+                            .unwrap_or(0);
+                        (name.clone(), n)
+                    })
+                    .collect(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok((time_in_state, cumulative_flow))
-}
-
-/// The end of each UTC day the window touches: the next midnight, or the
-/// window's end for its last, partial day.
-fn day_ends(window: Window) -> Vec<DateTime<Utc>> {
-    let mut ends = Vec::new();
-    let mut day = window.from.date_naive();
-    while let Some(next) = day.succ_opt() {
-        let end = next.and_time(NaiveTime::MIN).and_utc().min(window.to);
-        ends.push(end);
-        if end >= window.to {
-            break;
-        }
-        day = next;
-    }
-    ends
 }

@@ -35,6 +35,61 @@ impl Distribution {
     }
 }
 
+/// The percentiles every distribution reports.
+pub const PERCENTILES: [f64; 3] = [0.5, 0.85, 0.95];
+
+/// The continuous [`PERCENTILES`] of `count` values fed one at a time in
+/// ascending order, keeping only the two closest ranks of each: memory does
+/// not grow with `count`.
+#[derive(Clone, Debug)]
+pub struct RankPicker {
+    /// For each percentile: the lower and upper closest ranks and the
+    /// fraction between them.
+    ranks: [(usize, usize, f64); 3],
+    lo: [f64; 3],
+    hi: [f64; 3],
+    next: usize,
+}
+
+impl RankPicker {
+    pub fn new(count: usize) -> Self {
+        let rank = |p: f64| {
+            let r = p * count.saturating_sub(1) as f64;
+            (r.floor() as usize, r.ceil() as usize, r.fract())
+        };
+        Self {
+            ranks: PERCENTILES.map(rank),
+            lo: [0.0; 3],
+            hi: [0.0; 3],
+            next: 0,
+        }
+    }
+
+    /// Takes the next value; `false` once every rank needed has been seen.
+    pub fn feed(&mut self, v: f64) -> bool {
+        let i = self.next;
+        for (k, (l, h, _)) in self.ranks.iter().enumerate() {
+            if i == *l {
+                self.lo[k] = v;
+            }
+            if i == *h {
+                self.hi[k] = v;
+            }
+        }
+        self.next += 1;
+        self.ranks.iter().any(|r| r.1 >= self.next)
+    }
+
+    /// The percentiles, in the order of [`PERCENTILES`].
+    pub fn finish(&self) -> [f64; 3] {
+        let mut out = [0.0; 3];
+        for (k, (_, _, frac)) in self.ranks.iter().enumerate() {
+            out[k] = self.lo[k] + (self.hi[k] - self.lo[k]) * frac;
+        }
+        out
+    }
+}
+
 /// The continuous percentile `p` (0 to 1) of sorted, non-empty `values`.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = p * (sorted.len() - 1) as f64;
@@ -66,5 +121,25 @@ mod tests {
         let one = Distribution::of(vec![7.0]);
         assert_eq!((one.p50, one.p95), (Some(7.0), Some(7.0)));
         assert_eq!(Distribution::of(Vec::new()), Distribution::default());
+    }
+
+    #[test]
+    fn rank_picker_matches_the_sorted_percentiles() {
+        for n in 1..40usize {
+            let values: Vec<f64> = (0..n).map(|i| ((i * 37) % 101) as f64).collect();
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            let mut picker = RankPicker::new(n);
+            for v in &sorted {
+                if !picker.feed(*v) {
+                    break;
+                }
+            }
+            let d = Distribution::of(values);
+            assert_eq!(
+                picker.finish(),
+                [d.p50.unwrap(), d.p85.unwrap(), d.p95.unwrap()]
+            );
+        }
     }
 }
