@@ -3,7 +3,8 @@
 //! resolvers, SQL, serialisation of the result) at organisation, portfolio,
 //! program and team level for a 90-day and a 2-year window, beside the best
 //! single plain-SQL statement computing the same flow numbers from the same
-//! facts (the floor). Reports the median and p95 of every series.
+//! facts (the floor), and time in state with the cumulative flow as a
+//! series of their own. Reports the median and p95 of every series.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,6 +39,14 @@ const FLOW_QUERY: &str = "query($u: ID!, $from: DateTime!, $to: DateTime!) {
     wipAtEnd averageWip
     agingWip { count mean p50 p85 p95 min max }
     littlesLaw { averageWip predictedWip }
+  } }";
+
+/// Time in state (§3.2) and the cumulative flow (§3.3): per state, and per
+/// state and day.
+const STATE_QUERY: &str = "query($u: ID!, $from: DateTime!, $to: DateTime!) {
+  flowMetrics(unit: $u, window: {from: $from, to: $to}) {
+    timeInState { state total perItem { count mean p50 p85 p95 min max } }
+    cumulativeFlow { date counts { state count } }
   } }";
 
 const DELIVERY_QUERY: &str = "query($u: ID!, $from: DateTime!, $to: DateTime!) {
@@ -123,6 +132,16 @@ pub async fn metrics(db: &DatabaseConnection, runs: usize) -> anyhow::Result<Vec
                 &unit.key,
                 days,
                 "floor (one SQL statement)",
+                &mut times,
+                throughput,
+            ));
+
+            let (_, mut times) = timed(&env, STATE_QUERY, &vars, runs).await?;
+            out.push(series(
+                kind,
+                &unit.key,
+                days,
+                "flowMetrics: timeInState + cumulativeFlow",
                 &mut times,
                 throughput,
             ));

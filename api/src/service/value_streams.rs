@@ -545,6 +545,6 @@ pub async fn value_stream_map(
             states: s.states,
         })
         .collect();
-    let map = value_stream_map::compute(ctx, stream.unit_id, &specs, window).await?;
+    let map = value_stream_map::compute(ctx.db, &path, &specs, window).await?;
     Ok((stream, map))
 }

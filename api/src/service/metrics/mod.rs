@@ -1,14 +1,15 @@
 //! Metrics (DESIGN §3) aggregated over a unit's subtree and a window, for
 //! the viewers the aggregate rule of §2 allows.
 //!
-//! Flow metrics aggregate per-item facts kept at write time
-//! ([`facts`]) inside the database ([`flow`], [`states`]), so a request's
-//! memory does not grow with the subtree; the value stream map still
-//! replays histories, a chunk of items at a time.
+//! Every metric aggregates inside the database: flow metrics and the value
+//! stream map over per-item facts kept at write time ([`facts`]), delivery
+//! metrics over deployments, changes and incidents. A request's memory does
+//! not grow with the subtree.
 
 pub mod delivery;
 pub mod facts;
 pub mod flow;
+pub mod grouped;
 pub mod history;
 pub mod states;
 pub mod stats;
@@ -28,9 +29,6 @@ use super::{Ctx, in_unit, units, work_items};
 use crate::domain::{FlowType, UnitKind, WorkItemType};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::UnitPath;
-
-/// Items whose histories are read at a time.
-const CHUNK: u64 = 5000;
 
 /// `[from, to)`.
 #[derive(Clone, Copy, Debug)]
@@ -55,10 +53,6 @@ impl Window {
             )));
         }
         Ok(Self { from, to })
-    }
-
-    fn contains(&self, t: DateTime<Utc>) -> bool {
-        self.from <= t && t < self.to
     }
 }
 

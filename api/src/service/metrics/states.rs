@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
-use futures::TryStreamExt;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, StreamTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
 use super::Window;
 use super::facts::ms;
-use super::flow::{Scope, Sql, completed_in, distribution, seconds_of, set_percentiles};
-use super::stats::{Distribution, RankPicker};
+use super::flow::{Scope, Sql, completed_in, seconds_of};
+use super::grouped::{self, Group};
+use super::stats::Distribution;
 
 /// Milliseconds in a day.
 const DAY_MS: i64 = 86_400_000;
@@ -38,14 +38,12 @@ pub async fn time_in_state(
     scope: &Scope<'_>,
     window: Window,
 ) -> Result<Vec<StateTotals>, DbErr> {
-    let backend = db.get_database_backend();
-    let mut sql = Sql::new(backend);
+    let mut sql = Sql::new(db.get_database_backend());
     let completed = completed_in(&mut sql, scope, window);
     // Per completed item and state: the visits that began before the
     // completion, each cut at it.
     let per_item = format!(
-        "SELECT c.id AS cid, s.state AS state, MIN(s.category) AS category, \
-         {spent} AS v \
+        "SELECT s.state AS g, MIN(s.category) AS category, {spent} AS v \
          FROM (SELECT id, work_item_id, completed_ms FROM flow_completion WHERE {completed}) c \
          JOIN flow_state s ON s.work_item_id = c.work_item_id AND s.from_ms < c.completed_ms \
          GROUP BY c.id, s.state",
@@ -53,55 +51,25 @@ pub async fn time_in_state(
             "SUM(CASE WHEN s.to_ms < c.completed_ms THEN s.to_ms ELSE c.completed_ms END - s.from_ms)"
         ),
     );
-    let pg = sql.pg();
-    let pct = if pg {
-        ", percentile_cont(ARRAY[0.5, 0.85, 0.95]::float8[]) WITHIN GROUP (ORDER BY v) AS v_p"
-    } else {
-        ""
-    };
-    let values = sql.values().to_vec();
-    sql.push(&format!(
-        "SELECT state, MIN(category) AS category, SUM(v) AS total, COUNT(v) AS v_n, \
-         AVG(v) AS v_mean, MIN(v) AS v_min, MAX(v) AS v_max{pct} \
-         FROM ({per_item}) x GROUP BY state ORDER BY state"
-    ));
-    let mut out = Vec::new();
-    for row in db.query_all_raw(sql.statement()).await? {
-        out.push(StateTotals {
-            state: row.try_get("", "state")?,
-            category: row.try_get("", "category")?,
-            total: row.try_get::<Option<f64>>("", "total")?.unwrap_or(0.0),
-            per_item: distribution(&row, "v", pg)?,
-        });
-    }
-    if !pg && !out.is_empty() {
-        // SQLite has no percentile_cont: stream the values sorted by state,
-        // then value, and keep the ranks each state needs.
-        let mut sorted = Sql::new(backend);
-        sorted.set_values(values);
-        sorted.push(&format!(
-            "SELECT state, v FROM ({per_item}) x ORDER BY state, v"
-        ));
-        let mut stream = db.stream_raw(sorted.statement()).await?;
-        let mut at = 0usize;
-        let mut picker: Option<RankPicker> = None;
-        while let Some(row) = stream.try_next().await? {
-            let state: String = row.try_get("", "state")?;
-            while at < out.len() && out[at].state < state {
-                if let Some(p) = picker.take() {
-                    set_percentiles(&mut out[at].per_item, p.finish());
-                }
-                at += 1;
-            }
-            let Some(totals) = out.get(at) else { break };
-            let p = picker.get_or_insert_with(|| RankPicker::new(totals.per_item.count));
-            p.feed(row.try_get("", "v")?);
-        }
-        if let (Some(p), Some(totals)) = (picker, out.get_mut(at)) {
-            set_percentiles(&mut totals.per_item, p.finish());
-        }
-    }
-    Ok(out)
+    let groups: Vec<Group<String>> = grouped::by_group(
+        db,
+        sql.values(),
+        &per_item,
+        &["v"],
+        ", MIN(category) AS category",
+    )
+    .await?;
+    groups
+        .into_iter()
+        .map(|g| {
+            Ok(StateTotals {
+                category: g.row.try_get("", "category")?,
+                state: g.key,
+                total: g.sums[0],
+                per_item: g.dists[0],
+            })
+        })
+        .collect()
 }
 
 /// The end of each UTC day the window touches: the next midnight, or the
