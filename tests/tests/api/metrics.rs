@@ -760,6 +760,79 @@ async fn delivery_metrics_match_the_hand_computed_fixture(app: TestApp) {
 }
 both!(delivery_metrics_match_the_hand_computed_fixture);
 
+/// The issue's public anchors, through the API: the median of lead times of
+/// 90 and 100 days is 95 days, and 4 failed out of 6 deployments is a
+/// change failure rate of 0.667.
+async fn public_anchors(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let mut events = Vec::new();
+    let mut ev = |kind: &str, data: Value| {
+        let id = format!("anchor-{}", events.len());
+        events.push(format!(
+            "{}\n",
+            json!({"id": id, "type": kind, "source": "anchor", "data": data})
+        ));
+    };
+    // Created 90 and 100 days before March 11; both done on the 11th.
+    for (key, created) in [
+        ("AN-1", "2025-12-11T00:00:00Z"),
+        ("AN-2", "2025-12-01T00:00:00Z"),
+    ] {
+        ev(
+            "work_item.upserted",
+            json!({"external_id": key, "key": key, "unit": "team-fjord", "type": "STORY",
+                   "title": key, "state": "Backlog", "created_at": created}),
+        );
+        ev(
+            "work_item.transitioned",
+            json!({"external_id": key, "to_state": "Done", "at": "2026-03-11T00:00:00Z"}),
+        );
+    }
+    for d in 1..=6 {
+        ev(
+            "deployment.recorded",
+            json!({"external_id": format!("ad{d}"), "unit": "team-fjord",
+                   "environment": "PRODUCTION", "status": "SUCCESS",
+                   "finished_at": format!("2026-03-0{d}T00:00:00Z"), "changes": []}),
+        );
+    }
+    for d in 1..=4 {
+        ev(
+            "incident.opened",
+            json!({"external_id": format!("ai{d}"), "unit": "team-fjord", "severity": "SEV2",
+                   "opened_at": format!("2026-03-0{d}T06:00:00Z"), "deployment": format!("ad{d}")}),
+        );
+    }
+    let (status, report) = post_ndjson(&app, &admin, &events.concat()).await;
+    assert_eq!((status, &report["rejected"]), (200, &json!(0)), "{report}");
+    let fjord = unit_id(&app, &admin, "team-fjord").await;
+    let vars = json!({"u": fjord, "from": "2026-03-01T00:00:00Z", "to": "2026-03-15T00:00:00Z"});
+    let d = app
+        .ok(
+            &admin,
+            "query($u: ID!, $from: DateTime!, $to: DateTime!) { \
+             flowMetrics(unit: $u, window: {from: $from, to: $to}) { leadTime { count p50 } } \
+             deliveryMetrics(unit: $u, window: {from: $from, to: $to}) { \
+               changeFailureRate { numerator denominator value } } }",
+            vars,
+        )
+        .await;
+    assert_eq!(d["flowMetrics"]["leadTime"]["count"], 2, "{d}");
+    assert!(
+        close(&d["flowMetrics"]["leadTime"]["p50"], 95.0 * DAY),
+        "{d}"
+    );
+    let cfr = &d["deliveryMetrics"]["changeFailureRate"];
+    assert_eq!(
+        (cfr["numerator"].as_f64(), cfr["denominator"].as_f64()),
+        (Some(4.0), Some(6.0)),
+        "{d}"
+    );
+    let value = cfr["value"].as_f64().unwrap();
+    assert_eq!((value * 1000.0).round() / 1000.0, 0.667, "{d}");
+}
+both!(public_anchors);
+
 /// The longest window is a setting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_longest_window_is_configured() {
