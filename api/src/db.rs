@@ -59,12 +59,23 @@ pub async fn connect(url: &str) -> anyhow::Result<(DatabaseConnection, Statement
 /// # Errors
 /// When a migration or the bootstrap fails.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    let facts_pending = Migrator::get_pending_migrations(db)
+    let pending: Vec<String> = Migrator::get_pending_migrations(db)
         .await?
         .iter()
-        .any(|m| FLOW_FACTS_MIGRATIONS.contains(&m.name()));
+        .map(|m| m.name().to_owned())
+        .collect();
+    let facts_pending = pending
+        .iter()
+        .any(|m| FLOW_FACTS_MIGRATIONS.contains(&m.as_str()));
+    let delivery_pending = pending.iter().any(|m| m == DELIVERY_FACTS_MIGRATION);
     Migrator::up(db, None).await?;
     ensure_organisation(db).await?;
+    if delivery_pending {
+        // Changes and incidents stored before get their delivery facts.
+        let txn = db.begin().await?;
+        crate::service::metrics::delivery::rebuild_all(&txn).await?;
+        txn.commit().await?;
+    }
     if facts_pending {
         // Items stored before the facts existed get theirs now.
         let txn = db.begin().await?;
@@ -83,6 +94,9 @@ const FLOW_FACTS_MIGRATIONS: [&str; 2] = [
     "m20261130_000007_flow_facts",
     "m20261201_000008_flow_states",
 ];
+
+/// The migration that introduced the delivery facts.
+const DELIVERY_FACTS_MIGRATION: &str = "m20261201_000009_delivery_facts";
 
 /// Key of the organisation created on first start.
 pub const ORGANISATION_KEY: &str = "org";

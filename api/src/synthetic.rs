@@ -265,6 +265,8 @@ pub async fn generate(db: &DatabaseConnection, opts: &Options) -> anyhow::Result
     w.flush(db).await?;
     w.finish(db, portfolios.iter().chain(&programs).chain(&teams))
         .await?;
+    // The changes' first deployments and the incidents' causes, set-based.
+    crate::service::metrics::delivery::rebuild_all(db).await?;
     Ok(Summary {
         units: unit_count,
         items: w.items_written,

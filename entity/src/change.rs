@@ -17,6 +17,9 @@ pub struct Model {
     pub merged_at: DateTimeUtc,
     /// The merge commit, lower-case hex, when the source reports it.
     pub merge_sha: Option<String>,
+    /// Derived: the first successful production deployment that shipped
+    /// it (by finish time, then id).
+    pub first_deployment_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

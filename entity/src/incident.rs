@@ -13,6 +13,10 @@ pub struct Model {
     pub opened_at: DateTimeUtc,
     pub resolved_at: Option<DateTimeUtc>,
     pub deployment_id: Option<i64>,
+    /// Derived: the deployment that caused it, the named one or else the
+    /// latest successful production deployment of its unit before it
+    /// opened.
+    pub cause_deployment_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

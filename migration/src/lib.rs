@@ -13,6 +13,7 @@ mod m20261128_000005_change_sha;
 mod m20261129_000006_value_streams;
 mod m20261130_000007_flow_facts;
 mod m20261201_000008_flow_states;
+mod m20261201_000009_delivery_facts;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_value_streams::Migration),
             Box::new(m20261130_000007_flow_facts::Migration),
             Box::new(m20261201_000008_flow_states::Migration),
+            Box::new(m20261201_000009_delivery_facts::Migration),
         ]
     }
 }

@@ -833,6 +833,90 @@ async fn public_anchors(app: TestApp) {
 }
 both!(public_anchors);
 
+/// The delivery facts (a change's first deployment, an incident's cause)
+/// follow deployments that arrive late, out of order, or are re-recorded
+/// with another status or other changes.
+async fn late_deliveries_correct_delivery_metrics(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let fjord = unit_id(&app, &admin, "team-fjord").await;
+    let mut n = 0;
+    let mut send = |events: &[(&str, Value)]| {
+        events
+            .iter()
+            .map(|(kind, data)| {
+                n += 1;
+                format!(
+                    "{}\n",
+                    json!({"id": format!("late-d{n}"), "type": kind, "source": "ld", "data": data})
+                )
+            })
+            .collect::<String>()
+    };
+    let deploy = |ext: &str, status: &str, at: &str, changes: &[&str]| {
+        (
+            "deployment.recorded",
+            json!({"external_id": ext, "unit": "team-fjord", "environment": "PRODUCTION",
+                   "status": status, "finished_at": at, "changes": changes}),
+        )
+    };
+    let read = || async {
+        let d = app
+            .ok(
+                &admin,
+                DQ,
+                json!({"u": fjord, "from": "2026-03-01T00:00:00Z", "to": "2026-03-15T00:00:00Z"}),
+            )
+            .await;
+        let m = d["deliveryMetrics"].clone();
+        (
+            m["deployments"].as_i64().unwrap(),
+            m["changeFailureRate"]["numerator"].as_f64().unwrap(),
+            m["leadTimeForChanges"]["count"].as_i64().unwrap(),
+            m["leadTimeForChanges"]["mean"].as_f64().map(|s| s / DAY),
+        )
+    };
+    // An incident on the 5th naming no deployment, and a change merged on
+    // the 1st, first deployed on the 8th.
+    let first = send(&[
+        (
+            "incident.opened",
+            json!({"external_id": "lx1", "unit": "team-fjord", "severity": "SEV2",
+                   "opened_at": "2026-03-05T00:00:00Z"}),
+        ),
+        (
+            "change.upserted",
+            json!({"external_id": "lc1", "unit": "team-fjord", "repository": "acme/y",
+                   "merged_at": "2026-03-01T00:00:00Z"}),
+        ),
+        deploy("ld2", "SUCCESS", "2026-03-08T00:00:00Z", &["lc1"]),
+    ]);
+    let (status, report) = post_ndjson(&app, &admin, &first).await;
+    assert_eq!((status, &report["applied"]), (200, &json!(3)), "{report}");
+    assert_eq!(read().await, (1, 0.0, 1, Some(7.0)));
+
+    // Backfilled: a deployment on the 4th shipped the change first, and the
+    // incident after it is its failure.
+    let backfill = send(&[deploy("ld1", "SUCCESS", "2026-03-04T00:00:00Z", &["lc1"])]);
+    let (status, report) = post_ndjson(&app, &admin, &backfill).await;
+    assert_eq!((status, &report["applied"]), (200, &json!(1)), "{report}");
+    assert_eq!(read().await, (2, 1.0, 1, Some(3.0)));
+
+    // Re-recorded without the change: the change counts at the 8th again;
+    // the deployment still caused the incident.
+    let relinked = send(&[deploy("ld1", "SUCCESS", "2026-03-04T00:00:00Z", &[])]);
+    let (status, report) = post_ndjson(&app, &admin, &relinked).await;
+    assert_eq!((status, &report["applied"]), (200, &json!(1)), "{report}");
+    assert_eq!(read().await, (2, 1.0, 1, Some(7.0)));
+
+    // Re-recorded as failed: it caused nothing (no successful deployment
+    // came before the incident).
+    let failed = send(&[deploy("ld1", "FAILURE", "2026-03-04T00:00:00Z", &[])]);
+    let (status, report) = post_ndjson(&app, &admin, &failed).await;
+    assert_eq!((status, &report["applied"]), (200, &json!(1)), "{report}");
+    assert_eq!(read().await, (1, 0.0, 1, Some(7.0)));
+}
+both!(late_deliveries_correct_delivery_metrics);
+
 /// The longest window is a setting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_longest_window_is_configured() {

@@ -1,14 +1,13 @@
 //! Delivery metrics (DESIGN §3.5, DORA) of a unit's subtree over a window.
 
-use std::collections::HashSet;
-
-use chrono::{DateTime, Utc};
-use entity::{incident, release, release_work_item};
+use entity::{release, release_work_item};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect,
 };
 
 use super::flow::Sql;
+use super::grouped;
 use super::history::duration;
 use super::stats::Distribution;
 use super::{Ratio, Window};
@@ -45,10 +44,6 @@ pub struct DeliveryMetrics {
 const PRODUCTION: &str = "PRODUCTION";
 const SUCCESS: &str = "SUCCESS";
 
-fn mean(values: &[f64]) -> Option<f64> {
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-}
-
 /// The caller has been checked against the unit's aggregate scope.
 /// `col` restricted to the unit or its subtree.
 fn unit_condition(sql: &mut Sql, col: &str, unit_id: i64, reach: Reach) -> String {
@@ -75,141 +70,285 @@ fn deployed_in(sql: &mut Sql, alias: &str, unit_id: i64, reach: Reach, window: W
     )
 }
 
+/// Seconds from `earlier` to `later` (timestamp columns), each instant
+/// truncated to the millisecond as [`super::history::duration`] does.
+fn seconds_between(backend: DbBackend, later: &str, earlier: &str) -> String {
+    if backend == DbBackend::Postgres {
+        format!(
+            "CAST(FLOOR(EXTRACT(EPOCH FROM {later}) * 1000) - FLOOR(EXTRACT(EPOCH FROM {earlier}) * 1000) \
+             AS DOUBLE PRECISION) / 1000"
+        )
+    } else {
+        format!(
+            "(ROUND(julianday({later}) * 86400000.0) - ROUND(julianday({earlier}) * 86400000.0)) / 1000.0"
+        )
+    }
+}
+
+/// The UTC date of a timestamp column.
+fn utc_date(backend: DbBackend, col: &str) -> String {
+    if backend == DbBackend::Postgres {
+        format!("CAST({col} AT TIME ZONE 'UTC' AS DATE)")
+    } else {
+        format!("date({col})")
+    }
+}
+
 pub(super) async fn compute(
     ctx: Ctx<'_>,
     unit_id: i64,
     reach: Reach,
     window: Window,
 ) -> ApiResult<DeliveryMetrics> {
-    let backend = ctx.db.get_database_backend();
-    // Successful production deployments of the subtree in the window.
-    let mut sql = Sql::new(backend);
-    let cond = deployed_in(&mut sql, "d", unit_id, reach, window);
-    sql.push(&format!(
-        "SELECT d.finished_at AS at FROM deployment d WHERE {cond}"
-    ));
-    let mut deployments = 0usize;
-    let mut days: HashSet<chrono::NaiveDate> = HashSet::new();
-    for row in ctx.db.query_all_raw(sql.statement()).await? {
-        let at: DateTime<Utc> = row.try_get("", "at")?;
-        deployments += 1;
-        days.insert(at.date_naive());
-    }
-
-    // Changes whose first successful production deployment (by time, then
-    // id) is one of those.
-    let mut sql = Sql::new(backend);
-    let cond = deployed_in(&mut sql, "d", unit_id, reach, window);
-    let env = sql.bind(PRODUCTION);
-    let ok = sql.bind(SUCCESS);
-    sql.push(&format!(
-        "SELECT c.first_commit_at AS first_commit_at, c.opened_at AS opened_at, \
-           c.merged_at AS merged_at, d.finished_at AS deployed_at \
-         FROM deployment d \
-         JOIN deployment_change dc ON dc.deployment_id = d.id \
-         JOIN change c ON c.id = dc.change_id \
-         WHERE {cond} AND NOT EXISTS (SELECT 1 FROM deployment_change dc2 \
-           JOIN deployment e ON e.id = dc2.deployment_id \
-           WHERE dc2.change_id = dc.change_id AND e.environment = {env} AND e.status = {ok} \
-           AND (e.finished_at < d.finished_at OR (e.finished_at = d.finished_at AND e.id < d.id)))"
-    ));
-    let mut lead = Vec::new();
-    let (mut coding, mut review, mut deploy) = (Vec::new(), Vec::new(), Vec::new());
-    for row in ctx.db.query_all_raw(sql.statement()).await? {
-        let first_commit: Option<DateTime<Utc>> = row.try_get("", "first_commit_at")?;
-        let opened: Option<DateTime<Utc>> = row.try_get("", "opened_at")?;
-        let merged: DateTime<Utc> = row.try_get("", "merged_at")?;
-        let deployed: DateTime<Utc> = row.try_get("", "deployed_at")?;
-        lead.push(duration(first_commit.unwrap_or(merged), deployed));
-        if let (Some(fc), Some(op)) = (first_commit, opened) {
-            coding.push(duration(fc, op));
-        }
-        if let Some(op) = opened {
-            review.push(duration(op, merged));
-        }
-        deploy.push(duration(merged, deployed));
-    }
-
-    // Deployments that caused an incident of the subtree: named by it, or
-    // the latest successful production deployment of the incident's unit
-    // before it opened.
-    let mut sql = Sql::new(backend);
-    let cond = deployed_in(&mut sql, "d", unit_id, reach, window);
-    let named = unit_condition(&mut sql, "i.unit_id", unit_id, reach);
-    let env = sql.bind(PRODUCTION);
-    let ok = sql.bind(SUCCESS);
-    sql.push(&format!(
-        "SELECT COUNT(*) AS n FROM deployment d WHERE {cond} AND ( \
-           EXISTS (SELECT 1 FROM incident i WHERE i.deployment_id = d.id AND {named}) \
-           OR EXISTS (SELECT 1 FROM incident i WHERE i.unit_id = d.unit_id \
-             AND i.deployment_id IS NULL AND i.opened_at > d.finished_at \
-             AND NOT EXISTS (SELECT 1 FROM deployment e WHERE e.unit_id = d.unit_id \
-               AND e.environment = {env} AND e.status = {ok} AND e.finished_at < i.opened_at \
-               AND (e.finished_at > d.finished_at OR (e.finished_at = d.finished_at AND e.id > d.id)))))"
-    ));
-    let caused = match ctx.db.query_one_raw(sql.statement()).await? {
-        Some(row) => usize::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0),
-        None => 0,
-    };
-
-    let restored: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = in_unit(
-        incident::Entity::find(),
-        incident::Column::UnitId,
-        unit_id,
-        reach,
-    )
-    .select_only()
-    .column(incident::Column::OpenedAt)
-    .column(incident::Column::ResolvedAt)
-    .filter(incident::Column::ResolvedAt.gte(window.from))
-    .filter(incident::Column::ResolvedAt.lt(window.to))
-    .into_tuple()
-    .all(ctx.db)
-    .await?;
-    let restore: Vec<f64> = restored
-        .into_iter()
-        .filter_map(|(opened, resolved)| resolved.map(|r| duration(opened, r)))
-        .collect();
-
-    let releases_in = in_unit(
-        release::Entity::find(),
-        release::Column::UnitId,
-        unit_id,
-        reach,
-    )
-    .select_only()
-    .column(release::Column::Id)
-    .filter(release::Column::ReleasedAt.gte(window.from))
-    .filter(release::Column::ReleasedAt.lt(window.to));
-    let releases = releases_in.clone().count(ctx.db).await?;
-    let delivered = if releases == 0 {
-        0
-    } else {
-        release_work_item::Entity::find()
-            .filter(
-                release_work_item::Column::ReleaseId
-                    .in_subquery(sea_orm::QueryTrait::into_query(releases_in)),
+    let db = ctx.db;
+    let backend = db.get_database_backend();
+    // The statements are independent: they run side by side.
+    let ((deployments, days), (lead, breakdown), caused, restore, (releases, delivered)) = futures::try_join!(
+        async {
+            // Successful production deployments of the subtree in the window.
+            let mut sql = Sql::new(backend);
+            let cond = deployed_in(&mut sql, "d", unit_id, reach, window);
+            let day = utc_date(backend, "d.finished_at");
+            sql.push(&format!(
+                "SELECT COUNT(*) AS n, COUNT(DISTINCT {day}) AS days FROM deployment d WHERE {cond}"
+            ));
+            let row = db.query_one_raw(sql.statement()).await?;
+            let get = |name: &str| -> Result<usize, DbErr> {
+                Ok(match &row {
+                    Some(row) => usize::try_from(row.try_get::<i64>("", name)?).unwrap_or(0),
+                    None => 0,
+                })
+            };
+            Ok::<_, DbErr>((get("n")?, get("days")?))
+        },
+        async {
+            // Each change at its first successful production deployment,
+            // when that is one of the window's.
+            let mut sql = Sql::new(backend);
+            let cond = deployed_in(&mut sql, "d", unit_id, reach, window);
+            let since = |col: &str| seconds_between(backend, "d.finished_at", col);
+            let between = |later: &str, earlier: &str| seconds_between(backend, later, earlier);
+            let inner = format!(
+                "SELECT CAST(0 AS BIGINT) AS g, {lead} AS lead, {coding} AS coding, \
+                 {review} AS review, {deploy} AS deploy \
+                 FROM change c JOIN deployment d ON d.id = c.first_deployment_id WHERE {cond}",
+                lead = since("COALESCE(c.first_commit_at, c.merged_at)"),
+                coding = between("c.opened_at", "c.first_commit_at"),
+                review = between("c.merged_at", "c.opened_at"),
+                deploy = since("c.merged_at"),
+            );
+            let groups = grouped::by_group::<i64>(
+                db,
+                sql.values(),
+                &inner,
+                &["lead"],
+                ", AVG(coding) AS coding, AVG(review) AS review, AVG(deploy) AS deploy",
             )
-            .count(ctx.db)
-            .await?
-    };
+            .await?;
+            let Some(g) = groups.into_iter().next() else {
+                return Ok((Distribution::default(), Breakdown::default()));
+            };
+            let breakdown = Breakdown {
+                coding: g.row.try_get("", "coding")?,
+                review: g.row.try_get("", "review")?,
+                deploy: g.row.try_get("", "deploy")?,
+            };
+            Ok((g.dists[0], breakdown))
+        },
+        async {
+            // Deployments that caused an incident of the subtree.
+            let mut sql = Sql::new(backend);
+            let cond = deployed_in(&mut sql, "d", unit_id, reach, window);
+            let of_units = unit_condition(&mut sql, "i.unit_id", unit_id, reach);
+            sql.push(&format!(
+                "SELECT COUNT(*) AS n FROM deployment d WHERE {cond} AND EXISTS \
+                 (SELECT 1 FROM incident i WHERE i.cause_deployment_id = d.id AND {of_units})"
+            ));
+            Ok(match db.query_one_raw(sql.statement()).await? {
+                Some(row) => usize::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0),
+                None => 0,
+            })
+        },
+        async {
+            // Incidents of the subtree resolved in the window.
+            let mut sql = Sql::new(backend);
+            let units = unit_condition(&mut sql, "i.unit_id", unit_id, reach);
+            let from = sql.bind(window.from);
+            let to = sql.bind(window.to);
+            let inner = format!(
+                "SELECT CAST(0 AS BIGINT) AS g, {restore} AS restore FROM incident i \
+                 WHERE {units} AND i.resolved_at >= {from} AND i.resolved_at < {to}",
+                restore = seconds_between(backend, "i.resolved_at", "i.opened_at"),
+            );
+            let groups =
+                grouped::by_group::<i64>(db, sql.values(), &inner, &["restore"], "").await?;
+            Ok(groups
+                .into_iter()
+                .next()
+                .map_or_else(Distribution::default, |g| g.dists[0]))
+        },
+        async {
+            let releases_in = in_unit(
+                release::Entity::find(),
+                release::Column::UnitId,
+                unit_id,
+                reach,
+            )
+            .select_only()
+            .column(release::Column::Id)
+            .filter(release::Column::ReleasedAt.gte(window.from))
+            .filter(release::Column::ReleasedAt.lt(window.to));
+            let releases = releases_in.clone().count(db).await?;
+            let delivered = if releases == 0 {
+                0
+            } else {
+                release_work_item::Entity::find()
+                    .filter(
+                        release_work_item::Column::ReleaseId
+                            .in_subquery(sea_orm::QueryTrait::into_query(releases_in)),
+                    )
+                    .count(db)
+                    .await?
+            };
+            Ok((releases, delivered))
+        },
+    )?;
 
     Ok(DeliveryMetrics {
         deployments,
-        deployment_days: days.len(),
+        deployment_days: days,
         deployment_frequency: deployments as f64 / (duration(window.from, window.to) / 86_400.0),
-        lead_time_for_changes: Distribution::of(lead),
-        breakdown: Breakdown {
-            coding: mean(&coding),
-            review: mean(&review),
-            deploy: mean(&deploy),
-        },
+        lead_time_for_changes: lead,
+        breakdown,
         change_failure_rate: Ratio {
             numerator: caused as f64,
             denominator: deployments as f64,
         },
-        time_to_restore: Distribution::of(restore),
+        time_to_restore: restore,
         releases: usize::try_from(releases).unwrap_or(usize::MAX),
         items_per_release: (releases > 0).then(|| delivered as f64 / releases as f64),
     })
+}
+
+/// Sets `change.first_deployment_id` of the changes `which` selects (a
+/// condition on `change`) from their links.
+fn first_deployment_update(sql: &mut Sql, which: &str) -> String {
+    let env = sql.bind(PRODUCTION);
+    let ok = sql.bind(SUCCESS);
+    format!(
+        "UPDATE change SET first_deployment_id = (SELECT d.id FROM deployment_change dc \
+           JOIN deployment d ON d.id = dc.deployment_id \
+           WHERE dc.change_id = change.id AND d.environment = {env} AND d.status = {ok} \
+           ORDER BY d.finished_at, d.id LIMIT 1) \
+         WHERE {which}"
+    )
+}
+
+/// Sets `incident.cause_deployment_id` of the incidents `which` selects (a
+/// condition on `incident`).
+fn cause_update(sql: &mut Sql, which: &str) -> String {
+    let env = sql.bind(PRODUCTION);
+    let ok = sql.bind(SUCCESS);
+    format!(
+        "UPDATE incident SET cause_deployment_id = COALESCE(deployment_id, \
+           (SELECT d.id FROM deployment d WHERE d.unit_id = incident.unit_id \
+             AND d.environment = {env} AND d.status = {ok} AND d.finished_at < incident.opened_at \
+             ORDER BY d.finished_at DESC, d.id DESC LIMIT 1)) \
+         WHERE {which}"
+    )
+}
+
+fn id_list(sql: &mut Sql, ids: &[i64]) -> String {
+    let marks: Vec<String> = ids.iter().map(|id| sql.bind(*id)).collect();
+    marks.join(", ")
+}
+
+/// Ids per statement.
+const REFRESH_IDS: usize = 500;
+
+/// Rewrites the delivery facts that the deployments, changes and incidents
+/// written by `events` may have changed: the first deployment of the
+/// changes a written deployment ships or shipped (and of a written change),
+/// and the cause of a written incident and of the incidents of a written
+/// deployment's unit opened after it or attributed to it before (a
+/// deployment may change its unit, status or changes when re-recorded).
+///
+/// # Errors
+/// Database errors only.
+pub async fn refresh_touched(
+    db: &impl ConnectionTrait,
+    events: &[crate::events::DomainEvent],
+) -> Result<(), sea_orm::DbErr> {
+    use crate::events::ChangeKind;
+    let of = |kind: ChangeKind| -> Vec<i64> {
+        let mut ids: Vec<i64> = events
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.entity_id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let backend = db.get_database_backend();
+    for ids in of(ChangeKind::DeploymentRecorded).chunks(REFRESH_IDS) {
+        let mut sql = Sql::new(backend);
+        let list = id_list(&mut sql, ids);
+        let text = first_deployment_update(
+            &mut sql,
+            &format!(
+                "id IN (SELECT change_id FROM deployment_change WHERE deployment_id IN ({list})) \
+                 OR first_deployment_id IN ({list})"
+            ),
+        );
+        sql.push(&text);
+        db.execute_raw(sql.statement()).await?;
+        let mut sql = Sql::new(backend);
+        let list = id_list(&mut sql, ids);
+        let text = cause_update(
+            &mut sql,
+            &format!(
+                "deployment_id IS NULL AND (cause_deployment_id IN ({list}) \
+                 OR EXISTS (SELECT 1 FROM deployment d WHERE d.id IN ({list}) \
+                 AND d.unit_id = incident.unit_id AND incident.opened_at > d.finished_at))"
+            ),
+        );
+        sql.push(&text);
+        db.execute_raw(sql.statement()).await?;
+    }
+    for ids in of(ChangeKind::ChangeUpserted).chunks(REFRESH_IDS) {
+        let mut sql = Sql::new(backend);
+        let list = id_list(&mut sql, ids);
+        let text = first_deployment_update(&mut sql, &format!("id IN ({list})"));
+        sql.push(&text);
+        db.execute_raw(sql.statement()).await?;
+    }
+    let mut incidents = of(ChangeKind::IncidentOpened);
+    incidents.extend(of(ChangeKind::IncidentResolved));
+    incidents.sort_unstable();
+    incidents.dedup();
+    for ids in incidents.chunks(REFRESH_IDS) {
+        let mut sql = Sql::new(backend);
+        let list = id_list(&mut sql, ids);
+        let text = cause_update(&mut sql, &format!("id IN ({list})"));
+        sql.push(&text);
+        db.execute_raw(sql.statement()).await?;
+    }
+    Ok(())
+}
+
+/// Rewrites every change's first deployment and every incident's cause
+/// (after the migration that introduced them, or after a bulk load).
+///
+/// # Errors
+/// Database errors only.
+pub async fn rebuild_all(db: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
+    let backend = db.get_database_backend();
+    for build in [first_deployment_update, cause_update] {
+        let mut sql = Sql::new(backend);
+        let text = build(&mut sql, "1 = 1");
+        sql.push(&text);
+        db.execute_raw(sql.statement()).await?;
+    }
+    Ok(())
 }

@@ -177,7 +177,8 @@ async fn lines(db: &impl ConnectionTrait, unit_ids: &[i64]) -> Result<HashMap<i6
 }
 
 /// Rewrites the facts of the work items touched by `events` (created,
-/// updated or moved).
+/// updated or moved), and the delivery facts of the deployments, changes
+/// and incidents they wrote ([`super::delivery::refresh_touched`]).
 ///
 /// # Errors
 /// Database errors only.
@@ -207,7 +208,7 @@ pub async fn refresh_touched(
             .collect();
         refresh_chunk(db, chunk, &old).await?;
     }
-    Ok(())
+    super::delivery::refresh_touched(db, events).await
 }
 
 /// Rewrites the facts of `item_ids` from their current rows and histories.
