@@ -23,8 +23,11 @@ if [ "${REUSE:-0}" != 1 ]; then
   psql "$pg" -qc "CREATE DATABASE $db"
   GEMBA_DATABASE_URL="$url" GEMBA_LOG=warn /usr/bin/time -f "seed: %e s, peak RSS %M KB" \
     "$bin" seed synthetic --items "$items"
+  # Measure the steady state of a database in use: visibility map and
+  # statistics current, as autovacuum leaves them.
+  psql "$url" -qc "VACUUM ANALYZE"
 fi
-psql "$url" -Atc "SELECT 'rows: work_item ' || (SELECT count(*) FROM work_item) || ', transition ' || (SELECT count(*) FROM transition) || ', flow_completion ' || (SELECT count(*) FROM flow_completion) || ', flow_wip ' || (SELECT count(*) FROM flow_wip) || ', deployment ' || (SELECT count(*) FROM deployment) || '; database ' || pg_size_pretty(pg_database_size(current_database()))"
+psql "$url" -Atc "SELECT 'rows: work_item ' || (SELECT count(*) FROM work_item) || ', transition ' || (SELECT count(*) FROM transition) || ', flow_completion ' || (SELECT count(*) FROM flow_completion) || ', flow_wip ' || (SELECT count(*) FROM flow_wip) || ', flow_state ' || (SELECT count(*) FROM flow_state) || ', deployment ' || (SELECT count(*) FROM deployment) || '; database ' || pg_size_pretty(pg_database_size(current_database()))"
 GEMBA_DATABASE_URL="$url" GEMBA_LOG=warn /usr/bin/time -f "bench: peak RSS %M KB" \
   "$bin" bench metrics --runs "$runs"
 if [ "${KEEP:-0}" != 1 ]; then

@@ -386,6 +386,11 @@ impl DeliveryMetrics {
         count(self.0.releases)
     }
 
+    /// Release velocity: releases per week (7 days) of the window.
+    async fn releases_per_week(&self) -> f64 {
+        self.0.releases_per_week
+    }
+
     /// Work items delivered per release; null without releases.
     async fn items_per_release(&self) -> Option<f64> {
         self.0.items_per_release

@@ -527,7 +527,7 @@ const DQ: &str = "query($u: ID!, $from: DateTime!, $to: DateTime!) {
     leadTimeBreakdown { coding review deploy }
     changeFailureRate { numerator denominator value }
     timeToRestore { count mean min max }
-    releases itemsPerRelease
+    releases releasesPerWeek itemsPerRelease
   } }";
 
 /// Changes, deployments, incidents and releases of team-atlas (and one
@@ -728,6 +728,8 @@ async fn delivery_metrics_match_the_hand_computed_fixture(app: TestApp) {
     assert_eq!(ttr["count"], 2, "{m}");
     assert!(close(&ttr["mean"], (4.0 * 3600.0 + DAY) / 2.0), "{m}");
     assert_eq!(m["releases"], 2, "{m}");
+    // Two releases in two weeks.
+    assert!(close(&m["releasesPerWeek"], 1.0), "{m}");
     assert!(close(&m["itemsPerRelease"], 1.5), "{m}");
 
     // The program adds team-borealis's deployment.

@@ -37,6 +37,8 @@ pub struct DeliveryMetrics {
     pub change_failure_rate: Ratio,
     pub time_to_restore: Distribution,
     pub releases: usize,
+    /// Releases per week of the window.
+    pub releases_per_week: f64,
     /// Items delivered per release; `None` without releases.
     pub items_per_release: Option<f64>,
 }
@@ -226,6 +228,7 @@ pub(super) async fn compute(
         },
         time_to_restore: restore,
         releases: usize::try_from(releases).unwrap_or(usize::MAX),
+        releases_per_week: releases as f64 / (duration(window.from, window.to) / (7.0 * 86_400.0)),
         items_per_release: (releases > 0).then(|| delivered as f64 / releases as f64),
     })
 }
