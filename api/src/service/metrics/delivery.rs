@@ -295,29 +295,32 @@ pub async fn refresh_touched(
     };
     let backend = db.get_database_backend();
     for ids in of(ChangeKind::DeploymentRecorded).chunks(REFRESH_IDS) {
-        let mut sql = Sql::new(backend);
-        let list = id_list(&mut sql, ids);
-        let text = first_deployment_update(
-            &mut sql,
-            &format!(
-                "id IN (SELECT change_id FROM deployment_change WHERE deployment_id IN ({list})) \
-                 OR first_deployment_id IN ({list})"
-            ),
-        );
-        sql.push(&text);
-        db.execute_raw(sql.statement()).await?;
-        let mut sql = Sql::new(backend);
-        let list = id_list(&mut sql, ids);
-        let text = cause_update(
-            &mut sql,
-            &format!(
-                "deployment_id IS NULL AND (cause_deployment_id IN ({list}) \
-                 OR EXISTS (SELECT 1 FROM deployment d WHERE d.id IN ({list}) \
-                 AND d.unit_id = incident.unit_id AND incident.opened_at > d.finished_at))"
-            ),
-        );
-        sql.push(&text);
-        db.execute_raw(sql.statement()).await?;
+        // One statement per condition, each on an index: an OR of them
+        // scans the whole table.
+        let changes = [
+            "id IN (SELECT change_id FROM deployment_change WHERE deployment_id IN ({list}))",
+            "first_deployment_id IN ({list})",
+        ];
+        for which in changes {
+            let mut sql = Sql::new(backend);
+            let list = id_list(&mut sql, ids);
+            let text = first_deployment_update(&mut sql, &which.replace("{list}", &list));
+            sql.push(&text);
+            db.execute_raw(sql.statement()).await?;
+        }
+        let incidents = [
+            "deployment_id IS NULL AND id IN (SELECT i.id FROM incident i \
+             JOIN deployment d ON d.unit_id = i.unit_id AND i.opened_at > d.finished_at \
+             WHERE d.id IN ({list}))",
+            "deployment_id IS NULL AND cause_deployment_id IN ({list})",
+        ];
+        for which in incidents {
+            let mut sql = Sql::new(backend);
+            let list = id_list(&mut sql, ids);
+            let text = cause_update(&mut sql, &which.replace("{list}", &list));
+            sql.push(&text);
+            db.execute_raw(sql.statement()).await?;
+        }
     }
     for ids in of(ChangeKind::ChangeUpserted).chunks(REFRESH_IDS) {
         let mut sql = Sql::new(backend);
