@@ -269,12 +269,13 @@ fn id_list(sql: &mut Sql, ids: &[i64]) -> String {
 /// Ids per statement.
 const REFRESH_IDS: usize = 500;
 
-/// Rewrites the delivery facts that the deployments, changes and incidents
-/// written by `events` may have changed: the first deployment of the
-/// changes a written deployment ships or shipped (and of a written change),
-/// and the cause of a written incident and of the incidents of a written
-/// deployment's unit opened after it or attributed to it before (a
-/// deployment may change its unit, status or changes when re-recorded).
+/// Rewrites the delivery facts that the deployments and incidents written
+/// by `events` may have changed: the first deployment of the changes a
+/// written deployment ships or shipped, and the cause of a written incident
+/// and of the incidents of a written deployment's unit opened after it or
+/// attributed to it before (a deployment may change its unit, status or
+/// changes when re-recorded). Writing a change cannot change its first
+/// deployment: only deployments link changes.
 ///
 /// # Errors
 /// Database errors only.
@@ -321,13 +322,6 @@ pub async fn refresh_touched(
             sql.push(&text);
             db.execute_raw(sql.statement()).await?;
         }
-    }
-    for ids in of(ChangeKind::ChangeUpserted).chunks(REFRESH_IDS) {
-        let mut sql = Sql::new(backend);
-        let list = id_list(&mut sql, ids);
-        let text = first_deployment_update(&mut sql, &format!("id IN ({list})"));
-        sql.push(&text);
-        db.execute_raw(sql.statement()).await?;
     }
     let mut incidents = of(ChangeKind::IncidentOpened);
     incidents.extend(of(ChangeKind::IncidentResolved));
