@@ -369,7 +369,7 @@ async fn state_metrics(
     window: Window,
     parts: FlowParts,
 ) -> ApiResult<(Vec<StateTime>, Vec<FlowDay>)> {
-    let (mut totals, mut flow_counts) = futures::try_join!(
+    let (mut totals, flow_counts) = futures::try_join!(
         async {
             if parts.time_in_state {
                 states::time_in_state(ctx.db, scope, window).await
@@ -401,13 +401,7 @@ async fn state_metrics(
         .iter()
         .filter_map(|name| {
             let i = totals.iter().position(|t| t.state == *name)?;
-            let t = totals.swap_remove(i);
-            Some(StateTime {
-                state: t.state,
-                category: t.category,
-                total: t.total,
-                per_item: t.per_item,
-            })
+            Some(totals.swap_remove(i))
         })
         .collect();
     let cumulative_flow = if parts.cumulative_flow {
@@ -420,7 +414,7 @@ async fn state_metrics(
                     .iter()
                     .map(|name| {
                         let n = flow_counts
-                            .get_mut(name)
+                            .get(name)
                             .and_then(|c| c.get(day).copied())
                             .unwrap_or(0);
                         (name.clone(), n)

@@ -7,25 +7,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
-use super::Window;
 use super::facts::ms;
 use super::flow::{Scope, Sql, completed_in, seconds_of};
 use super::grouped::{self, Group};
-use super::stats::Distribution;
+use super::{StateTime, Window};
 
 /// Milliseconds in a day.
 const DAY_MS: i64 = 86_400_000;
-
-/// Time spent in one state by the items completed in a window.
-#[derive(Clone, Debug)]
-pub struct StateTotals {
-    pub state: String,
-    pub category: String,
-    /// Seconds.
-    pub total: f64,
-    /// Seconds per item that was in the state.
-    pub per_item: Distribution,
-}
 
 /// For each state visited by an item completed in `window` (before its
 /// completion), the time spent there between creation and completion,
@@ -37,7 +25,7 @@ pub async fn time_in_state(
     db: &DatabaseConnection,
     scope: &Scope<'_>,
     window: Window,
-) -> Result<Vec<StateTotals>, DbErr> {
+) -> Result<Vec<StateTime>, DbErr> {
     let mut sql = Sql::new(db.get_database_backend());
     let completed = completed_in(&mut sql, scope, window);
     // Per completed item and state: the visits that began before the
@@ -62,7 +50,7 @@ pub async fn time_in_state(
     groups
         .into_iter()
         .map(|g| {
-            Ok(StateTotals {
+            Ok(StateTime {
                 category: g.row.try_get("", "category")?,
                 state: g.key,
                 total: g.sums[0],
