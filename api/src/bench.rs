@@ -288,11 +288,14 @@ async fn admin(db: &DatabaseConnection) -> anyhow::Result<(Policy, Arc<Services>
         settings.login_failures_per_address,
         settings.login_window,
     );
+    let bus = crate::events::EventBus::default();
+    let live = crate::events::live::LiveHub::start(db, &bus);
     let services = Arc::new(Services {
         keys,
         limiter,
         settings,
-        bus: crate::events::EventBus::default(),
+        bus,
+        live,
     });
     Ok((Policy::for_viewer(viewer), services))
 }

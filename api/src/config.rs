@@ -90,6 +90,10 @@ pub struct ServeArgs {
     #[arg(long, env = "GEMBA_LOGIN_WINDOW_SECONDS", default_value_t = 900)]
     pub login_window_seconds: u64,
 
+    /// How long a WebSocket client has to send `connection_init`, in ms.
+    #[arg(long, env = "GEMBA_WS_INIT_TIMEOUT_MS", default_value_t = 3000)]
+    pub ws_init_timeout_ms: u64,
+
     /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
     /// `https://dash.example.com`. None by default.
     #[arg(long, env = "GEMBA_CORS_ORIGINS", value_delimiter = ',')]
@@ -114,6 +118,8 @@ pub struct Settings {
     pub login_failures_per_address: u32,
     pub login_window: Duration,
     pub cors_origins: Vec<String>,
+    /// Time a WebSocket client has to send `connection_init`.
+    pub ws_init_timeout: Duration,
 }
 
 impl Settings {
@@ -129,6 +135,7 @@ impl Settings {
             login_failures_per_email: args.login_failures_per_email,
             login_failures_per_address: args.login_failures_per_address,
             login_window: Duration::from_secs(args.login_window_seconds),
+            ws_init_timeout: Duration::from_millis(args.ws_init_timeout_ms),
             cors_origins: args
                 .cors_origins
                 .iter()
@@ -153,6 +160,7 @@ impl Default for Settings {
             login_failures_per_address: 20,
             login_window: Duration::from_secs(900),
             cors_origins: Vec::new(),
+            ws_init_timeout: Duration::from_secs(3),
         }
     }
 }

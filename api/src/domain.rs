@@ -268,3 +268,13 @@ mod tests {
         assert!(!Role::Admin.allowed_on(UnitKind::Portfolio));
     }
 }
+
+stored_enum! {
+    /// What a board does with a move that takes a column over its WIP limit.
+    WipPolicy {
+        /// The move happens; the response says the limit is exceeded.
+        Warn => "WARN",
+        /// The move is refused with `CONFLICT`; nothing is written.
+        Block => "BLOCK",
+    }
+}

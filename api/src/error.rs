@@ -14,6 +14,9 @@ pub enum ErrorCode {
     RateLimited,
     /// HTTP only: a body over the configured limit (413).
     PayloadTooLarge,
+    /// Subscriptions only: events were skipped because the client read too
+    /// slowly; `extensions.skipped` says how many.
+    Lagged,
     Internal,
 }
 
@@ -27,6 +30,7 @@ impl ErrorCode {
             Self::Conflict => "CONFLICT",
             Self::RateLimited => "RATE_LIMITED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::Lagged => "LAGGED",
             Self::Internal => "INTERNAL",
         }
     }
@@ -43,6 +47,8 @@ pub enum ApiError {
     BadInput(String),
     Conflict(String),
     RateLimited,
+    /// A subscriber fell behind and this many events were skipped.
+    Lagged(u64),
     /// Anything unexpected. The source is logged; clients see a generic text.
     Internal(anyhow::Error),
 }
@@ -58,6 +64,7 @@ impl ApiError {
             Self::BadInput(_) => ErrorCode::BadUserInput,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::RateLimited => ErrorCode::RateLimited,
+            Self::Lagged(_) => ErrorCode::Lagged,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -71,6 +78,9 @@ impl ApiError {
                 m.clone()
             }
             Self::RateLimited => "too many failed attempts; try again later".into(),
+            Self::Lagged(n) => {
+                format!("{n} events were skipped because this subscription was read too slowly")
+            }
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -113,7 +123,16 @@ impl From<ApiError> for async_graphql::Error {
             tracing::error!(error = ?source, "internal error");
         }
         let code = err.code().as_str();
-        async_graphql::Error::new(err.message()).extend_with(|_, ext| ext.set("code", code))
+        let skipped = match err {
+            ApiError::Lagged(n) => Some(n),
+            _ => None,
+        };
+        async_graphql::Error::new(err.message()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(n) = skipped {
+                ext.set("skipped", n);
+            }
+        })
     }
 }
 

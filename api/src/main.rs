@@ -240,6 +240,8 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         settings.login_failures_per_address,
         settings.login_window,
     );
+    let bus = gemba::events::EventBus::default();
+    let live = gemba::events::live::LiveHub::start(&conn, &bus);
     let state = AppState::new(
         conn,
         statements,
@@ -247,7 +249,8 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             keys,
             limiter,
             settings,
-            bus: gemba::events::EventBus::default(),
+            bus,
+            live,
         },
     );
     let listener = tokio::net::TcpListener::bind(args.bind)

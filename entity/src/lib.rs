@@ -5,6 +5,8 @@
 //! their `SCREAMING_SNAKE_CASE` names in text columns and parsed by the API crate.
 
 pub mod api_key;
+pub mod board;
+pub mod board_wip_limit;
 pub mod change;
 pub mod change_work_item;
 pub mod deployment;

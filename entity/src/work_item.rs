@@ -27,6 +27,8 @@ pub struct Model {
     /// Defects only: `DEVELOPMENT`, `TESTING` or `PRODUCTION`.
     pub found_in: Option<String>,
     pub severity: Option<String>,
+    /// Flagged as blocked (shown on the card), whatever its state.
+    pub blocked: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -14,6 +14,7 @@ mod m20261129_000006_value_streams;
 mod m20261130_000007_flow_facts;
 mod m20261201_000008_flow_states;
 mod m20261201_000009_delivery_facts;
+mod m20261202_000010_boards;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_flow_facts::Migration),
             Box::new(m20261201_000008_flow_states::Migration),
             Box::new(m20261201_000009_delivery_facts::Migration),
+            Box::new(m20261202_000010_boards::Migration),
         ]
     }
 }

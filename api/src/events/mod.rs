@@ -2,19 +2,35 @@
 //! ingestion) is published here, after its transaction commits, for live
 //! updates to consume. In process: a broadcast channel; a slow receiver
 //! lags and is told how many events it missed, it never grows memory.
+//!
+//! With PostgreSQL, [`relay`] also carries every event to the other
+//! replicas on the same database through `LISTEN/NOTIFY`, and theirs to
+//! this one; [`live`] turns events into what subscriptions deliver.
+
+pub mod live;
+pub mod relay;
+
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use tokio::sync::broadcast;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
 
 /// What changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ChangeKind {
     UnitUpserted,
     WorkItemCreated,
     WorkItemUpdated,
     WorkItemMoved,
+    /// A card took another place in its column (no state change).
+    WorkItemRanked,
+    /// A board's WIP limit or policy changed (`entity_id` is the unit).
+    BoardChanged,
+    /// A user's memberships, activity or tokens changed (`entity_id` is the
+    /// user): their open subscriptions re-check access.
+    AccessChanged,
     ChangeUpserted,
     DeploymentRecorded,
     ReleaseRecorded,
@@ -24,7 +40,7 @@ pub enum ChangeKind {
 }
 
 /// One applied change.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DomainEvent {
     pub kind: ChangeKind,
     /// The unit that owns the changed entity.
@@ -32,11 +48,33 @@ pub struct DomainEvent {
     /// The changed entity's row id in its table.
     pub entity_id: i64,
     pub at: DateTime<Utc>,
+    /// For a move, the state the item left (when the writer knows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_state: Option<String>,
+}
+
+impl DomainEvent {
+    pub fn new(kind: ChangeKind, unit_id: i64, entity_id: i64) -> Self {
+        Self {
+            kind,
+            unit_id,
+            entity_id,
+            at: Utc::now(),
+            from_state: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    tx: broadcast::Sender<DomainEvent>,
+    /// To the PostgreSQL relay, once attached.
+    remote: OnceLock<mpsc::Sender<DomainEvent>>,
 }
 
 #[derive(Clone, Debug)]
 pub struct EventBus {
-    tx: broadcast::Sender<DomainEvent>,
+    inner: Arc<Inner>,
 }
 
 impl Default for EventBus {
@@ -48,15 +86,35 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(1));
-        Self { tx }
+        Self {
+            inner: Arc::new(Inner {
+                tx,
+                remote: OnceLock::new(),
+            }),
+        }
     }
 
-    /// Publishes to every current subscriber; with none, the event is dropped.
+    /// Publishes to every current subscriber of this process (with none, the
+    /// event is dropped) and, with a relay attached, to the other replicas.
     pub fn publish(&self, event: DomainEvent) {
-        let _ = self.tx.send(event);
+        if let Some(remote) = self.inner.remote.get()
+            && remote.try_send(event.clone()).is_err()
+        {
+            tracing::warn!("event relay is behind; an event reaches this replica only");
+        }
+        let _ = self.inner.tx.send(event);
+    }
+
+    /// Delivers an event that another replica published, here only.
+    pub(crate) fn deliver_remote(&self, event: DomainEvent) {
+        let _ = self.inner.tx.send(event);
+    }
+
+    pub(crate) fn attach_remote(&self, tx: mpsc::Sender<DomainEvent>) -> bool {
+        self.inner.remote.set(tx).is_ok()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<DomainEvent> {
-        self.tx.subscribe()
+        self.inner.tx.subscribe()
     }
 }

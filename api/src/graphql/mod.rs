@@ -2,6 +2,7 @@
 
 #[macro_use]
 mod connection;
+mod boards;
 mod delivery;
 pub mod ids;
 mod limits;
@@ -10,6 +11,7 @@ mod metrics;
 mod mutation;
 mod outcomes;
 mod query;
+mod subscription;
 mod types;
 mod value_streams;
 
@@ -20,7 +22,7 @@ use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::extensions::apollo_persisted_queries::{
     ApolloPersistedQueries, LruCacheStorage,
 };
-use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql::{Context, Schema};
 use sea_orm::DatabaseConnection;
 
 pub use ids::{decode as decode_id, encode as encode_id};
@@ -29,16 +31,18 @@ use loaders::{
 };
 pub use mutation::Mutation;
 pub use query::Query;
+pub use subscription::Subscription;
 
 use crate::auth::TokenKeys;
 use crate::auth::rate_limit::LoginLimiter;
 use crate::config::Settings;
 use crate::error::{ApiError, GqlResult};
 use crate::events::EventBus;
+use crate::events::live::LiveHub;
 use crate::policy::Policy;
 use crate::service::{Ctx, PageArgs};
 
-pub type GembaSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type GembaSchema = Schema<Query, Mutation, Subscription>;
 
 /// Process-wide services the resolvers need beyond the database.
 #[derive(Debug)]
@@ -47,6 +51,8 @@ pub struct Services {
     pub limiter: LoginLimiter,
     pub settings: Settings,
     pub bus: EventBus,
+    /// Live updates for subscriptions, fed by `bus`.
+    pub live: LiveHub,
 }
 
 /// Everything one request's resolvers share: the caller's policy and a fresh
@@ -114,6 +120,17 @@ impl RequestCtx {
         }
     }
 
+    /// Forgets what the loaders have cached, so that a long-lived request
+    /// (a subscription) reads fresh rows for each event.
+    pub fn clear_caches(&self) {
+        self.units.clear::<i64>();
+        self.items.clear::<i64>();
+        self.transitions.clear::<i64>();
+        self.external_refs.clear::<i64>();
+        self.users.clear::<i64>();
+        self.workflows.clear::<i64>();
+    }
+
     pub fn svc(&self) -> Ctx<'_> {
         Ctx {
             db: &self.db,
@@ -147,7 +164,7 @@ pub(crate) fn page_args(
 
 /// Builds the schema with the configured depth, complexity and alias limits.
 pub fn build_schema(settings: &Settings) -> GembaSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query, Mutation, Subscription)
         .limit_depth(settings.max_query_depth)
         .limit_complexity(settings.max_query_complexity)
         .limit_recursive_depth(64)

@@ -3,6 +3,10 @@
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use super::boards::{
+    Board, BoardColumn, CardPosition, ReorderWorkItemsInput, ReorderWorkItemsPayload,
+    SetWipLimitInput, SetWipLimitPayload, SetWipPolicyInput, SetWipPolicyPayload,
+};
 use super::ids::{self, kind};
 use super::rc;
 use super::types::{ApiKey, Membership, Unit, User, Viewer, WorkItem};
@@ -13,7 +17,7 @@ use crate::service::ingest::{Raw, Status as IngestStatus, Summary, apply_batch};
 use crate::service::integrations;
 use crate::service::units::{self, NewUnit};
 use crate::service::work_items::{self, ItemChanges, NewItem, Patch};
-use crate::service::{api_keys, users};
+use crate::service::{api_keys, boards, users};
 
 pub struct Mutation;
 
@@ -242,6 +246,8 @@ pub struct UpdateWorkItemInput {
     pub flow_type: Option<FlowType>,
     pub found_in: MaybeUndefined<DefectOrigin>,
     pub severity: MaybeUndefined<String>,
+    /// Flag (or unflag) the item as blocked.
+    pub blocked: Option<bool>,
 }
 
 #[derive(SimpleObject)]
@@ -252,13 +258,19 @@ pub struct UpdateWorkItemPayload {
 #[derive(InputObject)]
 pub struct MoveWorkItemInput {
     pub work_item: ID,
-    /// A state of the item's workflow.
+    /// A state of the item's workflow (its current one to only reorder).
     pub to_state: String,
+    /// Where the card goes in the target column; its end when omitted.
+    pub position: Option<CardPosition>,
 }
 
 #[derive(SimpleObject)]
 pub struct MoveWorkItemPayload {
     pub work_item: WorkItem,
+    /// The move took the column over its WIP limit (a `WARN` board).
+    pub wip_limit_exceeded: bool,
+    /// The column the item is in, after the move.
+    pub column: Option<BoardColumn>,
 }
 
 pub(super) fn patch<T>(v: MaybeUndefined<T>) -> Patch<T> {
@@ -278,12 +290,16 @@ fn patch_id(v: MaybeUndefined<ID>, k: &str, field: &str) -> GqlResult<Patch<i64>
 }
 
 fn publish(r: &super::RequestCtx, kind: ChangeKind, item: &entity::work_item::Model) {
-    r.services.bus.publish(DomainEvent {
-        kind,
-        unit_id: item.unit_id,
-        entity_id: item.id,
-        at: Utc::now(),
-    });
+    r.services
+        .bus
+        .publish(DomainEvent::new(kind, item.unit_id, item.id));
+}
+
+/// Tells open subscriptions of `user_id` to re-check their access.
+fn access_changed(r: &super::RequestCtx, user_id: i64) {
+    r.services
+        .bus
+        .publish(DomainEvent::new(ChangeKind::AccessChanged, 0, user_id));
 }
 
 #[Object]
@@ -435,7 +451,9 @@ impl Mutation {
     /// Revokes the token this request was made with.
     async fn logout(&self, ctx: &Context<'_>) -> GqlResult<bool> {
         let r = rc(ctx)?;
-        users::logout(&r.db, r.policy.viewer()?).await?;
+        let viewer = r.policy.viewer()?;
+        users::logout(&r.db, viewer).await?;
+        access_changed(r, viewer.user.id);
         Ok(true)
     }
 
@@ -522,6 +540,7 @@ impl Mutation {
         r.policy.viewer()?;
         let id = ids::expect(&input.user, kind::USER, "user")?;
         let user = users::update(r.svc(), id, input.name, input.active).await?;
+        access_changed(r, user.id);
         Ok(UpdateUserPayload { user: User(user) })
     }
 
@@ -536,6 +555,7 @@ impl Mutation {
         let user = ids::expect(&input.user, kind::USER, "user")?;
         let unit = ids::expect(&input.unit, kind::UNIT, "unit")?;
         let m = users::grant(r.svc(), user, unit, input.role).await?;
+        access_changed(r, m.user_id);
         Ok(GrantMembershipPayload {
             membership: Membership(m),
         })
@@ -551,6 +571,7 @@ impl Mutation {
         r.policy.viewer()?;
         let id = ids::expect(&input.membership, kind::MEMBERSHIP, "membership")?;
         let m = users::revoke(r.svc(), id).await?;
+        access_changed(r, m.user_id);
         Ok(RevokeMembershipPayload {
             revoked_membership_id: ids::encode(kind::MEMBERSHIP, m.id),
         })
@@ -612,6 +633,7 @@ impl Mutation {
             flow_type: input.flow_type,
             found_in: patch(input.found_in),
             severity: patch(input.severity),
+            blocked: input.blocked,
         };
         let item = work_items::update(r.svc(), id, changes).await?;
         publish(r, ChangeKind::WorkItemUpdated, &item);
@@ -620,7 +642,10 @@ impl Mutation {
         })
     }
 
-    /// Moves an item to another state of its workflow, recording a transition.
+    /// Moves an item to another state of its workflow, recording a
+    /// transition, and places its card at `position` (or the column's end).
+    /// Over the column's WIP limit, a `WARN` board moves and says so; a
+    /// `BLOCK` board refuses with `CONFLICT`.
     async fn move_work_item(
         &self,
         ctx: &Context<'_>,
@@ -629,12 +654,95 @@ impl Mutation {
         let r = rc(ctx)?;
         r.policy.viewer()?;
         let id = ids::expect(&input.work_item, kind::WORK_ITEM, "workItem")?;
-        let (item, moved) = work_items::move_to(r.svc(), id, &input.to_state).await?;
-        if moved {
-            publish(r, ChangeKind::WorkItemMoved, &item);
+        let position = input
+            .position
+            .as_ref()
+            .map(CardPosition::parse)
+            .transpose()?;
+        let from = work_items::find_many(r.svc(), &[id])
+            .await?
+            .pop()
+            .map(|i| i.state);
+        let done = work_items::move_to(r.svc(), id, &input.to_state, position).await?;
+        if done.moved {
+            r.services.bus.publish(DomainEvent {
+                from_state: from,
+                ..DomainEvent::new(ChangeKind::WorkItemMoved, done.item.unit_id, done.item.id)
+            });
+        } else if done.reranked {
+            publish(r, ChangeKind::WorkItemRanked, &done.item);
         }
+        let unit = units::path(&r.db, done.item.unit_id).await?;
+        let column = boards::columns(&r.db, unit.id, None, r.policy.can_read_items_of(&unit))
+            .await?
+            .into_iter()
+            .find(|c| c.name == done.item.state)
+            .map(BoardColumn);
         Ok(MoveWorkItemPayload {
-            work_item: WorkItem(item),
+            wip_limit_exceeded: done.wip.as_ref().is_some_and(|w| w.exceeded()),
+            column,
+            work_item: WorkItem(done.item),
+        })
+    }
+
+    /// Places cards of one column, in the given order, together before or
+    /// after another card; only their ranks change.
+    async fn reorder_work_items(
+        &self,
+        ctx: &Context<'_>,
+        input: ReorderWorkItemsInput,
+    ) -> GqlResult<ReorderWorkItemsPayload> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let ids = input
+            .work_items
+            .iter()
+            .map(|i| ids::expect(i, kind::WORK_ITEM, "workItems"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let position = input.position.parse()?;
+        let items = work_items::reorder(r.svc(), &ids, position).await?;
+        for item in &items {
+            publish(r, ChangeKind::WorkItemRanked, item);
+        }
+        Ok(ReorderWorkItemsPayload {
+            work_items: items.into_iter().map(WorkItem).collect(),
+        })
+    }
+
+    /// Sets or lifts a column's WIP limit on a unit's board (admins, and
+    /// program and portfolio managers in scope).
+    async fn set_wip_limit(
+        &self,
+        ctx: &Context<'_>,
+        input: SetWipLimitInput,
+    ) -> GqlResult<SetWipLimitPayload> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let unit = ids::expect(&input.unit, kind::UNIT, "unit")?;
+        let column = boards::set_wip_limit(r.svc(), unit, &input.state, input.wip_limit).await?;
+        r.services
+            .bus
+            .publish(DomainEvent::new(ChangeKind::BoardChanged, unit, unit));
+        Ok(SetWipLimitPayload {
+            column: BoardColumn(column),
+        })
+    }
+
+    /// Sets a board's WIP policy (who may: as `setWipLimit`).
+    async fn set_wip_policy(
+        &self,
+        ctx: &Context<'_>,
+        input: SetWipPolicyInput,
+    ) -> GqlResult<SetWipPolicyPayload> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let unit = ids::expect(&input.unit, kind::UNIT, "unit")?;
+        let board = boards::set_wip_policy(r.svc(), unit, input.wip_policy).await?;
+        r.services
+            .bus
+            .publish(DomainEvent::new(ChangeKind::BoardChanged, unit, unit));
+        Ok(SetWipPolicyPayload {
+            board: Board(board),
         })
     }
 }

@@ -115,6 +115,18 @@ impl Query {
         Ok(out)
     }
 
+    /// A unit's Kanban board: columns with counts and WIP limits for
+    /// viewers who may read the unit's aggregates (`FORBIDDEN` for others),
+    /// cards for those who may read its items.
+    async fn board(&self, ctx: &Context<'_>, unit: ID) -> GqlResult<super::boards::Board> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let id = ids::expect(&unit, kind::UNIT, "unit")?;
+        Ok(super::boards::Board(
+            crate::service::boards::board(r.svc(), id).await?,
+        ))
+    }
+
     /// Flow metrics (DESIGN §3.1) of a unit (and by default its subtree)
     /// over `[from, to)`: for viewers who may read the unit's aggregates,
     /// `FORBIDDEN` for others.

@@ -418,6 +418,11 @@ impl WorkItem {
         &self.0.rank
     }
 
+    /// Flagged as blocked (see `BoardCard.blocked` for what a board shows).
+    async fn blocked(&self) -> bool {
+        self.0.blocked
+    }
+
     async fn estimate(&self) -> Option<f64> {
         self.0.estimate
     }

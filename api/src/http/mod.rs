@@ -4,6 +4,7 @@ mod graphql;
 mod health;
 mod ingest;
 mod webhooks;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +65,7 @@ pub fn app(state: AppState) -> Router {
             "/graphql",
             get(graphql::graphql_get).post(graphql::graphql_post),
         )
+        .route("/graphql/ws", get(ws::graphql_ws))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -291,6 +291,15 @@ impl Policy {
             || self.write_roots.iter().any(|r| unit.is_under(*r))
     }
 
+    /// Whether the caller may change the board of `unit` (WIP limits, WIP
+    /// policy): admins, and program and portfolio managers in scope.
+    pub fn can_configure_board_of(&self, unit: &UnitPath) -> bool {
+        if self.viewer.is_none() {
+            return false;
+        }
+        self.admin || self.write_roots.iter().any(|r| unit.is_under(*r))
+    }
+
     /// Whether the caller may read the objectives of `unit` (DESIGN §1.6):
     /// outcomes are shown beside the aggregates, so wherever those are
     /// readable (a team sees its own and its ancestors' objectives).

@@ -2,6 +2,7 @@
 //! it before reading or writing; nothing here knows about GraphQL.
 
 pub mod api_keys;
+pub mod boards;
 pub mod delivery;
 pub mod ingest;
 pub mod integrations;

@@ -1,24 +1,47 @@
 //! Ranks: an item's position in its board column, compared as text.
 //!
-//! Appending takes the next step of an 8-digit base-36 counter, leaving room
-//! between neighbours so a card can later be placed between two others
-//! without renumbering the column.
+//! A rank is read as a base-36 fraction (`"i"` is 0.5). Appending takes the
+//! next step of an 8-digit counter, leaving room between neighbours; placing
+//! a card between two others takes a rank between theirs, so a move or a
+//! bulk reorder rewrites the moved cards only, never the whole column.
 
 const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+const BASE: u32 = 36;
 const WIDTH: usize = 8;
 /// Gap left between appended cards.
 const STEP: u64 = 1 << 20;
 
-fn parse_prefix(rank: &str) -> Option<u64> {
-    let prefix = rank.get(..WIDTH)?;
-    u64::from_str_radix(prefix, 36).ok()
+fn digit_value(c: u8) -> u32 {
+    match c {
+        b'0'..=b'9' => u32::from(c - b'0'),
+        b'a'..=b'z' => u32::from(c - b'a') + 10,
+        // Not written by this module: sorts as the largest digit.
+        _ => BASE - 1,
+    }
+}
+
+fn digit(v: u32) -> char {
+    char::from(DIGITS[v.min(BASE - 1) as usize])
+}
+
+/// The first [`WIDTH`] digits as a number, missing digits read as zeros.
+fn prefix_value(rank: &str) -> Option<u64> {
+    let mut n: u64 = 0;
+    for i in 0..WIDTH {
+        let b = rank.as_bytes().get(i).copied().unwrap_or(b'0');
+        if !b.is_ascii_digit() && !b.is_ascii_lowercase() {
+            return None;
+        }
+        n = n * u64::from(BASE) + u64::from(digit_value(b));
+    }
+    Some(n)
 }
 
 fn format(mut n: u64) -> String {
     let mut buf = [b'0'; WIDTH];
     for slot in buf.iter_mut().rev() {
-        *slot = DIGITS[(n % 36) as usize];
-        n /= 36;
+        *slot = DIGITS[(n % u64::from(BASE)) as usize];
+        n /= u64::from(BASE);
     }
     String::from_utf8_lossy(&buf).into_owned()
 }
@@ -26,13 +49,70 @@ fn format(mut n: u64) -> String {
 /// A rank after `last` (the column's current last rank), or the first rank of
 /// an empty column.
 pub fn after(last: Option<&str>) -> String {
-    let max = 36u64.pow(WIDTH as u32) - 1;
-    match last.and_then(parse_prefix) {
+    let max = u64::from(BASE).pow(WIDTH as u32) - 1;
+    match last {
         None => format(STEP),
-        Some(n) if n + STEP < max => format(n + STEP),
-        // The counter is exhausted: extend the last rank instead.
-        Some(_) => format!("{}i", last.unwrap_or_default()),
+        Some(l) => match prefix_value(l) {
+            Some(n) if n + STEP < max => format(n + STEP),
+            // The counter is exhausted (or the rank is foreign): go halfway
+            // to the end instead.
+            _ => between(Some(l), None),
+        },
     }
+}
+
+/// A rank strictly between `lo` and `hi` (`None`: the column's start or
+/// end). `lo` must sort before `hi`.
+pub fn between(lo: Option<&str>, hi: Option<&str>) -> String {
+    midpoint(lo.unwrap_or("").as_bytes(), hi.map(str::as_bytes))
+}
+
+fn midpoint(lo: &[u8], hi: Option<&[u8]>) -> String {
+    let at = |s: &[u8], i: usize| s.get(i).map_or(0, |c| digit_value(*c));
+    if let Some(hi) = hi {
+        // Keep the common prefix, reading missing digits of `lo` as zeros.
+        let mut n = 0;
+        while n < hi.len() && at(lo, n) == digit_value(hi[n]) {
+            n += 1;
+        }
+        if n > 0 {
+            let head: String = hi[..n].iter().map(|c| char::from(*c)).collect();
+            let rest_lo = lo.get(n..).unwrap_or(&[]);
+            return head + &midpoint(rest_lo, Some(&hi[n..]));
+        }
+    }
+    let a = at(lo, 0);
+    let b = hi.map_or(BASE, |h| at(h, 0).max(if h.is_empty() { BASE } else { 0 }));
+    if b > a + 1 {
+        return digit(a + (b - a).div_ceil(2)).to_string();
+    }
+    match hi {
+        // `hi` has more digits: its first digit alone sorts between.
+        Some(h) if h.len() > 1 => digit(b).to_string(),
+        _ => {
+            let rest_lo = lo.get(1..).unwrap_or(&[]);
+            format!("{}{}", digit(a), midpoint(rest_lo, None))
+        }
+    }
+}
+
+/// `n` ascending ranks strictly between `lo` and `hi`, spread by bisection
+/// so that their length grows with the logarithm of `n`.
+pub fn spread(lo: Option<&str>, hi: Option<&str>, n: usize) -> Vec<String> {
+    let mut out = Vec::with_capacity(n);
+    fill(lo.map(str::to_owned), hi.map(str::to_owned), n, &mut out);
+    out
+}
+
+fn fill(lo: Option<String>, hi: Option<String>, n: usize, out: &mut Vec<String>) {
+    if n == 0 {
+        return;
+    }
+    let mid = between(lo.as_deref(), hi.as_deref());
+    let left = (n - 1) / 2;
+    fill(lo, Some(mid.clone()), left, out);
+    out.push(mid.clone());
+    fill(Some(mid), hi, n - 1 - left, out);
 }
 
 #[cfg(test)]
@@ -42,15 +122,76 @@ mod tests {
     #[test]
     fn appended_ranks_sort_in_order() {
         let mut last: Option<String> = None;
-        let mut seen = Vec::new();
         for _ in 0..1000 {
             let r = after(last.as_deref());
             if let Some(l) = &last {
                 assert!(r.as_str() > l.as_str());
             }
             assert_eq!(r.len(), WIDTH);
-            seen.push(r.clone());
             last = Some(r);
+        }
+    }
+
+    #[test]
+    fn after_a_short_or_exhausted_rank_still_sorts_after_it() {
+        for last in ["i", "0000mls", "zzzzzzzz", "zzzzzzzzzz"] {
+            let r = after(Some(last));
+            assert!(r.as_str() > last, "{r} after {last}");
+        }
+    }
+
+    #[test]
+    fn between_sorts_strictly_inside() {
+        let cases = [
+            (None, None),
+            (None, Some("00100000")),
+            (Some("00100000"), None),
+            (Some("00100000"), Some("00100001")),
+            (Some("00100000"), Some("001000001")),
+            (Some("a"), Some("b")),
+            (Some("a"), Some("a1")),
+            (Some("az"), Some("b")),
+            (Some("x0"), Some("x01")),
+            (Some("zz"), None),
+            (None, Some("01")),
+        ];
+        for (lo, hi) in cases {
+            let m = between(lo, hi);
+            if let Some(lo) = lo {
+                assert!(m.as_str() > lo, "{m} > {lo}");
+            }
+            if let Some(hi) = hi {
+                assert!(m.as_str() < hi, "{m} < {hi}");
+            }
+            assert!(!m.ends_with('0'), "{m} has a trailing zero");
+        }
+    }
+
+    #[test]
+    fn repeated_insertion_at_one_place_keeps_order() {
+        // Always inserting right after the first card: the worst case.
+        let first = after(None);
+        let second = after(Some(&first));
+        let mut hi = second.clone();
+        for _ in 0..200 {
+            let m = between(Some(&first), Some(&hi));
+            assert!(m > first && m < hi);
+            hi = m;
+        }
+        assert!(hi.len() < 80, "{} characters", hi.len());
+    }
+
+    #[test]
+    fn spread_is_ascending_and_inside() {
+        for n in [0, 1, 2, 3, 10, 100] {
+            let ranks = spread(Some("00100000"), Some("00100001"), n);
+            assert_eq!(ranks.len(), n);
+            let mut prev = "00100000".to_owned();
+            for r in &ranks {
+                assert!(*r > prev, "{r} > {prev}");
+                prev = r.clone();
+            }
+            assert!(prev.as_str() < "00100001");
         }
     }
 }

@@ -4,12 +4,12 @@ use chrono::{DateTime, Utc};
 use entity::{external_ref, membership, transition, unit, unit_closure, user, work_item};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Select, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, Select, Set, TransactionTrait,
 };
 
 use super::metrics::facts;
-use super::{Ctx, Page, PageArgs, paginate, rank, units};
+use super::{Ctx, Page, PageArgs, boards, paginate, rank, units};
 use crate::domain::{DefectOrigin, FlowType, StateCategory, WorkItemType, validate_item_key};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::UnitPath;
@@ -417,6 +417,7 @@ pub async fn create(ctx: Ctx<'_>, input: NewItem) -> ApiResult<work_item::Model>
             "work item key {key:?} is already in use"
         )));
     }
+    boards::check_wip(&txn, unit.id, &state, None).await?;
     let now = Utc::now();
     let rank = rank::after(last_rank(&txn, unit.id, &state.name).await?.as_deref());
     let item = work_item::ActiveModel {
@@ -483,6 +484,7 @@ pub struct ItemChanges {
     pub flow_type: Option<FlowType>,
     pub found_in: Patch<DefectOrigin>,
     pub severity: Patch<String>,
+    pub blocked: Option<bool>,
 }
 
 async fn writable_item(ctx: Ctx<'_>, id: i64) -> ApiResult<(work_item::Model, UnitPath)> {
@@ -597,18 +599,119 @@ pub async fn update(ctx: Ctx<'_>, id: i64, changes: ItemChanges) -> ApiResult<wo
             model.severity = Set(Some(s));
         }
     }
+    if let Some(b) = changes.blocked {
+        model.blocked = Set(b);
+    }
     model.updated_at = Set(Utc::now());
     Ok(model.update(ctx.db).await?)
 }
 
+/// Where a moved card goes in its column, relative to another card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    Before(i64),
+    After(i64),
+}
+
+/// What [`move_to`] did.
+#[derive(Debug)]
+pub struct Moved {
+    pub item: work_item::Model,
+    /// The state changed (a transition was recorded).
+    pub moved: bool,
+    /// The card took a new place in its column.
+    pub reranked: bool,
+    /// The target column's WIP limit, when it has one.
+    pub wip: Option<boards::WipCheck>,
+}
+
+/// The ranks just below and just above the place `position` names in the
+/// column (`unit_id`, `state`), ignoring the cards in `moving`.
+///
+/// # Errors
+/// `NOT_FOUND` for an anchor the caller cannot read; `BAD_USER_INPUT` for an
+/// anchor in another column or unit, or one of the moving cards.
+async fn neighbours(
+    ctx: Ctx<'_>,
+    db: &impl ConnectionTrait,
+    unit_id: i64,
+    state: &str,
+    position: Position,
+    moving: &[i64],
+) -> ApiResult<(Option<String>, Option<String>)> {
+    let (anchor_id, before) = match position {
+        Position::Before(a) => (a, true),
+        Position::After(a) => (a, false),
+    };
+    let anchor = readable_item(ctx, anchor_id, "position card").await?;
+    if moving.contains(&anchor.id) {
+        return Err(ApiError::bad_input(
+            "a card cannot be placed relative to itself",
+        ));
+    }
+    if anchor.unit_id != unit_id || anchor.state != state {
+        return Err(ApiError::bad_input(format!(
+            "the position card {} is not in the column {state:?} of the same board",
+            anchor.key
+        )));
+    }
+    let rank_col = Expr::col((work_item::Entity, work_item::Column::Rank));
+    let id_col = Expr::col((work_item::Entity, work_item::Column::Id));
+    let beyond = if before {
+        Condition::any()
+            .add(rank_col.clone().lt(anchor.rank.clone()))
+            .add(
+                Condition::all()
+                    .add(rank_col.eq(anchor.rank.clone()))
+                    .add(id_col.lt(anchor.id)),
+            )
+    } else {
+        Condition::any()
+            .add(rank_col.clone().gt(anchor.rank.clone()))
+            .add(
+                Condition::all()
+                    .add(rank_col.eq(anchor.rank.clone()))
+                    .add(id_col.gt(anchor.id)),
+            )
+    };
+    let mut q = work_item::Entity::find()
+        .select_only()
+        .column(work_item::Column::Rank)
+        .filter(work_item::Column::UnitId.eq(unit_id))
+        .filter(work_item::Column::State.eq(state))
+        .filter(work_item::Column::Id.is_not_in(moving.iter().copied()))
+        .filter(beyond);
+    q = if before {
+        q.order_by_desc(work_item::Column::Rank)
+            .order_by_desc(work_item::Column::Id)
+    } else {
+        q.order_by_asc(work_item::Column::Rank)
+            .order_by_asc(work_item::Column::Id)
+    };
+    let next = q.into_tuple::<String>().one(db).await?;
+    Ok(if before {
+        (next, Some(anchor.rank))
+    } else {
+        (Some(anchor.rank), next)
+    })
+}
+
 /// Moves an item to another state of its unit's workflow, appending a
-/// transition. Moving to the current state changes nothing. Returns the item
-/// and whether it moved.
+/// transition, and places its card at the end of the target column or at
+/// `position`. Moving to the current state without a position changes
+/// nothing; with one, it only reorders the card.
 ///
 /// # Errors
 /// `NOT_FOUND` for an item the caller cannot read; `FORBIDDEN` without write
-/// rights; `BAD_USER_INPUT` for a state outside the item's workflow.
-pub async fn move_to(ctx: Ctx<'_>, id: i64, to_state: &str) -> ApiResult<(work_item::Model, bool)> {
+/// rights; `BAD_USER_INPUT` for a state outside the item's workflow or a
+/// position in another column; `CONFLICT` over a WIP limit the board blocks
+/// at, or when someone else moved the item meanwhile.
+pub async fn move_to(
+    ctx: Ctx<'_>,
+    id: i64,
+    to_state: &str,
+    position: Option<Position>,
+) -> ApiResult<Moved> {
     let actor = ctx.policy.viewer()?.user.id;
     let (item, unit) = writable_item(ctx, id).await?;
     let workflow = units::effective_workflow(ctx.db, unit.id).await?;
@@ -616,14 +719,31 @@ pub async fn move_to(ctx: Ctx<'_>, id: i64, to_state: &str) -> ApiResult<(work_i
         .state(to_state)
         .ok_or_else(|| workflow.unknown_state(to_state))?
         .clone();
-    if state.name == item.state {
-        return Ok((item, false));
+    let changes_state = state.name != item.state;
+    if !changes_state && position.is_none() {
+        return Ok(Moved {
+            item,
+            moved: false,
+            reranked: false,
+            wip: None,
+        });
     }
     let txn = ctx.db.begin().await?;
     let now = Utc::now();
+    let wip = if changes_state {
+        boards::check_wip(&txn, unit.id, &state, Some(item.id)).await?
+    } else {
+        None
+    };
+    let rank = match position {
+        Some(p) => {
+            let (lo, hi) = neighbours(ctx, &txn, unit.id, &state.name, p, &[item.id]).await?;
+            rank::between(lo.as_deref(), hi.as_deref())
+        }
+        None => rank::after(last_rank(&txn, unit.id, &state.name).await?.as_deref()),
+    };
     // Move only from the state read above: a concurrent move in between
     // makes this one a CONFLICT instead of a history with a fork.
-    let rank = rank::after(last_rank(&txn, unit.id, &state.name).await?.as_deref());
     let moved = work_item::Entity::update_many()
         .col_expr(work_item::Column::State, Expr::value(state.name.clone()))
         .col_expr(
@@ -641,23 +761,97 @@ pub async fn move_to(ctx: Ctx<'_>, id: i64, to_state: &str) -> ApiResult<(work_i
             "the item was moved by someone else meanwhile; reload it and try again".into(),
         ));
     }
-    transition::ActiveModel {
-        work_item_id: Set(item.id),
-        from_state: Set(Some(item.state.clone())),
-        to_state: Set(state.name.clone()),
-        to_category: Set(state.category.clone()),
-        at: Set(now),
-        actor_id: Set(Some(actor)),
-        source: Set(None),
-        ..Default::default()
+    if changes_state {
+        transition::ActiveModel {
+            work_item_id: Set(item.id),
+            from_state: Set(Some(item.state.clone())),
+            to_state: Set(state.name.clone()),
+            to_category: Set(state.category.clone()),
+            at: Set(now),
+            actor_id: Set(Some(actor)),
+            source: Set(None),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
     }
-    .insert(&txn)
-    .await?;
     let updated = work_item::Entity::find_by_id(item.id)
         .one(&txn)
         .await?
         .ok_or_else(|| ApiError::not_found("work item"))?;
-    facts::refresh(&txn, &[item.id]).await?;
+    if changes_state {
+        facts::refresh(&txn, &[item.id]).await?;
+    }
     txn.commit().await?;
-    Ok((updated, true))
+    Ok(Moved {
+        item: updated,
+        moved: changes_state,
+        reranked: true,
+        wip,
+    })
+}
+
+/// Most cards one reorder may place.
+pub const MAX_REORDER: usize = 100;
+
+/// Places `ids`, in this order, together at `position` in their column:
+/// only their ranks change, the rest of the column keeps its own.
+///
+/// # Errors
+/// `BAD_USER_INPUT` for an empty, oversize or repeating list, cards of
+/// several columns, or an anchor outside the column; `NOT_FOUND` and
+/// `FORBIDDEN` as for [`move_to`].
+pub async fn reorder(
+    ctx: Ctx<'_>,
+    ids: &[i64],
+    position: Position,
+) -> ApiResult<Vec<work_item::Model>> {
+    ctx.policy.viewer()?;
+    if ids.is_empty() || ids.len() > MAX_REORDER {
+        return Err(ApiError::bad_input(format!(
+            "reorder 1 to {MAX_REORDER} cards at a time"
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if !ids.iter().all(|i| seen.insert(*i)) {
+        return Err(ApiError::bad_input("a card appears twice in the list"));
+    }
+    let mut items = Vec::with_capacity(ids.len());
+    for id in ids {
+        items.push(writable_item(ctx, *id).await?.0);
+    }
+    let (unit_id, state) = (items[0].unit_id, items[0].state.clone());
+    if items
+        .iter()
+        .any(|i| i.unit_id != unit_id || i.state != state)
+    {
+        return Err(ApiError::bad_input(
+            "the cards to reorder must all be in one column of one board",
+        ));
+    }
+    let txn = ctx.db.begin().await?;
+    let (lo, hi) = neighbours(ctx, &txn, unit_id, &state, position, ids).await?;
+    let ranks = rank::spread(lo.as_deref(), hi.as_deref(), ids.len());
+    let now = Utc::now();
+    for (item, r) in items.iter().zip(ranks) {
+        let done = work_item::Entity::update_many()
+            .col_expr(work_item::Column::Rank, Expr::value(r))
+            .col_expr(work_item::Column::UpdatedAt, Expr::value(now))
+            .filter(work_item::Column::Id.eq(item.id))
+            .filter(work_item::Column::State.eq(state.clone()))
+            .exec(&txn)
+            .await?;
+        if done.rows_affected != 1 {
+            return Err(ApiError::Conflict(
+                "a card was moved by someone else meanwhile; reload the board and try again".into(),
+            ));
+        }
+    }
+    let mut out = work_item::Entity::find()
+        .filter(work_item::Column::Id.is_in(ids.iter().copied()))
+        .all(&txn)
+        .await?;
+    txn.commit().await?;
+    out.sort_by(|a, b| a.rank.cmp(&b.rank));
+    Ok(out)
 }

@@ -36,6 +36,9 @@ pub struct TestApp {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
+    /// The database this server uses.
+    pub db_url: String,
+    pub backend: Backend,
 }
 
 fn init_logs() {
@@ -85,18 +88,33 @@ impl TestApp {
                 (format!("{base}/{name}"), None, Some((admin_url, name)))
             }
         };
-        let (db, statements) = gemba::db::connect(&url).await.unwrap();
+        let (db, _) = gemba::db::connect(&url).await.unwrap();
         gemba::db::migrate(&db).await.unwrap();
         gemba::seed::demo(&db, Some(PASSWORD.to_owned()))
             .await
             .unwrap()
             .expect("a fresh database takes the demo seed");
+        let _ = db.close().await;
+        let mut app = Self::serve_on(&url, backend, settings).await;
+        app._dir = dir;
+        app.pg = pg;
+        Some(app)
+    }
+
+    /// Another server (a replica) on this one's database.
+    pub async fn replica(&self) -> TestApp {
+        Self::serve_on(&self.db_url, self.backend, Settings::default()).await
+    }
+
+    async fn serve_on(url: &str, backend: Backend, settings: Settings) -> TestApp {
+        let (db, statements) = gemba::db::connect(url).await.unwrap();
         let limiter = LoginLimiter::new(
             settings.login_failures_per_email,
             settings.login_failures_per_address,
             settings.login_window,
         );
         let bus = gemba::events::EventBus::default();
+        let live = gemba::events::live::LiveHub::start(&db, &bus);
         let state = AppState::new(
             db,
             statements,
@@ -105,6 +123,7 @@ impl TestApp {
                 limiter,
                 settings,
                 bus: bus.clone(),
+                live,
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -117,7 +136,7 @@ impl TestApp {
             .await
             .unwrap();
         });
-        Some(TestApp {
+        TestApp {
             base: format!("http://{addr}"),
             bus,
             client: reqwest::Client::builder()
@@ -125,9 +144,11 @@ impl TestApp {
                 .build()
                 .unwrap(),
             shutdown: Some(tx),
-            _dir: dir,
-            pg,
-        })
+            _dir: None,
+            pg: None,
+            db_url: url.to_owned(),
+            backend,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

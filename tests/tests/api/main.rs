@@ -2,9 +2,11 @@
 
 mod access;
 mod auth;
+mod boards;
 mod harness;
 mod http;
 mod ingest;
+mod live;
 mod loaders;
 mod metrics;
 mod outcomes;
@@ -12,3 +14,4 @@ mod schema;
 mod value_streams;
 mod webhooks;
 mod writes;
+mod ws;

@@ -1216,10 +1216,8 @@ impl Batcher<'_> {
                 Target::Deployment(n) => ids.deployments[n],
             };
             DomainEvent {
-                kind,
-                unit_id,
-                entity_id,
                 at: now,
+                ..DomainEvent::new(kind, unit_id, entity_id)
             }
         }));
     }

@@ -1349,12 +1349,7 @@ where
 }
 
 fn event(kind: ChangeKind, unit_id: i64, entity_id: i64) -> DomainEvent {
-    DomainEvent {
-        kind,
-        unit_id,
-        entity_id,
-        at: Utc::now(),
-    }
+    DomainEvent::new(kind, unit_id, entity_id)
 }
 
 /// Replaces the rows of a link table that belong to `owner` with links to `targets`.

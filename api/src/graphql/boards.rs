@@ -1,0 +1,391 @@
+//! Boards: columns, cards with feedback from below, swimlanes, and the
+//! mutations that move cards and set WIP limits.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+
+use super::connection::PageInfo;
+use super::ids::{self, kind};
+use super::rc;
+use super::types::{Unit, User, WorkItem};
+use crate::domain::{FlowType, StateCategory, WipPolicy, WorkItemType};
+use crate::error::{ApiError, ApiResult, GqlResult};
+use crate::service::boards::{self, Card, ChildProgress};
+use crate::service::work_items::Position;
+
+/// Most cards or lanes one page returns.
+const MAX_CARDS: i32 = 200;
+const DEFAULT_CARDS: i32 = 50;
+const MAX_LANES: i32 = 100;
+
+fn seconds_since(t: DateTime<Utc>, now: DateTime<Utc>) -> f64 {
+    ((now - t).num_milliseconds().max(0) as f64) / 1000.0
+}
+
+fn card_cursor(rank: &str, id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("card:{id}:{rank}"))
+}
+
+fn decode_card_cursor(cursor: &str) -> ApiResult<(String, i64)> {
+    URL_SAFE_NO_PAD
+        .decode(cursor.as_bytes())
+        .ok()
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|t| {
+            let rest = t.strip_prefix("card:")?;
+            let (id, rank) = rest.split_once(':')?;
+            Some((rank.to_owned(), id.parse().ok()?))
+        })
+        .ok_or_else(|| ApiError::bad_input("`after` is not a valid card cursor"))
+}
+
+/// A unit's Kanban board: its workflow's columns with counts and WIP limits,
+/// its own items as cards in rank order, and on request the items of one
+/// type across its subtree in swimlanes.
+pub struct Board(pub boards::Board);
+
+#[Object]
+impl Board {
+    async fn unit(&self, ctx: &Context<'_>) -> GqlResult<Unit> {
+        rc(ctx)?
+            .units
+            .load_one(self.0.unit.id)
+            .await?
+            .map(Unit)
+            .ok_or_else(|| ApiError::not_found("unit").into())
+    }
+
+    /// `WARN`: a move over a WIP limit happens and is flagged; `BLOCK`: it
+    /// is refused with `CONFLICT`.
+    async fn wip_policy(&self) -> WipPolicy {
+        self.0.wip_policy
+    }
+
+    /// Whether you may read this board's cards. When false (an executive on
+    /// a team board), columns carry counts and no cards.
+    async fn cards_visible(&self) -> bool {
+        self.0.cards_visible
+    }
+
+    /// The columns, in workflow order.
+    async fn columns(&self) -> Vec<BoardColumn> {
+        self.0.columns.iter().cloned().map(BoardColumn).collect()
+    }
+
+    /// The items of `itemType` owned by the units below this one, one lane
+    /// per unit that may own such items (e.g. a program's stories, one lane
+    /// per team), by unit key.
+    async fn lanes(
+        &self,
+        ctx: &Context<'_>,
+        item_type: WorkItemType,
+        #[graphql(default = 50)] first: i32,
+    ) -> GqlResult<Vec<BoardLane>> {
+        if !(0..=MAX_LANES).contains(&first) {
+            return Err(
+                ApiError::bad_input(format!("`first` must be between 0 and {MAX_LANES}")).into(),
+            );
+        }
+        let r = rc(ctx)?;
+        let lanes = boards::lanes(
+            r.svc(),
+            &self.0,
+            item_type,
+            usize::try_from(first).unwrap_or(0),
+        )
+        .await?;
+        Ok(lanes.into_iter().map(BoardLane).collect())
+    }
+}
+
+/// One swimlane: the items of one type owned by one unit.
+pub struct BoardLane(boards::Lane);
+
+#[Object]
+impl BoardLane {
+    async fn unit(&self, ctx: &Context<'_>) -> GqlResult<Unit> {
+        rc(ctx)?
+            .units
+            .load_one(self.0.unit_id)
+            .await?
+            .map(Unit)
+            .ok_or_else(|| ApiError::not_found("unit").into())
+    }
+
+    async fn columns(&self) -> Vec<BoardColumn> {
+        self.0.columns.iter().cloned().map(BoardColumn).collect()
+    }
+}
+
+/// A column: one state of the workflow.
+#[derive(Clone)]
+pub struct BoardColumn(pub boards::Column);
+
+#[Object]
+impl BoardColumn {
+    /// The state's name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn category(&self) -> GqlResult<StateCategory> {
+        Ok(StateCategory::parse(&self.0.category)?)
+    }
+
+    /// The board's own limit for this column, else its workflow's.
+    async fn wip_limit(&self) -> Option<i32> {
+        self.0.wip_limit
+    }
+
+    /// Items in the column (an aggregate: shown even when cards are not).
+    async fn count(&self) -> i64 {
+        self.0.count
+    }
+
+    /// More items than the WIP limit.
+    async fn over_limit(&self) -> bool {
+        self.0.over_limit()
+    }
+
+    /// Cards in rank order; empty when you may not read the board's items.
+    async fn cards(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+    ) -> GqlResult<BoardCardConnection> {
+        if !(0..=MAX_CARDS).contains(&first) {
+            return Err(
+                ApiError::bad_input(format!("`first` must be between 0 and {MAX_CARDS}")).into(),
+            );
+        }
+        let after = after.map(|c| decode_card_cursor(&c)).transpose()?;
+        let r = rc(ctx)?;
+        let page = boards::cards(
+            r.svc(),
+            &self.0,
+            u64::try_from(first).unwrap_or(DEFAULT_CARDS as u64),
+            after,
+        )
+        .await?;
+        let now = Utc::now();
+        let edges: Vec<BoardCardEdge> = page
+            .cards
+            .into_iter()
+            .map(|c| BoardCardEdge {
+                cursor: card_cursor(&c.item.rank, c.item.id),
+                node: BoardCard { card: c, now },
+            })
+            .collect();
+        Ok(BoardCardConnection {
+            page_info: PageInfo {
+                has_next_page: page.has_next,
+                has_previous_page: false,
+                start_cursor: edges.first().map(|e| e.cursor.clone()),
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            nodes: edges.iter().map(|e| e.node.clone()).collect(),
+            total_count: if self.0.cards_visible() {
+                self.0.count
+            } else {
+                0
+            },
+            edges,
+        })
+    }
+}
+
+/// An edge of a column's cards.
+#[derive(SimpleObject, Clone)]
+pub struct BoardCardEdge {
+    pub cursor: String,
+    pub node: BoardCard,
+}
+
+/// A column's cards, a page at a time.
+#[derive(SimpleObject)]
+pub struct BoardCardConnection {
+    pub edges: Vec<BoardCardEdge>,
+    pub nodes: Vec<BoardCard>,
+    pub page_info: PageInfo,
+    /// Cards in the column (0 when you may not read them).
+    pub total_count: i64,
+}
+
+/// A card: a work item as its board shows it.
+#[derive(Clone)]
+pub struct BoardCard {
+    pub card: Card,
+    /// The instant ages are measured at.
+    pub now: DateTime<Utc>,
+}
+
+#[Object]
+impl BoardCard {
+    async fn work_item(&self) -> WorkItem {
+        WorkItem(self.card.item.clone())
+    }
+
+    async fn key(&self) -> &str {
+        &self.card.item.key
+    }
+
+    async fn title(&self) -> &str {
+        &self.card.item.title
+    }
+
+    #[graphql(name = "type")]
+    async fn item_type(&self) -> GqlResult<WorkItemType> {
+        Ok(WorkItemType::parse(&self.card.item.item_type)?)
+    }
+
+    async fn flow_type(&self) -> GqlResult<FlowType> {
+        Ok(FlowType::parse(&self.card.item.flow_type)?)
+    }
+
+    async fn state(&self) -> &str {
+        &self.card.item.state
+    }
+
+    async fn rank(&self) -> &str {
+        &self.card.item.rank
+    }
+
+    async fn assignee(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
+        let Some(uid) = self.card.item.assignee_id else {
+            return Ok(None);
+        };
+        Ok(rc(ctx)?.users.load_one(uid).await?.map(User))
+    }
+
+    /// Seconds since the item entered its current state.
+    async fn age_in_state(&self) -> f64 {
+        seconds_since(self.card.in_state_since, self.now)
+    }
+
+    /// Seconds since the item was created.
+    async fn total_age(&self) -> f64 {
+        seconds_since(self.card.item.created_at, self.now)
+    }
+
+    /// Flagged as blocked, or in a state named "Blocked".
+    async fn blocked(&self) -> bool {
+        boards::is_blocked(&self.card.item)
+    }
+
+    /// Feedback from below: how the item's children are doing.
+    async fn children(&self) -> ChildSummary {
+        ChildSummary {
+            progress: self.card.children,
+            now: self.now,
+        }
+    }
+}
+
+/// How a card's children are doing (counts are aggregates: they include
+/// children you may not read).
+pub struct ChildSummary {
+    pub progress: ChildProgress,
+    pub now: DateTime<Utc>,
+}
+
+#[Object]
+impl ChildSummary {
+    async fn total(&self) -> i64 {
+        self.progress.total
+    }
+
+    async fn done(&self) -> i64 {
+        self.progress.done
+    }
+
+    /// Children in an `ACTIVE` or `WAITING` state.
+    async fn in_progress(&self) -> i64 {
+        self.progress.in_progress
+    }
+
+    async fn blocked(&self) -> i64 {
+        self.progress.blocked
+    }
+
+    /// Age in seconds of the oldest child not yet done or canceled.
+    async fn oldest_age(&self) -> Option<f64> {
+        self.progress
+            .oldest_open_since
+            .map(|t| seconds_since(t, self.now))
+    }
+
+    /// `done / total`, null without children.
+    async fn progress(&self) -> Option<f64> {
+        (self.progress.total > 0).then(|| self.progress.done as f64 / self.progress.total as f64)
+    }
+}
+
+/// Where a card goes in its column: just before or just after another card
+/// of the same column. Give one of the two.
+#[derive(InputObject, Default)]
+pub struct CardPosition {
+    pub before: Option<ID>,
+    pub after: Option<ID>,
+}
+
+impl CardPosition {
+    pub fn parse(&self) -> ApiResult<Position> {
+        match (&self.before, &self.after) {
+            (Some(b), None) => Ok(Position::Before(ids::expect(
+                b,
+                kind::WORK_ITEM,
+                "position.before",
+            )?)),
+            (None, Some(a)) => Ok(Position::After(ids::expect(
+                a,
+                kind::WORK_ITEM,
+                "position.after",
+            )?)),
+            _ => Err(ApiError::bad_input(
+                "a position names exactly one of `before` and `after`",
+            )),
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct SetWipLimitInput {
+    pub unit: ID,
+    /// The column: a state of the unit's workflow.
+    pub state: String,
+    /// At least 0; null lifts the limit on this board.
+    pub wip_limit: Option<i32>,
+}
+
+#[derive(SimpleObject)]
+pub struct SetWipLimitPayload {
+    pub column: BoardColumn,
+}
+
+#[derive(InputObject)]
+pub struct SetWipPolicyInput {
+    pub unit: ID,
+    pub wip_policy: WipPolicy,
+}
+
+#[derive(SimpleObject)]
+pub struct SetWipPolicyPayload {
+    pub board: Board,
+}
+
+#[derive(InputObject)]
+pub struct ReorderWorkItemsInput {
+    /// Cards of one column, in the order they should take (at most 100).
+    pub work_items: Vec<ID>,
+    /// Where the cards go, together.
+    pub position: CardPosition,
+}
+
+#[derive(SimpleObject)]
+pub struct ReorderWorkItemsPayload {
+    /// The cards, in their new order.
+    pub work_items: Vec<WorkItem>,
+}

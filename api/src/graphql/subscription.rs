@@ -1,0 +1,314 @@
+//! Subscriptions (served at `/graphql/ws`): live work item and board events
+//! of a unit, each filtered by the subscriber's access. The connection
+//! restarts its subscriptions with fresh access whenever the subscriber's
+//! memberships change, so revoked access stops the events.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, ID, Object, SimpleObject, Subscription as GqlSubscription};
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use tokio::sync::broadcast;
+
+use super::boards::{BoardCard, BoardColumn};
+use super::ids::{self, kind};
+use super::types::{Unit, WorkItem};
+use super::{RequestCtx, rc};
+use crate::error::{ApiError, GqlResult};
+use crate::events::ChangeKind;
+use crate::events::live::{ItemChange, LiveEvent};
+use crate::policy::UnitPath;
+use crate::service::boards;
+use crate::service::units;
+
+pub struct Subscription;
+
+/// What happened to a work item.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum WorkItemEventKind {
+    Created,
+    Updated,
+    Moved,
+}
+
+/// A work item changed.
+#[derive(SimpleObject)]
+pub struct WorkItemEvent {
+    pub kind: WorkItemEventKind,
+    /// The item as you may see it now.
+    pub work_item: WorkItem,
+    pub at: DateTime<Utc>,
+}
+
+/// What happened on a board.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum BoardEventKind {
+    /// A card was added to the board.
+    CardCreated,
+    /// A card changed column or place in its column.
+    CardMoved,
+    /// A card's fields, or its children's progress, changed.
+    CardUpdated,
+    /// Items of a unit below the board changed: the counts of that unit's
+    /// columns (its swimlane) changed.
+    CountsChanged,
+    /// A column went over its WIP limit, or came back within it.
+    WipLimitCrossed,
+    /// The board's WIP limits or policy changed.
+    BoardChanged,
+}
+
+/// A change on a board.
+pub struct BoardEvent {
+    kind: BoardEventKind,
+    lane: i64,
+    card: Option<BoardCard>,
+    columns: Vec<BoardColumn>,
+    column: Option<BoardColumn>,
+    at: DateTime<Utc>,
+}
+
+#[Object]
+impl BoardEvent {
+    async fn kind(&self) -> BoardEventKind {
+        self.kind
+    }
+
+    /// The unit whose columns `columns` are: the board's unit, or for
+    /// `COUNTS_CHANGED` the unit below it (its swimlane).
+    async fn lane(&self, ctx: &Context<'_>) -> GqlResult<Unit> {
+        rc(ctx)?
+            .units
+            .load_one(self.lane)
+            .await?
+            .map(Unit)
+            .ok_or_else(|| ApiError::not_found("unit").into())
+    }
+
+    /// The card concerned; null when there is none or you may not read it.
+    async fn card(&self) -> Option<&BoardCard> {
+        self.card.as_ref()
+    }
+
+    /// The lane's columns after the change.
+    async fn columns(&self) -> &[BoardColumn] {
+        &self.columns
+    }
+
+    /// For `WIP_LIMIT_CROSSED`: the column (its `overLimit` says which way).
+    async fn column(&self) -> Option<&BoardColumn> {
+        self.column.as_ref()
+    }
+
+    async fn at(&self) -> DateTime<Utc> {
+        self.at
+    }
+}
+
+fn lagged(n: u64) -> async_graphql::Error {
+    ApiError::Lagged(n).into()
+}
+
+/// The subscription's unit, checked against the subscriber's access.
+async fn scoped_unit(r: &RequestCtx, unit: &ID) -> GqlResult<UnitPath> {
+    r.policy.viewer()?;
+    let id = ids::expect(unit, kind::UNIT, "unit")?;
+    let path = units::path(&r.db, id).await?;
+    r.policy.require_aggregates_of(&path)?;
+    Ok(path)
+}
+
+/// A stream of `T`s made from live events by `convert`, which returns the
+/// zero or more items one event gives this subscriber.
+fn live_stream<'a, T, F>(r: &'a RequestCtx, convert: F) -> impl Stream<Item = GqlResult<T>> + 'a
+where
+    T: Send + 'a,
+    F: Fn(&RequestCtx, &LiveEvent) -> Vec<T> + Send + 'a,
+{
+    let rx = r.services.live.subscribe();
+    futures::stream::unfold(
+        (rx, VecDeque::<T>::new(), convert),
+        move |(mut rx, mut pending, convert)| async move {
+            loop {
+                if let Some(next) = pending.pop_front() {
+                    return Some((Ok(next), (rx, pending, convert)));
+                }
+                match rx.recv().await {
+                    Ok(event) => {
+                        // Fields below the event load afresh for each event.
+                        r.clear_caches();
+                        pending.extend(convert(r, &event));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        return Some((Err(lagged(n)), (rx, pending, convert)));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    )
+}
+
+fn item_kind(kind: ChangeKind) -> Option<WorkItemEventKind> {
+    match kind {
+        ChangeKind::WorkItemCreated => Some(WorkItemEventKind::Created),
+        ChangeKind::WorkItemUpdated | ChangeKind::WorkItemRanked => {
+            Some(WorkItemEventKind::Updated)
+        }
+        ChangeKind::WorkItemMoved => Some(WorkItemEventKind::Moved),
+        _ => None,
+    }
+}
+
+fn columns_for(r: &RequestCtx, unit: &UnitPath, columns: &[boards::Column]) -> Vec<BoardColumn> {
+    let visible = r.policy.can_read_items_of(unit);
+    columns
+        .iter()
+        .cloned()
+        .map(|c| BoardColumn(c.with_cards_visible(visible)))
+        .collect()
+}
+
+fn card_for(r: &RequestCtx, change: &ItemChange, now: DateTime<Utc>) -> Option<BoardCard> {
+    r.policy.can_read_items_of(&change.unit).then(|| BoardCard {
+        card: boards::Card {
+            item: change.item.clone(),
+            in_state_since: if change.item.updated_at > now {
+                now
+            } else {
+                change.item.updated_at
+            },
+            children: boards::ChildProgress::default(),
+        },
+        now,
+    })
+}
+
+fn board_events(r: &RequestCtx, board: &UnitPath, event: &LiveEvent) -> Vec<BoardEvent> {
+    let now = Utc::now();
+    let unit = |id: i64| id;
+    match event {
+        LiveEvent::Access { .. } => Vec::new(),
+        LiveEvent::Board {
+            unit: u,
+            columns,
+            at,
+        } if u.id == board.id => vec![BoardEvent {
+            kind: BoardEventKind::BoardChanged,
+            lane: unit(u.id),
+            card: None,
+            columns: columns_for(r, u, columns),
+            column: None,
+            at: *at,
+        }],
+        LiveEvent::Board { .. } => Vec::new(),
+        LiveEvent::Item { kind, at, change } => {
+            let mut out = Vec::new();
+            if change.unit.id == board.id {
+                let k = match kind {
+                    ChangeKind::WorkItemCreated => BoardEventKind::CardCreated,
+                    ChangeKind::WorkItemMoved | ChangeKind::WorkItemRanked => {
+                        BoardEventKind::CardMoved
+                    }
+                    _ => BoardEventKind::CardUpdated,
+                };
+                let columns = columns_for(r, &change.unit, &change.columns);
+                out.push(BoardEvent {
+                    kind: k,
+                    lane: unit(board.id),
+                    card: card_for(r, change, now),
+                    columns: columns.clone(),
+                    column: None,
+                    at: *at,
+                });
+                for (name, _) in &change.crossed {
+                    out.push(BoardEvent {
+                        kind: BoardEventKind::WipLimitCrossed,
+                        lane: unit(board.id),
+                        card: None,
+                        column: columns
+                            .iter()
+                            .find(|c| c.0.name == *name)
+                            .map(|c| BoardColumn(c.0.clone())),
+                        columns: columns.clone(),
+                        at: *at,
+                    });
+                }
+            } else if change.unit.is_under(board.id) {
+                out.push(BoardEvent {
+                    kind: BoardEventKind::CountsChanged,
+                    lane: unit(change.unit.id),
+                    card: card_for(r, change, now),
+                    columns: columns_for(r, &change.unit, &change.columns),
+                    column: None,
+                    at: *at,
+                });
+            }
+            if let Some((parent, parent_unit)) = &change.parent
+                && parent_unit.id == board.id
+                && r.policy.can_read_items_of(parent_unit)
+            {
+                out.push(BoardEvent {
+                    kind: BoardEventKind::CardUpdated,
+                    lane: unit(board.id),
+                    card: Some(BoardCard {
+                        card: parent.clone(),
+                        now,
+                    }),
+                    columns: Vec::new(),
+                    column: None,
+                    at: *at,
+                });
+            }
+            out
+        }
+    }
+}
+
+#[GqlSubscription]
+impl Subscription {
+    /// Work items of `unit` and the units below it that you may read, as
+    /// they are created, updated and moved. `FORBIDDEN` when the unit is
+    /// outside your aggregate scope. Falling behind by more than 1,024
+    /// events yields one `LAGGED` error, then the stream goes on.
+    async fn work_item_events(
+        &self,
+        ctx: &Context<'_>,
+        unit: ID,
+    ) -> async_graphql::Result<impl Stream<Item = GqlResult<WorkItemEvent>>> {
+        let r = rc(ctx)?;
+        let root = Arc::new(scoped_unit(r, &unit).await?);
+        Ok(live_stream(r, move |r, event| {
+            let LiveEvent::Item { kind, at, change } = event else {
+                return Vec::new();
+            };
+            let Some(k) = item_kind(*kind) else {
+                return Vec::new();
+            };
+            if !change.unit.is_under(root.id) || !r.policy.can_read_items_of(&change.unit) {
+                return Vec::new();
+            }
+            vec![WorkItemEvent {
+                kind: k,
+                work_item: WorkItem(change.item.clone()),
+                at: *at,
+            }]
+        }))
+    }
+
+    /// Changes on `unit`'s board: its cards moving, its counts and WIP
+    /// limits, the progress of its cards' children, and the counts of the
+    /// units below it. Cards you may not read come as counts only.
+    async fn board_events(
+        &self,
+        ctx: &Context<'_>,
+        unit: ID,
+    ) -> async_graphql::Result<impl Stream<Item = GqlResult<BoardEvent>>> {
+        let r = rc(ctx)?;
+        let board = Arc::new(scoped_unit(r, &unit).await?);
+        Ok(live_stream(r, move |r, event| {
+            board_events(r, &board, event)
+        }))
+    }
+}
