@@ -14,6 +14,7 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod import;
+pub mod live_bench;
 pub mod policy;
 pub mod seed;
 pub mod service;

@@ -87,6 +87,29 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
+    /// Many subscribers on a running demo server and a steady stream of
+    /// moves: event-to-delivery latency and the server's memory. See
+    /// `docs/bench/live.sh`, which starts the server.
+    Live {
+        /// The server's GraphQL URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080/graphql")]
+        url: String,
+        /// The demo logins' password (printed by `serve --demo`).
+        #[arg(long, env = "GEMBA_DEMO_PASSWORD")]
+        password: String,
+        /// WebSocket connections, one subscription each.
+        #[arg(long, default_value_t = 5000)]
+        subscribers: usize,
+        /// Moves per second.
+        #[arg(long, default_value_t = 5.0)]
+        rate: f64,
+        /// Seconds of moves.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// The server's process id, to read its resident memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -373,6 +396,28 @@ async fn main() -> anyhow::Result<()> {
             db::migrate(&conn).await?;
             let series = gemba::bench::metrics(&conn, runs).await?;
             out(&gemba::bench::table(&series, runs))
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Live {
+                    url,
+                    password,
+                    subscribers,
+                    rate,
+                    seconds,
+                    server_pid,
+                },
+        } => {
+            let opts = gemba::live_bench::Options {
+                url,
+                password,
+                subscribers,
+                rate,
+                seconds,
+                server_pid,
+            };
+            let report = gemba::live_bench::run(&opts).await?;
+            out(&gemba::live_bench::table(&report, &opts))
         }
         Command::Import {
             db: db_args,

@@ -22,7 +22,8 @@ pub const CAPACITY: usize = 1024;
 /// A changed work item, with its board after the change.
 #[derive(Debug)]
 pub struct ItemChange {
-    pub item: work_item::Model,
+    /// The item's card (its item, since when in its state, its children).
+    pub card: boards::Card,
     pub unit: UnitPath,
     /// The owning unit's board columns after the change (no cards).
     pub columns: Vec<boards::Column>,
@@ -127,6 +128,9 @@ async fn complete(db: &DatabaseConnection, event: DomainEvent) -> ApiResult<Opti
             };
             let unit = units::path(db, item.unit_id).await?;
             let columns = boards::columns(db, unit.id, None, false).await?;
+            let Some(card) = boards::cards_of(db, vec![item]).await?.pop() else {
+                return Ok(None);
+            };
             let mut crossed = Vec::new();
             if matches!(
                 event.kind,
@@ -136,7 +140,7 @@ async fn complete(db: &DatabaseConnection, event: DomainEvent) -> ApiResult<Opti
                     let Some(limit) = c.wip_limit.map(i64::from) else {
                         continue;
                     };
-                    if c.name == item.state && c.count == limit + 1 {
+                    if c.name == card.item.state && c.count == limit + 1 {
                         crossed.push((c.name.clone(), true));
                     } else if event.from_state.as_deref() == Some(c.name.as_str())
                         && c.count == limit
@@ -145,7 +149,7 @@ async fn complete(db: &DatabaseConnection, event: DomainEvent) -> ApiResult<Opti
                     }
                 }
             }
-            let parent = match item.parent_id {
+            let parent = match card.item.parent_id {
                 Some(pid) if event.kind != ChangeKind::WorkItemRanked => {
                     match work_item::Entity::find_by_id(pid).one(db).await? {
                         Some(p) => {
@@ -164,7 +168,7 @@ async fn complete(db: &DatabaseConnection, event: DomainEvent) -> ApiResult<Opti
                 kind: event.kind,
                 at: event.at,
                 change: Box::new(ItemChange {
-                    item,
+                    card,
                     unit,
                     columns,
                     crossed,

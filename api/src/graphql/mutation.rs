@@ -659,14 +659,10 @@ impl Mutation {
             .as_ref()
             .map(CardPosition::parse)
             .transpose()?;
-        let from = work_items::find_many(r.svc(), &[id])
-            .await?
-            .pop()
-            .map(|i| i.state);
         let done = work_items::move_to(r.svc(), id, &input.to_state, position).await?;
         if done.moved {
             r.services.bus.publish(DomainEvent {
-                from_state: from,
+                from_state: Some(done.from_state.clone()),
                 ..DomainEvent::new(ChangeKind::WorkItemMoved, done.item.unit_id, done.item.id)
             });
         } else if done.reranked {

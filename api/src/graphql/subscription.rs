@@ -172,15 +172,7 @@ fn columns_for(r: &RequestCtx, unit: &UnitPath, columns: &[boards::Column]) -> V
 
 fn card_for(r: &RequestCtx, change: &ItemChange, now: DateTime<Utc>) -> Option<BoardCard> {
     r.policy.can_read_items_of(&change.unit).then(|| BoardCard {
-        card: boards::Card {
-            item: change.item.clone(),
-            in_state_since: if change.item.updated_at > now {
-                now
-            } else {
-                change.item.updated_at
-            },
-            children: boards::ChildProgress::default(),
-        },
+        card: change.card.clone(),
         now,
     })
 }
@@ -291,7 +283,7 @@ impl Subscription {
             }
             vec![WorkItemEvent {
                 kind: k,
-                work_item: WorkItem(change.item.clone()),
+                work_item: WorkItem(change.card.item.clone()),
                 at: *at,
             }]
         }))

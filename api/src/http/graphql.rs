@@ -459,6 +459,7 @@ pub async fn graphql_get(
             return Html(
                 GraphiQLSource::build()
                     .endpoint("/graphql")
+                    .subscription_endpoint("/graphql/ws")
                     .title("Gemba GraphiQL")
                     .finish(),
             )

@@ -223,7 +223,11 @@ impl Connection {
                             self.close(4400, "Binary messages are not supported").await;
                             break;
                         }
-                        Message::Close(_) => break,
+                        Message::Close(frame) => {
+                            // Complete the closing handshake.
+                            let _ = self.socket.send(Message::Close(frame)).await;
+                            break;
+                        }
                         Message::Ping(_) | Message::Pong(_) => {}
                     }
                 }
@@ -250,11 +254,17 @@ impl Connection {
                     break;
                 }
                 event = live.recv(), if self.auth.is_some() => {
-                    if let Ok(event) = event
-                        && let LiveEvent::Access { user_id } = *event
-                        && self.auth.as_ref().is_some_and(|(_, _, v)| v.user.id == user_id)
-                        && !self.reauthenticate().await
-                    {
+                    let recheck = match event {
+                        Ok(event) => matches!(
+                            *event,
+                            LiveEvent::Access { user_id }
+                                if self.auth.as_ref().is_some_and(|(_, _, v)| v.user.id == user_id)
+                        ),
+                        // Skipped events may have changed this user's access.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => false,
+                    };
+                    if recheck && !self.reauthenticate().await {
                         break;
                     }
                 }

@@ -617,6 +617,8 @@ pub enum Position {
 #[derive(Debug)]
 pub struct Moved {
     pub item: work_item::Model,
+    /// The state it left (its current one when it did not change state).
+    pub from_state: String,
     /// The state changed (a transition was recorded).
     pub moved: bool,
     /// The card took a new place in its column.
@@ -722,6 +724,7 @@ pub async fn move_to(
     let changes_state = state.name != item.state;
     if !changes_state && position.is_none() {
         return Ok(Moved {
+            from_state: item.state.clone(),
             item,
             moved: false,
             reranked: false,
@@ -785,6 +788,7 @@ pub async fn move_to(
     txn.commit().await?;
     Ok(Moved {
         item: updated,
+        from_state: item.state,
         moved: changes_state,
         reranked: true,
         wip,

@@ -424,3 +424,33 @@ async fn replicas_deliver_each_others_events() {
     drop(b);
     pm.send_raw(Message::Close(None)).await;
 }
+
+/// A socket closes when its token expires.
+async fn token_expiry_closes_the_socket(backend: Backend) {
+    let settings = gemba::config::Settings {
+        token_ttl: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, settings).await else {
+        return;
+    };
+    let team = app.login(TEAM).await;
+    let atlas = unit_id(&app, &team, "team-atlas").await;
+    let mut ws = Ws::connect(&app, &team).await;
+    ws.subscribe("items", ITEM_EVENTS, json!({ "u": atlas }))
+        .await;
+    let started = Instant::now();
+    let reason = ws.expect_close(4403, Duration::from_secs(6)).await;
+    assert!(reason.contains("expired"), "{reason}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_expiry_closes_the_socket_sqlite() {
+    token_expiry_closes_the_socket(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_expiry_closes_the_socket_postgres() {
+    token_expiry_closes_the_socket(Backend::Postgres).await;
+}

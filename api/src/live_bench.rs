@@ -1,0 +1,368 @@
+//! `gemba bench live`: many subscribers on one running server and a steady
+//! stream of moves; reports event-to-delivery latency and the server's
+//! memory. Run it through `docs/bench/live.sh`, which starts the server.
+//!
+//! Every subscriber is its own WebSocket connection, initialised with the
+//! program manager's token and subscribed to `workItemEvents` of the demo's
+//! `payments-checkout` program; a team member of `team-atlas` moves stories
+//! at a fixed rate. Latency is the delivery instant minus the event's `at`
+//! (when the server published it), on the same clock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use chrono::{DateTime, Utc};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The server's `/graphql` URL.
+    pub url: String,
+    /// The demo logins' password.
+    pub password: String,
+    pub subscribers: usize,
+    /// Moves per second.
+    pub rate: f64,
+    pub seconds: u64,
+    /// The server's process id, to read its memory.
+    pub server_pid: Option<u32>,
+}
+
+/// What it measured.
+#[derive(Debug)]
+pub struct Report {
+    pub subscribers: usize,
+    pub moves: u64,
+    pub expected: u64,
+    pub delivered: u64,
+    pub lagged: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Resident memory of the server at the end, and its peak, in MiB.
+    pub server_rss_mib: Option<(f64, f64)>,
+    pub connect_seconds: f64,
+}
+
+async fn gql(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    query: &str,
+    vars: Value,
+) -> anyhow::Result<Value> {
+    let mut req = http
+        .post(url)
+        .json(&json!({ "query": query, "variables": vars }));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let body: Value = req.send().await?.json().await?;
+    if let Some(e) = body.get("errors") {
+        bail!("GraphQL errors: {e}");
+    }
+    Ok(body["data"].clone())
+}
+
+async fn login(http: &reqwest::Client, url: &str, email: &str, pw: &str) -> anyhow::Result<String> {
+    let d = gql(
+        http,
+        url,
+        None,
+        "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }",
+        json!({ "e": email, "p": pw }),
+    )
+    .await?;
+    d["login"]["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("login of {email} failed"))
+}
+
+async fn unit_id(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    key: &str,
+) -> anyhow::Result<Value> {
+    let d = gql(
+        http,
+        url,
+        Some(token),
+        "query($k: String!) { unit(key: $k) { id } }",
+        json!({ "k": key }),
+    )
+    .await?;
+    Ok(d["unit"]["id"].clone())
+}
+
+/// The `at` of a `next` message, read without parsing the whole message.
+fn event_at(text: &str) -> Option<DateTime<Utc>> {
+    let start = text.find("\"at\":\"")? + 6;
+    let end = start + text[start..].find('"')?;
+    DateTime::parse_from_rfc3339(&text[start..end])
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+struct Shared {
+    latencies: Mutex<Vec<u32>>,
+    delivered: AtomicU64,
+    lagged: AtomicU64,
+}
+
+/// One subscriber: connects, subscribes, then records latencies until
+/// `stop`.
+async fn subscriber(
+    ws_url: String,
+    token: String,
+    unit: Value,
+    shared: Arc<Shared>,
+    ready: tokio::sync::mpsc::Sender<anyhow::Result<()>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let setup = async {
+        let mut req = ws_url.as_str().into_client_request()?;
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("graphql-transport-ws"),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(req).await?;
+        socket
+            .send(Message::Text(
+                json!({"type": "connection_init", "payload": {"token": token}})
+                    .to_string()
+                    .into(),
+            ))
+            .await?;
+        match socket.next().await {
+            Some(Ok(Message::Text(t))) if t.contains("connection_ack") => {}
+            other => bail!("no connection_ack: {other:?}"),
+        }
+        socket
+            .send(Message::Text(
+                json!({"type": "subscribe", "id": "1", "payload": {
+                    "query": "subscription($u: ID!) { workItemEvents(unit: $u) { kind at workItem { key state } } }",
+                    "variables": {"u": unit}
+                }})
+                .to_string()
+                .into(),
+            ))
+            .await?;
+        Ok(socket)
+    };
+    let mut socket = match setup.await {
+        Ok(s) => {
+            let _ = ready.send(Ok(())).await;
+            s
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e)).await;
+            return;
+        }
+    };
+    let mut local = Vec::new();
+    let mut stop = stop;
+    loop {
+        tokio::select! {
+            msg = socket.next() => {
+                let Some(Ok(msg)) = msg else { break };
+                let Message::Text(text) = msg else { continue };
+                if text.contains("\"type\":\"ping\"") {
+                    let _ = socket.send(Message::Text(json!({"type": "pong"}).to_string().into())).await;
+                    continue;
+                }
+                if text.contains("\"LAGGED\"") {
+                    shared.lagged.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if let Some(at) = event_at(text.as_str()) {
+                    let ms = (Utc::now() - at).num_microseconds().unwrap_or(0).max(0) / 100;
+                    local.push(u32::try_from(ms).unwrap_or(u32::MAX));
+                    shared.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    shared.latencies.lock().await.extend(local);
+    let _ = socket.close(None).await;
+}
+
+fn rss_mib(pid: u32) -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    Some((kb("VmRSS:")? / 1024.0, kb("VmHWM:")? / 1024.0))
+}
+
+/// Runs the benchmark.
+///
+/// # Errors
+/// When the server cannot be reached or a subscriber cannot connect.
+pub async fn run(opts: &Options) -> anyhow::Result<Report> {
+    let http = reqwest::Client::new();
+    let url = opts.url.as_str();
+    let watcher = login(&http, url, "program@gemba.local", &opts.password).await?;
+    let mover = login(&http, url, "team@gemba.local", &opts.password).await?;
+    let program = unit_id(&http, url, &watcher, "payments-checkout").await?;
+    let atlas = unit_id(&http, url, &mover, "team-atlas").await?;
+    let stories = gql(
+        &http,
+        url,
+        Some(&mover),
+        "query($u: ID!) { workItems(unit: $u, first: 20, filter: {types: [STORY], scope: UNIT_ONLY}) { nodes { id } } }",
+        json!({ "u": atlas }),
+    )
+    .await?["workItems"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if stories.is_empty() {
+        bail!("team-atlas has no stories to move");
+    }
+
+    let ws_url = format!(
+        "{}/ws",
+        url.replacen("http://", "ws://", 1).trim_end_matches('/')
+    );
+    let shared = Arc::new(Shared {
+        latencies: Mutex::new(Vec::new()),
+        delivered: AtomicU64::new(0),
+        lagged: AtomicU64::new(0),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(opts.subscribers.max(1));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(opts.subscribers);
+    for i in 0..opts.subscribers {
+        tasks.push(tokio::spawn(subscriber(
+            ws_url.clone(),
+            watcher.clone(),
+            program.clone(),
+            shared.clone(),
+            ready_tx.clone(),
+            stop_rx.clone(),
+        )));
+        // Connect in waves, as a crowd of browsers would.
+        if i % 250 == 249 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    drop(ready_tx);
+    for _ in 0..opts.subscribers {
+        match ready_rx.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(e.context("a subscriber could not connect")),
+            None => bail!("subscribers vanished"),
+        }
+    }
+    let connect_seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        subscribers = opts.subscribers,
+        seconds = connect_seconds,
+        "all subscribed"
+    );
+    // Let the subscriptions register before the first move.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let states = ["In Progress", "In Review", "Testing", "Backlog"];
+    let interval = Duration::from_secs_f64(1.0 / opts.rate.max(0.01));
+    let mut ticker = tokio::time::interval(interval);
+    let total = (opts.rate * opts.seconds as f64).round() as u64;
+    let mut moves = 0u64;
+    let mut step = 0usize;
+    while moves < total {
+        ticker.tick().await;
+        let story = &stories[step % stories.len()]["id"];
+        let state = states[(step / stories.len()) % states.len()];
+        step += 1;
+        let r = gql(
+            &http,
+            url,
+            Some(&mover),
+            "mutation($i: ID!, $s: String!) { moveWorkItem(input: {workItem: $i, toState: $s}) { workItem { state } } }",
+            json!({ "i": story, "s": state }),
+        )
+        .await;
+        match r {
+            Ok(_) => moves += 1,
+            Err(e) => tracing::warn!(error = %e, "a move failed"),
+        }
+    }
+    // Deliveries in flight.
+    let expected = moves * opts.subscribers as u64;
+    let drain = Instant::now();
+    while shared.delivered.load(Ordering::Relaxed) < expected
+        && drain.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let server_rss_mib = opts.server_pid.and_then(rss_mib);
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut lat = std::mem::take(&mut *shared.latencies.lock().await);
+    lat.sort_unstable();
+    let pick = |q: f64| -> f64 {
+        if lat.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((lat.len() - 1) as f64 * q).round() as usize;
+        f64::from(lat[i.min(lat.len() - 1)]) / 10.0
+    };
+    Ok(Report {
+        subscribers: opts.subscribers,
+        moves,
+        expected,
+        delivered: shared.delivered.load(Ordering::Relaxed),
+        lagged: shared.lagged.load(Ordering::Relaxed),
+        p50_ms: pick(0.50),
+        p95_ms: pick(0.95),
+        p99_ms: pick(0.99),
+        max_ms: pick(1.0),
+        server_rss_mib,
+        connect_seconds,
+    })
+}
+
+/// The report as Markdown.
+pub fn table(r: &Report, opts: &Options) -> String {
+    let rss = r.server_rss_mib.map_or("n/a".to_owned(), |(now, peak)| {
+        format!("{now:.0} MiB (peak {peak:.0} MiB)")
+    });
+    format!(
+        "| subscribers | moves/s | moves | deliveries (expected) | lagged | p50 | p95 | p99 | max | server RSS |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n\
+         | {} | {} | {} | {} ({}) | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} |\n\n\
+         {} connections opened and subscribed in {:.1} s.\n",
+        r.subscribers,
+        opts.rate,
+        r.moves,
+        r.delivered,
+        r.expected,
+        r.lagged,
+        r.p50_ms,
+        r.p95_ms,
+        r.p99_ms,
+        r.max_ms,
+        rss,
+        r.subscribers,
+        r.connect_seconds
+    )
+}
