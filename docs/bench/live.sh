@@ -32,6 +32,7 @@ if [ "${DB:-sqlite}" = postgres ]; then
   psql "$pg" -qc "DROP DATABASE IF EXISTS gemba_bench_live WITH (FORCE)"
   psql "$pg" -qc "CREATE DATABASE gemba_bench_live"
   export GEMBA_DATABASE_URL="${pg%/*}/gemba_bench_live"
+  export GEMBA_JWT_SECRET="${GEMBA_JWT_SECRET:-bench-secret-bench-secret-bench-secret!}"
 fi
 (
   cd "$work"
@@ -42,7 +43,7 @@ for _ in $(seq 1 120); do
   grep -q "http://127.0.0.1:$port/graphql" "$work/out.log" 2>/dev/null && break
   sleep 0.5
 done
-password="$(grep 'team@gemba.local' "$work/out.log" | awk '{print $NF}')"
+password="$(grep 'team@gemba.local' "$work/out.log" | awk '{print $NF}' || true)"
 [ -n "$password" ] || { echo "the server did not start"; cat "$work/err.log"; exit 1; }
 echo "server pid $pid ($(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB), ${DB:-sqlite}"
 GEMBA_LOG=warn "$bin" bench live --url "http://127.0.0.1:$port/graphql" --password "$password" \
