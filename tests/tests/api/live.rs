@@ -454,3 +454,55 @@ async fn token_expiry_closes_the_socket_sqlite() {
 async fn token_expiry_closes_the_socket_postgres() {
     token_expiry_closes_the_socket(Backend::Postgres).await;
 }
+
+/// Ingested events reach subscribers through the same bus as mutations.
+async fn ingested_changes_reach_subscribers(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let program = app.login(PROGRAM).await;
+    let sibling = app.login(SIBLING).await;
+    let checkout = unit_id(&app, &program, "payments-checkout").await;
+    let mut pm = Ws::connect(&app, &program).await;
+    pm.subscribe("items", ITEM_EVENTS, json!({ "u": checkout }))
+        .await;
+    let mut sib = Ws::connect(&app, &sibling).await;
+    sib.subscribe("items", ITEM_EVENTS, json!({ "u": checkout }))
+        .await;
+    settle().await;
+    let events = json!([
+        {"id": "live-1", "type": "work_item.upserted", "source": "jira",
+         "data": {"external_id": "LIVE-1", "key": "LIVE-1", "unit": "team-atlas", "type": "STORY",
+                  "title": "Arrives by ingest", "state": "Backlog", "created_at": "2026-11-30T09:00:00Z"}},
+        {"id": "live-2", "type": "work_item.transitioned", "source": "jira",
+         "data": {"external_id": "LIVE-1", "to_state": "In Progress", "at": "2026-11-30T10:00:00Z"}}
+    ]);
+    let out = app
+        .ok(
+            &admin,
+            "mutation($e: [JSON!]!) { ingestEvents(events: $e) { applied rejected } }",
+            json!({ "e": events }),
+        )
+        .await;
+    assert_eq!(out["ingestEvents"]["applied"], 2, "{out}");
+    let created = pm
+        .next_until("items", WAIT, |p| {
+            p["data"]["workItemEvents"]["workItem"]["key"] == "LIVE-1"
+                && p["data"]["workItemEvents"]["kind"] == "CREATED"
+        })
+        .await;
+    assert_eq!(
+        created["data"]["workItemEvents"]["workItem"]["unit"]["key"],
+        "team-atlas"
+    );
+    let moved = pm
+        .next_until("items", WAIT, |p| {
+            p["data"]["workItemEvents"]["workItem"]["key"] == "LIVE-1"
+                && p["data"]["workItemEvents"]["kind"] == "MOVED"
+        })
+        .await;
+    assert_eq!(
+        moved["data"]["workItemEvents"]["workItem"]["state"],
+        "In Progress"
+    );
+    sib.expect_quiet(SHORT).await;
+}
+both!(ingested_changes_reach_subscribers);
