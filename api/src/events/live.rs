@@ -46,8 +46,9 @@ pub enum LiveEvent {
         columns: Vec<boards::Column>,
         at: DateTime<Utc>,
     },
-    /// A user's access changed: their connections re-check it.
-    Access { user_id: i64 },
+    /// A user's access changed (`None`: anyone's may have, because events
+    /// were missed): their connections re-check it.
+    Access { user_id: Option<i64> },
 }
 
 /// Completes the bus's events for subscribers, once per replica.
@@ -96,6 +97,8 @@ async fn run(
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 tracing::warn!(skipped = n, "live updates fell behind the event bus");
+                // The skipped events may have changed someone's access.
+                let _ = tx.send(Arc::new(LiveEvent::Access { user_id: None }));
             }
             Err(broadcast::error::RecvError::Closed) => break,
         }
@@ -105,7 +108,7 @@ async fn run(
 async fn complete(db: &DatabaseConnection, event: DomainEvent) -> ApiResult<Option<LiveEvent>> {
     match event.kind {
         ChangeKind::AccessChanged => Ok(Some(LiveEvent::Access {
-            user_id: event.entity_id,
+            user_id: (event.entity_id != 0).then_some(event.entity_id),
         })),
         ChangeKind::BoardChanged => {
             let unit = units::path(db, event.unit_id).await?;

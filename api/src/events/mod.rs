@@ -29,7 +29,8 @@ pub enum ChangeKind {
     /// A board's WIP limit or policy changed (`entity_id` is the unit).
     BoardChanged,
     /// A user's memberships, activity or tokens changed (`entity_id` is the
-    /// user): their open subscriptions re-check access.
+    /// user, or 0 when anyone's may have): their open subscriptions
+    /// re-check access.
     AccessChanged,
     ChangeUpserted,
     DeploymentRecorded,

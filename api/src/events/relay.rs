@@ -14,7 +14,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::{DomainEvent, EventBus};
+use super::{ChangeKind, DomainEvent, EventBus};
 
 /// The notification channel.
 pub const CHANNEL: &str = "gemba_events";
@@ -122,6 +122,10 @@ async fn listen_loop(db: DatabaseConnection, bus: EventBus, origin: String) {
                 },
                 Ok(None) => {
                     tracing::warn!("event listener lost its connection; reconnecting");
+                    // Notifications sent meanwhile are gone: whatever access
+                    // changes they carried, every connection re-checks.
+                    bus.deliver_remote(DomainEvent::new(ChangeKind::AccessChanged, 0, 0));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "event listener failed; reconnecting");
@@ -136,7 +140,6 @@ async fn listen_loop(db: DatabaseConnection, bus: EventBus, origin: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::ChangeKind;
 
     #[test]
     fn packs_below_the_payload_limit() {

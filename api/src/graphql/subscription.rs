@@ -227,7 +227,9 @@ fn board_events(r: &RequestCtx, board: &UnitPath, event: &LiveEvent) -> Vec<Boar
                         at: *at,
                     });
                 }
-            } else if change.unit.is_under(board.id) {
+            } else if change.unit.is_under(board.id)
+                && r.policy.can_read_aggregates_of(&change.unit)
+            {
                 out.push(BoardEvent {
                     kind: BoardEventKind::CountsChanged,
                     lane: unit(change.unit.id),

@@ -104,8 +104,10 @@ struct SubscribePayload {
 
 /// What subscription tasks tell the connection.
 enum Outbound {
-    /// A message to send.
-    Send(String),
+    /// A message of run `run` of subscription `id`, sent only while that
+    /// run is current: nothing goes out after the client's `complete`, or
+    /// from a run that a restart replaced.
+    Send { id: String, run: u64, text: String },
     /// The subscription ended by itself (its `complete` is queued).
     Finished { id: String, run: u64 },
 }
@@ -233,8 +235,9 @@ impl Connection {
                 }
                 Some(out) = self.out_rx.recv() => {
                     match out {
-                        Outbound::Send(text) => {
-                            if !self.send(text).await {
+                        Outbound::Send { id, run, text } => {
+                            let current = self.subs.get(&id).is_some_and(|s| s.run == run);
+                            if current && !self.send(text).await {
                                 break;
                             }
                         }
@@ -255,11 +258,13 @@ impl Connection {
                 }
                 event = live.recv(), if self.auth.is_some() => {
                     let recheck = match event {
-                        Ok(event) => matches!(
-                            *event,
-                            LiveEvent::Access { user_id }
-                                if self.auth.as_ref().is_some_and(|(_, _, v)| v.user.id == user_id)
-                        ),
+                        Ok(event) => match *event {
+                            LiveEvent::Access { user_id: None } => true,
+                            LiveEvent::Access { user_id: Some(u) } => {
+                                self.auth.as_ref().is_some_and(|(_, _, v)| v.user.id == u)
+                            }
+                            _ => false,
+                        },
                         // Skipped events may have changed this user's access.
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => false,
@@ -439,7 +444,12 @@ impl Connection {
                 };
                 let request_error = message["type"] == "error";
                 first = false;
-                if out.send(Outbound::Send(message.to_string())).await.is_err() {
+                let send = Outbound::Send {
+                    id: sub_id.clone(),
+                    run,
+                    text: message.to_string(),
+                };
+                if out.send(send).await.is_err() {
                     return;
                 }
                 if request_error {
@@ -453,9 +463,11 @@ impl Connection {
                 }
             }
             let _ = out
-                .send(Outbound::Send(
-                    json!({"type": "complete", "id": sub_id}).to_string(),
-                ))
+                .send(Outbound::Send {
+                    id: sub_id.clone(),
+                    run,
+                    text: json!({"type": "complete", "id": sub_id}).to_string(),
+                })
                 .await;
             let _ = out.send(Outbound::Finished { id: sub_id, run }).await;
         });

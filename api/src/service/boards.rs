@@ -217,8 +217,8 @@ pub async fn columns(
 }
 
 /// Swimlanes of a board: the items of `item_type` owned by each unit below
-/// the board's unit (one lane per unit of a kind that owns such items), by
-/// unit key, at most `first`.
+/// the board's unit (one lane per unit of a kind that owns such items and
+/// whose aggregates the viewer may read), by unit key, at most `first`.
 ///
 /// # Errors
 /// Database errors only.
@@ -232,10 +232,17 @@ pub async fn lanes(
     let mut below = units::descendants(ctx, board.unit.id).await?;
     below.retain(|u| UnitKind::parse(&u.kind).is_ok_and(|k| kinds.contains(&k)));
     below.sort_by(|a, b| a.key.cmp(&b.key));
-    below.truncate(first);
-    let mut lanes = Vec::with_capacity(below.len());
+    let mut lanes = Vec::with_capacity(below.len().min(first));
     for u in below {
+        if lanes.len() == first {
+            break;
+        }
         let path = units::path_of(ctx.db, &u).await?;
+        // A lane is the unit's own aggregate: only where those are readable
+        // (a team member on the program board sees their own team's lane).
+        if !ctx.policy.can_read_aggregates_of(&path) {
+            continue;
+        }
         let visible = ctx.policy.can_read_items_of(&path);
         lanes.push(Lane {
             unit_id: u.id,

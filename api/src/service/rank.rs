@@ -87,13 +87,45 @@ fn midpoint(lo: &[u8], hi: Option<&[u8]>) -> String {
         return digit(a + (b - a).div_ceil(2)).to_string();
     }
     match hi {
-        // `hi` has more digits: its first digit alone sorts between.
-        Some(h) if h.len() > 1 => digit(b).to_string(),
+        // `hi` has more non-zero digits: its first digit alone sorts
+        // between (with only zeros after it, it would equal `hi`).
+        Some(h) if h.len() > 1 && h[1..].iter().any(|c| *c != b'0') => digit(b).to_string(),
         _ => {
             let rest_lo = lo.get(1..).unwrap_or(&[]);
             format!("{}{}", digit(a), midpoint(rest_lo, None))
         }
     }
+}
+
+/// Longest rank written; past it the column is re-spaced (the column holds
+/// 64 characters).
+pub const MAX_LEN: usize = 48;
+
+/// Whether `ranks` ascend strictly between `lo` and `hi` and are short
+/// enough to store. False when the gap is used up (many insertions at one
+/// place) or when `lo` and `hi` are equal (two cards appended at once).
+pub fn fits(lo: Option<&str>, hi: Option<&str>, ranks: &[String]) -> bool {
+    let mut prev = lo;
+    for r in ranks {
+        if r.len() > MAX_LEN || prev.is_some_and(|p| p >= r.as_str()) {
+            return false;
+        }
+        prev = Some(r);
+    }
+    match (prev, hi) {
+        (Some(p), Some(h)) => p < h,
+        _ => true,
+    }
+}
+
+/// Ranks for a column of `n` cards, evenly spaced from its start.
+pub fn evenly(n: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let next = after(out.last().map(String::as_str));
+        out.push(next);
+    }
+    out
 }
 
 /// `n` ascending ranks strictly between `lo` and `hi`, spread by bisection
@@ -179,6 +211,43 @@ mod tests {
             hi = m;
         }
         assert!(hi.len() < 80, "{} characters", hi.len());
+    }
+
+    #[test]
+    fn never_lands_on_a_rank_equal_to_its_bound() {
+        // An appended rank ending in zeros, approached from below again and
+        // again: every rank stays strictly below it.
+        let hi = "0005m9s0".to_owned();
+        let mut lo = "0005m9r0".to_owned();
+        for _ in 0..100 {
+            let m = between(Some(&lo), Some(&hi));
+            assert!(m > lo && m < hi, "{lo} < {m} < {hi}");
+            lo = m;
+        }
+        let mut hi2 = hi.clone();
+        for _ in 0..100 {
+            let m = between(Some("0005m9r0"), Some(&hi2));
+            assert!(m.as_str() > "0005m9r0" && m < hi2, "{m} < {hi2}");
+            hi2 = m;
+        }
+    }
+
+    #[test]
+    fn fits_catches_exhausted_and_equal_gaps() {
+        assert!(fits(Some("a"), Some("b"), &["ai".to_owned()]));
+        assert!(!fits(
+            Some("a"),
+            Some("a"),
+            &[between(Some("a"), Some("a"))]
+        ));
+        assert!(!fits(None, None, &["1".repeat(MAX_LEN + 1)]));
+        assert!(!fits(
+            Some("a"),
+            Some("c"),
+            &["b".to_owned(), "b".to_owned()]
+        ));
+        let even = evenly(5);
+        assert!(fits(None, None, &even));
     }
 
     #[test]

@@ -645,7 +645,14 @@ async fn neighbours(
         Position::Before(a) => (a, true),
         Position::After(a) => (a, false),
     };
-    let anchor = readable_item(ctx, anchor_id, "position card").await?;
+    // Read on the writer's connection: a second one from the pool while the
+    // transaction holds one could wait for ever under load.
+    let anchor = work_item::Entity::find()
+        .filter(ctx.policy.item_condition()?)
+        .filter(work_item::Column::Id.eq(anchor_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("position card"))?;
     if moving.contains(&anchor.id) {
         return Err(ApiError::bad_input(
             "a card cannot be placed relative to itself",
@@ -698,6 +705,56 @@ async fn neighbours(
     })
 }
 
+/// Gives every card of the column (`unit_id`, `state`) a fresh, evenly
+/// spaced rank in its current order: only when a placement found no room
+/// (see [`rank::fits`]).
+async fn respace(db: &impl ConnectionTrait, unit_id: i64, state: &str) -> ApiResult<()> {
+    let ids: Vec<i64> = work_item::Entity::find()
+        .select_only()
+        .column(work_item::Column::Id)
+        .filter(work_item::Column::UnitId.eq(unit_id))
+        .filter(work_item::Column::State.eq(state))
+        .order_by_asc(work_item::Column::Rank)
+        .order_by_asc(work_item::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    tracing::info!(
+        unit_id,
+        state,
+        cards = ids.len(),
+        "re-spacing a board column"
+    );
+    for (id, r) in ids.iter().zip(rank::evenly(ids.len())) {
+        work_item::Entity::update_many()
+            .col_expr(work_item::Column::Rank, Expr::value(r))
+            .filter(work_item::Column::Id.eq(*id))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// `n` ranks for cards placed together at `position` in the column,
+/// re-spacing the column once when the gap there is used up.
+async fn ranks_at(
+    ctx: Ctx<'_>,
+    db: &impl ConnectionTrait,
+    unit_id: i64,
+    state: &str,
+    position: Position,
+    moving: &[i64],
+) -> ApiResult<Vec<String>> {
+    let (lo, hi) = neighbours(ctx, db, unit_id, state, position, moving).await?;
+    let ranks = rank::spread(lo.as_deref(), hi.as_deref(), moving.len());
+    if rank::fits(lo.as_deref(), hi.as_deref(), &ranks) {
+        return Ok(ranks);
+    }
+    respace(db, unit_id, state).await?;
+    let (lo, hi) = neighbours(ctx, db, unit_id, state, position, moving).await?;
+    Ok(rank::spread(lo.as_deref(), hi.as_deref(), moving.len()))
+}
+
 /// Moves an item to another state of its unit's workflow, appending a
 /// transition, and places its card at the end of the target column or at
 /// `position`. Moving to the current state without a position changes
@@ -739,10 +796,10 @@ pub async fn move_to(
         None
     };
     let rank = match position {
-        Some(p) => {
-            let (lo, hi) = neighbours(ctx, &txn, unit.id, &state.name, p, &[item.id]).await?;
-            rank::between(lo.as_deref(), hi.as_deref())
-        }
+        Some(p) => ranks_at(ctx, &txn, unit.id, &state.name, p, &[item.id])
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no rank")))?,
         None => rank::after(last_rank(&txn, unit.id, &state.name).await?.as_deref()),
     };
     // Move only from the state read above: a concurrent move in between
@@ -834,8 +891,7 @@ pub async fn reorder(
         ));
     }
     let txn = ctx.db.begin().await?;
-    let (lo, hi) = neighbours(ctx, &txn, unit_id, &state, position, ids).await?;
-    let ranks = rank::spread(lo.as_deref(), hi.as_deref(), ids.len());
+    let ranks = ranks_at(ctx, &txn, unit_id, &state, position, ids).await?;
     let now = Utc::now();
     for (item, r) in items.iter().zip(ranks) {
         let done = work_item::Entity::update_many()

@@ -195,6 +195,17 @@ async fn boards_by_role(app: TestApp) {
         .map(|l| l["unit"]["key"].as_str().unwrap())
         .collect();
     assert_eq!(lane_keys, ["team-atlas", "team-borealis", "team-comet"]);
+    // A team member on the program board: their own team's lane only (the
+    // other lanes are other teams' aggregates).
+    let own_lanes = app
+        .ok(
+            &team,
+            "query($u: ID!) { board(unit: $u) { lanes(itemType: STORY) { unit { key } } } }",
+            json!({ "u": checkout }),
+        )
+        .await["board"]["lanes"]
+        .clone();
+    assert_eq!(own_lanes, json!([{ "unit": { "key": "team-atlas" } }]));
     let atlas_stories = app
         .ok(
             &team,
@@ -563,3 +574,51 @@ async fn wip_limits_and_policies(app: TestApp) {
     assert_eq!(card["blocked"], true);
 }
 both!(wip_limits_and_policies);
+
+/// Hundreds of placements at one spot use up the gap between two cards: the
+/// column is re-spaced and every card keeps its order.
+async fn repeated_placement_at_one_spot_keeps_order(app: TestApp) {
+    let team = app.login(TEAM).await;
+    let atlas = unit_id(&app, &team, "team-atlas").await;
+    let create = "mutation($u: ID!, $t: String!) { createWorkItem(input: {unit: $u, type: STORY, title: $t, state: \"Testing\"}) { workItem { id key } } }";
+    let mut cards = Vec::new();
+    for t in ["P", "M", "N", "Q"] {
+        let w = app.ok(&team, create, json!({ "u": atlas, "t": t })).await["createWorkItem"]
+            ["workItem"]
+            .clone();
+        cards.push((w["id"].clone(), w["key"].as_str().unwrap().to_owned()));
+    }
+    let (p, m, n) = (&cards[0], &cards[1], &cards[2]);
+    for i in 0..300 {
+        let moving = if i % 2 == 0 { m } else { n };
+        app.ok(
+            &team,
+            MOVE,
+            json!({ "i": moving.0, "s": "Testing", "p": { "after": p.0 } }),
+        )
+        .await;
+    }
+    let board = app.ok(&team, BOARD, json!({ "u": atlas })).await["board"].clone();
+    let testing: Vec<(String, String)> = column(&board, "Testing")["cards"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["key"].as_str().unwrap().to_owned(),
+                k["rank"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mine: Vec<&str> = testing
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| cards.iter().any(|c| c.1 == *k))
+        .collect();
+    // The last move put N right after P, the one before it M.
+    assert_eq!(mine, [&cards[0].1, &cards[2].1, &cards[1].1, &cards[3].1]);
+    for (k, r) in &testing {
+        assert!(r.len() <= 48, "{k} has a {}-character rank", r.len());
+    }
+}
+both!(repeated_placement_at_one_spot_keeps_order);

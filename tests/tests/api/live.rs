@@ -157,6 +157,8 @@ async fn events_reach_exactly_those_who_may_see_them(app: TestApp) {
     let mut sib = Ws::connect(&app, &sibling).await;
     sib.subscribe("items", ITEM_EVENTS, json!({ "u": checkout }))
         .await;
+    sib.subscribe("board", BOARD_EVENTS, json!({ "u": checkout }))
+        .await;
     let mut ex = Ws::connect(&app, &exec).await;
     ex.subscribe("board", BOARD_EVENTS, json!({ "u": atlas }))
         .await;
@@ -217,7 +219,13 @@ async fn events_reach_exactly_those_who_may_see_them(app: TestApp) {
             .iter()
             .any(|c| c["name"] == "In Progress")
     );
-    // The sibling team's member sees nothing of Atlas's story.
+    // The sibling team's member sees nothing of Atlas's story: on the
+    // program board, only the feature's progress (a program aggregate), no
+    // Atlas lane, no story.
+    let p = sib.next_until("board", WAIT, |_| true).await;
+    let b = &p["data"]["boardEvents"];
+    assert_eq!(b["kind"], "CARD_UPDATED", "{b}");
+    assert_eq!(b["card"]["key"], feature.as_str());
     sib.expect_quiet(SHORT).await;
     ex.expect_quiet(SHORT).await;
 
