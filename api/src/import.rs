@@ -63,7 +63,7 @@ async fn run<C>(
     progress: Progress<'_>,
 ) -> anyhow::Result<Outcome>
 where
-    C: TransactionTrait<Transaction = DatabaseTransaction>,
+    C: TransactionTrait<Transaction = DatabaseTransaction> + sea_orm::ConnectionTrait,
 {
     let bus = EventBus::new(1);
     let scope = IngestScope {

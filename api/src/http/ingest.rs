@@ -114,7 +114,7 @@ struct Pending<'a, C> {
 
 impl<C> Pending<'_, C>
 where
-    C: TransactionTrait<Transaction = DatabaseTransaction>,
+    C: TransactionTrait<Transaction = DatabaseTransaction> + sea_orm::ConnectionTrait,
 {
     async fn push(&mut self, line: usize, raw: Raw) {
         self.batch.push((line, raw));
@@ -143,7 +143,7 @@ async fn run<C>(
     body: Body,
 ) -> Response
 where
-    C: TransactionTrait<Transaction = DatabaseTransaction>,
+    C: TransactionTrait<Transaction = DatabaseTransaction> + sea_orm::ConnectionTrait,
 {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -255,7 +255,7 @@ fn too_long(line: usize) -> EventResult {
 
 async fn push_line<C>(pending: &mut Pending<'_, C>, line: usize, raw: &[u8])
 where
-    C: TransactionTrait<Transaction = DatabaseTransaction>,
+    C: TransactionTrait<Transaction = DatabaseTransaction> + sea_orm::ConnectionTrait,
 {
     let text = String::from_utf8_lossy(raw);
     let text = text.trim();

@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 mod batch;
+mod stats;
 
 use super::metrics::facts;
 use super::rank;
@@ -1303,7 +1304,7 @@ pub async fn apply_batch<C>(
     batch: Vec<(usize, Raw)>,
 ) -> Vec<EventResult>
 where
-    C: TransactionTrait<Transaction = DatabaseTransaction>,
+    C: TransactionTrait<Transaction = DatabaseTransaction> + ConnectionTrait,
 {
     let lines: Vec<usize> = batch.iter().map(|(line, _)| *line).collect();
     let failed = |e: DbErr| {
@@ -1344,6 +1345,13 @@ where
     }
     for e in applied.into_inner().unwrap_or_else(|p| p.into_inner()) {
         bus.publish(e);
+    }
+    if !dry_run {
+        let n = results
+            .iter()
+            .filter(|r| r.status == Status::Applied)
+            .count();
+        stats::after_batch(db, n as u64).await;
     }
     results
 }
