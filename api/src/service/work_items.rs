@@ -395,7 +395,12 @@ pub async fn create(ctx: Ctx<'_>, input: NewItem) -> ApiResult<work_item::Model>
     }
     .clone();
 
-    let txn = ctx.db.begin().await?;
+    // SQLite: take the write lock at BEGIN, so concurrent moves queue
+    // instead of failing on a stale snapshot.
+    let txn = ctx
+        .db
+        .begin_with_options(super::ingest::write_transaction())
+        .await?;
     let key = match input.key {
         Some(k) => k,
         None => {
@@ -788,7 +793,12 @@ pub async fn move_to(
             wip: None,
         });
     }
-    let txn = ctx.db.begin().await?;
+    // SQLite: take the write lock at BEGIN, so concurrent moves queue
+    // instead of failing on a stale snapshot.
+    let txn = ctx
+        .db
+        .begin_with_options(super::ingest::write_transaction())
+        .await?;
     let now = Utc::now();
     let wip = if changes_state {
         boards::check_wip(&txn, unit.id, &state, Some(item.id)).await?
@@ -890,7 +900,12 @@ pub async fn reorder(
             "the cards to reorder must all be in one column of one board",
         ));
     }
-    let txn = ctx.db.begin().await?;
+    // SQLite: take the write lock at BEGIN, so concurrent moves queue
+    // instead of failing on a stale snapshot.
+    let txn = ctx
+        .db
+        .begin_with_options(super::ingest::write_transaction())
+        .await?;
     let ranks = ranks_at(ctx, &txn, unit_id, &state, position, ids).await?;
     let now = Utc::now();
     for (item, r) in items.iter().zip(ranks) {

@@ -622,3 +622,54 @@ async fn repeated_placement_at_one_spot_keeps_order(app: TestApp) {
     }
 }
 both!(repeated_placement_at_one_spot_keeps_order);
+
+/// Concurrent moves into a `BLOCK` column with one free place: one wins, the
+/// others get `CONFLICT`, never an internal error, and the limit holds.
+async fn concurrent_moves_respect_a_blocking_limit(app: TestApp) {
+    let team = app.login(TEAM).await;
+    let program = app.login(PROGRAM).await;
+    let atlas = unit_id(&app, &team, "team-atlas").await;
+    let create = "mutation($u: ID!, $t: String!) { createWorkItem(input: {unit: $u, type: STORY, title: $t}) { workItem { id } } }";
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            app.ok(
+                &team,
+                create,
+                json!({ "u": atlas, "t": format!("Race {i}") }),
+            )
+            .await["createWorkItem"]["workItem"]["id"]
+                .clone(),
+        );
+    }
+    let board = app.ok(&team, BOARD, json!({ "u": atlas })).await["board"].clone();
+    let n = column(&board, "In Review")["count"].as_i64().unwrap();
+    app.ok(
+        &program,
+        "mutation($u: ID!, $l: Int) { setWipLimit(input: {unit: $u, state: \"In Review\", wipLimit: $l}) { column { name } } }",
+        json!({ "u": atlas, "l": n + 1 }),
+    )
+    .await;
+    app.ok(
+        &program,
+        "mutation($u: ID!) { setWipPolicy(input: {unit: $u, wipPolicy: BLOCK}) { board { wipPolicy } } }",
+        json!({ "u": atlas }),
+    )
+    .await;
+    let moves = ids.iter().map(|id| {
+        let (app, team) = (&app, &team);
+        async move {
+            app.gql(Some(team), MOVE, json!({ "i": id, "s": "In Review" }))
+                .await
+        }
+    });
+    let results = futures::future::join_all(moves).await;
+    let ok = results.iter().filter(|b| b.get("errors").is_none()).count();
+    for b in results.iter().filter(|b| b.get("errors").is_some()) {
+        assert_eq!(code(b), "CONFLICT", "{b}");
+    }
+    assert_eq!(ok, 1, "{results:?}");
+    let board = app.ok(&team, BOARD, json!({ "u": atlas })).await["board"].clone();
+    assert_eq!(column(&board, "In Review")["count"], n + 1);
+}
+both!(concurrent_moves_respect_a_blocking_limit);
