@@ -124,20 +124,6 @@ pub async fn wip_policy(db: &impl ConnectionTrait, unit_id: i64) -> ApiResult<Wi
     }
 }
 
-/// The board's own WIP limits by column (`None`: explicitly unlimited).
-async fn limit_overrides(
-    db: &impl ConnectionTrait,
-    unit_id: i64,
-) -> ApiResult<HashMap<String, Option<i32>>> {
-    Ok(board_wip_limit::Entity::find()
-        .filter(board_wip_limit::Column::UnitId.eq(unit_id))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|l| (l.state, l.wip_limit))
-        .collect())
-}
-
 /// The WIP limit of one column of `unit_id`'s board: the board's own, else
 /// the workflow's.
 async fn wip_limit_of(
@@ -184,34 +170,71 @@ pub async fn columns(
     item_type: Option<WorkItemType>,
     cards_visible: bool,
 ) -> ApiResult<Vec<Column>> {
-    let workflow = units::effective_workflow(db, unit_id).await?;
-    let overrides = limit_overrides(db, unit_id).await?;
+    let mut all = columns_of(db, &[unit_id], item_type).await?;
+    Ok(all
+        .remove(&unit_id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.with_cards_visible(cards_visible))
+        .collect())
+}
+
+/// The columns of several units' boards, in three statements whatever their
+/// number (workflows, the boards' own limits, the counts); without cards.
+async fn columns_of(
+    db: &impl ConnectionTrait,
+    unit_ids: &[i64],
+    item_type: Option<WorkItemType>,
+) -> ApiResult<HashMap<i64, Vec<Column>>> {
+    if unit_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let workflows = units::effective_workflows(db, unit_ids).await?;
+    let overrides: HashMap<(i64, String), Option<i32>> = board_wip_limit::Entity::find()
+        .filter(board_wip_limit::Column::UnitId.is_in(unit_ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|l| ((l.unit_id, l.state), l.wip_limit))
+        .collect();
     let mut q = work_item::Entity::find()
         .select_only()
+        .column(work_item::Column::UnitId)
         .column(work_item::Column::State)
         .column_as(Expr::col(work_item::Column::Id).count(), "n")
-        .filter(work_item::Column::UnitId.eq(unit_id))
+        .filter(work_item::Column::UnitId.is_in(unit_ids.iter().copied()))
+        .group_by(work_item::Column::UnitId)
         .group_by(work_item::Column::State);
     if let Some(t) = item_type {
         q = q.filter(work_item::Column::ItemType.eq(t.as_str()));
     }
-    let counts: HashMap<String, i64> = q
-        .into_tuple::<(String, i64)>()
+    let counts: HashMap<(i64, String), i64> = q
+        .into_tuple::<(i64, String, i64)>()
         .all(db)
         .await?
         .into_iter()
+        .map(|(u, state, n)| ((u, state), n))
         .collect();
-    Ok(workflow
-        .states
-        .iter()
-        .map(|s| Column {
-            unit_id,
-            name: s.name.clone(),
-            category: s.category.clone(),
-            wip_limit: overrides.get(&s.name).copied().unwrap_or(s.wip_limit),
-            count: counts.get(&s.name).copied().unwrap_or(0),
-            item_type,
-            cards_visible,
+    Ok(workflows
+        .into_iter()
+        .map(|(unit_id, workflow)| {
+            let columns = workflow
+                .states
+                .iter()
+                .map(|s| {
+                    let key = (unit_id, s.name.clone());
+                    Column {
+                        unit_id,
+                        name: s.name.clone(),
+                        category: s.category.clone(),
+                        wip_limit: overrides.get(&key).copied().unwrap_or(s.wip_limit),
+                        count: counts.get(&key).copied().unwrap_or(0),
+                        item_type,
+                        cards_visible: false,
+                    }
+                })
+                .collect();
+            (unit_id, columns)
         })
         .collect())
 }
@@ -232,24 +255,31 @@ pub async fn lanes(
     let mut below = units::descendants(ctx, board.unit.id).await?;
     below.retain(|u| UnitKind::parse(&u.kind).is_ok_and(|k| kinds.contains(&k)));
     below.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut lanes = Vec::with_capacity(below.len().min(first));
-    for u in below {
-        if lanes.len() == first {
-            break;
-        }
-        let path = units::path_of(ctx.db, &u).await?;
-        // A lane is the unit's own aggregate: only where those are readable
-        // (a team member on the program board sees their own team's lane).
-        if !ctx.policy.can_read_aggregates_of(&path) {
-            continue;
-        }
-        let visible = ctx.policy.can_read_items_of(&path);
-        lanes.push(Lane {
-            unit_id: u.id,
-            columns: columns(ctx.db, u.id, Some(item_type), visible).await?,
-        });
-    }
-    Ok(lanes)
+    let paths = units::paths_of(ctx.db, &below).await?;
+    // A lane is the unit's own aggregate: only where those are readable (a
+    // team member on the program board sees their own team's lane).
+    let chosen: Vec<&UnitPath> = paths
+        .iter()
+        .filter(|p| ctx.policy.can_read_aggregates_of(p))
+        .take(first)
+        .collect();
+    let ids: Vec<i64> = chosen.iter().map(|p| p.id).collect();
+    let mut columns = columns_of(ctx.db, &ids, Some(item_type)).await?;
+    Ok(chosen
+        .into_iter()
+        .map(|p| {
+            let visible = ctx.policy.can_read_items_of(p);
+            Lane {
+                unit_id: p.id,
+                columns: columns
+                    .remove(&p.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| c.with_cards_visible(visible))
+                    .collect(),
+            }
+        })
+        .collect())
 }
 
 /// A page of cards.

@@ -71,6 +71,39 @@ pub async fn path_of(db: &impl ConnectionTrait, unit: &unit::Model) -> ApiResult
     })
 }
 
+/// [`path_of`] for several units, in one statement; in the order given.
+///
+/// # Errors
+/// Database errors only.
+pub async fn paths_of(
+    db: &impl ConnectionTrait,
+    units: &[unit::Model],
+) -> ApiResult<Vec<UnitPath>> {
+    let rows = unit_closure::Entity::find()
+        .filter(unit_closure::Column::DescendantId.is_in(units.iter().map(|u| u.id)))
+        .filter(unit_closure::Column::Depth.gt(0))
+        .order_by_desc(unit_closure::Column::Depth)
+        .all(db)
+        .await?;
+    let mut ancestors: std::collections::HashMap<i64, Vec<i64>> = std::collections::HashMap::new();
+    for r in rows {
+        ancestors
+            .entry(r.descendant_id)
+            .or_default()
+            .push(r.ancestor_id);
+    }
+    units
+        .iter()
+        .map(|u| {
+            Ok(UnitPath {
+                id: u.id,
+                kind: UnitKind::parse(&u.kind)?,
+                ancestors: ancestors.remove(&u.id).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
 fn closure_to_unit(descendant_side: bool) -> RelationDef {
     let col = if descendant_side {
         unit_closure::Column::DescendantId
