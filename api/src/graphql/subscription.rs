@@ -179,7 +179,6 @@ fn card_for(r: &RequestCtx, change: &ItemChange, now: DateTime<Utc>) -> Option<B
 
 fn board_events(r: &RequestCtx, board: &UnitPath, event: &LiveEvent) -> Vec<BoardEvent> {
     let now = Utc::now();
-    let unit = |id: i64| id;
     match event {
         LiveEvent::Access { .. } => Vec::new(),
         LiveEvent::Board {
@@ -188,7 +187,7 @@ fn board_events(r: &RequestCtx, board: &UnitPath, event: &LiveEvent) -> Vec<Boar
             at,
         } if u.id == board.id => vec![BoardEvent {
             kind: BoardEventKind::BoardChanged,
-            lane: unit(u.id),
+            lane: u.id,
             card: None,
             columns: columns_for(r, u, columns),
             column: None,
@@ -208,7 +207,7 @@ fn board_events(r: &RequestCtx, board: &UnitPath, event: &LiveEvent) -> Vec<Boar
                 let columns = columns_for(r, &change.unit, &change.columns);
                 out.push(BoardEvent {
                     kind: k,
-                    lane: unit(board.id),
+                    lane: board.id,
                     card: card_for(r, change, now),
                     columns: columns.clone(),
                     column: None,
@@ -217,7 +216,7 @@ fn board_events(r: &RequestCtx, board: &UnitPath, event: &LiveEvent) -> Vec<Boar
                 for (name, _) in &change.crossed {
                     out.push(BoardEvent {
                         kind: BoardEventKind::WipLimitCrossed,
-                        lane: unit(board.id),
+                        lane: board.id,
                         card: None,
                         column: columns
                             .iter()
@@ -232,7 +231,7 @@ fn board_events(r: &RequestCtx, board: &UnitPath, event: &LiveEvent) -> Vec<Boar
             {
                 out.push(BoardEvent {
                     kind: BoardEventKind::CountsChanged,
-                    lane: unit(change.unit.id),
+                    lane: change.unit.id,
                     card: card_for(r, change, now),
                     columns: columns_for(r, &change.unit, &change.columns),
                     column: None,
@@ -245,7 +244,7 @@ fn board_events(r: &RequestCtx, board: &UnitPath, event: &LiveEvent) -> Vec<Boar
             {
                 out.push(BoardEvent {
                     kind: BoardEventKind::CardUpdated,
-                    lane: unit(board.id),
+                    lane: board.id,
                     card: Some(BoardCard {
                         card: parent.clone(),
                         now,
