@@ -17,7 +17,6 @@ use rand::RngCore;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
-use crate::auth::rate_limit::LoginLimiter;
 use crate::auth::token::TokenKeys;
 use crate::config::Settings;
 use crate::domain::{Role, UnitKind};
@@ -282,21 +281,9 @@ async fn admin(db: &DatabaseConnection) -> anyhow::Result<(Policy, Arc<Services>
     let viewer = crate::auth::authenticate(db, &keys, &token)
         .await
         .map_err(crate::seed::api_err)?;
-    let settings = Settings::default();
-    let limiter = LoginLimiter::new(
-        settings.login_failures_per_email,
-        settings.login_failures_per_address,
-        settings.login_window,
-    );
     let bus = crate::events::EventBus::default();
     let live = crate::events::live::LiveHub::start(db, &bus);
-    let services = Arc::new(Services {
-        keys,
-        limiter,
-        settings,
-        bus,
-        live,
-    });
+    let services = Arc::new(Services::new(keys, Settings::default(), bus, live));
     Ok((Policy::for_viewer(viewer), services))
 }
 

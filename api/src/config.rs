@@ -66,9 +66,38 @@ pub struct ServeArgs {
     #[arg(long, env = "GEMBA_MAX_QUERY_COMPLEXITY", default_value_t = 50_000)]
     pub max_query_complexity: usize,
 
-    /// Most aliases accepted in one document.
+    /// Most aliases accepted in one document, fragments expanded.
     #[arg(long, env = "GEMBA_MAX_ALIASES", default_value_t = 30)]
     pub max_aliases: usize,
+
+    /// Deepest bracket nesting accepted in a document (selection sets,
+    /// arguments, list and object values) and in its variables.
+    #[arg(long, env = "GEMBA_MAX_NESTING", default_value_t = 64)]
+    pub max_nesting: usize,
+
+    /// Most fields one document may select, fragments expanded.
+    #[arg(long, env = "GEMBA_MAX_QUERY_FIELDS", default_value_t = 2000)]
+    pub max_query_fields: u64,
+
+    /// Deadline of a GraphQL request over HTTP, in ms: past it the request
+    /// answers `TIMEOUT` and its work is cancelled. Also PostgreSQL's
+    /// `statement_timeout` for the server's connections.
+    #[arg(long, env = "GEMBA_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+
+    /// Longest wait for a database connection, in ms: past it a request
+    /// answers `UNAVAILABLE` (HTTP 503).
+    #[arg(long, env = "GEMBA_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
+    pub db_acquire_timeout_ms: u64,
+
+    /// Cost budget of one caller (a token, an API key or an anonymous
+    /// address), in complexity points; 0 turns budgets off.
+    #[arg(long, env = "GEMBA_BUDGET_POINTS", default_value_t = 500_000)]
+    pub budget_points: u64,
+
+    /// Points a caller's budget regains per second.
+    #[arg(long, env = "GEMBA_BUDGET_REFILL_PER_SECOND", default_value_t = 25_000)]
+    pub budget_refill_per_second: u64,
 
     /// Longest window a metric covers, in days (5 years by default).
     #[arg(long, env = "GEMBA_MAX_METRIC_WINDOW_DAYS", default_value_t = 1827)]
@@ -113,6 +142,15 @@ pub struct Settings {
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
     pub max_aliases: usize,
+    pub max_nesting: usize,
+    pub max_query_fields: u64,
+    /// Deadline of a GraphQL request over HTTP.
+    pub request_timeout: Duration,
+    /// Longest wait for a pooled database connection.
+    pub db_acquire_timeout: Duration,
+    /// Per-caller cost budget (0: off) and its refill per second.
+    pub budget_points: u64,
+    pub budget_refill_per_second: u64,
     pub max_metric_window_days: i64,
     pub login_failures_per_email: u32,
     pub login_failures_per_address: u32,
@@ -131,6 +169,12 @@ impl Settings {
             max_query_depth: args.max_query_depth,
             max_query_complexity: args.max_query_complexity,
             max_aliases: args.max_aliases,
+            max_nesting: args.max_nesting,
+            max_query_fields: args.max_query_fields,
+            request_timeout: Duration::from_millis(args.request_timeout_ms),
+            db_acquire_timeout: Duration::from_millis(args.db_acquire_timeout_ms),
+            budget_points: args.budget_points,
+            budget_refill_per_second: args.budget_refill_per_second,
             max_metric_window_days: args.max_metric_window_days,
             login_failures_per_email: args.login_failures_per_email,
             login_failures_per_address: args.login_failures_per_address,
@@ -155,6 +199,12 @@ impl Default for Settings {
             max_query_depth: 15,
             max_query_complexity: 50_000,
             max_aliases: 30,
+            max_nesting: 64,
+            max_query_fields: 2000,
+            request_timeout: Duration::from_secs(30),
+            db_acquire_timeout: Duration::from_secs(3),
+            budget_points: 500_000,
+            budget_refill_per_second: 25_000,
             max_metric_window_days: 1827,
             login_failures_per_email: 5,
             login_failures_per_address: 20,

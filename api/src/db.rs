@@ -23,15 +23,59 @@ impl StatementCounter {
     }
 }
 
-/// Opens a pool for `url` and installs the statement counter.
+/// How a pool waits for the database.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolOptions {
+    /// Longest wait for a connection (opening one included).
+    pub acquire_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` on every connection, if any.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Default for PoolOptions {
+    /// For command-line jobs: patient, and statements unbounded.
+    fn default() -> Self {
+        Self {
+            acquire_timeout: Duration::from_secs(30),
+            statement_timeout: None,
+        }
+    }
+}
+
+impl PoolOptions {
+    /// For the server: a request fails fast when the database is away, and
+    /// no statement outlives the request deadline.
+    pub fn serving(settings: &crate::config::Settings) -> Self {
+        Self {
+            acquire_timeout: settings.db_acquire_timeout,
+            statement_timeout: Some(settings.request_timeout),
+        }
+    }
+}
+
+/// Opens a pool for `url` with [`PoolOptions::default`].
 ///
 /// # Errors
 /// When the database cannot be reached.
 pub async fn connect(url: &str) -> anyhow::Result<(DatabaseConnection, StatementCounter)> {
+    connect_with(url, &PoolOptions::default()).await
+}
+
+/// Opens a pool for `url` and installs the statement counter.
+///
+/// # Errors
+/// When the database cannot be reached.
+pub async fn connect_with(
+    url: &str,
+    pool: &PoolOptions,
+) -> anyhow::Result<(DatabaseConnection, StatementCounter)> {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(30));
+        .connect_timeout(pool.acquire_timeout)
+        .acquire_timeout(pool.acquire_timeout);
+    if let Some(t) = pool.statement_timeout {
+        opts.statement_timeout(t);
+    }
     if url.starts_with("sqlite:") {
         opts.max_connections(4).min_connections(1);
     } else {

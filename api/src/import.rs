@@ -78,7 +78,10 @@ where
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
     let reading = tokio::task::spawn_blocking(move || read_batches(reader, &tx));
     while let Some(batch) = rx.recv().await {
-        for r in apply_batch(db, scope, &bus, dry_run, batch).await {
+        let results = apply_batch(db, scope, &bus, dry_run, batch)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        for r in results {
             out.events += 1;
             out.summary.add(&r);
             if r.status == Status::Rejected && out.rejected.len() < MAX_REPORTED {

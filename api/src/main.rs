@@ -7,7 +7,6 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use clap::{Parser, Subcommand};
 use gemba::auth::TokenKeys;
-use gemba::auth::rate_limit::LoginLimiter;
 use gemba::config::{DbArgs, ServeArgs, Settings};
 use gemba::graphql::Services;
 use gemba::http::{AppState, serve, shutdown_signal};
@@ -248,34 +247,26 @@ fn print_logins(logins: &[seed::DemoLogin]) -> anyhow::Result<()> {
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let secret = jwt_secret(&args)?;
     let keys = TokenKeys::new(&secret)?;
-    let (conn, statements) = db::connect(&args.db.url())
+    let settings = Settings::from_args(&args);
+    let url = args.db.url();
+    // Migrations and the demo seed run on a pool of their own: the server's
+    // pool bounds every statement by the request deadline.
+    let (setup, _) = db::connect(&url)
         .await
         .context("cannot open the database")?;
-    db::migrate(&conn).await.context("migration failed")?;
+    db::migrate(&setup).await.context("migration failed")?;
     if args.demo
-        && let Some(logins) = seed::demo(&conn, None).await?
+        && let Some(logins) = seed::demo(&setup, None).await?
     {
         print_logins(&logins)?;
     }
-    let settings = Settings::from_args(&args);
-    let limiter = LoginLimiter::new(
-        settings.login_failures_per_email,
-        settings.login_failures_per_address,
-        settings.login_window,
-    );
+    let _ = setup.close().await;
+    let (conn, statements) = db::connect_with(&url, &db::PoolOptions::serving(&settings))
+        .await
+        .context("cannot open the database")?;
     let bus = gemba::events::EventBus::default();
     let live = gemba::events::live::LiveHub::start(&conn, &bus);
-    let state = AppState::new(
-        conn,
-        statements,
-        Services {
-            keys,
-            limiter,
-            settings,
-            bus,
-            live,
-        },
-    );
+    let state = AppState::new(conn, statements, Services::new(keys, settings, bus, live));
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;

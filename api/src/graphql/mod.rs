@@ -3,9 +3,10 @@
 #[macro_use]
 mod connection;
 mod boards;
+pub mod budget;
 mod delivery;
+pub mod guard;
 pub mod ids;
-mod limits;
 mod loaders;
 mod metrics;
 mod mutation;
@@ -53,6 +54,30 @@ pub struct Services {
     pub bus: EventBus,
     /// Live updates for subscriptions, fed by `bus`.
     pub live: LiveHub,
+    /// Each caller's cost budget.
+    pub budgets: budget::Budgets,
+}
+
+impl Services {
+    /// The services of one replica: the login limiter and the cost budgets
+    /// are sized by `settings`.
+    pub fn new(keys: TokenKeys, settings: Settings, bus: EventBus, live: LiveHub) -> Self {
+        Self {
+            keys,
+            limiter: LoginLimiter::new(
+                settings.login_failures_per_email,
+                settings.login_failures_per_address,
+                settings.login_window,
+            ),
+            budgets: budget::Budgets::new(
+                settings.budget_points,
+                settings.budget_refill_per_second,
+            ),
+            settings,
+            bus,
+            live,
+        }
+    }
 }
 
 /// Everything one request's resolvers share: the caller's policy and a fresh
@@ -162,17 +187,29 @@ pub(crate) fn page_args(
     Ok(args)
 }
 
-/// Builds the schema with the configured depth, complexity and alias limits.
+/// The document limits of `settings`.
+pub fn document_limits(settings: &Settings) -> guard::DocumentLimits {
+    guard::DocumentLimits {
+        max_nesting: settings.max_nesting,
+        max_fields: settings.max_query_fields,
+        max_aliases: settings.max_aliases as u64,
+    }
+}
+
+/// Builds the schema with the configured document limits, depth and
+/// complexity limits and cost budgets.
 pub fn build_schema(settings: &Settings) -> GembaSchema {
     Schema::build(Query, Mutation, Subscription)
         .limit_depth(settings.max_query_depth)
         .limit_complexity(settings.max_query_complexity)
-        .limit_recursive_depth(64)
+        .limit_recursive_depth(settings.max_nesting)
         .limit_directives(16)
-        .extension(limits::AliasLimit(settings.max_aliases))
+        // First, so that no document reaches a parser before its checks.
+        .extension(guard::DocumentGuard(document_limits(settings)))
         // Apollo's automatic persisted queries: browsers may send a hash
         // instead of the document once the server has seen it.
         .extension(ApolloPersistedQueries::new(LruCacheStorage::new(1024)))
+        .extension(budget::CostBudget)
         .finish()
 }
 

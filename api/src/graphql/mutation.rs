@@ -405,7 +405,7 @@ impl Mutation {
             .collect();
         let mut summary = Summary::default();
         let mut results = Vec::new();
-        for res in apply_batch(&r.db, scope, &r.services.bus, false, batch).await {
+        for res in apply_batch(&r.db, scope, &r.services.bus, false, batch).await? {
             summary.add(&res);
             results.push(IngestResult {
                 line: i32::try_from(res.line).unwrap_or(i32::MAX),

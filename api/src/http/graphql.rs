@@ -17,8 +17,8 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use crate::auth;
-use crate::error::ApiError;
-use crate::graphql::RequestCtx;
+use crate::error::{ApiError, ErrorCode, UNAVAILABLE_RETRY_AFTER_SECS};
+use crate::graphql::{RequestCtx, guard};
 use crate::policy::{KeyGrant, Policy};
 use crate::service::api_keys;
 
@@ -257,23 +257,46 @@ pub(super) async fn policy_for(state: &AppState, headers: &HeaderMap) -> Result<
     Ok(Policy::for_viewer(viewer))
 }
 
-pub(super) fn auth_error(media: Media, err: &ApiError) -> Response {
-    if let ApiError::Internal(e) = err {
-        tracing::error!(error = ?e, "authentication failed");
-        return respond(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            media,
-            &error_body("internal error", "INTERNAL"),
-        );
-    }
+/// The answer to a request refused before execution by `err`: the status of
+/// its code, `WWW-Authenticate` for 401 and `Retry-After` where it applies.
+pub(super) fn error_response(media: Media, err: &ApiError) -> Response {
+    err.log();
+    let code = err.code();
     let mut res = respond(
-        StatusCode::UNAUTHORIZED,
+        status_of(code),
         media,
-        &error_body(&err.message(), err.code().as_str()),
+        &error_body(&err.message(), code.as_str()),
     );
-    res.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    if code == ErrorCode::Unauthenticated {
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if let Some(secs) = err.retry_after_secs() {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     res
+}
+
+fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// The error of an answer without data whose code decides its status
+/// (`RATE_LIMITED`, `INTERNAL`, `UNAVAILABLE`, `TIMEOUT`): the status and
+/// the `Retry-After` it carries.
+fn deciding_error(body: &Value) -> Option<(StatusCode, Option<u64>)> {
+    if !body.get("data").is_none_or(Value::is_null) {
+        return None;
+    }
+    body.get("errors")?.as_array()?.iter().find_map(|e| {
+        let ext = e.get("extensions")?;
+        let code = ErrorCode::parse(ext.get("code")?.as_str()?)?;
+        code.decides_status().then(|| {
+            let retry = ext.get("retryAfter").and_then(Value::as_u64);
+            (status_of(code), retry)
+        })
+    })
 }
 
 async fn execute(
@@ -285,7 +308,7 @@ async fn execute(
 ) -> Response {
     let policy = match policy_for(&state, &headers).await {
         Ok(p) => p,
-        Err(e) => return auth_error(media, &e),
+        Err(e) => return error_response(media, &e),
     };
     state.graphql_requests.fetch_add(1, Ordering::Relaxed);
     let mut request = Request::new(params.query);
@@ -313,7 +336,16 @@ async fn execute(
         state.services.clone(),
         Some(addr.ip()),
     );
-    let response = state.schema.execute(request.data(ctx)).await;
+    let deadline = state.services.settings.request_timeout;
+    // Dropping the execution at the deadline cancels its work; PostgreSQL's
+    // `statement_timeout` (the same deadline) ends a statement in flight.
+    let Ok(response) =
+        tokio::time::timeout(deadline, state.schema.execute(request.data(ctx))).await
+    else {
+        state.timeouts.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(?deadline, "a request passed its deadline");
+        return error_response(media, &ApiError::Timeout);
+    };
     // A request error (the document did not parse or validate, or variables
     // did not coerce) leaves no `data` and errors without a path.
     let request_failed = response.data == async_graphql::Value::Null
@@ -355,15 +387,28 @@ async fn execute(
             }
         }
     }
-    if request_failed && let Some(obj) = body.as_object_mut() {
+    let deciding = deciding_error(&body);
+    if (request_failed || deciding.is_some())
+        && let Some(obj) = body.as_object_mut()
+    {
         obj.remove("data");
     }
-    let status = if request_failed && media == Media::GraphqlResponse {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
+    let status = match deciding {
+        Some((status, _)) => status,
+        None if request_failed && media == Media::GraphqlResponse => StatusCode::BAD_REQUEST,
+        None => StatusCode::OK,
     };
-    respond(status, media, &body)
+    let mut res = respond(status, media, &body);
+    let retry_after = match deciding {
+        Some((_, Some(secs))) => Some(secs),
+        Some((StatusCode::SERVICE_UNAVAILABLE, None)) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+        _ => None,
+    };
+    if let Some(secs) = retry_after {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    res
 }
 
 fn is_json_content_type(headers: &HeaderMap) -> bool {
@@ -454,6 +499,14 @@ pub async fn graphql_get(
             return request_error(StatusCode::BAD_REQUEST, media, msg);
         }
     };
+    // The operation type is read below before the schema's own guard runs:
+    // the text is checked first, so that parse cannot be made to recurse.
+    if let Some(p) = &params
+        && let Err(msg) = guard::check_nesting(&p.query, state.services.settings.max_nesting)
+    {
+        let media = negotiate(&headers).unwrap_or(Media::Json);
+        return request_error(StatusCode::BAD_REQUEST, media, &msg);
+    }
     let Some(params) = params else {
         if wants_html(&headers) {
             return Html(

@@ -2,23 +2,41 @@
 //! `/metrics` (Prometheus text).
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 use super::AppState;
+use crate::error::UNAVAILABLE_RETRY_AFTER_SECS;
 
 pub async fn healthz() -> impl IntoResponse {
     (StatusCode::OK, "ok\n")
 }
 
+/// Longest `/readyz` waits for the database before it says 503.
+const READY_TIMEOUT: Duration = Duration::from_millis(800);
+
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.db.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n"),
-        Err(e) => {
+    let unavailable = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(
+            header::RETRY_AFTER,
+            UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
+        )],
+        "database unavailable\n",
+    )
+        .into_response();
+    match tokio::time::timeout(READY_TIMEOUT, state.db.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "database not reachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+            unavailable
+        }
+        Err(_) => {
+            tracing::warn!("database did not answer within {READY_TIMEOUT:?}");
+            unavailable
         }
     }
 }
@@ -30,9 +48,17 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          gemba_db_statements_total {}\n\
          # HELP gemba_graphql_requests_total GraphQL requests executed.\n\
          # TYPE gemba_graphql_requests_total counter\n\
-         gemba_graphql_requests_total {}\n",
+         gemba_graphql_requests_total {}\n\
+         # HELP gemba_rate_limited_total Operations refused because the caller's cost budget could not pay.\n\
+         # TYPE gemba_rate_limited_total counter\n\
+         gemba_rate_limited_total {}\n\
+         # HELP gemba_request_timeouts_total GraphQL requests cancelled at their deadline.\n\
+         # TYPE gemba_request_timeouts_total counter\n\
+         gemba_request_timeouts_total {}\n",
         state.statements.get(),
         state.graphql_requests.load(Ordering::Relaxed),
+        state.services.budgets.refused(),
+        state.timeouts.load(Ordering::Relaxed),
     );
     (
         [(

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::graphql::{Media, auth_error, error_body, policy_for, respond};
-use crate::error::ErrorCode;
+use super::graphql::{Media, error_body, error_response, policy_for, respond};
+use crate::error::{ApiError, ErrorCode};
 use crate::events::EventBus;
 use crate::policy::IngestScope;
 use crate::service::ingest::{
@@ -31,12 +31,7 @@ pub struct IngestParams {
 }
 
 fn refused(code: ErrorCode, message: &str) -> Response {
-    let status = match code {
-        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::BAD_REQUEST,
-    };
+    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     respond(status, Media::Json, &error_body(message, code.as_str()))
 }
 
@@ -79,7 +74,7 @@ pub async fn ingest(
 ) -> Response {
     let policy = match policy_for(&state, &headers).await {
         Ok(p) => p,
-        Err(e) => return auth_error(Media::Json, &e),
+        Err(e) => return error_response(Media::Json, &e),
     };
     let scope = match policy.ingest_scope() {
         Ok(s) => s,
@@ -88,10 +83,7 @@ pub async fn ingest(
     if params.dry_run {
         let txn = match state.db.begin_with_options(write_transaction()).await {
             Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot begin a dry run");
-                return refused(ErrorCode::Internal, "internal error");
-            }
+            Err(e) => return error_response(Media::Json, &ApiError::from(e)),
         };
         let response = run(&txn, scope, true, &state, &headers, body).await;
         if let Err(e) = txn.rollback().await {
@@ -110,6 +102,8 @@ struct Pending<'a, C> {
     dry_run: bool,
     batch: Vec<(usize, Raw)>,
     report: Report,
+    /// The database went away: the rest of the body is not applied.
+    fatal: Option<ApiError>,
 }
 
 impl<C> Pending<'_, C>
@@ -124,12 +118,40 @@ where
     }
 
     async fn flush(&mut self) {
-        if self.batch.is_empty() {
+        if self.batch.is_empty() || self.fatal.is_some() {
+            self.batch.clear();
             return;
         }
         let batch = std::mem::take(&mut self.batch);
-        for r in apply_batch(self.db, self.scope, self.bus, self.dry_run, batch).await {
-            self.report.add(r);
+        match apply_batch(self.db, self.scope, self.bus, self.dry_run, batch).await {
+            Ok(results) => {
+                for r in results {
+                    self.report.add(r);
+                }
+            }
+            Err(e) => self.fatal = Some(e),
+        }
+    }
+
+    /// The report, or the fatal error with the counts of what committed
+    /// before it (every batch is one transaction: resending the body
+    /// applies the rest, the applied events answering `duplicate`).
+    fn finish(self) -> Response {
+        match self.fatal {
+            None => self.report.into_response(StatusCode::OK, None),
+            Some(e) => {
+                let mut res = error_response(Media::Json, &e);
+                let summary = &self.report.summary;
+                let body = json!({
+                    "applied": summary.applied,
+                    "duplicates": summary.duplicates,
+                    "rejected": summary.rejected,
+                    "results": self.report.rejected,
+                    "errors": [{ "message": e.message(), "extensions": { "code": e.code().as_str() } }],
+                });
+                *res.body_mut() = Body::from(body.to_string());
+                res
+            }
         }
     }
 }
@@ -158,6 +180,7 @@ where
         dry_run,
         batch: Vec::new(),
         report: Report::default(),
+        fatal: None,
     };
     match content_type.as_str() {
         "application/json" => {
@@ -185,7 +208,7 @@ where
                 pending.push(i + 1, Raw::Value(e)).await;
             }
             pending.flush().await;
-            pending.report.into_response(StatusCode::OK, None)
+            pending.finish()
         }
         "application/x-ndjson" | "application/jsonl" | "application/jsonlines" | "text/plain" => {
             let mut stream = body.into_data_stream();
@@ -193,6 +216,9 @@ where
             let mut line = 0usize;
             let mut skipping = false;
             while let Some(chunk) = stream.next().await {
+                if pending.fatal.is_some() {
+                    break;
+                }
                 let chunk = match chunk {
                     Ok(c) => c,
                     Err(_) => {
@@ -231,7 +257,7 @@ where
                 push_line(&mut pending, line + 1, &buf).await;
             }
             pending.flush().await;
-            pending.report.into_response(StatusCode::OK, None)
+            pending.finish()
         }
         _ => respond(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

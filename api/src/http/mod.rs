@@ -33,6 +33,8 @@ pub struct AppState {
     pub services: Arc<Services>,
     pub statements: StatementCounter,
     pub graphql_requests: Arc<AtomicU64>,
+    /// GraphQL requests cancelled at their deadline.
+    pub timeouts: Arc<AtomicU64>,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             services: Arc::new(services),
             statements,
             graphql_requests: Arc::new(AtomicU64::new(0)),
+            timeouts: Arc::new(AtomicU64::new(0)),
         }
     }
 }

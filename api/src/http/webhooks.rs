@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::graphql::{Media, error_body, respond};
+use super::graphql::{Media, error_body, error_response, respond};
 use crate::policy::IngestScope;
 use crate::service::ingest::{Raw, Status, Summary, apply_batch, record_rejection};
 use crate::service::integrations;
@@ -197,7 +197,11 @@ async fn deliver(
                 .enumerate()
                 .map(|(i, e)| (i + 1, Raw::Value(e)))
                 .collect();
-            let results = apply_batch(&state.db, scope, &state.services.bus, false, batch).await;
+            let results =
+                match apply_batch(&state.db, scope, &state.services.bus, false, batch).await {
+                    Ok(r) => r,
+                    Err(e) => return error_response(Media::Json, &e),
+                };
             let mut summary = Summary::default();
             for r in &results {
                 summary.add(r);

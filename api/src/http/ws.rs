@@ -148,6 +148,21 @@ fn token_from(payload: Option<&Value>) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// The close code for a frame the WebSocket layer refused (RFC 6455 §7.4.1):
+/// 1007 for a text message that is not UTF-8, 1009 for one over the size
+/// limit, 1002 for a protocol violation; `None` when the connection itself
+/// broke and no close frame can be sent.
+fn close_for(err: axum::Error) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let inner = err.into_inner();
+    match inner.downcast_ref::<WsError>()? {
+        WsError::Utf8(_) => Some((1007, "Text messages must be UTF-8")),
+        WsError::Capacity(_) => Some((1009, "Message too big")),
+        WsError::Protocol(_) => Some((1002, "Protocol error")),
+        _ => None,
+    }
+}
+
 /// A request error (no data, errors without a path): the document did not
 /// parse or validate. Sent as `error`, not `next`.
 fn is_request_error(r: &Response) -> bool {
@@ -214,7 +229,16 @@ impl Connection {
         loop {
             tokio::select! {
                 incoming = self.socket.recv() => {
-                    let Some(Ok(msg)) = incoming else { break };
+                    let msg = match incoming {
+                        Some(Ok(msg)) => msg,
+                        Some(Err(e)) => {
+                            if let Some((code, reason)) = close_for(e) {
+                                self.close(code, reason).await;
+                            }
+                            break;
+                        }
+                        None => break,
+                    };
                     match msg {
                         Message::Text(text) => {
                             if !self.on_text(text.as_str(), expiry.as_mut()).await {
@@ -225,9 +249,15 @@ impl Connection {
                             self.close(4400, "Binary messages are not supported").await;
                             break;
                         }
-                        Message::Close(frame) => {
-                            // Complete the closing handshake.
-                            let _ = self.socket.send(Message::Close(frame)).await;
+                        Message::Close(_) => {
+                            // The WebSocket layer has queued the echo of the
+                            // client's close frame (RFC 6455 §5.5.1); flushing
+                            // sends it, completing the closing handshake.
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(1),
+                                futures::SinkExt::flush(&mut self.socket),
+                            )
+                            .await;
                             break;
                         }
                         Message::Ping(_) | Message::Pong(_) => {}

@@ -149,6 +149,18 @@ impl Policy {
         })
     }
 
+    /// Whose cost budget the caller's operations spend: its session token or
+    /// its API key; `None` for an anonymous caller (budgeted by address).
+    pub fn caller(&self) -> Option<crate::graphql::budget::Caller> {
+        use crate::graphql::budget::Caller;
+        if let Some(k) = self.api_key {
+            return Some(Caller::ApiKey(k.key_id));
+        }
+        self.viewer
+            .as_ref()
+            .map(|v| Caller::Token(v.token.jti.clone()))
+    }
+
     /// The caller, or `UNAUTHENTICATED`.
     ///
     /// # Errors

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use gemba::auth::TokenKeys;
-use gemba::auth::rate_limit::LoginLimiter;
 use gemba::config::Settings;
 use gemba::graphql::Services;
 use gemba::http::{AppState, serve};
@@ -106,25 +105,15 @@ impl TestApp {
         Self::serve_on(&self.db_url, self.backend, Settings::default()).await
     }
 
-    async fn serve_on(url: &str, backend: Backend, settings: Settings) -> TestApp {
-        let (db, statements) = gemba::db::connect(url).await.unwrap();
-        let limiter = LoginLimiter::new(
-            settings.login_failures_per_email,
-            settings.login_failures_per_address,
-            settings.login_window,
-        );
+    pub async fn serve_on(url: &str, backend: Backend, settings: Settings) -> TestApp {
+        let pool = gemba::db::PoolOptions::serving(&settings);
+        let (db, statements) = gemba::db::connect_with(url, &pool).await.unwrap();
         let bus = gemba::events::EventBus::default();
         let live = gemba::events::live::LiveHub::start(&db, &bus);
         let state = AppState::new(
             db,
             statements,
-            Services {
-                keys: TokenKeys::new(SECRET).unwrap(),
-                limiter,
-                settings,
-                bus: bus.clone(),
-                live,
-            },
+            Services::new(TokenKeys::new(SECRET).unwrap(), settings, bus.clone(), live),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
@@ -200,6 +189,11 @@ impl TestApp {
 
     /// The number of SQL statements the server has run so far.
     pub async fn statements(&self) -> u64 {
+        self.metric("gemba_db_statements_total").await
+    }
+
+    /// A counter of `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
         let text = self
             .client
             .get(self.url("/metrics"))
@@ -210,9 +204,9 @@ impl TestApp {
             .await
             .unwrap();
         text.lines()
-            .find_map(|l| l.strip_prefix("gemba_db_statements_total "))
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
             .and_then(|n| n.trim().parse().ok())
-            .unwrap()
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
     }
 }
 

@@ -25,7 +25,7 @@ use super::rank;
 use super::units::{self, EffectiveWorkflow};
 use super::work_items::{check_parent, is_eligible_assignee, last_rank};
 use crate::domain::{DefectOrigin, UnitKind, WorkItemType, validate_item_key, validate_unit_key};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use std::sync::Mutex;
 
 use crate::events::{ChangeKind, DomainEvent, EventBus};
@@ -87,6 +87,10 @@ impl From<ApiError> for Fail {
     fn from(e: ApiError) -> Self {
         match e {
             ApiError::Internal(err) => Fail::Internal(DbErr::Custom(err.to_string())),
+            // Keeps its meaning, so that the request answers 503.
+            ApiError::Unavailable(_) => Fail::Internal(DbErr::ConnectionAcquire(
+                sea_orm::error::ConnAcquireErr::ConnectionClosed,
+            )),
             other => Fail::Reject(other.message()),
         }
     }
@@ -1302,14 +1306,20 @@ pub async fn apply_batch<C>(
     bus: &EventBus,
     dry_run: bool,
     batch: Vec<(usize, Raw)>,
-) -> Vec<EventResult>
+) -> Result<Vec<EventResult>, ApiError>
 where
     C: TransactionTrait<Transaction = DatabaseTransaction> + ConnectionTrait,
 {
     let lines: Vec<usize> = batch.iter().map(|(line, _)| *line).collect();
+    // The database away (or past the deadline) fails the whole request, so
+    // the client retries it; any other failure rejects the batch's events.
     let failed = |e: DbErr| {
-        tracing::error!(error = %e, "ingest batch failed");
-        lines
+        let err = ApiError::from(e);
+        if matches!(err.code(), ErrorCode::Unavailable | ErrorCode::Timeout) {
+            return Err(err);
+        }
+        tracing::error!(error = ?err, "ingest batch failed");
+        Ok(lines
             .iter()
             .map(|&line| EventResult {
                 line,
@@ -1317,7 +1327,7 @@ where
                 status: Status::Rejected,
                 reason: Some(INTERNAL_REASON.into()),
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>())
     };
     let txn = match db.begin_with_options(write_transaction()).await {
         Ok(t) => t,
@@ -1334,14 +1344,18 @@ where
     }
     *applied.lock().unwrap_or_else(|p| p.into_inner()) = touched;
     if let Err(e) = txn.commit().await {
-        tracing::error!(error = %e, "ingest batch commit failed");
+        let err = ApiError::from(e);
+        if matches!(err.code(), ErrorCode::Unavailable | ErrorCode::Timeout) {
+            return Err(err);
+        }
+        tracing::error!(error = ?err, "ingest batch commit failed");
         for r in &mut results {
             if r.status == Status::Applied {
                 r.status = Status::Rejected;
                 r.reason = Some(INTERNAL_REASON.into());
             }
         }
-        return results;
+        return Ok(results);
     }
     for e in applied.into_inner().unwrap_or_else(|p| p.into_inner()) {
         bus.publish(e);
@@ -1353,7 +1367,7 @@ where
             .count();
         stats::after_batch(db, n as u64).await;
     }
-    results
+    Ok(results)
 }
 
 fn event(kind: ChangeKind, unit_id: i64, entity_id: i64) -> DomainEvent {

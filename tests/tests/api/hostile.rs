@@ -1,0 +1,373 @@
+//! Hostile input: documents nested 100,000 deep on every path a document
+//! takes, fragment bombs, deadlines, cost budgets, one status per code, and
+//! the WebSocket's close handshake and close codes.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
+
+use crate::both;
+use crate::harness::{Backend, TEAM, TestApp, code};
+use crate::writes::unit_id;
+use crate::ws::{Got, Ws};
+
+const DEEP: usize = 100_000;
+
+fn deep_list(n: usize) -> String {
+    format!("{{ __typename(x: {}1{}) }}", "[".repeat(n), "]".repeat(n))
+}
+
+fn deep_object(n: usize) -> String {
+    format!(
+        "{{ __typename(x: {}1{}) }}",
+        "{a: ".repeat(n),
+        "}".repeat(n)
+    )
+}
+
+fn deep_selection(n: usize) -> String {
+    format!("{}{}", "{ a ".repeat(n), "}".repeat(n))
+}
+
+/// A fragment bomb: each level spreads the one below twice.
+fn bomb(levels: usize) -> String {
+    let mut text = String::from("fragment F0 on Query { __typename }");
+    for i in 1..=levels {
+        text.push_str(&format!(
+            " fragment F{i} on Query {{ ...F{p} ...F{p} }}",
+            p = i - 1
+        ));
+    }
+    text.push_str(&format!(" {{ ...F{levels} }}"));
+    text
+}
+
+async fn post_raw(app: &TestApp, body: &Value) -> (u16, Value) {
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .header("accept", "application/graphql-response+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+fn assert_refused(status: u16, body: &Value, what: &str) {
+    assert_eq!(status, 400, "{what}: {body}");
+    assert_eq!(code(body), "BAD_USER_INPUT", "{what}: {body}");
+}
+
+async fn alive(app: &TestApp) {
+    let (status, body) = app.post(None, "{ __typename }", json!({})).await;
+    assert_eq!(
+        (status, body["data"]["__typename"].as_str()),
+        (200, Some("Query")),
+        "{body}"
+    );
+}
+
+async fn deep_documents_are_refused_on_every_path(app: TestApp) {
+    // POST: lists, objects and selection sets 100,000 deep.
+    for (what, doc) in [
+        // About 3,000 deep once aborted the process after parsing.
+        ("list of 3,000", deep_list(3_000)),
+        ("list", deep_list(DEEP)),
+        ("object", deep_object(DEEP)),
+        ("selection", deep_selection(DEEP)),
+    ] {
+        let (status, body) = app.post(None, &doc, json!({})).await;
+        assert_refused(status, &body, what);
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("nests"),
+            "{body}"
+        );
+    }
+    alive(&app).await;
+
+    // GET: as deep as a URL carries (an encoded bracket is three characters,
+    // and a URI is at most 64 KiB).
+    let doc = deep_list(5_000);
+    let res = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", doc.as_str())])
+        .header("accept", "application/graphql-response+json")
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    assert_refused(status, &body, "GET");
+
+    // Variables: deeper than JSON's own limit, and deeper than ours.
+    let mut deep_json =
+        String::from(r#"{"query":"query($v: JSON) { __typename }","variables":{"v":"#);
+    deep_json.push_str(&"[".repeat(DEEP));
+    deep_json.push_str(&"]".repeat(DEEP));
+    deep_json.push_str("}}");
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .header("accept", "application/graphql-response+json")
+        .body(deep_json)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+    let mut v = json!(1);
+    for _ in 0..100 {
+        v = json!([v]);
+    }
+    let (status, body) = post_raw(
+        &app,
+        &json!({"query": "query($v: JSON) { __typename }", "variables": {"v": v}}),
+    )
+    .await;
+    assert_refused(status, &body, "variables");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("variables nest"),
+        "{body}"
+    );
+
+    // Persisted queries: a deep document is neither run nor stored.
+    let doc = deep_list(DEEP);
+    let hash = format!(
+        "{:x}",
+        <sha2_digest::Sha256 as sha2_digest::Digest>::digest(doc.as_bytes())
+    );
+    let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let (status, body) = post_raw(&app, &json!({"query": doc, "extensions": ext})).await;
+    assert_refused(status, &body, "persisted");
+    let (_, body) = post_raw(&app, &json!({"extensions": ext})).await;
+    assert_eq!(code(&body), "PERSISTED_QUERY_NOT_FOUND", "{body}");
+
+    // The WebSocket: an `error` for the subscription, the socket stays open.
+    let team = app.login(TEAM).await;
+    let mut ws = Ws::connect(&app, &team).await;
+    ws.subscribe("deep", &deep_list(DEEP), json!({})).await;
+    let m = ws.message().await;
+    assert_eq!(m["type"], "error", "{m}");
+    assert_eq!(m["payload"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    ws.subscribe("ok", "{ __typename }", json!({})).await;
+    let m = ws.message().await;
+    assert_eq!(
+        (
+            m["type"].as_str(),
+            m["payload"]["data"]["__typename"].as_str()
+        ),
+        (Some("next"), Some("Query")),
+        "{m}"
+    );
+    alive(&app).await;
+}
+both!(deep_documents_are_refused_on_every_path);
+
+async fn fragment_bombs_are_refused_before_any_work(app: TestApp) {
+    let started = Instant::now();
+    let (status, body) = app.post(None, &bomb(40), json!({})).await;
+    let took = started.elapsed();
+    assert_refused(status, &body, "bomb");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fields once its fragments are expanded"),
+        "{body}"
+    );
+    assert!(took < Duration::from_secs(1), "refused in {took:?}");
+    // A bomb in fragments the operation does not use is refused as well.
+    let unused = bomb(40).replace("{ ...F40 }", "{ __typename }");
+    let (status, body) = app.post(None, &unused, json!({})).await;
+    assert_refused(status, &body, "unused bomb");
+    // Cycles.
+    let (status, body) = app
+        .post(
+            None,
+            "{ ...A } fragment A on Query { ...B } fragment B on Query { __typename ...A }",
+            json!({}),
+        )
+        .await;
+    assert_refused(status, &body, "cycle");
+    // Aliases are counted where the fragments are spread.
+    let aliases: String = (0..20).map(|i| format!("a{i}: __typename ")).collect();
+    let doc = format!(
+        "{{ ...F ...G }} fragment F on Query {{ {aliases} }} fragment G on Query {{ ...F }}"
+    );
+    let (status, body) = app.post(None, &doc, json!({})).await;
+    assert_refused(status, &body, "aliases");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("aliases"),
+        "{body}"
+    );
+    // A small, honest use of fragments passes.
+    let (status, body) = app.post(None, &bomb(4), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    alive(&app).await;
+}
+both!(fragment_bombs_are_refused_before_any_work);
+
+async fn a_request_past_its_deadline_answers_timeout(backend: Backend) {
+    let settings = gemba::config::Settings {
+        request_timeout: Duration::from_millis(1),
+        ..Default::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, settings).await else {
+        return;
+    };
+    // Logging in hashes a password: far longer than a millisecond.
+    let (status, body) = app
+        .post(
+            None,
+            "mutation { login(input: {email: \"team@gemba.local\", password: \"not-the-password\"}) { token } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (504, "TIMEOUT".to_owned()), "{body}");
+    assert!(body.get("data").is_none(), "{body}");
+    assert!(app.metric("gemba_request_timeouts_total").await >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadline_sqlite() {
+    a_request_past_its_deadline_answers_timeout(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadline_postgres() {
+    a_request_past_its_deadline_answers_timeout(Backend::Postgres).await;
+}
+
+async fn cost_budgets(backend: Backend) {
+    let settings = gemba::config::Settings {
+        budget_points: 2_000,
+        budget_refill_per_second: 100,
+        ..Default::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, settings).await else {
+        return;
+    };
+    let team = app.login(TEAM).await;
+    let other = app.login(crate::harness::PROGRAM).await;
+    let org = unit_id(&app, &team, "org").await;
+    // Each read of 100 items with their children costs about 100 × 100.
+    let costly = "query($u: ID!) { workItems(unit: $u, first: 10) { nodes { key children(first: 10) { nodes { key } } } } }";
+    let mut refused = None;
+    for _ in 0..40 {
+        let res = app
+            .client
+            .post(app.url("/graphql"))
+            .bearer_auth(&team)
+            .header("content-type", "application/json")
+            .json(&json!({"query": costly, "variables": {"u": org}}))
+            .send()
+            .await
+            .unwrap();
+        if res.status().as_u16() == 429 {
+            let retry = res
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            let body: Value = res.json().await.unwrap();
+            refused = Some((retry, body));
+            break;
+        }
+        let body: Value = res.json().await.unwrap();
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    let (retry, body) = refused.expect("the budget of 2,000 points ran out");
+    assert_eq!(code(&body), "RATE_LIMITED", "{body}");
+    let ext = &body["errors"][0]["extensions"];
+    assert!(retry.is_some_and(|r| r >= 1), "Retry-After: {retry:?}");
+    assert_eq!(ext["retryAfter"].as_u64(), retry, "{body}");
+    assert!(ext["remaining"].as_u64().unwrap() < 2_000, "{body}");
+    assert!(ext["cost"].as_u64().unwrap() > ext["remaining"].as_u64().unwrap());
+    assert!(body.get("data").is_none(), "{body}");
+    // Another token has its own budget.
+    app.ok(&other, costly, json!({"u": org})).await;
+    assert!(app.metric("gemba_rate_limited_total").await >= 1);
+    // The same code, the same status, whatever the operation: a login over
+    // its attempt limit is 429 too.
+    let mut last = (0, Value::Null);
+    for _ in 0..8 {
+        last = app
+            .post(
+                None,
+                "mutation { login(input: {email: \"team@gemba.local\", password: \"wrong-password\"}) { token } }",
+                json!({}),
+            )
+            .await;
+    }
+    assert_eq!(
+        (last.0, code(&last.1)),
+        (429, "RATE_LIMITED".to_owned()),
+        "{}",
+        last.1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_sqlite() {
+    cost_budgets(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_postgres() {
+    cost_budgets(Backend::Postgres).await;
+}
+
+async fn websocket_close_handshake_and_codes(app: TestApp) {
+    let team = app.login(TEAM).await;
+    // A client's close frame is echoed (RFC 6455 §5.5.1).
+    let mut ws = Ws::connect(&app, &team).await;
+    ws.send_raw(Message::Close(Some(
+        tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        },
+    )))
+    .await;
+    match ws.next(Duration::from_secs(3)).await {
+        Got::Closed(1000, _) => {}
+        other => panic!("the close frame was not echoed: {other:?}"),
+    }
+    // A text frame that is not UTF-8: 1007.
+    let mut ws = Ws::connect(&app, &team).await;
+    let header = FrameHeader {
+        opcode: OpCode::Data(Data::Text),
+        is_final: true,
+        ..Default::default()
+    };
+    ws.send_raw(Message::Frame(Frame::from_payload(
+        header,
+        vec![0xff, 0xfe, 0xfd].into(),
+    )))
+    .await;
+    ws.expect_close(1007, Duration::from_secs(3)).await;
+    // A message over the size limit: 1009.
+    let mut ws = Ws::connect(&app, &team).await;
+    let big = json!({"type": "ping", "payload": {"x": "x".repeat(300 * 1024)}});
+    ws.send(big).await;
+    ws.expect_close(1009, Duration::from_secs(3)).await;
+    alive(&app).await;
+}
+both!(websocket_close_handshake_and_codes);
