@@ -58,8 +58,27 @@ fn refuse(message: String) -> ServerError {
         .into_server_error(async_graphql::Pos::default())
 }
 
-/// Refuses `text` when its brackets nest deeper than `max`. Strings, block
-/// strings and comments are skipped; one pass, constant memory.
+/// Why text with U+0000 is refused: PostgreSQL cannot store it, so it would
+/// reach the database only to fail there.
+const NUL: &str = "text must not contain the NUL character (U+0000)";
+
+/// Whether the escape after a backslash (`u0000`, `u{0}`) stands for U+0000.
+fn escapes_nul(after: &[u8]) -> bool {
+    let Some(rest) = after.strip_prefix(b"u") else {
+        return false;
+    };
+    if let Some(braced) = rest.strip_prefix(b"{") {
+        let digits = braced.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        return digits > 0
+            && braced.get(digits) == Some(&b'}')
+            && braced[..digits].iter().all(|b| *b == b'0');
+    }
+    rest.len() >= 4 && rest[..4].iter().all(|b| *b == b'0')
+}
+
+/// Refuses `text` when its brackets nest deeper than `max`, or when it holds
+/// U+0000, raw or escaped in a string. Strings, block strings and comments
+/// are skipped for nesting; one pass, constant memory.
 ///
 /// # Errors
 /// The refusal's message.
@@ -89,9 +108,13 @@ pub fn check_nesting(text: &str, max: usize) -> Result<(), String> {
             b'"' => {
                 i += 1;
                 while i < bytes.len() && !matches!(bytes[i], b'"' | b'\n' | b'\r') {
+                    if bytes[i] == b'\\' && escapes_nul(&bytes[i + 1..]) {
+                        return Err(NUL.into());
+                    }
                     i += if bytes[i] == b'\\' { 2 } else { 1 };
                 }
             }
+            0 => return Err(NUL.into()),
             b'{' | b'[' | b'(' => {
                 depth += 1;
                 if depth > max {
@@ -106,17 +129,20 @@ pub fn check_nesting(text: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Refuses a variable value nested deeper than `max` lists and objects,
-/// walking it with an explicit stack.
-fn check_value_depth<'a>(
-    values: impl Iterator<Item = &'a Value>,
-    max: usize,
-) -> Result<(), String> {
+/// Refuses variables nested deeper than `max` lists and objects, or holding
+/// U+0000 in a string, walking them with an explicit stack.
+fn check_variables<'a>(values: impl Iterator<Item = &'a Value>, max: usize) -> Result<(), String> {
     let mut stack: Vec<(&Value, usize)> = values.map(|v| (v, 1)).collect();
     while let Some((value, depth)) = stack.pop() {
         let children: Box<dyn Iterator<Item = &Value>> = match value {
             Value::List(items) => Box::new(items.iter()),
-            Value::Object(fields) => Box::new(fields.values()),
+            Value::Object(fields) => {
+                if fields.keys().any(|k| k.contains('\0')) {
+                    return Err(NUL.into());
+                }
+                Box::new(fields.values())
+            }
+            Value::String(s) if s.contains('\0') => return Err(NUL.into()),
             _ => continue,
         };
         if depth > max {
@@ -245,7 +271,7 @@ impl Extension for GuardExtension {
     ) -> ServerResult<Request> {
         let limits = self.0;
         check_nesting(&request.query, limits.max_nesting).map_err(refuse)?;
-        check_value_depth(request.variables.values(), limits.max_nesting).map_err(refuse)?;
+        check_variables(request.variables.values(), limits.max_nesting).map_err(refuse)?;
         // Persisted queries resolve (or register) the document after this.
         let mut request = next.run(ctx, request).await?;
         let doc = request.parsed_query()?;
@@ -279,6 +305,16 @@ mod tests {
         assert!(check(&format!("{{ a(x: \"\"\"{deep} \\\"\"\" {deep}\"\"\") }}")).is_ok());
         assert!(check(&format!("# {deep}\n{{ a }}")).is_ok());
         assert!(check(&format!("{{ a(x: {deep}1{}) }}", "]".repeat(20))).is_err());
+    }
+
+    #[test]
+    fn nul_is_refused_raw_escaped_and_in_variables() {
+        assert!(check("{ a(x: \"a\\u0000b\") }").is_err());
+        assert!(check("{ a(x: \"a\\u{00}b\") }").is_err());
+        assert!(check("{ a(x: \"a\u{0}b\") }").is_err());
+        assert!(check("{ a(x: \"a\\u0001b \\\\u0000\") }").is_ok());
+        let v = Value::List(vec![Value::String("a\0".into())]);
+        assert!(check_variables(std::iter::once(&v), 8).is_err());
     }
 
     #[test]
@@ -347,10 +383,10 @@ mod tests {
         for _ in 0..100_000 {
             v = Value::List(vec![v]);
         }
-        assert!(check_value_depth(std::iter::once(&v), 8).is_err());
+        assert!(check_variables(std::iter::once(&v), 8).is_err());
         // Dropping a 100,000-deep value recurses; forget it in the test.
         std::mem::forget(v);
         let flat = Value::List(vec![Value::Null; 10]);
-        assert!(check_value_depth(std::iter::once(&flat), 8).is_ok());
+        assert!(check_variables(std::iter::once(&flat), 8).is_ok());
     }
 }

@@ -178,6 +178,50 @@ async fn deep_documents_are_refused_on_every_path(app: TestApp) {
 }
 both!(deep_documents_are_refused_on_every_path);
 
+/// U+0000 cannot be stored by PostgreSQL: refused at the door on both
+/// databases, so that one such string never fails a request or a batch.
+async fn nul_characters_are_refused(app: TestApp) {
+    let admin = app.login(crate::harness::ADMIN).await;
+    let (status, body) = app
+        .post(
+            Some(&admin),
+            "query($k: String!) { workItem(key: $k) { key } }",
+            json!({ "k": "PAY-\u{0}1" }),
+        )
+        .await;
+    assert_refused(status, &body, "variable");
+    let (status, body) = app
+        .post(
+            Some(&admin),
+            r#"{ workItem(key: "PAY-\u0000") { key } }"#,
+            json!({}),
+        )
+        .await;
+    assert_refused(status, &body, "escaped");
+    let events = [
+        json!({"id": "nul-1", "type": "unit.upserted", "source": "t",
+               "data": {"key": "nul-unit", "kind": "PORTFOLIO", "name": "A\u{0}B", "parent": null}}),
+        json!({"id": "nul-2", "type": "unit.upserted", "source": "t",
+               "data": {"key": "fine-unit", "kind": "PORTFOLIO", "name": "Fine", "parent": null}}),
+    ];
+    let body: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let (status, report) = crate::ingest::post_ndjson(&app, &admin, &body).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (report["applied"].as_u64(), report["rejected"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    assert!(
+        report["results"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("NUL"),
+        "{report}"
+    );
+}
+both!(nul_characters_are_refused);
+
 async fn fragment_bombs_are_refused_before_any_work(app: TestApp) {
     let started = Instant::now();
     let (status, body) = app.post(None, &bomb(40), json!({})).await;

@@ -3,6 +3,7 @@
 mod access;
 mod auth;
 mod boards;
+mod fuzz;
 mod harness;
 mod hostile;
 mod http;

@@ -308,12 +308,43 @@ fn parse(line: usize, raw: Raw) -> Result<Envelope, EventResult> {
             }
         },
     };
+    if holds_nul(&value) {
+        // PostgreSQL cannot store it: refused here, it would fail the batch.
+        return Err(EventResult {
+            line,
+            id: value
+                .get("id")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
+            status: Status::Rejected,
+            reason: Some("text must not contain the NUL character (U+0000)".into()),
+        });
+    }
     envelope(value).map_err(|(id, reason)| EventResult {
         line,
         id,
         status: Status::Rejected,
         reason: Some(reason),
     })
+}
+
+/// Whether any string or key of `v` holds U+0000.
+fn holds_nul(v: &serde_json::Value) -> bool {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => return true,
+            serde_json::Value::Array(items) => stack.extend(items),
+            serde_json::Value::Object(fields) => {
+                if fields.keys().any(|k| k.contains('\0')) {
+                    return true;
+                }
+                stack.extend(fields.values());
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 fn result(line: usize, env: &Envelope, status: Status, reason: Option<String>) -> EventResult {
