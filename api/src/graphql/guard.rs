@@ -84,6 +84,9 @@ fn escapes_nul(after: &[u8]) -> bool {
 /// The refusal's message.
 pub fn check_nesting(text: &str, max: usize) -> Result<(), String> {
     let bytes = text.as_bytes();
+    if bytes.contains(&0) {
+        return Err(NUL.into());
+    }
     let mut depth = 0usize;
     let mut i = 0;
     while i < bytes.len() {
@@ -114,7 +117,6 @@ pub fn check_nesting(text: &str, max: usize) -> Result<(), String> {
                     i += if bytes[i] == b'\\' { 2 } else { 1 };
                 }
             }
-            0 => return Err(NUL.into()),
             b'{' | b'[' | b'(' => {
                 depth += 1;
                 if depth > max {
