@@ -12,6 +12,9 @@
 //!   user is deactivated; when the user's memberships change, the open
 //!   subscriptions restart with the new access (a subscription the user may
 //!   no longer make ends with `FORBIDDEN`);
+//! - the database away at `connection_init` closes with 1013 (try again
+//!   later), and during an outage open subscriptions keep the access checked
+//!   last instead of closing;
 //! - a client that stops reading is disconnected (4413 after
 //!   [`SEND_TIMEOUT`]); a subscription that falls behind gets a `LAGGED`
 //!   error and goes on: memory per connection is bounded either way.
@@ -161,6 +164,14 @@ fn close_for(err: axum::Error) -> Option<(u16, &'static str)> {
         WsError::Protocol(_) => Some((1002, "Protocol error")),
         _ => None,
     }
+}
+
+/// An error that says nothing about the token: the database is away.
+fn is_transient(e: &crate::error::ApiError) -> bool {
+    matches!(
+        e.code(),
+        crate::error::ErrorCode::Unavailable | crate::error::ErrorCode::Timeout
+    )
 }
 
 /// A request error (no data, errors without a path): the document did not
@@ -348,6 +359,11 @@ impl Connection {
                         .await
                     {
                         Ok(v) => v,
+                        Err(e) if is_transient(&e) => {
+                            self.close(1013, "The database is unavailable; try again later")
+                                .await;
+                            return false;
+                        }
                         Err(_) => {
                             self.close(4403, "Forbidden: the token is invalid, expired or revoked")
                                 .await;
@@ -402,10 +418,17 @@ impl Connection {
     /// changed: closes on a revoked token or a deactivated user, else
     /// restarts every subscription with the new access.
     async fn reauthenticate(&mut self) -> bool {
-        let Some((token, _, _)) = self.auth.take() else {
+        let Some((token, policy, viewer)) = self.auth.take() else {
             return true;
         };
         match auth::authenticate(&self.state.db, &self.state.services.keys, &token).await {
+            // The database is away: keep the access checked last, so that an
+            // outage does not close every socket; the next change rechecks.
+            Err(e) if is_transient(&e) => {
+                tracing::warn!("cannot recheck a WebSocket's access: the database is unavailable");
+                self.auth = Some((token, policy, viewer));
+                true
+            }
             Ok(viewer) => {
                 let policy = Arc::new(Policy::for_viewer(viewer.clone()));
                 self.auth = Some((token, policy, viewer));

@@ -607,7 +607,7 @@ async fn ws_case(app: &TestApp, fz: &mut Generator<'_>, token: &str, case: &str)
                 if let Some(f) = frame {
                     let code = u16::from(f.code);
                     assert!(
-                        matches!(code, 1000 | 1002 | 1007 | 1009 | 4400..=4499),
+                        matches!(code, 1000 | 1002 | 1007 | 1009 | 1013 | 4400..=4499),
                         "{case}: closed with {code}"
                     );
                 }

@@ -254,7 +254,13 @@ async fn a_database_outage_fails_fast_and_recovers() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 503);
     assert!(res.headers().get("retry-after").is_some());
-    // The subscription stays open through the outage.
+    // A new WebSocket is told to come back later; the open subscription
+    // stays open through the outage.
+    let mut fresh = Ws::open(&app).await;
+    fresh
+        .send(json!({"type": "connection_init", "payload": {"token": team}}))
+        .await;
+    fresh.expect_close(1013, Duration::from_secs(3)).await;
     ws.expect_quiet(Duration::from_millis(500)).await;
 
     pg.up();
