@@ -270,3 +270,31 @@ macro_rules! both {
         }
     };
 }
+
+/// [`both!`] for a test whose servers run with other settings than the
+/// defaults: `both_with!(name, Settings { .. })`.
+#[macro_export]
+macro_rules! both_with {
+    ($name:ident, $settings:expr) => {
+        mod $name {
+            use $crate::harness::{Backend, TestApp};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = TestApp::spawn_with(Backend::Sqlite, $settings)
+                    .await
+                    .unwrap();
+                super::$name(app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(app) = TestApp::spawn_with(Backend::Postgres, $settings).await else {
+                    eprintln!("GEMBA_TEST_POSTGRES_URL is not set: PostgreSQL variant skipped");
+                    return;
+                };
+                super::$name(app).await;
+            }
+        }
+    };
+}

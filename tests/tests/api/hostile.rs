@@ -9,10 +9,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
-use crate::both;
-use crate::harness::{Backend, TEAM, TestApp, code};
+use crate::harness::{TEAM, TestApp, code};
 use crate::writes::unit_id;
 use crate::ws::{Got, Ws};
+use crate::{both, both_with};
 
 const DEEP: usize = 100_000;
 
@@ -269,14 +269,7 @@ async fn fragment_bombs_are_refused_before_any_work(app: TestApp) {
 }
 both!(fragment_bombs_are_refused_before_any_work);
 
-async fn a_request_past_its_deadline_answers_timeout(backend: Backend) {
-    let settings = gemba::config::Settings {
-        request_timeout: Duration::from_millis(1),
-        ..Default::default()
-    };
-    let Some(app) = TestApp::spawn_with(backend, settings).await else {
-        return;
-    };
+async fn a_request_past_its_deadline_answers_timeout(app: TestApp) {
     // Logging in hashes a password: far longer than a millisecond.
     let (status, body) = app
         .post(
@@ -290,25 +283,15 @@ async fn a_request_past_its_deadline_answers_timeout(backend: Backend) {
     assert!(app.metric("gemba_request_timeouts_total").await >= 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deadline_sqlite() {
-    a_request_past_its_deadline_answers_timeout(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deadline_postgres() {
-    a_request_past_its_deadline_answers_timeout(Backend::Postgres).await;
-}
-
-async fn cost_budgets(backend: Backend) {
-    let settings = gemba::config::Settings {
-        budget_points: 2_000,
-        budget_refill_per_second: 100,
+both_with!(
+    a_request_past_its_deadline_answers_timeout,
+    gemba::config::Settings {
+        request_timeout: std::time::Duration::from_millis(1),
         ..Default::default()
-    };
-    let Some(app) = TestApp::spawn_with(backend, settings).await else {
-        return;
-    };
+    }
+);
+
+async fn cost_budgets(app: TestApp) {
     let team = app.login(TEAM).await;
     let other = app.login(crate::harness::PROGRAM).await;
     let org = unit_id(&app, &team, "org").await;
@@ -369,15 +352,14 @@ async fn cost_budgets(backend: Backend) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn budgets_sqlite() {
-    cost_budgets(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn budgets_postgres() {
-    cost_budgets(Backend::Postgres).await;
-}
+both_with!(
+    cost_budgets,
+    gemba::config::Settings {
+        budget_points: 2_000,
+        budget_refill_per_second: 100,
+        ..Default::default()
+    }
+);
 
 async fn websocket_close_handshake_and_codes(app: TestApp) {
     let team = app.login(TEAM).await;

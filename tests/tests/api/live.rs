@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::boards::SIBLING;
-use crate::both;
 use crate::harness::{ADMIN, Backend, EXEC, PROGRAM, TEAM, TestApp};
 use crate::writes::unit_id;
 use crate::ws::{Got, Ws};
+use crate::{both, both_with};
 
 const ITEM_EVENTS: &str = "subscription($u: ID!) { workItemEvents(unit: $u) { kind at workItem { key state unit { key } } } }";
 const BOARD_EVENTS: &str = "subscription($u: ID!) { boardEvents(unit: $u) { kind lane { key }
@@ -434,14 +434,7 @@ async fn replicas_deliver_each_others_events() {
 }
 
 /// A socket closes when its token expires.
-async fn token_expiry_closes_the_socket(backend: Backend) {
-    let settings = gemba::config::Settings {
-        token_ttl: Duration::from_secs(2),
-        ..Default::default()
-    };
-    let Some(app) = TestApp::spawn_with(backend, settings).await else {
-        return;
-    };
+async fn token_expiry_closes_the_socket(app: TestApp) {
     let team = app.login(TEAM).await;
     let atlas = unit_id(&app, &team, "team-atlas").await;
     let mut ws = Ws::connect(&app, &team).await;
@@ -453,15 +446,13 @@ async fn token_expiry_closes_the_socket(backend: Backend) {
     assert!(started.elapsed() < Duration::from_secs(4));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_expiry_closes_the_socket_sqlite() {
-    token_expiry_closes_the_socket(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_expiry_closes_the_socket_postgres() {
-    token_expiry_closes_the_socket(Backend::Postgres).await;
-}
+both_with!(
+    token_expiry_closes_the_socket,
+    gemba::config::Settings {
+        token_ttl: std::time::Duration::from_secs(2),
+        ..Default::default()
+    }
+);
 
 /// Ingested events reach subscribers through the same bus as mutations.
 async fn ingested_changes_reach_subscribers(app: TestApp) {
