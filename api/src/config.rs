@@ -85,8 +85,9 @@ pub struct ServeArgs {
     #[arg(long, env = "GEMBA_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
 
-    /// Longest wait for a database connection, in ms: past it a request
-    /// answers `UNAVAILABLE` (HTTP 503).
+    /// Longest wait for a PostgreSQL connection, in ms: past it a request
+    /// answers `UNAVAILABLE` (HTTP 503). On SQLite the request deadline
+    /// bounds the wait instead.
     #[arg(long, env = "GEMBA_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
     pub db_acquire_timeout_ms: u64,
 

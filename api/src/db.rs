@@ -43,11 +43,18 @@ impl Default for PoolOptions {
 }
 
 impl PoolOptions {
-    /// For the server: a request fails fast when the database is away, and
-    /// no statement outlives the request deadline.
-    pub fn serving(settings: &crate::config::Settings) -> Self {
+    /// For the server at `url`: on PostgreSQL a request fails fast when the
+    /// database is away, and no statement outlives the request deadline. An
+    /// embedded SQLite file cannot be away: there, waiting for a connection
+    /// is queueing behind other requests, bounded by the deadline alone.
+    pub fn serving(url: &str, settings: &crate::config::Settings) -> Self {
+        let acquire_timeout = if url.starts_with("sqlite:") {
+            settings.request_timeout
+        } else {
+            settings.db_acquire_timeout
+        };
         Self {
-            acquire_timeout: settings.db_acquire_timeout,
+            acquire_timeout,
             statement_timeout: Some(settings.request_timeout),
         }
     }

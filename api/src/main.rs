@@ -261,7 +261,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         print_logins(&logins)?;
     }
     let _ = setup.close().await;
-    let (conn, statements) = db::connect_with(&url, &db::PoolOptions::serving(&settings))
+    let (conn, statements) = db::connect_with(&url, &db::PoolOptions::serving(&url, &settings))
         .await
         .context("cannot open the database")?;
     let bus = gemba::events::EventBus::default();

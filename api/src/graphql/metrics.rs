@@ -18,6 +18,15 @@ pub struct TimeWindowInput {
     pub to: DateTime<Utc>,
 }
 
+/// The complexity a metric adds for its window: a metric reads every fact
+/// of a subtree and answers per day (cumulative flow), so it costs 100 plus
+/// one per day. The complexity limit and the cost budgets count it so: 30
+/// aliased five-year metrics no longer pass as 30 cheap fields.
+pub(crate) fn window_cost(window: &TimeWindowInput) -> usize {
+    let days = (window.to - window.from).num_days().max(0);
+    100 + usize::try_from(days).unwrap_or(usize::MAX / 2)
+}
+
 /// Which items a metric covers; every item of the unit's subtree when
 /// omitted.
 #[derive(InputObject, Default)]

@@ -130,6 +130,7 @@ impl Query {
     /// Flow metrics (DESIGN §3.1) of a unit (and by default its subtree)
     /// over `[from, to)`: for viewers who may read the unit's aggregates,
     /// `FORBIDDEN` for others.
+    #[graphql(complexity = "super::metrics::window_cost(&window) + child_complexity")]
     async fn flow_metrics(
         &self,
         ctx: &Context<'_>,
@@ -142,6 +143,7 @@ impl Query {
 
     /// Delivery metrics (DESIGN §3.5, DORA) of a unit (and by default its
     /// subtree) over `[from, to)`, for viewers who may read its aggregates.
+    #[graphql(complexity = "super::metrics::window_cost(&window) + child_complexity")]
     async fn delivery_metrics(
         &self,
         ctx: &Context<'_>,
@@ -164,6 +166,7 @@ impl Query {
     /// per stage, items, process and wait time and %C&A, and the totals,
     /// over the items of the owning unit's subtree completed in the window.
     /// `NOT_FOUND` for a stream you may not read.
+    #[graphql(complexity = "super::metrics::window_cost(&window) + child_complexity")]
     async fn value_stream_map(
         &self,
         ctx: &Context<'_>,

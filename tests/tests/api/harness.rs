@@ -106,7 +106,7 @@ impl TestApp {
     }
 
     pub async fn serve_on(url: &str, backend: Backend, settings: Settings) -> TestApp {
-        let pool = gemba::db::PoolOptions::serving(&settings);
+        let pool = gemba::db::PoolOptions::serving(url, &settings);
         let (db, statements) = gemba::db::connect_with(url, &pool).await.unwrap();
         let bus = gemba::events::EventBus::default();
         let live = gemba::events::live::LiveHub::start(&db, &bus);

@@ -397,3 +397,89 @@ async fn websocket_close_handshake_and_codes(app: TestApp) {
     alive(&app).await;
 }
 both!(websocket_close_handshake_and_codes);
+
+/// Twenty five-year flow metrics of the whole organisation: seconds of
+/// database work, yet within every limit (complexity about 40,000).
+fn slow_query() -> String {
+    let fields: String = (0..20)
+        .map(|i| {
+            format!(
+                "m{i}: flowMetrics(unit: $u, window: {{from: \"2021-12-03T00:00:00Z\", to: \"2026-12-03T00:00:00Z\"}}) \
+                 {{ throughput timeInState {{ state total }} cumulativeFlow {{ date counts {{ state count }} }} }} "
+            )
+        })
+        .collect();
+    format!("query($u: ID!) {{ {fields} }}")
+}
+
+/// Statements the server completes in 1.5 s, starting a second from now;
+/// on PostgreSQL, plus the statements still running in the database then.
+async fn statements_a_second_later(app: &TestApp) -> u64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = app.statements().await;
+    let mut running = 0;
+    if app.backend == crate::harness::Backend::Postgres {
+        let db = sea_orm::Database::connect(&app.db_url).await.unwrap();
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        running = u64::try_from(row.try_get::<i64>("", "n").unwrap()).unwrap();
+        let _ = db.close().await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.statements().await - before + running
+}
+
+/// A slow query whose client leaves, or whose deadline passes, stops: no
+/// statement of it completes a second later.
+async fn slow_work_stops_when_its_client_leaves(app: TestApp) {
+    let admin = app.login(crate::harness::ADMIN).await;
+    let org = unit_id(&app, &admin, "org").await;
+    let query = slow_query();
+    let vars = json!({ "u": org });
+    // Run to the end, the query takes longer than the window watched below,
+    // so work that went on would be seen.
+    let started = Instant::now();
+    let body = app.ok(&admin, &query, vars.clone()).await;
+    let full = started.elapsed();
+    assert!(body["m19"]["throughput"].is_number());
+    assert!(
+        full > Duration::from_millis(2600),
+        "the slow query took only {full:?}"
+    );
+
+    // The client gives up after 300 ms.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let res = impatient
+        .post(app.url("/graphql"))
+        .bearer_auth(&admin)
+        .json(&json!({ "query": query, "variables": vars }))
+        .send()
+        .await;
+    assert!(res.is_err(), "the query answered within 300 ms");
+    let after_leaving = statements_a_second_later(&app).await;
+    assert_eq!(after_leaving, 0, "statements ran after the client left");
+
+    // The deadline passes (a second server on the same database).
+    let settings = gemba::config::Settings {
+        request_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let strict = TestApp::serve_on(&app.db_url, app.backend, settings).await;
+    let token = strict.login(crate::harness::ADMIN).await;
+    let (status, body) = strict.post(Some(&token), &query, vars).await;
+    assert_eq!((status, code(&body)), (504, "TIMEOUT".to_owned()), "{body}");
+    let after_deadline = statements_a_second_later(&strict).await;
+    assert_eq!(after_deadline, 0, "statements ran after the deadline");
+}
+both!(slow_work_stops_when_its_client_leaves);
