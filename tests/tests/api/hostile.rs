@@ -483,3 +483,31 @@ async fn slow_work_stops_when_its_client_leaves(app: TestApp) {
     assert_eq!(after_deadline, 0, "statements ran after the deadline");
 }
 both!(slow_work_stops_when_its_client_leaves);
+
+/// An operation's cost is counted on the document with its fragments
+/// expanded: a fragment spread twice costs twice.
+async fn cost_counts_expanded_fragments(app: TestApp) {
+    let admin = app.login(crate::harness::ADMIN).await;
+    let org = unit_id(&app, &admin, "org").await;
+    let fragment = "fragment F on Query { workItems(unit: $u, first: 100) { nodes { key } } }";
+    let once = format!("query($u: ID!) {{ ...F }} {fragment}");
+    app.ok(&admin, &once, json!({ "u": org })).await;
+    let twice = format!("query($u: ID!) {{ ...F ...G }} fragment G on Query {{ ...F }} {fragment}");
+    let body = app.gql(Some(&admin), &twice, json!({ "u": org })).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("complex"),
+        "{body}"
+    );
+}
+both_with!(
+    cost_counts_expanded_fragments,
+    gemba::config::Settings {
+        max_query_complexity: 300,
+        ..Default::default()
+    }
+);
