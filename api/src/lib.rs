@@ -2,10 +2,10 @@
 //!
 //! The library behind the `gemba` binary: [`http::app`] builds the axum
 //! router that tests and the binary serve, [`graphql::build_schema`] the
-//! GraphQL schema.
+//! GraphQL schema, [`cli`] the commands of the binary.
 
 pub mod auth;
-pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -13,10 +13,6 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
-pub mod import;
-pub mod live_bench;
 pub mod policy;
-pub mod seed;
 pub mod service;
-pub mod synthetic;
 pub mod webhooks;

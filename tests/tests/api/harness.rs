@@ -89,7 +89,7 @@ impl TestApp {
         };
         let (db, _) = gemba::db::connect(&url).await.unwrap();
         gemba::db::migrate(&db).await.unwrap();
-        gemba::seed::demo(&db, Some(PASSWORD.to_owned()))
+        gemba::cli::seed::demo(&db, Some(PASSWORD.to_owned()))
             .await
             .unwrap()
             .expect("a fresh database takes the demo seed");

@@ -195,7 +195,7 @@ async fn a_database_outage_fails_fast_and_recovers() {
     let url = pg.url();
     let (db, _) = gemba::db::connect(&url).await.unwrap();
     gemba::db::migrate(&db).await.unwrap();
-    gemba::seed::demo(&db, Some(PASSWORD.to_owned()))
+    gemba::cli::seed::demo(&db, Some(PASSWORD.to_owned()))
         .await
         .unwrap()
         .unwrap();

@@ -127,7 +127,7 @@ pub async fn generate(db: &DatabaseConnection, opts: &Options) -> anyhow::Result
     }
     let org = units::organisation(db)
         .await
-        .map_err(crate::seed::api_err)?;
+        .map_err(crate::cli::seed::api_err)?;
 
     // The tree.
     let txn = db.begin().await?;
@@ -142,7 +142,7 @@ pub async fn generate(db: &DatabaseConnection, opts: &Options) -> anyhow::Result
             &format!("Portfolio {p}"),
         )
         .await
-        .map_err(crate::seed::api_err)?;
+        .map_err(crate::cli::seed::api_err)?;
         let pline = Line {
             level: UnitKind::Portfolio.as_str().to_owned(),
             portfolio_id: Some(pu.id),
@@ -158,7 +158,7 @@ pub async fn generate(db: &DatabaseConnection, opts: &Options) -> anyhow::Result
                 &format!("Program {p}.{g}"),
             )
             .await
-            .map_err(crate::seed::api_err)?;
+            .map_err(crate::cli::seed::api_err)?;
             let gline = Line {
                 level: UnitKind::Program.as_str().to_owned(),
                 program_id: Some(gu.id),
@@ -174,7 +174,7 @@ pub async fn generate(db: &DatabaseConnection, opts: &Options) -> anyhow::Result
                     &format!("Team {p}.{g}.{t}"),
                 )
                 .await
-                .map_err(crate::seed::api_err)?;
+                .map_err(crate::cli::seed::api_err)?;
                 teams.push(Unit {
                     id: tu.id,
                     key,

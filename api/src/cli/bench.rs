@@ -96,7 +96,7 @@ pub async fn metrics(db: &DatabaseConnection, runs: usize) -> anyhow::Result<Vec
         let unit = first_of(db, kind).await?;
         let path = units::path_of(db, &unit)
             .await
-            .map_err(crate::seed::api_err)?;
+            .map_err(crate::cli::seed::api_err)?;
         let id = crate::graphql::ids::encode(crate::graphql::ids::kind::UNIT, unit.id).0;
         for days in [90i64, 730] {
             let from = end - Duration::days(days);
@@ -262,13 +262,13 @@ async fn admin(db: &DatabaseConnection) -> anyhow::Result<(Policy, Arc<Services>
             let password: String = pw.iter().map(|b| format!("{b:02x}")).collect();
             let u = users::insert_user(db, BENCH_EMAIL, "Benchmark", password)
                 .await
-                .map_err(crate::seed::api_err)?;
+                .map_err(crate::cli::seed::api_err)?;
             let org = units::organisation(db)
                 .await
-                .map_err(crate::seed::api_err)?;
+                .map_err(crate::cli::seed::api_err)?;
             users::insert_membership(db, u.id, &org, Role::Admin)
                 .await
-                .map_err(crate::seed::api_err)?;
+                .map_err(crate::cli::seed::api_err)?;
             u
         }
     };
@@ -277,10 +277,10 @@ async fn admin(db: &DatabaseConnection) -> anyhow::Result<(Policy, Arc<Services>
     let keys = TokenKeys::new(&secret)?;
     let (token, _) = keys
         .issue(user.id, std::time::Duration::from_secs(3600))
-        .map_err(crate::seed::api_err)?;
+        .map_err(crate::cli::seed::api_err)?;
     let viewer = crate::auth::authenticate(db, &keys, &token)
         .await
-        .map_err(crate::seed::api_err)?;
+        .map_err(crate::cli::seed::api_err)?;
     let bus = crate::events::EventBus::default();
     let live = crate::events::live::LiveHub::start(db, &bus);
     let services = Arc::new(Services::new(keys, Settings::default(), bus, live));
