@@ -35,9 +35,14 @@ macro_rules! stored_enum {
 stored_enum! {
     /// Level of a unit in the organisation tree.
     UnitKind {
+        /// The root of the tree: one per deployment.
         Organization => "ORGANIZATION",
+        /// A portfolio, directly under the organisation: the level that owns
+        /// epics.
         Portfolio => "PORTFOLIO",
+        /// A program, under a portfolio: the level that owns features.
         Program => "PROGRAM",
+        /// A team, under a program: the level that owns stories and tasks.
         Team => "TEAM",
     }
 }
@@ -55,12 +60,27 @@ impl UnitKind {
 }
 
 stored_enum! {
-    /// What a membership allows (DESIGN §2).
+    /// What a membership allows (DESIGN §2). Each role is granted on a unit
+    /// of its own level; its scope is that unit and every unit beneath it.
     Role {
+        /// Granted on a team: reads and writes the team's items, reads the
+        /// items of its ancestor units, and reads aggregates of the team and
+        /// its ancestors.
         TeamMember => "TEAM_MEMBER",
+        /// Granted on a program: reads and writes every item beneath it,
+        /// configures its boards and creates teams under it. Also reads the
+        /// items and aggregates of its ancestor units.
         ProgramManager => "PROGRAM_MANAGER",
+        /// Granted on a portfolio: reads and writes every item beneath it,
+        /// creates programs and teams, and manages its value streams and
+        /// objectives. May read cost-like fields.
         PortfolioManager => "PORTFOLIO_MANAGER",
+        /// Granted on the organisation or a portfolio: reads every aggregate
+        /// beneath it, but items only of portfolios and programs (epics,
+        /// features). Manages objectives there and may read cost-like fields.
         Executive => "EXECUTIVE",
+        /// Granted on the organisation: reads and changes everything,
+        /// including users, memberships, API keys and the unit tree.
         Admin => "ADMIN",
     }
 }
@@ -83,14 +103,27 @@ impl Role {
 }
 
 stored_enum! {
-    /// The kind of a work item.
+    /// The kind of a work item. It decides which unit level may own the item
+    /// and its default `FlowType`.
     WorkItemType {
+        /// A large initiative owned by a portfolio, broken down into features.
         Epic => "EPIC",
+        /// A piece of customer value owned by a program, usually under an
+        /// epic and broken down into stories.
         Feature => "FEATURE",
+        /// A unit of work owned by a team, usually under a feature.
         Story => "STORY",
+        /// A small piece of work owned by a team, usually under a story or a
+        /// defect.
         Task => "TASK",
+        /// A bug, owned by a team, program or portfolio; `foundIn` says where it
+        /// was found. Its flow type is `DEFECT`.
         Defect => "DEFECT",
+        /// A risk to be mitigated, owned by a team, program or portfolio. Its
+        /// flow type is `RISK`.
         Risk => "RISK",
+        /// Technical debt to be paid down, owned by a team, program or
+        /// portfolio. Its flow type is `DEBT`.
         Debt => "DEBT",
     }
 }
@@ -132,22 +165,34 @@ impl WorkItemType {
 }
 
 stored_enum! {
-    /// Flow Framework item type.
+    /// Flow Framework item type, used to split flow metrics. Epics, features,
+    /// stories and tasks are `FEATURE` by default; the others map one to one.
     FlowType {
+        /// New business value for customers.
         Feature => "FEATURE",
+        /// Fixes of quality problems.
         Defect => "DEFECT",
+        /// Work that reduces risk (security, compliance, ...).
         Risk => "RISK",
+        /// Work that pays down technical debt.
         Debt => "DEBT",
     }
 }
 
 stored_enum! {
-    /// Flow-state category of a workflow state (DESIGN §1.2).
+    /// Flow-state category of a workflow state (DESIGN §1.2). Flow metrics
+    /// read categories, never state names.
     StateCategory {
+        /// Accepted into a backlog but not started; not work in progress.
         New => "NEW",
+        /// Someone is working on it: work in progress and value-adding time.
         Active => "ACTIVE",
+        /// Started but waiting (review queue, blocked, hand-off): work in
+        /// progress, non-value-adding time.
         Waiting => "WAITING",
+        /// Delivered: counts as completed.
         Done => "DONE",
+        /// Dropped: neither work in progress nor completed.
         Canceled => "CANCELED",
     }
 }
@@ -155,8 +200,11 @@ stored_enum! {
 stored_enum! {
     /// Where a defect was found.
     DefectOrigin {
+        /// Found by the developers while building.
         Development => "DEVELOPMENT",
+        /// Found in testing, before release.
         Testing => "TESTING",
+        /// Found in production: an escaped defect for the quality metrics.
         Production => "PRODUCTION",
     }
 }
@@ -189,8 +237,11 @@ stored_enum! {
 stored_enum! {
     /// The period a value stream's run-rate cost is expressed per.
     CostPeriod {
+        /// Cost per month.
         Month => "MONTH",
+        /// Cost per quarter.
         Quarter => "QUARTER",
+        /// Cost per year.
         Year => "YEAR",
     }
 }

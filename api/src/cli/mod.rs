@@ -156,8 +156,6 @@ enum UserCommand {
     },
 }
 
-
-
 /// Logs to stderr, filtered by `GEMBA_LOG` (or `RUST_LOG`; `info` by
 /// default), as JSON with `GEMBA_LOG_FORMAT=json`.
 pub fn init_tracing() {

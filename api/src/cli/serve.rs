@@ -173,4 +173,3 @@ pub(super) async fn run_import(db_args: &DbArgs, file: &str, dry_run: bool) -> a
     }
     Ok(())
 }
-

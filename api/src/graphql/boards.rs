@@ -41,13 +41,15 @@ fn decode_card_cursor(cursor: &str) -> ApiResult<(String, i64)> {
         .ok_or_else(|| ApiError::bad_input("`after` is not a valid card cursor"))
 }
 
-/// A unit's Kanban board: its workflow's columns with counts and WIP limits,
-/// its own items as cards in rank order, and on request the items of one
-/// type across its subtree in swimlanes.
 pub struct Board(pub boards::Board);
 
+/// A unit's Kanban board: its workflow's columns with counts and WIP limits,
+/// its own items as cards in rank order, and on request the items of one
+/// type across its subtree in swimlanes. Readable wherever you may read the
+/// unit's aggregates; cards appear only where you may also read its items.
 #[Object]
 impl Board {
+    /// The unit whose board this is.
     async fn unit(&self, ctx: &Context<'_>) -> GqlResult<Unit> {
         rc(ctx)?
             .units
@@ -57,8 +59,9 @@ impl Board {
             .ok_or_else(|| ApiError::not_found("unit").into())
     }
 
-    /// `WARN`: a move over a WIP limit happens and is flagged; `BLOCK`: it
-    /// is refused with `CONFLICT`.
+    /// What happens when a move takes a column over its WIP limit. `WARN`
+    /// (the default): the move happens and is flagged; `BLOCK`: it is refused
+    /// with `CONFLICT`.
     async fn wip_policy(&self) -> WipPolicy {
         self.0.wip_policy
     }
@@ -76,12 +79,16 @@ impl Board {
 
     /// The items of `itemType` owned by the units below this one, one lane
     /// per unit that may own such items (e.g. a program's stories, one lane
-    /// per team), by unit key.
+    /// per team), ordered by unit key. Only units whose aggregates you may
+    /// read get a lane.
     async fn lanes(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The work item type the lanes show, e.g. `STORY`: each lane is a unit below this one of a kind that owns that type."
+        )]
         item_type: WorkItemType,
-        #[graphql(default = 50)] first: i32,
+        #[graphql(default = 50, desc = "The most lanes to return, from 0 to 100.")] first: i32,
     ) -> GqlResult<Vec<BoardLane>> {
         if !(0..=MAX_LANES).contains(&first) {
             return Err(
@@ -100,11 +107,13 @@ impl Board {
     }
 }
 
-/// One swimlane: the items of one type owned by one unit.
 pub struct BoardLane(boards::Lane);
 
+/// One swimlane of a board: the items of one type owned by one unit below
+/// the board's unit.
 #[Object]
 impl BoardLane {
+    /// The unit whose items the lane holds.
     async fn unit(&self, ctx: &Context<'_>) -> GqlResult<Unit> {
         rc(ctx)?
             .units
@@ -114,15 +123,19 @@ impl BoardLane {
             .ok_or_else(|| ApiError::not_found("unit").into())
     }
 
+    /// The lane unit's columns in workflow order, counting only items of the
+    /// lane's type. Their cards appear only where you may read that unit's
+    /// items.
     async fn columns(&self) -> Vec<BoardColumn> {
         self.0.columns.iter().cloned().map(BoardColumn).collect()
     }
 }
 
-/// A column: one state of the workflow.
 #[derive(Clone)]
 pub struct BoardColumn(pub boards::Column);
 
+/// A column of a board or swimlane: one state of the workflow, with its
+/// item count, WIP limit and cards.
 #[Object]
 impl BoardColumn {
     /// The state's name.
@@ -130,30 +143,39 @@ impl BoardColumn {
         &self.0.name
     }
 
+    /// The flow-state category of the column's state: `NEW`, `ACTIVE`,
+    /// `WAITING`, `DONE` or `CANCELED`.
     async fn category(&self) -> GqlResult<StateCategory> {
         Ok(StateCategory::parse(&self.0.category)?)
     }
 
-    /// The board's own limit for this column, else its workflow's.
+    /// The most items the column should hold: the board's own limit for this
+    /// column, else its workflow's. Null means no limit.
     async fn wip_limit(&self) -> Option<i32> {
         self.0.wip_limit
     }
 
-    /// Items in the column (an aggregate: shown even when cards are not).
+    /// Items in the column (an aggregate: shown even when cards are not). In
+    /// a swimlane, only items of the lane's type count.
     async fn count(&self) -> i64 {
         self.0.count
     }
 
-    /// More items than the WIP limit.
+    /// Whether the column holds more items than its WIP limit; always false
+    /// when it has no limit.
     async fn over_limit(&self) -> bool {
         self.0.over_limit()
     }
 
-    /// Cards in rank order; empty when you may not read the board's items.
+    /// Cards in rank order, a page at a time; empty when you may not read the
+    /// board's items.
     async fn cards(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 50)] first: i32,
+        #[graphql(default = 50, desc = "The most cards to return, from 0 to 200.")] first: i32,
+        #[graphql(
+            desc = "Return the cards after this cursor: an edge's `cursor` or `pageInfo.endCursor` from an earlier page of this column. Null starts at the first card."
+        )]
         after: Option<String>,
     ) -> GqlResult<BoardCardConnection> {
         if !(0..=MAX_CARDS).contains(&first) {
@@ -200,21 +222,27 @@ impl BoardColumn {
 /// An edge of a column's cards.
 #[derive(SimpleObject, Clone)]
 pub struct BoardCardEdge {
+    /// An opaque cursor: pass it as `after` to get the cards that follow
+    /// this one.
     pub cursor: String,
+    /// The card.
     pub node: BoardCard,
 }
 
 /// A column's cards, a page at a time.
 #[derive(SimpleObject)]
 pub struct BoardCardConnection {
+    /// The page's cards, each with its cursor.
     pub edges: Vec<BoardCardEdge>,
+    /// The page's cards, without cursors.
     pub nodes: Vec<BoardCard>,
+    /// Whether more cards follow and the cursors of this page's ends. Pages
+    /// go forward only, so `hasPreviousPage` is always false.
     pub page_info: PageInfo,
     /// Cards in the column (0 when you may not read them).
     pub total_count: i64,
 }
 
-/// A card: a work item as its board shows it.
 #[derive(Clone)]
 pub struct BoardCard {
     pub card: Card,
@@ -222,37 +250,50 @@ pub struct BoardCard {
     pub now: DateTime<Utc>,
 }
 
+/// A card: a work item as its board shows it, with its age and its
+/// children's progress. Cards appear only to viewers who may read the item.
 #[Object]
 impl BoardCard {
+    /// The work item itself, with all its fields.
     async fn work_item(&self) -> WorkItem {
         WorkItem(self.card.item.clone())
     }
 
+    /// The work item's unique key.
     async fn key(&self) -> &str {
         &self.card.item.key
     }
 
+    /// The work item's title.
     async fn title(&self) -> &str {
         &self.card.item.title
     }
 
+    /// The work item's type.
     #[graphql(name = "type")]
     async fn item_type(&self) -> GqlResult<WorkItemType> {
         Ok(WorkItemType::parse(&self.card.item.item_type)?)
     }
 
+    /// The work item's Flow Framework flow type: `FEATURE`, `DEFECT`, `RISK`
+    /// or `DEBT`.
     async fn flow_type(&self) -> GqlResult<FlowType> {
         Ok(FlowType::parse(&self.card.item.flow_type)?)
     }
 
+    /// The name of the workflow state the item is in, which is the card's
+    /// column.
     async fn state(&self) -> &str {
         &self.card.item.state
     }
 
+    /// The card's place in its column, as a base-36 fraction: a column shows
+    /// its cards in ascending rank order.
     async fn rank(&self) -> &str {
         &self.card.item.rank
     }
 
+    /// The user the item is assigned to; null when nobody is.
     async fn assignee(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
         let Some(uid) = self.card.item.assignee_id else {
             return Ok(None);
@@ -270,7 +311,8 @@ impl BoardCard {
         seconds_since(self.card.item.created_at, self.now)
     }
 
-    /// Flagged as blocked, or in a state named "Blocked".
+    /// Whether the item shows as blocked: flagged as blocked, or in a state
+    /// named "Blocked".
     async fn blocked(&self) -> bool {
         boards::is_blocked(&self.card.item)
     }
@@ -284,19 +326,21 @@ impl BoardCard {
     }
 }
 
-/// How a card's children are doing (counts are aggregates: they include
-/// children you may not read).
 pub struct ChildSummary {
     pub progress: ChildProgress,
     pub now: DateTime<Utc>,
 }
 
+/// How a card's children are doing. The counts are aggregates: they include
+/// children you may not read.
 #[Object]
 impl ChildSummary {
+    /// Number of the item's children.
     async fn total(&self) -> i64 {
         self.progress.total
     }
 
+    /// Children in a `DONE` state.
     async fn done(&self) -> i64 {
         self.progress.done
     }
@@ -306,18 +350,22 @@ impl ChildSummary {
         self.progress.in_progress
     }
 
+    /// Children that show as blocked: flagged as blocked, or in a state
+    /// named "Blocked".
     async fn blocked(&self) -> i64 {
         self.progress.blocked
     }
 
-    /// Age in seconds of the oldest child not yet done or canceled.
+    /// Seconds since the creation of the oldest child not yet done or
+    /// canceled; null when there is none.
     async fn oldest_age(&self) -> Option<f64> {
         self.progress
             .oldest_open_since
             .map(|t| seconds_since(t, self.now))
     }
 
-    /// `done / total`, null without children.
+    /// The share of children done, `done / total`, from 0 to 1; null when
+    /// the item has no children.
     async fn progress(&self) -> Option<f64> {
         (self.progress.total > 0).then(|| self.progress.done as f64 / self.progress.total as f64)
     }
@@ -327,7 +375,9 @@ impl ChildSummary {
 /// of the same column. Give one of the two.
 #[derive(InputObject, Default)]
 pub struct CardPosition {
+    /// ID of the card (work item) to place just before.
     pub before: Option<ID>,
+    /// ID of the card (work item) to place just after.
     pub after: Option<ID>,
 }
 
@@ -351,39 +401,57 @@ impl CardPosition {
     }
 }
 
+/// Input of `setWipLimit`: a column of a unit's board and its new WIP limit.
+/// Admins, and program and portfolio managers for units in their scope, may
+/// change a board.
 #[derive(InputObject)]
 pub struct SetWipLimitInput {
+    /// The unit whose board to change.
     pub unit: ID,
     /// The column: a state of the unit's workflow.
     pub state: String,
-    /// At least 0; null lifts the limit on this board.
+    /// The new limit, from 0 to 100000. Null lifts the limit on this board,
+    /// even if the workflow sets one.
     pub wip_limit: Option<i32>,
 }
 
+/// The result of `setWipLimit`.
 #[derive(SimpleObject)]
 pub struct SetWipLimitPayload {
+    /// The column with its new limit, count and over-limit flag.
     pub column: BoardColumn,
 }
 
+/// Input of `setWipPolicy`: a unit's board and its new WIP policy. Who may
+/// change it: as `setWipLimit`.
 #[derive(InputObject)]
 pub struct SetWipPolicyInput {
+    /// The unit whose board to change.
     pub unit: ID,
+    /// The new policy: `WARN` lets a move over a WIP limit happen and flags
+    /// it; `BLOCK` refuses it with `CONFLICT`.
     pub wip_policy: WipPolicy,
 }
 
+/// The result of `setWipPolicy`.
 #[derive(SimpleObject)]
 pub struct SetWipPolicyPayload {
+    /// The board with its new policy.
     pub board: Board,
 }
 
+/// Input of `reorderWorkItems`: cards of one column and the place they
+/// take, together, in that column. You need write access to the items.
 #[derive(InputObject)]
 pub struct ReorderWorkItemsInput {
     /// Cards of one column, in the order they should take (at most 100).
     pub work_items: Vec<ID>,
-    /// Where the cards go, together.
+    /// Where the cards go, together: next to a card of the same column that
+    /// is not one of them.
     pub position: CardPosition,
 }
 
+/// The result of `reorderWorkItems`.
 #[derive(SimpleObject)]
 pub struct ReorderWorkItemsPayload {
     /// The cards, in their new order.

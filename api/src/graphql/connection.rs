@@ -3,30 +3,44 @@
 
 use async_graphql::SimpleObject;
 
-/// Relay page information.
+/// Relay page information: where a page sits in the whole list. Use its
+/// cursors as `after` or `before` to fetch the neighbouring page.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct PageInfo {
+    /// True when more items follow this page. When paging backwards with
+    /// `last`, it is true whenever `before` was given.
     pub has_next_page: bool,
+    /// True when items come before this page. When paging forwards with
+    /// `first`, it is true whenever `after` was given.
     pub has_previous_page: bool,
+    /// Cursor of the page's first item; null when the page is empty.
     pub start_cursor: Option<String>,
+    /// Cursor of the page's last item; null when the page is empty.
     pub end_cursor: Option<String>,
 }
 
 /// Declares a Relay connection type and its edge type for a node type.
 macro_rules! connection {
     ($conn:ident, $edge:ident, $node:ty) => {
-        /// An edge of a connection.
+        #[doc = concat!("One `", stringify!($node), "` of a page, with its cursor.")]
         #[derive(async_graphql::SimpleObject, Clone)]
         pub struct $edge {
+            /// Opaque cursor of this item: pass it as `after` or `before` to
+            /// page from here.
             pub cursor: String,
+            /// The item itself.
             pub node: $node,
         }
 
-        /// A page of a list, Relay style.
+        #[doc = concat!("A page of `", stringify!($node), "` items, Relay style.")]
         #[derive(async_graphql::SimpleObject)]
         pub struct $conn {
+            /// The page's items, each with its cursor.
             pub edges: Vec<$edge>,
+            /// The page's items without their cursors (the same as
+            /// `edges { node }`).
             pub nodes: Vec<$node>,
+            /// Cursors and flags for fetching the next or previous page.
             pub page_info: $crate::graphql::connection::PageInfo,
             /// Items matching the filter across all pages (only those you may read).
             pub total_count: i64,

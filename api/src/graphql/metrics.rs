@@ -11,10 +11,14 @@ use crate::domain::{FlowType, StateCategory, UnitKind, WorkItemType};
 use crate::error::GqlResult;
 use crate::service::metrics::{self, MetricFilter, Window, stats};
 
-/// `[from, to)`, RFC 3339.
+/// A half-open time window `[from, to)` given as RFC 3339 date-times and
+/// evaluated in UTC. `to` must be after `from` and the window may span at
+/// most the server's limit (1,827 days by default), else `BAD_USER_INPUT`.
 #[derive(InputObject)]
 pub struct TimeWindowInput {
+    /// Start of the window, included.
     pub from: DateTime<Utc>,
+    /// End of the window, excluded; must be after `from`.
     pub to: DateTime<Utc>,
 }
 
@@ -27,27 +31,44 @@ pub(crate) fn window_cost(window: &TimeWindowInput) -> usize {
     100 + usize::try_from(days).unwrap_or(usize::MAX / 2)
 }
 
-/// Which items a metric covers; every item of the unit's subtree when
-/// omitted.
+/// Which work items a flow metric covers; every item of the unit's subtree
+/// when omitted. The conditions combine with AND, and an empty list matches
+/// no item.
 #[derive(InputObject, Default)]
 pub struct MetricFilterInput {
+    /// Only items of these work item types (e.g. `[STORY, DEFECT]`); every
+    /// type when omitted.
     pub types: Option<Vec<WorkItemType>>,
+    /// Only items of these Flow Framework flow types; every flow type when
+    /// omitted.
     pub flow_types: Option<Vec<FlowType>>,
-    /// Kinds of the owning units, e.g. `[TEAM]` for team-level work only.
+    /// Kinds of the owning units, e.g. `[TEAM]` for team-level work only;
+    /// every level when omitted.
     pub levels: Option<Vec<UnitKind>>,
-    /// `UNIT_ONLY` for the unit's own items.
+    /// `SUBTREE` (the default) covers the unit and every unit beneath it;
+    /// `UNIT_ONLY` covers only the items the unit owns itself.
     pub scope: Option<UnitScope>,
 }
 
 /// A distribution of durations in seconds; nulls when `count` is 0.
+/// Percentiles are continuous (linear interpolation between the closest
+/// ranks, as PostgreSQL `percentile_cont`): the median of 90 and 100 is 95.
 #[derive(SimpleObject)]
 pub struct Distribution {
+    /// How many values (items, changes or incidents) the distribution holds.
     pub count: i32,
+    /// Arithmetic mean in seconds; null when `count` is 0.
     pub mean: Option<f64>,
+    /// Median (continuous 50th percentile) in seconds; null when `count` is
+    /// 0.
     pub p50: Option<f64>,
+    /// Continuous 85th percentile in seconds; null when `count` is 0.
     pub p85: Option<f64>,
+    /// Continuous 95th percentile in seconds; null when `count` is 0.
     pub p95: Option<f64>,
+    /// Smallest value in seconds; null when `count` is 0.
     pub min: Option<f64>,
+    /// Largest value in seconds; null when `count` is 0.
     pub max: Option<f64>,
 }
 
@@ -66,10 +87,15 @@ impl From<stats::Distribution> for Distribution {
 }
 
 /// A rate: `value` = numerator ÷ denominator, null when the denominator is 0.
+/// Both parts are returned so a client can sum or re-weight rates itself.
 #[derive(SimpleObject)]
 pub struct Ratio {
+    /// The part being measured: a count, or seconds for time-based rates
+    /// such as flow efficiency.
     pub numerator: f64,
+    /// The whole it is measured against, in the same unit as the numerator.
     pub denominator: f64,
+    /// Numerator ÷ denominator; null when the denominator is 0.
     pub value: Option<f64>,
 }
 
@@ -86,19 +112,25 @@ impl From<metrics::Ratio> for Ratio {
 /// Items of one flow type completed in the window, and their share.
 #[derive(SimpleObject)]
 pub struct FlowTypeCount {
+    /// The Flow Framework flow type counted.
     pub flow_type: FlowType,
+    /// Items of this flow type completed in the window.
     pub count: i32,
-    /// Of all items completed in the window; null when none were.
+    /// This flow type's count ÷ all items completed in the window, 0 to 1;
+    /// null when none were.
     pub share: Option<f64>,
 }
 
-/// Items completed in one ISO week.
+/// Items completed in one ISO week (Monday to Sunday, UTC). Only
+/// completions inside the window count, so the first and last weeks may be
+/// partial.
 #[derive(SimpleObject)]
 pub struct WeekCount {
     /// ISO week, e.g. `2026-W05`.
     pub week: String,
     /// Its Monday, 00:00 UTC.
     pub start: DateTime<Utc>,
+    /// Items completed in this week and inside the window.
     pub count: i32,
 }
 
@@ -109,14 +141,21 @@ fn count(n: usize) -> i32 {
 /// Flow metrics (DESIGN §3.1) of a unit over a window.
 pub struct FlowMetrics(metrics::FlowMetrics);
 
+/// Flow, time-in-state and quality metrics of a unit's work items (by
+/// default the unit and every unit beneath it) over a window, durations in
+/// seconds; only viewers who may read the unit's aggregates get them, others
+/// get `FORBIDDEN`. An item is completed in the window when its last entry
+/// into a `DONE` state falls inside it and it is still `DONE` at the window's
+/// end; it starts at its first entry into an `ACTIVE` or `WAITING` state.
 #[Object]
 impl FlowMetrics {
-    /// Items completed in the window.
+    /// Flow velocity: the number of items completed in the window.
     async fn throughput(&self) -> i32 {
         count(self.0.throughput)
     }
 
-    /// Every flow type with its count and share of the throughput.
+    /// Flow distribution: every flow type with its count and share of the
+    /// throughput, including types with none.
     async fn throughput_by_flow_type(&self) -> Vec<FlowTypeCount> {
         let total = self.0.throughput;
         self.0
@@ -130,7 +169,8 @@ impl FlowMetrics {
             .collect()
     }
 
-    /// Completions per ISO week (weeks without any are left out).
+    /// Completions per ISO week, oldest week first (weeks without any are
+    /// left out).
     async fn throughput_by_week(&self) -> Vec<WeekCount> {
         self.0
             .by_week
@@ -143,33 +183,38 @@ impl FlowMetrics {
             .collect()
     }
 
-    /// Completion − creation, for items completed in the window.
+    /// Lead time: completion − creation in seconds, for items completed in
+    /// the window.
     async fn lead_time(&self) -> Distribution {
         self.0.lead_time.into()
     }
 
-    /// Completion − start, for items completed in the window that started.
+    /// Cycle (flow) time: completion − start in seconds, for items completed
+    /// in the window that started; items that never started are left out.
     async fn cycle_time(&self) -> Distribution {
         self.0.cycle_time.into()
     }
 
     /// Σ time in ACTIVE states ÷ Σ cycle time, between each item's start and
-    /// completion.
+    /// completion, for items completed in the window (in seconds; every
+    /// visit counts, and only time in ACTIVE states counts as active).
     async fn flow_efficiency(&self) -> Ratio {
         self.0.flow_efficiency.into()
     }
 
-    /// Items in an ACTIVE or WAITING state at the window's end.
+    /// Flow load: items in an ACTIVE or WAITING state at the window's end.
     async fn wip_at_end(&self) -> i32 {
         count(self.0.wip_at_end)
     }
 
-    /// WIP averaged over the window, weighted by time.
+    /// WIP (items in ACTIVE or WAITING states) averaged over the window,
+    /// weighted by time.
     async fn average_wip(&self) -> f64 {
         self.0.average_wip
     }
 
-    /// Ages (window end − start) of the items in progress at the window's end.
+    /// Ages in seconds (window end − start) of the items in progress at the
+    /// window's end, over all of them, including items you may not read.
     async fn aging_wip(&self) -> Distribution {
         self.0.aging.into()
     }
@@ -197,7 +242,8 @@ impl FlowMetrics {
     }
 
     /// For each state: time spent in it by the items completed in the
-    /// window, between creation and completion, every visit summed.
+    /// window, between creation and completion, every visit summed. States
+    /// no such item visited are left out; the rest follow workflow order.
     async fn time_in_state(&self) -> GqlResult<Vec<StateTime>> {
         self.0
             .time_in_state
@@ -213,8 +259,9 @@ impl FlowMetrics {
             .collect()
     }
 
-    /// For each UTC day of the window, the items in each state at its end
-    /// (at the window's end for a partial last day).
+    /// Cumulative flow diagram: for each UTC day of the window, oldest first,
+    /// the items in each state at its end (at the window's end for a partial
+    /// last day).
     async fn cumulative_flow(&self) -> Vec<CumulativeFlowDay> {
         self.0
             .cumulative_flow
@@ -233,7 +280,8 @@ impl FlowMetrics {
             .collect()
     }
 
-    /// DESIGN §3.4.
+    /// Quality: escaped defects and the defect escape rate, over defects
+    /// created (not completed) in the window.
     async fn quality(&self) -> QualityMetrics {
         QualityMetrics {
             escaped_defects: count(self.0.escaped_defects),
@@ -242,43 +290,65 @@ impl FlowMetrics {
     }
 }
 
+/// Time spent in one workflow state by the items completed in the window,
+/// from each item's creation to its completion, every visit summed (5 days,
+/// then 3 more after leaving and coming back, is 8 days).
 #[derive(SimpleObject)]
 pub struct StateTime {
+    /// The workflow state's name.
     pub state: String,
+    /// The flow-state category the state maps to.
     pub category: StateCategory,
-    /// Seconds.
+    /// Seconds, summed over all the items completed in the window.
     pub total: f64,
     /// Per item that was in the state.
     pub per_item: Distribution,
 }
 
+/// One UTC day of a cumulative flow diagram: how many items were in each
+/// state at the end of the day.
 #[derive(SimpleObject)]
 pub struct CumulativeFlowDay {
     /// `YYYY-MM-DD`, UTC.
     pub date: String,
+    /// One entry per state of the unit's workflow, in workflow order, then
+    /// any other state items were in; states with no items count 0.
     pub counts: Vec<StateCount>,
 }
 
+/// How many items were in one state at the end of a day.
 #[derive(SimpleObject)]
 pub struct StateCount {
+    /// The workflow state's name.
     pub state: String,
+    /// Items in the state at the end of the day (at the window's end for a
+    /// partial last day).
     pub count: i32,
 }
 
 /// An item in progress and its age in seconds.
 #[derive(SimpleObject)]
 pub struct AgingItem {
+    /// The work item in progress at the window's end.
     pub work_item: WorkItem,
+    /// Seconds from its start (first entry into an ACTIVE or WAITING state)
+    /// to the window's end.
     pub age: f64,
 }
 
+/// Little's law check: the measured average WIP beside the WIP that
+/// throughput and mean cycle time predict; far apart, the system is not
+/// stable.
 #[derive(SimpleObject)]
 pub struct LittlesLaw {
+    /// WIP averaged over the window, weighted by time (as `averageWip`).
     pub average_wip: f64,
-    /// Throughput per second × mean cycle time; null without a cycle time.
+    /// Little's law's prediction: throughput per second of the window × mean
+    /// cycle time in seconds; null when no completed item has a cycle time.
     pub predicted_wip: Option<f64>,
 }
 
+/// Quality metrics over the defects created in the window.
 #[derive(SimpleObject)]
 pub struct QualityMetrics {
     /// `DEFECT` items found in `PRODUCTION`, created in the window.
@@ -335,17 +405,22 @@ pub(super) async fn flow_metrics(
 /// change reports the stage's ends.
 #[derive(SimpleObject)]
 pub struct LeadTimeBreakdown {
-    /// Opened − first commit.
+    /// Opened − first commit, averaged over the changes that report both.
     pub coding: Option<f64>,
-    /// Merged − opened.
+    /// Merged − opened, averaged over the changes that report when they were
+    /// opened.
     pub review: Option<f64>,
-    /// Deployed − merged.
+    /// Deployed − merged, averaged over all the changes counted.
     pub deploy: Option<f64>,
 }
 
 /// Delivery metrics (DESIGN §3.5) of a unit over a window.
 pub struct DeliveryMetrics(metrics::delivery::DeliveryMetrics);
 
+/// DORA delivery metrics of a unit's deployments, changes, incidents and
+/// releases (by default the unit and every unit beneath it) over a window,
+/// for viewers who may read the unit's aggregates (`FORBIDDEN` for others).
+/// Durations are in seconds; days are UTC days.
 #[Object]
 impl DeliveryMetrics {
     /// Successful `PRODUCTION` deployments finished in the window.
@@ -358,7 +433,8 @@ impl DeliveryMetrics {
         count(self.0.deployment_days)
     }
 
-    /// Deployments per day of the window.
+    /// Deployment frequency: successful production deployments in the
+    /// window ÷ the window's length in days (fractional for partial days).
     async fn deployment_frequency(&self) -> f64 {
         self.0.deployment_frequency
     }
@@ -369,6 +445,8 @@ impl DeliveryMetrics {
         self.0.lead_time_for_changes.into()
     }
 
+    /// Mean seconds spent coding, in review and waiting for deployment,
+    /// over the same changes as `leadTimeForChanges`.
     async fn lead_time_breakdown(&self) -> LeadTimeBreakdown {
         let b = self.0.breakdown;
         LeadTimeBreakdown {
@@ -378,19 +456,20 @@ impl DeliveryMetrics {
         }
     }
 
-    /// Deployments in the window that caused an incident (the one it names,
-    /// else the unit's latest successful production deployment before it
-    /// opened) ÷ deployments in the window.
+    /// Successful production deployments in the window that caused an
+    /// incident (the deployment the incident names, else its unit's latest
+    /// successful production deployment before it opened) ÷ `deployments`.
     async fn change_failure_rate(&self) -> Ratio {
         self.0.change_failure_rate.into()
     }
 
-    /// Resolved − opened, for incidents resolved in the window.
+    /// Time to restore service: resolved − opened in seconds, for incidents
+    /// resolved in the window.
     async fn time_to_restore(&self) -> Distribution {
         self.0.time_to_restore.into()
     }
 
-    /// Releases in the window.
+    /// Releases whose release time falls in the window.
     async fn releases(&self) -> i32 {
         count(self.0.releases)
     }
@@ -400,7 +479,8 @@ impl DeliveryMetrics {
         self.0.releases_per_week
     }
 
-    /// Work items delivered per release; null without releases.
+    /// Work items delivered per release in the window (all of them, not only
+    /// those you may read); null without releases.
     async fn items_per_release(&self) -> Option<f64> {
         self.0.items_per_release
     }

@@ -24,34 +24,44 @@ pub struct Mutation;
 /// Most events one `ingestEvents` call takes; send more through `POST /ingest`.
 const MAX_INGEST_EVENTS: usize = 1000;
 
+/// Input of `createApiKey`: a new API key for an integration.
 #[derive(InputObject)]
 pub struct CreateApiKeyInput {
+    /// A label to recognise the key by, 1 to 200 characters.
     pub name: String,
     /// Limit the key to this unit's subtree; anywhere when omitted.
     pub unit: Option<ID>,
 }
 
+/// The result of `createApiKey`: the new key and its secret.
 #[derive(SimpleObject)]
 pub struct CreateApiKeyPayload {
+    /// The new key as `apiKeys` lists it, without its secret.
     pub api_key: ApiKey,
     /// Send as `Authorization: Bearer <secret>`. Shown only now.
     pub secret: String,
 }
 
+/// Input of `revokeApiKey`.
 #[derive(InputObject)]
 pub struct RevokeApiKeyInput {
+    /// Global id of the API key to revoke.
     pub api_key: ID,
 }
 
+/// The result of `revokeApiKey`.
 #[derive(SimpleObject)]
 pub struct RevokeApiKeyPayload {
+    /// The key, with `revokedAt` set.
     pub api_key: ApiKey,
 }
 
 /// A configured integration. Its secret is write-only.
 #[derive(SimpleObject)]
 pub struct Integration {
+    /// The source system: `github`, `gitlab` or `jira`.
     pub source: String,
+    /// When the webhook secret was last set (UTC).
     pub updated_at: DateTime<Utc>,
 }
 
@@ -67,10 +77,16 @@ impl From<entity::integration::Model> for Integration {
 /// A translation rule from a native value to a Gemba value.
 #[derive(SimpleObject)]
 pub struct IntegrationMapping {
+    /// The mapping's id, to pass to `deleteIntegrationMapping`. It is not a
+    /// global id: `node` does not resolve it.
     pub id: ID,
+    /// The source system the rule applies to: `github`, `gitlab` or `jira`.
     pub source: String,
+    /// What the rule translates: a unit, an item type, a state or an environment.
     pub kind: MappingKind,
+    /// The native value, e.g. `acme/cards`, `bug`, `closed` or `prod`.
     pub external: String,
+    /// Gemba's value: a unit key, a work item type, a state name or an environment.
     pub target: String,
 }
 
@@ -86,27 +102,37 @@ impl IntegrationMapping {
     }
 }
 
+/// Input of `configureIntegration`: a source's webhook secret.
 #[derive(InputObject)]
 pub struct ConfigureIntegrationInput {
-    /// `github`, `gitlab` or `jira`.
+    /// The source: `github`, `gitlab` or `jira`.
     pub source: String,
-    /// The webhook secret (GitHub's HMAC key, GitLab's token, Jira's shared secret).
+    /// The webhook secret (GitHub's HMAC key, GitLab's token, Jira's shared
+    /// secret), 16 to 256 characters.
     #[graphql(secret)]
     pub secret: String,
 }
 
+/// Input of `setIntegrationMapping`: one rule translating a source's
+/// native value into Gemba's.
 #[derive(InputObject)]
 pub struct SetIntegrationMappingInput {
+    /// The source: `github`, `gitlab` or `jira`.
     pub source: String,
+    /// What the rule translates: a unit, an item type, a state or an environment.
     pub kind: MappingKind,
     /// The native value: `acme/cards`, `bug`, `closed`, `prod`.
     pub external: String,
     /// Gemba's value: a unit key, a work item type, a state name, an environment.
+    /// An unknown unit key or item type, or an environment not in upper case,
+    /// is `BAD_USER_INPUT`.
     pub target: String,
 }
 
+/// Input of `deleteIntegrationMapping`.
 #[derive(InputObject)]
 pub struct DeleteIntegrationMappingInput {
+    /// The mapping's `id`, as `integrationMappings` returns it.
     pub mapping: ID,
 }
 
@@ -115,148 +141,230 @@ pub struct DeleteIntegrationMappingInput {
 pub struct IngestResult {
     /// 1-based position in the list.
     pub line: i32,
+    /// The event's `id` as sent; null when none could be read (e.g. the
+    /// event is not a JSON object).
     pub id: Option<String>,
+    /// Whether the event was applied, skipped as a duplicate, or rejected.
     pub status: IngestStatus,
+    /// Why the event was rejected; null unless `status` is `REJECTED`. A
+    /// failure on the server's side says so, and the event may be sent again.
     pub reason: Option<String>,
 }
 
+/// The result of `ingestEvents`: one result per event, and the counts.
 #[derive(SimpleObject)]
 pub struct IngestPayload {
+    /// One result per event, in the order sent.
     pub results: Vec<IngestResult>,
+    /// How many events were applied.
     pub applied: i32,
+    /// How many events were skipped because an event with the same `id` had
+    /// been applied before.
     pub duplicates: i32,
+    /// How many events were rejected; they changed nothing.
     pub rejected: i32,
 }
 
+/// Input of `login`: a user's credentials.
 #[derive(InputObject)]
 pub struct LoginInput {
+    /// The user's email address; case does not matter.
     pub email: String,
+    /// The user's password.
     #[graphql(secret)]
     pub password: String,
 }
 
+/// The result of `login`: a session token and whom it belongs to.
 #[derive(SimpleObject)]
 pub struct LoginPayload {
-    /// Send as `Authorization: Bearer <token>`.
+    /// Send as `Authorization: Bearer <token>`, or as `token` in the
+    /// `connection_init` payload of a subscription socket.
     pub token: String,
+    /// When the token stops working (UTC); sign in again after it.
     pub expires_at: DateTime<Utc>,
+    /// The signed-in user and their memberships.
     pub viewer: Viewer,
 }
 
+/// Input of `createUnit`: a new portfolio, program or team.
 #[derive(InputObject)]
 pub struct CreateUnitInput {
-    /// The parent unit; the organisation when omitted.
+    /// Global id of the parent unit; the organisation when omitted.
     pub parent: Option<ID>,
+    /// The new unit's level: the one just below the parent's (a portfolio
+    /// under the organisation, a program under a portfolio, a team under a
+    /// program), else `BAD_USER_INPUT`.
     pub kind: UnitKind,
     /// Lowercase `[a-z0-9-]{2,64}`, unique.
     pub key: String,
+    /// The display name, 1 to 200 characters.
     pub name: String,
 }
 
+/// The result of `createUnit`.
 #[derive(SimpleObject)]
 pub struct CreateUnitPayload {
+    /// The new unit.
     pub unit: Unit,
 }
 
+/// Input of `createUser`: a new user who can sign in.
 #[derive(InputObject)]
 pub struct CreateUserInput {
+    /// The sign-in email address, unique whatever its case.
     pub email: String,
+    /// The display name, 1 to 200 characters.
     pub name: String,
     /// At least 12 characters.
     #[graphql(secret)]
     pub password: String,
 }
 
+/// The result of `createUser`.
 #[derive(SimpleObject)]
 pub struct CreateUserPayload {
+    /// The new user: active, without memberships.
     pub user: User,
 }
 
+/// Input of `updateUser`: fields left out stay as they are.
 #[derive(InputObject)]
 pub struct UpdateUserInput {
+    /// Global id of the user to change.
     pub user: ID,
+    /// The new display name, 1 to 200 characters.
     pub name: Option<String>,
     /// `false` deactivates the user: their tokens stop working at once.
     pub active: Option<bool>,
 }
 
+/// The result of `updateUser`.
 #[derive(SimpleObject)]
 pub struct UpdateUserPayload {
+    /// The user after the change.
     pub user: User,
 }
 
+/// Input of `grantMembership`: a role for a user on a unit.
 #[derive(InputObject)]
 pub struct GrantMembershipInput {
+    /// Global id of the user.
     pub user: ID,
+    /// Global id of the unit where the role applies, with every unit beneath it.
     pub unit: ID,
+    /// The role, which must fit the unit's level: `TEAM_MEMBER` on a team,
+    /// `PROGRAM_MANAGER` on a program, `PORTFOLIO_MANAGER` on a portfolio,
+    /// `EXECUTIVE` on the organisation or a portfolio, `ADMIN` on the organisation.
     pub role: Role,
 }
 
+/// The result of `grantMembership`.
 #[derive(SimpleObject)]
 pub struct GrantMembershipPayload {
+    /// The new membership.
     pub membership: Membership,
 }
 
+/// Input of `revokeMembership`.
 #[derive(InputObject)]
 pub struct RevokeMembershipInput {
+    /// Global id of the membership to remove.
     pub membership: ID,
 }
 
+/// The result of `revokeMembership`.
 #[derive(SimpleObject)]
 pub struct RevokeMembershipPayload {
+    /// Global id of the membership that was removed.
     pub revoked_membership_id: ID,
 }
 
+/// Input of `createWorkItem`: a new work item on a unit's board.
 #[derive(InputObject)]
 pub struct CreateWorkItemInput {
+    /// Global id of the owning unit, which must suit the type: epics on
+    /// portfolios, features on programs, stories and tasks on teams, and
+    /// defects, risks and debt on teams, programs or portfolios.
     pub unit: ID,
+    /// The item's type; it decides which units may own the item and which
+    /// items may be its parent.
     #[graphql(name = "type")]
     pub item_type: WorkItemType,
+    /// The title, 1 to 500 characters.
     pub title: String,
+    /// A free-text description.
     pub description: Option<String>,
     /// Unique key; generated from the unit's key when omitted (`TEAM-ATLAS-7`).
     pub key: Option<String>,
+    /// Global id of the parent item: a type that may parent this one (e.g. a
+    /// feature for a story), owned by the same unit or one above it.
     pub parent: Option<ID>,
     /// A state of the unit's workflow; its first `NEW` state when omitted.
     pub state: Option<String>,
     /// Derived from the type when omitted.
     pub flow_type: Option<FlowType>,
+    /// Where a defect was found; for `DEFECT` items only, else `BAD_USER_INPUT`.
     pub found_in: Option<DefectOrigin>,
+    /// A free-text severity label, 1 to 32 characters.
     pub severity: Option<String>,
+    /// Global id of the user to assign: an active user with a membership on
+    /// the unit, above it or below it (`NOT_FOUND` otherwise).
     pub assignee: Option<ID>,
+    /// The size estimate in points, zero or more.
     pub estimate: Option<f64>,
+    /// The business value, a number of zero or more.
     pub business_value: Option<f64>,
 }
 
+/// The result of `createWorkItem`.
 #[derive(SimpleObject)]
 pub struct CreateWorkItemPayload {
+    /// The new item.
     pub work_item: WorkItem,
 }
 
-/// Fields left out stay as they are; `null` clears a nullable field.
+/// Input of `updateWorkItem`: fields left out stay as they are, and `null`
+/// clears a nullable field.
 #[derive(InputObject)]
 pub struct UpdateWorkItemInput {
+    /// Global id of the item to change.
     pub work_item: ID,
+    /// The new title, 1 to 500 characters.
     pub title: Option<String>,
+    /// The new description; `null` clears it.
     pub description: MaybeUndefined<String>,
+    /// Global id of the new parent item, under the same rules as on creation
+    /// and never one of the item's own descendants; `null` detaches the item.
     pub parent: MaybeUndefined<ID>,
+    /// Global id of the user to assign, under the same rules as on creation;
+    /// `null` unassigns the item.
     pub assignee: MaybeUndefined<ID>,
+    /// The size estimate in points, zero or more; `null` clears it.
     pub estimate: MaybeUndefined<f64>,
+    /// The business value, zero or more; `null` clears it.
     pub business_value: MaybeUndefined<f64>,
+    /// The Flow Framework type the item counts as in flow metrics.
     pub flow_type: Option<FlowType>,
+    /// Where a defect was found (`DEFECT` items only); `null` clears it.
     pub found_in: MaybeUndefined<DefectOrigin>,
+    /// A free-text severity label, 1 to 32 characters; `null` clears it.
     pub severity: MaybeUndefined<String>,
     /// Flag (or unflag) the item as blocked.
     pub blocked: Option<bool>,
 }
 
+/// The result of `updateWorkItem`.
 #[derive(SimpleObject)]
 pub struct UpdateWorkItemPayload {
+    /// The item after the change.
     pub work_item: WorkItem,
 }
 
+/// Input of `moveWorkItem`: the item and where its card goes.
 #[derive(InputObject)]
 pub struct MoveWorkItemInput {
+    /// Global id of the item to move.
     pub work_item: ID,
     /// A state of the item's workflow (its current one to only reorder).
     pub to_state: String,
@@ -264,8 +372,10 @@ pub struct MoveWorkItemInput {
     pub position: Option<CardPosition>,
 }
 
+/// The result of `moveWorkItem`.
 #[derive(SimpleObject)]
 pub struct MoveWorkItemPayload {
+    /// The item after the move.
     pub work_item: WorkItem,
     /// The move took the column over its WIP limit (a `WARN` board).
     pub wip_limit_exceeded: bool,
@@ -302,12 +412,17 @@ fn access_changed(r: &super::RequestCtx, user_id: i64) {
         .publish(DomainEvent::new(ChangeKind::AccessChanged, 0, user_id));
 }
 
+/// The write entry points; most take one `input` and return a payload.
+/// Every mutation but `login` needs a signed-in caller (`ingestEvents` also
+/// accepts an API key), else `UNAUTHENTICATED`.
 #[Object]
 impl Mutation {
-    /// Admins only. The secret is in the payload and nowhere else, ever.
+    /// Creates an API key for an integration; its secret is in the payload and
+    /// nowhere else, ever. Admins only (`FORBIDDEN` for others).
     async fn create_api_key(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The key's name and, optionally, the unit it is limited to.")]
         input: CreateApiKeyInput,
     ) -> GqlResult<CreateApiKeyPayload> {
         let r = rc(ctx)?;
@@ -323,11 +438,13 @@ impl Mutation {
         })
     }
 
-    /// Admins only: sets a source's webhook secret.
+    /// Sets or replaces a source's webhook secret, against which its webhook
+    /// requests are verified. Admins only; `BAD_USER_INPUT` for an unknown
+    /// source or a secret outside 16 to 256 characters.
     async fn configure_integration(
         &self,
         ctx: &Context<'_>,
-        input: ConfigureIntegrationInput,
+        #[graphql(desc = "The source and its new secret.")] input: ConfigureIntegrationInput,
     ) -> GqlResult<Integration> {
         let r = rc(ctx)?;
         Ok(
@@ -337,11 +454,13 @@ impl Mutation {
         )
     }
 
-    /// Admins only: creates or replaces a mapping.
+    /// Creates a mapping, or replaces the target of the one with the same
+    /// source, kind and native value. Admins only; `BAD_USER_INPUT` for an
+    /// unknown source or a target that does not fit the kind.
     async fn set_integration_mapping(
         &self,
         ctx: &Context<'_>,
-        input: SetIntegrationMappingInput,
+        #[graphql(desc = "The rule to set.")] input: SetIntegrationMappingInput,
     ) -> GqlResult<IntegrationMapping> {
         let r = rc(ctx)?;
         let m = integrations::set_mapping(
@@ -355,11 +474,12 @@ impl Mutation {
         IntegrationMapping::from_model(m)
     }
 
-    /// Admins only.
+    /// Deletes a mapping and returns it as it was. Admins only; `NOT_FOUND`
+    /// for an unknown mapping.
     async fn delete_integration_mapping(
         &self,
         ctx: &Context<'_>,
-        input: DeleteIntegrationMappingInput,
+        #[graphql(desc = "The mapping to delete.")] input: DeleteIntegrationMappingInput,
     ) -> GqlResult<IntegrationMapping> {
         let r = rc(ctx)?;
         let id: i64 = input
@@ -369,11 +489,12 @@ impl Mutation {
         IntegrationMapping::from_model(integrations::delete_mapping(r.svc(), id).await?)
     }
 
-    /// Admins only. The key stops working at once.
+    /// Revokes an API key: it stops working at once, and revoking it again
+    /// changes nothing. Admins only; `NOT_FOUND` for an unknown key.
     async fn revoke_api_key(
         &self,
         ctx: &Context<'_>,
-        input: RevokeApiKeyInput,
+        #[graphql(desc = "The key to revoke.")] input: RevokeApiKeyInput,
     ) -> GqlResult<RevokeApiKeyPayload> {
         let r = rc(ctx)?;
         r.policy.viewer()?;
@@ -384,10 +505,15 @@ impl Mutation {
     }
 
     /// Applies common-data-model events (DESIGN §4), each on its own and
-    /// idempotently by `id`. API keys and admins only.
+    /// idempotently by `id`: a rejected event changes nothing, the others
+    /// still apply. API keys (inside their unit, if limited to one) and
+    /// admins only; other users get `FORBIDDEN`.
     async fn ingest_events(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The events, each a JSON object `{id, type, source, data}`; at most 1,000 per call (`BAD_USER_INPUT` beyond), send more through `POST /ingest`."
+        )]
         events: Vec<async_graphql::Json<serde_json::Value>>,
     ) -> GqlResult<IngestPayload> {
         let r = rc(ctx)?;
@@ -423,8 +549,14 @@ impl Mutation {
         })
     }
 
-    /// Exchanges email and password for a session token.
-    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> GqlResult<LoginPayload> {
+    /// Exchanges email and password for a session token. Wrong credentials or
+    /// an inactive user give `UNAUTHENTICATED`, and repeated failures for an
+    /// email or address `RATE_LIMITED`.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The email and password to sign in with.")] input: LoginInput,
+    ) -> GqlResult<LoginPayload> {
         let r = rc(ctx)?;
         let s = &r.services;
         let session = users::login(
@@ -457,10 +589,14 @@ impl Mutation {
         Ok(true)
     }
 
+    /// Creates a portfolio, program or team; `BAD_USER_INPUT` for a bad key or
+    /// level, `CONFLICT` for a key in use. Admins may create any, portfolio
+    /// managers programs and teams inside their portfolio, and program
+    /// managers teams under their program (`FORBIDDEN` otherwise).
     async fn create_unit(
         &self,
         ctx: &Context<'_>,
-        input: CreateUnitInput,
+        #[graphql(desc = "The new unit's parent, kind, key and name.")] input: CreateUnitInput,
     ) -> GqlResult<CreateUnitPayload> {
         let r = rc(ctx)?;
         r.policy.viewer()?;
@@ -481,60 +617,74 @@ impl Mutation {
         Ok(CreateUnitPayload { unit: Unit(unit) })
     }
 
+    /// Creates an objective owned by a unit; `CONFLICT` for a key in use.
     /// Admins, executives in scope, and a portfolio's managers for the
-    /// portfolio's own objectives.
+    /// portfolio's own objectives may (`FORBIDDEN` otherwise).
     async fn create_objective(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The objective's unit, key, title and period.")]
         input: super::outcomes::CreateObjectiveInput,
     ) -> GqlResult<super::outcomes::CreateObjectivePayload> {
         super::outcomes::create_objective(ctx, input).await
     }
 
-    /// Who may write the objective: see `createObjective`.
+    /// Adds a key result to an objective; `CONFLICT` for a key in use. Who may
+    /// write the objective: see `createObjective`.
     async fn create_key_result(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The objective, and the key result's key, title, start and target values."
+        )]
         input: super::outcomes::CreateKeyResultInput,
     ) -> GqlResult<super::outcomes::CreateKeyResultPayload> {
         super::outcomes::create_key_result(ctx, input).await
     }
 
-    /// Admins, and a portfolio's managers for the portfolio's own value
-    /// streams. All or nothing.
+    /// Creates a value stream with its ordered stages, all or nothing;
+    /// `CONFLICT` for a key in use. Admins, and a portfolio's managers for
+    /// the portfolio's own value streams (`FORBIDDEN` otherwise).
     async fn create_value_stream(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The new value stream: its unit, key, name, kind and stages.")]
         input: super::value_streams::CreateValueStreamInput,
     ) -> GqlResult<super::value_streams::CreateValueStreamPayload> {
         super::value_streams::create_value_stream(ctx, input).await
     }
 
-    /// Who may write the stream: see `createValueStream`. All or nothing.
+    /// Changes a value stream's name, supported streams, stages or investment,
+    /// all or nothing. Who may write the stream: see `createValueStream`.
     async fn update_value_stream(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The stream to change and the fields to change; the others stay as they are."
+        )]
         input: super::value_streams::UpdateValueStreamInput,
     ) -> GqlResult<super::value_streams::UpdateValueStreamPayload> {
         super::value_streams::update_value_stream(ctx, input).await
     }
 
-    /// Admins only.
+    /// Creates a user who can sign in. Admins only; `BAD_USER_INPUT` for an
+    /// invalid email, name or password, `CONFLICT` for an email in use.
     async fn create_user(
         &self,
         ctx: &Context<'_>,
-        input: CreateUserInput,
+        #[graphql(desc = "The new user's email, name and password.")] input: CreateUserInput,
     ) -> GqlResult<CreateUserPayload> {
         let r = rc(ctx)?;
         let user = users::create(r.svc(), &input.email, &input.name, input.password).await?;
         Ok(CreateUserPayload { user: User(user) })
     }
 
-    /// Admins only: rename, deactivate or reactivate a user.
+    /// Renames, deactivates or reactivates a user. Admins only; `NOT_FOUND`
+    /// for an unknown user.
     async fn update_user(
         &self,
         ctx: &Context<'_>,
-        input: UpdateUserInput,
+        #[graphql(desc = "The user and the fields to change.")] input: UpdateUserInput,
     ) -> GqlResult<UpdateUserPayload> {
         let r = rc(ctx)?;
         r.policy.viewer()?;
@@ -544,11 +694,12 @@ impl Mutation {
         Ok(UpdateUserPayload { user: User(user) })
     }
 
-    /// Admins only. The role must fit the unit's level (DESIGN §2).
+    /// Grants a user a role on a unit. Admins only; `BAD_USER_INPUT` when the
+    /// role does not fit the unit's level, `CONFLICT` when the user already holds it there.
     async fn grant_membership(
         &self,
         ctx: &Context<'_>,
-        input: GrantMembershipInput,
+        #[graphql(desc = "The user, the unit and the role.")] input: GrantMembershipInput,
     ) -> GqlResult<GrantMembershipPayload> {
         let r = rc(ctx)?;
         r.policy.viewer()?;
@@ -561,11 +712,12 @@ impl Mutation {
         })
     }
 
-    /// Admins only. Takes effect on the member's next request.
+    /// Removes a membership; it takes effect on the member's next request.
+    /// Admins only; `NOT_FOUND` for an unknown membership.
     async fn revoke_membership(
         &self,
         ctx: &Context<'_>,
-        input: RevokeMembershipInput,
+        #[graphql(desc = "The membership to remove.")] input: RevokeMembershipInput,
     ) -> GqlResult<RevokeMembershipPayload> {
         let r = rc(ctx)?;
         r.policy.viewer()?;
@@ -577,9 +729,14 @@ impl Mutation {
         })
     }
 
+    /// Creates a work item in its initial (or given) state, recording its
+    /// first transition. `FORBIDDEN` unless you may write the unit's items,
+    /// `BAD_USER_INPUT` for invalid fields, levels or states, `CONFLICT` for a
+    /// key in use or a full column on a `BLOCK` board.
     async fn create_work_item(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The new item's unit, type, title and optional fields.")]
         input: CreateWorkItemInput,
     ) -> GqlResult<CreateWorkItemPayload> {
         let r = rc(ctx)?;
@@ -615,10 +772,13 @@ impl Mutation {
         })
     }
 
+    /// Changes a work item's fields, not its state (see `moveWorkItem`).
+    /// `NOT_FOUND` for an item you may not read, `FORBIDDEN` for one you may
+    /// read but not write, `BAD_USER_INPUT` for invalid values.
     async fn update_work_item(
         &self,
         ctx: &Context<'_>,
-        input: UpdateWorkItemInput,
+        #[graphql(desc = "The item and the fields to change.")] input: UpdateWorkItemInput,
     ) -> GqlResult<UpdateWorkItemPayload> {
         let r = rc(ctx)?;
         r.policy.viewer()?;
@@ -649,6 +809,7 @@ impl Mutation {
     async fn move_work_item(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The item, the state to move it to and its place in the column.")]
         input: MoveWorkItemInput,
     ) -> GqlResult<MoveWorkItemPayload> {
         let r = rc(ctx)?;
@@ -686,7 +847,7 @@ impl Mutation {
     async fn reorder_work_items(
         &self,
         ctx: &Context<'_>,
-        input: ReorderWorkItemsInput,
+        #[graphql(desc = "The cards, in order, and where they go.")] input: ReorderWorkItemsInput,
     ) -> GqlResult<ReorderWorkItemsPayload> {
         let r = rc(ctx)?;
         r.policy.viewer()?;
@@ -710,6 +871,7 @@ impl Mutation {
     async fn set_wip_limit(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The board's unit, the column and its new limit.")]
         input: SetWipLimitInput,
     ) -> GqlResult<SetWipLimitPayload> {
         let r = rc(ctx)?;
@@ -728,7 +890,7 @@ impl Mutation {
     async fn set_wip_policy(
         &self,
         ctx: &Context<'_>,
-        input: SetWipPolicyInput,
+        #[graphql(desc = "The board's unit and its new policy.")] input: SetWipPolicyInput,
     ) -> GqlResult<SetWipPolicyPayload> {
         let r = rc(ctx)?;
         r.policy.viewer()?;

@@ -15,32 +15,42 @@ use crate::service::outcomes;
 #[derive(Clone)]
 pub struct Objective(pub objective::Model);
 
+/// An objective (OKR style) owned by a unit for a period, measured by its
+/// key results. You may read it wherever you may read the owning unit's
+/// aggregates.
 #[Object]
 impl Objective {
+    /// Opaque global id.
     pub async fn id(&self) -> ID {
         ids::encode(kind::OBJECTIVE, self.0.id)
     }
 
+    /// The objective's unique, human-readable key.
     async fn key(&self) -> &str {
         &self.0.key
     }
 
+    /// The objective's title.
     async fn title(&self) -> &str {
         &self.0.title
     }
 
+    /// Start of the period the objective covers (UTC).
     async fn period_start(&self) -> DateTime<Utc> {
         self.0.period_start
     }
 
+    /// End of the period the objective covers (UTC).
     async fn period_end(&self) -> DateTime<Utc> {
         self.0.period_end
     }
 
+    /// The unit that owns the objective.
     async fn unit(&self, ctx: &Context<'_>) -> GqlResult<Unit> {
         super::delivery::owner(ctx, self.0.unit_id).await
     }
 
+    /// Its key results, ordered by key.
     async fn key_results(&self, ctx: &Context<'_>) -> GqlResult<Vec<KeyResult>> {
         Ok(outcomes::key_results_of(rc(ctx)?.svc(), self.0.id)
             .await?
@@ -69,25 +79,32 @@ impl Objective {
 #[derive(Clone)]
 pub struct KeyResult(pub key_result::Model);
 
+/// A key result: a measure moving from a start value towards a target. You
+/// may read it wherever you may read its objective.
 #[Object]
 impl KeyResult {
+    /// Opaque global id.
     pub async fn id(&self) -> ID {
         ids::encode(kind::KEY_RESULT, self.0.id)
     }
 
-    /// Named by `key_result.measured` events.
+    /// Its unique key, the one `key_result.measured` events name.
     async fn key(&self) -> &str {
         &self.0.key
     }
 
+    /// The key result's title.
     async fn title(&self) -> &str {
         &self.0.title
     }
 
+    /// The value the measure starts from: progress 0.
     async fn start_value(&self) -> f64 {
         self.0.start_value
     }
 
+    /// The value the measure aims for: progress 1. It may lie below the
+    /// start value, for a measure meant to fall.
     async fn target_value(&self) -> f64 {
         self.0.target_value
     }
@@ -116,12 +133,15 @@ impl KeyResult {
 /// One measured value of a key result.
 pub struct Measurement(key_result_measurement::Model);
 
+/// One measured value of a key result.
 #[Object]
 impl Measurement {
+    /// The measured value, in the key result's own unit.
     async fn value(&self) -> f64 {
         self.0.value
     }
 
+    /// When the value was measured (UTC).
     async fn at(&self) -> DateTime<Utc> {
         self.0.at
     }
@@ -132,33 +152,52 @@ impl Measurement {
     }
 }
 
+/// Input of `createObjective`: a new objective of a unit for a period.
 #[derive(InputObject)]
 pub struct CreateObjectiveInput {
+    /// The unit that will own the objective; you must be allowed to write
+    /// its objectives, else `FORBIDDEN`.
     pub unit: ID,
-    /// Unique; 1 to 64 letters, digits, '.', '_' and '-'.
+    /// Unique; 1 to 64 letters, digits, '.', '_' and '-', starting with a
+    /// letter or digit.
     pub key: String,
+    /// 1 to 500 characters; surrounding whitespace is trimmed.
     pub title: String,
+    /// Start of the objective's period (UTC).
     pub period_start: DateTime<Utc>,
+    /// End of the objective's period (UTC); must be after `periodStart`.
     pub period_end: DateTime<Utc>,
 }
 
+/// Result of `createObjective`.
 #[derive(SimpleObject)]
 pub struct CreateObjectivePayload {
+    /// The objective created.
     pub objective: Objective,
 }
 
+/// Input of `createKeyResult`: a new key result of an objective.
 #[derive(InputObject)]
 pub struct CreateKeyResultInput {
+    /// The objective the key result measures; you must be allowed to write
+    /// its objectives, else `FORBIDDEN`.
     pub objective: ID,
-    /// Unique; the key `key_result.measured` events name.
+    /// Unique; the key `key_result.measured` events name. 1 to 64 letters,
+    /// digits, '.', '_' and '-', starting with a letter or digit.
     pub key: String,
+    /// 1 to 500 characters; surrounding whitespace is trimmed.
     pub title: String,
+    /// The measure's value at the start, a finite number: progress 0.
     pub start_value: f64,
+    /// The value to reach, a finite number different from `startValue`:
+    /// progress 1.
     pub target_value: f64,
 }
 
+/// Result of `createKeyResult`.
 #[derive(SimpleObject)]
 pub struct CreateKeyResultPayload {
+    /// The key result created.
     pub key_result: KeyResult,
 }
 

@@ -82,10 +82,12 @@ async fn resolve_node(ctx: &Context<'_>, id: &str) -> GqlResult<Option<Node>> {
 }
 
 // GraphQL arguments map one to one onto parameters.
+/// The read entry points of the API. Every field needs a signed-in caller
+/// (`UNAUTHENTICATED` otherwise) and shows only what your memberships let you read.
 #[allow(clippy::too_many_arguments)]
 #[Object]
 impl Query {
-    /// The caller: who they are and the roles they hold.
+    /// The caller: who they are and the roles they hold, and where.
     async fn me(&self, ctx: &Context<'_>) -> GqlResult<Viewer> {
         let r = rc(ctx)?;
         let viewer = r.policy.viewer()?;
@@ -97,14 +99,26 @@ impl Query {
     }
 
     /// Any object by its global id; `null` when it does not exist or you may not read it.
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Node>> {
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The object's global id, as found in its `id` field; a malformed id gives `null`."
+        )]
+        id: ID,
+    ) -> GqlResult<Option<Node>> {
         resolve_node(ctx, &id).await
     }
 
     /// Several objects by global id, in the order asked; `null` for each one
     /// that does not exist or you may not read.
     #[graphql(complexity = "ids.len() * child_complexity + 1")]
-    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> GqlResult<Vec<Option<Node>>> {
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Global ids of the objects, at most 100 (`BAD_USER_INPUT` beyond).")]
+        ids: Vec<ID>,
+    ) -> GqlResult<Vec<Option<Node>>> {
         if ids.len() > MAX_NODES {
             return Err(ApiError::bad_input(format!("at most {MAX_NODES} ids per call")).into());
         }
@@ -118,7 +132,14 @@ impl Query {
     /// A unit's Kanban board: columns with counts and WIP limits for
     /// viewers who may read the unit's aggregates (`FORBIDDEN` for others),
     /// cards for those who may read its items.
-    async fn board(&self, ctx: &Context<'_>, unit: ID) -> GqlResult<super::boards::Board> {
+    async fn board(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Global id of the unit whose board to show; an unknown unit is `NOT_FOUND`."
+        )]
+        unit: ID,
+    ) -> GqlResult<super::boards::Board> {
         let r = rc(ctx)?;
         r.policy.viewer()?;
         let id = ids::expect(&unit, kind::UNIT, "unit")?;
@@ -134,21 +155,40 @@ impl Query {
     async fn flow_metrics(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Global id of the unit to measure (with its subtree unless told otherwise); an unknown unit is `NOT_FOUND`."
+        )]
         unit: ID,
+        #[graphql(
+            desc = "The window `[from, to)` in UTC. `to` must be after `from` and the window at most 1,827 days long (the default limit), else `BAD_USER_INPUT`."
+        )]
         window: super::metrics::TimeWindowInput,
+        #[graphql(
+            desc = "Which items to count (types, flow types, owning unit levels, scope); every item of the unit's subtree when omitted."
+        )]
         filter: Option<super::metrics::MetricFilterInput>,
     ) -> GqlResult<super::metrics::FlowMetrics> {
         super::metrics::flow_metrics(ctx, unit, window, filter).await
     }
 
     /// Delivery metrics (DESIGN §3.5, DORA) of a unit (and by default its
-    /// subtree) over `[from, to)`, for viewers who may read its aggregates.
+    /// subtree) over `[from, to)`: for viewers who may read the unit's
+    /// aggregates, `FORBIDDEN` for others.
     #[graphql(complexity = "super::metrics::window_cost(&window) + child_complexity")]
     async fn delivery_metrics(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Global id of the unit to measure (with its subtree unless told otherwise); an unknown unit is `NOT_FOUND`."
+        )]
         unit: ID,
+        #[graphql(
+            desc = "The window `[from, to)` in UTC. `to` must be after `from` and the window at most 1,827 days long (the default limit), else `BAD_USER_INPUT`."
+        )]
         window: super::metrics::TimeWindowInput,
+        #[graphql(
+            desc = "`SUBTREE` (the default) covers the unit and every unit beneath it; `UNIT_ONLY` only what the unit itself owns."
+        )]
         scope: Option<super::types::UnitScope>,
     ) -> GqlResult<super::metrics::DeliveryMetrics> {
         super::metrics::delivery_metrics(ctx, unit, window, scope).await
@@ -156,7 +196,11 @@ impl Query {
 
     /// A value stream by key; `null` when it does not exist or you may not
     /// read it (you may where you may read its unit's aggregates).
-    async fn value_stream(&self, ctx: &Context<'_>, key: String) -> GqlResult<Option<ValueStream>> {
+    async fn value_stream(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The value stream's unique key.")] key: String,
+    ) -> GqlResult<Option<ValueStream>> {
         Ok(value_streams::find_by_key(rc(ctx)?.svc(), &key)
             .await?
             .map(ValueStream))
@@ -170,13 +214,17 @@ impl Query {
     async fn value_stream_map(
         &self,
         ctx: &Context<'_>,
-        value_stream: ID,
+        #[graphql(desc = "Global id of the value stream (its `id` field).")] value_stream: ID,
+        #[graphql(
+            desc = "The window `[from, to)` in UTC. `to` must be after `from` and the window at most 1,827 days long (the default limit), else `BAD_USER_INPUT`."
+        )]
         window: super::metrics::TimeWindowInput,
     ) -> GqlResult<ValueStreamMap> {
         super::value_streams::value_stream_map(ctx, value_stream, window).await
     }
 
-    /// Admins only: every API key, revoked ones included.
+    /// Every API key, revoked ones included, oldest first. Admins only
+    /// (`FORBIDDEN` for others); secrets are never returned.
     async fn api_keys(&self, ctx: &Context<'_>) -> GqlResult<Vec<ApiKey>> {
         Ok(api_keys::list(rc(ctx)?.svc())
             .await?
@@ -185,7 +233,8 @@ impl Query {
             .collect())
     }
 
-    /// Admins only: configured integrations (secrets are never returned).
+    /// The configured integrations, one per source, by source name. Admins
+    /// only (`FORBIDDEN` for others); webhook secrets are never returned.
     async fn integrations(
         &self,
         ctx: &Context<'_>,
@@ -197,10 +246,14 @@ impl Query {
             .collect())
     }
 
-    /// Admins only: mappings, of one source or all.
+    /// The rules translating integrations' native values into Gemba's, of one
+    /// source or all, oldest first. Admins only (`FORBIDDEN` for others).
     async fn integration_mappings(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Only this source's mappings (`github`, `gitlab` or `jira`); every source's when omitted."
+        )]
         source: Option<String>,
     ) -> GqlResult<Vec<super::mutation::IntegrationMapping>> {
         integrations::mappings(rc(ctx)?.svc(), source.as_deref())
@@ -210,37 +263,64 @@ impl Query {
             .collect()
     }
 
-    /// The organisation: the root of the unit tree.
+    /// The organisation: the root of the unit tree, readable by every
+    /// signed-in user.
     async fn organization(&self, ctx: &Context<'_>) -> GqlResult<Unit> {
         let r = rc(ctx)?;
         r.policy.viewer()?;
         Ok(Unit(units::organisation(&r.db).await?))
     }
 
-    /// A unit by key. The tree is visible to every signed-in user.
-    async fn unit(&self, ctx: &Context<'_>, key: String) -> GqlResult<Option<Unit>> {
+    /// A unit by key; `null` when no unit has that key. The tree is visible
+    /// to every signed-in user.
+    async fn unit(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The unit's key, e.g. `payments-checkout`.")] key: String,
+    ) -> GqlResult<Option<Unit>> {
         Ok(units::find_by_key(rc(ctx)?.svc(), &key).await?.map(Unit))
     }
 
     /// A work item by key; `null` when it does not exist or you may not read it.
-    async fn work_item(&self, ctx: &Context<'_>, key: String) -> GqlResult<Option<WorkItem>> {
+    async fn work_item(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The item's key, e.g. `TEAM-ATLAS-7`.")] key: String,
+    ) -> GqlResult<Option<WorkItem>> {
         Ok(work_items::find_by_key(rc(ctx)?.svc(), &key)
             .await?
             .map(WorkItem))
     }
 
-    /// Work items of a unit (and by default its subtree) that you may read.
+    /// Work items of a unit (and by default its subtree), in the order they
+    /// were added, leaving out silently those you may not read. An unknown
+    /// unit is `NOT_FOUND`.
     #[graphql(
         complexity = "first.or(last).unwrap_or(20).clamp(1, 100) as usize * child_complexity + 2"
     )]
     async fn work_items(
         &self,
         ctx: &Context<'_>,
-        unit: ID,
+        #[graphql(desc = "Global id of the unit whose items to list.")] unit: ID,
+        #[graphql(
+            desc = "Narrows the list (types, flow types, state categories, title text, creation time, scope); the whole subtree when omitted."
+        )]
         filter: Option<WorkItemFilter>,
+        #[graphql(
+            desc = "Returns the first n items after `after`: 0 to 100, 20 when neither `first` nor `last` is given. Not together with `last`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Starts after the item with this cursor (an edge's `cursor` or `pageInfo.endCursor`)."
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Returns the last n items before `before`: 0 to 100. Not together with `first`."
+        )]
         last: Option<i32>,
+        #[graphql(
+            desc = "Ends before the item with this cursor (an edge's `cursor` or `pageInfo.startCursor`)."
+        )]
         before: Option<String>,
     ) -> GqlResult<WorkItemConnection> {
         rc(ctx)?.policy.viewer()?;

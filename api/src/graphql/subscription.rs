@@ -27,17 +27,22 @@ pub struct Subscription;
 /// What happened to a work item.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum WorkItemEventKind {
+    /// The item was created, by a mutation or an ingested event.
     Created,
+    /// The item's fields changed, or its card took another place in its column.
     Updated,
+    /// The item moved to another state: a transition was recorded.
     Moved,
 }
 
 /// A work item changed.
 #[derive(SimpleObject)]
 pub struct WorkItemEvent {
+    /// What happened to the item.
     pub kind: WorkItemEventKind,
     /// The item as you may see it now.
     pub work_item: WorkItem,
+    /// When the server recorded the change (UTC).
     pub at: DateTime<Utc>,
 }
 
@@ -69,8 +74,10 @@ pub struct BoardEvent {
     at: DateTime<Utc>,
 }
 
+/// A change on a board, as `boardEvents` delivers it.
 #[Object]
 impl BoardEvent {
+    /// What happened on the board.
     async fn kind(&self) -> BoardEventKind {
         self.kind
     }
@@ -91,7 +98,8 @@ impl BoardEvent {
         self.card.as_ref()
     }
 
-    /// The lane's columns after the change.
+    /// The lane's columns after the change; empty for a `CARD_UPDATED` that
+    /// only reports the progress of a card's children.
     async fn columns(&self) -> &[BoardColumn] {
         &self.columns
     }
@@ -101,6 +109,7 @@ impl BoardEvent {
         self.column.as_ref()
     }
 
+    /// When the server recorded the change (UTC).
     async fn at(&self) -> DateTime<Utc> {
         self.at
     }
@@ -259,6 +268,9 @@ fn board_events(r: &RequestCtx, board: &UnitPath, event: &LiveEvent) -> Vec<Boar
     }
 }
 
+/// Live events over WebSocket at `/graphql/ws` (`graphql-transport-ws`), with
+/// the session token in the `connection_init` payload. Events are filtered by
+/// your access, and follow changes to your memberships.
 #[GqlSubscription]
 impl Subscription {
     /// Work items of `unit` and the units below it that you may read, as
@@ -268,6 +280,9 @@ impl Subscription {
     async fn work_item_events(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Global id of the unit to watch, with its subtree; an unknown unit is `NOT_FOUND`."
+        )]
         unit: ID,
     ) -> async_graphql::Result<impl Stream<Item = GqlResult<WorkItemEvent>>> {
         let r = rc(ctx)?;
@@ -292,10 +307,14 @@ impl Subscription {
 
     /// Changes on `unit`'s board: its cards moving, its counts and WIP
     /// limits, the progress of its cards' children, and the counts of the
-    /// units below it. Cards you may not read come as counts only.
+    /// units below it. Cards you may not read come as counts only, and a unit
+    /// outside your aggregate scope is `FORBIDDEN`.
     async fn board_events(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Global id of the unit whose board to watch; an unknown unit is `NOT_FOUND`."
+        )]
         unit: ID,
     ) -> async_graphql::Result<impl Stream<Item = GqlResult<BoardEvent>>> {
         let r = rc(ctx)?;

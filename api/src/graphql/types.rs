@@ -50,23 +50,31 @@ pub enum UnitScope {
     /// The unit and every unit beneath it.
     #[default]
     Subtree,
-    /// Only items owned by the unit itself.
+    /// Only what the unit itself owns, not what units beneath it own.
     UnitOnly,
 }
 
-/// Filters of `workItems`.
+/// Filters of `workItems`: an item is listed only when it matches every
+/// filter given. Omitted or null filters do not restrict the list.
 #[derive(InputObject, Default, Debug)]
 pub struct WorkItemFilter {
+    /// Only items of these types; null for any type.
     pub types: Option<Vec<WorkItemType>>,
+    /// Only items of these Flow Framework types; null for any flow type.
     pub flow_types: Option<Vec<FlowType>>,
+    /// Only items whose current state is in one of these categories; null for
+    /// any category.
     pub state_categories: Option<Vec<StateCategory>>,
-    /// Case-insensitive text contained in the title.
+    /// Case-insensitive text contained in the title (at most 200
+    /// characters). Blank text is ignored.
     pub search: Option<String>,
-    /// Created at or after this instant.
+    /// Created at or after this instant (UTC, RFC 3339).
     pub created_from: Option<DateTime<Utc>>,
-    /// Created before this instant.
+    /// Created before this instant (UTC, RFC 3339); it must be later than
+    /// `createdFrom` when both are given.
     pub created_to: Option<DateTime<Utc>>,
-    /// `SUBTREE` (default) or `UNIT_ONLY`.
+    /// `SUBTREE` (the default) includes items of every unit beneath the
+    /// listed unit; `UNIT_ONLY` only the unit's own items.
     pub scope: Option<UnitScope>,
 }
 
@@ -104,10 +112,14 @@ pub(super) fn wants_total(ctx: &Context<'_>) -> bool {
 #[derive(Clone)]
 pub struct Unit(pub unit::Model);
 
+/// A node of the organisation tree: the organisation, a portfolio, a program
+/// or a team. Every signed-in user may read the tree itself; what a unit
+/// holds (items, records, metrics) follows the viewer's roles.
 // GraphQL arguments map one to one onto parameters.
 #[allow(clippy::too_many_arguments)]
 #[Object]
 impl Unit {
+    /// Opaque global id, for `node(id:)` and for arguments that take a unit.
     async fn id(&self) -> ID {
         ids::encode(kind::UNIT, self.0.id)
     }
@@ -117,10 +129,12 @@ impl Unit {
         &self.0.key
     }
 
+    /// Display name.
     async fn name(&self) -> &str {
         &self.0.name
     }
 
+    /// Level of the unit in the tree.
     async fn kind(&self) -> GqlResult<UnitKind> {
         Ok(UnitKind::parse(&self.0.kind)?)
     }
@@ -130,10 +144,12 @@ impl Unit {
         self.0.depth
     }
 
+    /// When the unit was created (UTC, RFC 3339).
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 
+    /// The unit directly above this one; null for the organisation.
     async fn parent(&self, ctx: &Context<'_>) -> GqlResult<Option<Unit>> {
         let Some(pid) = self.0.parent_id else {
             return Ok(None);
@@ -186,10 +202,23 @@ impl Unit {
     async fn changes(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "`SUBTREE` (the default) also lists the records of every unit beneath this one; `UNIT_ONLY` lists only the unit's own."
+        )]
         scope: Option<UnitScope>,
+        #[graphql(
+            desc = "Returns the first n items (0 to 100; 20 when neither `first` nor `last` is given). Cannot be combined with `last`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Returns only items after this cursor (an `endCursor` or edge `cursor` from an earlier page)."
+        )]
         after: Option<String>,
+        #[graphql(desc = "Returns the last n items (0 to 100). Cannot be combined with `first`.")]
         last: Option<i32>,
+        #[graphql(
+            desc = "Returns only items before this cursor (a `startCursor` or edge `cursor` from an earlier page)."
+        )]
         before: Option<String>,
     ) -> GqlResult<ChangeConnection> {
         let r = rc(ctx)?;
@@ -224,10 +253,23 @@ impl Unit {
     async fn deployments(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "`SUBTREE` (the default) also lists the records of every unit beneath this one; `UNIT_ONLY` lists only the unit's own."
+        )]
         scope: Option<UnitScope>,
+        #[graphql(
+            desc = "Returns the first n items (0 to 100; 20 when neither `first` nor `last` is given). Cannot be combined with `last`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Returns only items after this cursor (an `endCursor` or edge `cursor` from an earlier page)."
+        )]
         after: Option<String>,
+        #[graphql(desc = "Returns the last n items (0 to 100). Cannot be combined with `first`.")]
         last: Option<i32>,
+        #[graphql(
+            desc = "Returns only items before this cursor (a `startCursor` or edge `cursor` from an earlier page)."
+        )]
         before: Option<String>,
     ) -> GqlResult<DeploymentConnection> {
         let r = rc(ctx)?;
@@ -242,10 +284,23 @@ impl Unit {
     async fn releases(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "`SUBTREE` (the default) also lists the records of every unit beneath this one; `UNIT_ONLY` lists only the unit's own."
+        )]
         scope: Option<UnitScope>,
+        #[graphql(
+            desc = "Returns the first n items (0 to 100; 20 when neither `first` nor `last` is given). Cannot be combined with `last`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Returns only items after this cursor (an `endCursor` or edge `cursor` from an earlier page)."
+        )]
         after: Option<String>,
+        #[graphql(desc = "Returns the last n items (0 to 100). Cannot be combined with `first`.")]
         last: Option<i32>,
+        #[graphql(
+            desc = "Returns only items before this cursor (a `startCursor` or edge `cursor` from an earlier page)."
+        )]
         before: Option<String>,
     ) -> GqlResult<ReleaseConnection> {
         let r = rc(ctx)?;
@@ -260,10 +315,23 @@ impl Unit {
     async fn incidents(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "`SUBTREE` (the default) also lists the records of every unit beneath this one; `UNIT_ONLY` lists only the unit's own."
+        )]
         scope: Option<UnitScope>,
+        #[graphql(
+            desc = "Returns the first n items (0 to 100; 20 when neither `first` nor `last` is given). Cannot be combined with `last`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Returns only items after this cursor (an `endCursor` or edge `cursor` from an earlier page)."
+        )]
         after: Option<String>,
+        #[graphql(desc = "Returns the last n items (0 to 100). Cannot be combined with `first`.")]
         last: Option<i32>,
+        #[graphql(
+            desc = "Returns only items before this cursor (a `startCursor` or edge `cursor` from an earlier page)."
+        )]
         before: Option<String>,
     ) -> GqlResult<IncidentConnection> {
         let r = rc(ctx)?;
@@ -278,10 +346,23 @@ impl Unit {
     async fn work_items(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Narrows the list by type, flow type, state category, title text, creation time or scope; null lists every item you may read."
+        )]
         filter: Option<WorkItemFilter>,
+        #[graphql(
+            desc = "Returns the first n items (0 to 100; 20 when neither `first` nor `last` is given). Cannot be combined with `last`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Returns only items after this cursor (an `endCursor` or edge `cursor` from an earlier page)."
+        )]
         after: Option<String>,
+        #[graphql(desc = "Returns the last n items (0 to 100). Cannot be combined with `first`.")]
         last: Option<i32>,
+        #[graphql(
+            desc = "Returns only items before this cursor (a `startCursor` or edge `cursor` from an earlier page)."
+        )]
         before: Option<String>,
     ) -> GqlResult<WorkItemConnection> {
         list_work_items(ctx, self.0.id, filter, first, after, last, before).await
@@ -377,29 +458,39 @@ async fn prime(ctx: &Context<'_>, items: &[work_item::Model]) -> GqlResult<()> {
 #[derive(Clone)]
 pub struct WorkItem(pub work_item::Model);
 
+/// An epic, feature, story, task, defect, risk or debt item, owned by one
+/// unit. Items you may not read never appear: lists omit them and lookups
+/// return null.
 #[Object]
 impl WorkItem {
+    /// Opaque global id, for `node(id:)` and for arguments that take an item.
     async fn id(&self) -> ID {
         ids::encode(kind::WORK_ITEM, self.0.id)
     }
 
+    /// Unique human key, e.g. `PAY-12`.
     async fn key(&self) -> &str {
         &self.0.key
     }
 
+    /// Short title of the item.
     async fn title(&self) -> &str {
         &self.0.title
     }
 
+    /// Longer free-text description; null when none was given.
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }
 
+    /// What kind of item this is.
     #[graphql(name = "type")]
     async fn item_type(&self) -> GqlResult<WorkItemType> {
         Ok(WorkItemType::parse(&self.0.item_type)?)
     }
 
+    /// Flow Framework type that splits the flow metrics; derived from `type`
+    /// unless it was set explicitly.
     async fn flow_type(&self) -> GqlResult<FlowType> {
         Ok(FlowType::parse(&self.0.flow_type)?)
     }
@@ -409,6 +500,7 @@ impl WorkItem {
         &self.0.state
     }
 
+    /// Flow-state category of the current state.
     async fn state_category(&self) -> GqlResult<StateCategory> {
         Ok(StateCategory::parse(&self.0.state_category)?)
     }
@@ -423,15 +515,19 @@ impl WorkItem {
         self.0.blocked
     }
 
+    /// Estimate in story points; null when the item is not estimated.
     async fn estimate(&self) -> Option<f64> {
         self.0.estimate
     }
 
+    /// Business value as a non-negative number (no fixed unit); null when
+    /// not set.
     async fn business_value(&self) -> Option<f64> {
         self.0.business_value
     }
 
-    /// Defects only: where it was found.
+    /// Defects only: where it was found; null for other items or when not
+    /// recorded.
     async fn found_in(&self) -> GqlResult<Option<DefectOrigin>> {
         Ok(self
             .0
@@ -441,14 +537,18 @@ impl WorkItem {
             .transpose()?)
     }
 
+    /// Severity label as recorded (free text, e.g. from the source tracker);
+    /// null when not set.
     async fn severity(&self) -> Option<&str> {
         self.0.severity.as_deref()
     }
 
+    /// When the item was created (UTC, RFC 3339); lead time counts from here.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 
+    /// When the item was last changed, moves included (UTC, RFC 3339).
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -476,9 +576,19 @@ impl WorkItem {
     async fn children(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Returns the first n items (0 to 100; 20 when neither `first` nor `last` is given). Cannot be combined with `last`."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Returns only items after this cursor (an `endCursor` or edge `cursor` from an earlier page)."
+        )]
         after: Option<String>,
+        #[graphql(desc = "Returns the last n items (0 to 100). Cannot be combined with `first`.")]
         last: Option<i32>,
+        #[graphql(
+            desc = "Returns only items before this cursor (a `startCursor` or edge `cursor` from an earlier page)."
+        )]
         before: Option<String>,
     ) -> GqlResult<WorkItemConnection> {
         let r = rc(ctx)?;
@@ -500,6 +610,7 @@ impl WorkItem {
             .collect())
     }
 
+    /// The user the item is assigned to; null when unassigned.
     async fn assignee(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
         let Some(uid) = self.0.assignee_id else {
             return Ok(None);
@@ -543,16 +654,21 @@ impl WorkItem {
 /// An item's identity in another system.
 pub struct ExternalRef(pub external_ref::Model);
 
+/// An item's identity in another system. An integration that sends the same
+/// source and external id again updates the item instead of duplicating it.
 #[Object]
 impl ExternalRef {
+    /// The system the item comes from, e.g. `jira` or `github`.
     async fn source(&self) -> &str {
         &self.0.source
     }
 
+    /// The item's id in that system, e.g. `PAY-12`.
     async fn external_id(&self) -> &str {
         &self.0.external_id
     }
 
+    /// Link to the item in that system; null when none was given.
     async fn url(&self) -> Option<&str> {
         self.0.url.as_deref()
     }
@@ -562,34 +678,44 @@ impl ExternalRef {
 #[derive(Clone)]
 pub struct Transition(pub transition::Model);
 
+/// One state change of a work item. Flow metrics are computed from this
+/// history; the item's current state is its latest transition's.
 #[Object]
 impl Transition {
+    /// Opaque global id, for `node(id:)`.
     async fn id(&self) -> ID {
         ids::encode(kind::TRANSITION, self.0.id)
     }
 
+    /// The state the item left; null for the item's first transition (its
+    /// creation).
     async fn from_state(&self) -> Option<&str> {
         self.0.from_state.as_deref()
     }
 
+    /// The state the item entered.
     async fn to_state(&self) -> &str {
         &self.0.to_state
     }
 
+    /// Flow-state category of `toState`.
     async fn to_category(&self) -> GqlResult<StateCategory> {
         Ok(StateCategory::parse(&self.0.to_category)?)
     }
 
+    /// When the change happened (UTC, RFC 3339); for ingested history, the
+    /// time the source reported.
     async fn at(&self) -> DateTime<Utc> {
         self.0.at
     }
 
-    /// The system the change came from, for ingested history.
+    /// The system the change came from (e.g. `jira`), for ingested history;
+    /// null for changes made through this API.
     async fn source(&self) -> Option<&str> {
         self.0.source.as_deref()
     }
 
-    /// Who made the change through the API.
+    /// Who made the change through the API; null for ingested history.
     async fn actor(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
         let Some(uid) = self.0.actor_id else {
             return Ok(None);
@@ -597,6 +723,7 @@ impl Transition {
         Ok(rc(ctx)?.users.load_one(uid).await?.map(User))
     }
 
+    /// The item that changed state; null if you may not read it.
     async fn work_item(&self, ctx: &Context<'_>) -> GqlResult<Option<WorkItem>> {
         Ok(rc(ctx)?
             .items
@@ -610,25 +737,33 @@ impl Transition {
 #[derive(Clone)]
 pub struct User(pub user::Model);
 
+/// A person who can sign in. Users appear where data you may read names them
+/// (assignees, actors, members); `node(id:)` finds only yourself unless you
+/// are an admin.
 #[Object]
 impl User {
+    /// Opaque global id, for `node(id:)` and for arguments that take a user.
     async fn id(&self) -> ID {
         ids::encode(kind::USER, self.0.id)
     }
 
+    /// Email address, stored lower-cased; unique regardless of case.
     async fn email(&self) -> &str {
         &self.0.email
     }
 
+    /// Display name.
     async fn name(&self) -> &str {
         &self.0.name
     }
 
+    /// False once an admin has deactivated the account; the user then loses
+    /// access at their next request.
     async fn active(&self) -> bool {
         self.0.active
     }
 
-    /// Roles held (visible to admins and to the user).
+    /// Roles held. Visible to admins and to the user; empty for anyone else.
     async fn memberships(&self, ctx: &Context<'_>) -> GqlResult<Vec<Membership>> {
         let r = rc(ctx)?;
         Ok(users::memberships_of(r.svc(), self.0.id)
@@ -643,20 +778,26 @@ impl User {
 #[derive(Clone)]
 pub struct Membership(pub membership::Model);
 
+/// A role held by a user on a unit. Visible to admins and to the user who
+/// holds it.
 #[Object]
 impl Membership {
+    /// Opaque global id, for `node(id:)` and for revoking the membership.
     async fn id(&self) -> ID {
         ids::encode(kind::MEMBERSHIP, self.0.id)
     }
 
+    /// What the membership allows.
     async fn role(&self) -> GqlResult<Role> {
         Ok(Role::parse(&self.0.role)?)
     }
 
+    /// When the role was granted (UTC, RFC 3339).
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 
+    /// The user who holds the role.
     async fn user(&self, ctx: &Context<'_>) -> GqlResult<User> {
         rc(ctx)?
             .users
@@ -666,6 +807,8 @@ impl Membership {
             .ok_or_else(|| ApiError::not_found("user").into())
     }
 
+    /// The unit the role is held on. The role's scope is this unit and every
+    /// unit beneath it.
     async fn unit(&self, ctx: &Context<'_>) -> GqlResult<Unit> {
         rc(ctx)?
             .units
@@ -680,12 +823,16 @@ impl Membership {
 #[derive(Clone)]
 pub struct Workflow(pub Arc<EffectiveWorkflow>);
 
+/// An ordered list of states, each mapped to a flow-state category. A unit
+/// without a workflow of its own uses its nearest ancestor's.
 #[Object]
 impl Workflow {
+    /// Opaque global id, for `node(id:)`.
     async fn id(&self) -> ID {
         ids::encode(kind::WORKFLOW, self.0.workflow.id)
     }
 
+    /// Display name of the workflow.
     async fn name(&self) -> &str {
         &self.0.workflow.name
     }
@@ -709,20 +856,28 @@ impl Workflow {
 /// One state (board column) of a workflow.
 pub struct WorkflowState(pub workflow_state::Model);
 
+/// One state (board column) of a workflow.
 #[Object]
 impl WorkflowState {
+    /// The state's name, as work items and moves refer to it (e.g. `In
+    /// Progress`).
     async fn name(&self) -> &str {
         &self.0.name
     }
 
+    /// Flow-state category: decides how time in this state counts in flow
+    /// metrics.
     async fn category(&self) -> GqlResult<StateCategory> {
         Ok(StateCategory::parse(&self.0.category)?)
     }
 
+    /// Position in board order; lower comes first.
     async fn position(&self) -> i32 {
         self.0.position
     }
 
+    /// The workflow's WIP limit for this column; null means no limit. A
+    /// board may override it (see `BoardColumn.wipLimit`).
     async fn wip_limit(&self) -> Option<i32> {
         self.0.wip_limit
     }
@@ -732,12 +887,16 @@ impl WorkflowState {
 #[derive(Clone)]
 pub struct ApiKey(pub api_key::Model);
 
+/// An integration's credential (its secret is shown once, at creation). Only
+/// admins may see API keys.
 #[Object]
 impl ApiKey {
+    /// Opaque global id, for `node(id:)` and for revoking the key.
     async fn id(&self) -> ID {
         ids::encode(kind::API_KEY, self.0.id)
     }
 
+    /// Name given at creation, to tell keys apart.
     async fn name(&self) -> &str {
         &self.0.name
     }
@@ -747,7 +906,8 @@ impl ApiKey {
         &self.0.prefix
     }
 
-    /// When set, the key may only write inside this unit's subtree.
+    /// When set, the key may only write inside this unit's subtree; null when
+    /// it may write anywhere.
     async fn unit(&self, ctx: &Context<'_>) -> GqlResult<Option<Unit>> {
         let Some(u) = self.0.unit_id else {
             return Ok(None);
@@ -755,18 +915,21 @@ impl ApiKey {
         Ok(rc(ctx)?.units.load_one(u).await?.map(Unit))
     }
 
+    /// When the key was created (UTC, RFC 3339).
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 
+    /// When the key was revoked (UTC, RFC 3339); null while it is valid.
     async fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.0.revoked_at
     }
 }
 
-/// The caller.
+/// The caller: who they are and the roles they hold.
 #[derive(SimpleObject)]
 pub struct Viewer {
+    /// The signed-in user.
     pub user: User,
     /// The caller's roles and where they hold them.
     pub memberships: Vec<Membership>,

@@ -42,27 +42,33 @@ fn may_read_sensitive(ctx: &Context<'_>) -> GqlResult<bool> {
     Ok(false)
 }
 
-/// A value stream: the flow of value to a customer (`OPERATIONAL`) or of
-/// changes into the systems that support such flows (`DEVELOPMENT`), owned
-/// by a unit and mapped as ordered stages of workflow states.
 #[derive(Clone)]
 pub struct ValueStream(pub value_stream::Model);
 
+/// A value stream: the flow of value to a customer (`OPERATIONAL`) or of
+/// changes into the systems that support such flows (`DEVELOPMENT`), owned
+/// by a unit and mapped as ordered stages of workflow states. Readable
+/// wherever you may read the owning unit's aggregates.
 #[Object]
 impl ValueStream {
+    /// The value stream's opaque global ID.
     pub async fn id(&self) -> ID {
         ids::encode(kind::VALUE_STREAM, self.0.id)
     }
 
-    /// Unique; 1 to 64 letters, digits, '.', '_' and '-'.
+    /// The stream's unique key: 1 to 64 letters, digits, '.', '_' and '-',
+    /// starting with a letter or digit.
     async fn key(&self) -> &str {
         &self.0.key
     }
 
+    /// The stream's display name.
     async fn name(&self) -> &str {
         &self.0.name
     }
 
+    /// `OPERATIONAL` (value to the end customer) or `DEVELOPMENT` (changes
+    /// to the systems that support operational streams).
     async fn kind(&self) -> GqlResult<ValueStreamKind> {
         Ok(ValueStreamKind::parse(&self.0.kind)?)
     }
@@ -73,7 +79,7 @@ impl ValueStream {
     }
 
     /// Development streams only: the operational streams this one supports
-    /// (those you may read).
+    /// (those you may read), by key.
     async fn supports(&self, ctx: &Context<'_>) -> GqlResult<Vec<ValueStream>> {
         Ok(value_streams::supports_of(rc(ctx)?.svc(), self.0.id)
             .await?
@@ -83,7 +89,7 @@ impl ValueStream {
     }
 
     /// Operational streams only: the development streams supporting this
-    /// one (those you may read).
+    /// one (those you may read), by key.
     async fn supported_by(&self, ctx: &Context<'_>) -> GqlResult<Vec<ValueStream>> {
         Ok(value_streams::supported_by(rc(ctx)?.svc(), self.0.id)
             .await?
@@ -92,7 +98,7 @@ impl ValueStream {
             .collect())
     }
 
-    /// In order.
+    /// The stream's stages, in order from first to last.
     async fn stages(&self, ctx: &Context<'_>) -> GqlResult<Vec<ValueStreamStage>> {
         Ok(value_streams::stages_of(rc(ctx)?.svc(), self.0.id)
             .await?
@@ -106,9 +112,9 @@ impl ValueStream {
             .collect())
     }
 
-    /// Funding allocated for `budgetPeriod`, in the organisation's currency.
-    /// Executives, portfolio managers and admins only (`FORBIDDEN` on this
-    /// field for others).
+    /// Funding allocated for `budgetPeriod`, in the organisation's currency;
+    /// null when unset. Executives, portfolio managers and admins only: for
+    /// others it is null with `FORBIDDEN` on this field.
     async fn budget(&self, ctx: &Context<'_>) -> GqlResult<Option<f64>> {
         Ok(if may_read_sensitive(ctx)? {
             self.0.budget
@@ -117,8 +123,8 @@ impl ValueStream {
         })
     }
 
-    /// The period the budget is for, e.g. `FY2027` or `2026-Q4`. Sensitive,
-    /// as `budget`.
+    /// The period the budget is for, e.g. `FY2027` or `2026-Q4`; null when
+    /// unset. Sensitive, as `budget`.
     async fn budget_period(&self, ctx: &Context<'_>) -> GqlResult<Option<&str>> {
         Ok(if may_read_sensitive(ctx)? {
             self.0.budget_period.as_deref()
@@ -127,7 +133,8 @@ impl ValueStream {
         })
     }
 
-    /// Run-rate cost per `costPeriod`. Sensitive, as `budget`.
+    /// Run-rate cost per `costPeriod`, in the organisation's currency; null
+    /// when unset. Sensitive, as `budget`.
     async fn cost_per_period(&self, ctx: &Context<'_>) -> GqlResult<Option<f64>> {
         Ok(if may_read_sensitive(ctx)? {
             self.0.cost_per_period
@@ -136,7 +143,8 @@ impl ValueStream {
         })
     }
 
-    /// Sensitive, as `budget`.
+    /// The period `costPerPeriod` is for; null when unset. Sensitive, as
+    /// `budget`.
     async fn cost_period(&self, ctx: &Context<'_>) -> GqlResult<Option<CostPeriod>> {
         if !may_read_sensitive(ctx)? {
             return Ok(None);
@@ -149,10 +157,12 @@ impl ValueStream {
             .transpose()?)
     }
 
+    /// When the stream was created (UTC).
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
 
+    /// When the stream was last changed (UTC).
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -161,8 +171,9 @@ impl ValueStream {
 /// One stage of a value stream.
 #[derive(SimpleObject)]
 pub struct ValueStreamStage {
+    /// The stage's name, unique within the stream (ignoring case).
     pub name: String,
-    /// 0 for the first stage.
+    /// The stage's place in the stream: 0 for the first stage.
     pub position: i32,
     /// Workflow states of the owning unit that the stage covers.
     pub states: Vec<String>,
@@ -171,13 +182,18 @@ pub struct ValueStreamStage {
     pub value_adding: bool,
 }
 
+/// One stage of a value stream, as `createValueStream` and
+/// `updateValueStream` take it.
 #[derive(InputObject)]
 pub struct ValueStreamStageInput {
-    /// Unique within the stream (ignoring case).
+    /// The stage's name: 1 to 200 characters, unique within the stream
+    /// (ignoring case).
     pub name: String,
     /// At least one state of the owning unit's workflow; a state belongs to
     /// at most one stage.
     pub states: Vec<String>,
+    /// Whether the stage adds value: time in its `ACTIVE` states counts as
+    /// process time, all other time in it as wait time.
     pub value_adding: bool,
 }
 
@@ -191,50 +207,71 @@ impl From<ValueStreamStageInput> for StageInput {
     }
 }
 
+/// Input of `createValueStream`. Admins may create a value stream for any
+/// unit, a portfolio's managers for the portfolio itself.
 #[derive(InputObject)]
 pub struct CreateValueStreamInput {
     /// The owning unit, usually a portfolio.
     pub unit: ID,
-    /// Unique; 1 to 64 letters, digits, '.', '_' and '-'.
+    /// The stream's unique key: 1 to 64 letters, digits, '.', '_' and '-',
+    /// starting with a letter or digit. It cannot change later.
     pub key: String,
+    /// The display name, 1 to 200 characters.
     pub name: String,
+    /// `OPERATIONAL` or `DEVELOPMENT`. It cannot change later.
     pub kind: ValueStreamKind,
-    /// `DEVELOPMENT` streams only: operational streams it supports.
+    /// `DEVELOPMENT` streams only: the operational streams it supports.
     pub supports: Option<Vec<ID>>,
-    /// At least one, in order.
+    /// The stream's stages, in order; at least one.
     pub stages: Vec<ValueStreamStageInput>,
-    /// At least 0.
+    /// Funding allocated for `budgetPeriod`, in the organisation's
+    /// currency; at least 0.
     pub budget: Option<f64>,
-    /// 1 to 32 characters, e.g. `FY2027`.
+    /// The period the budget is for, 1 to 32 characters, e.g. `FY2027`.
     pub budget_period: Option<String>,
-    /// At least 0; requires `costPeriod`.
+    /// Run-rate cost per `costPeriod`, in the organisation's currency; at
+    /// least 0; requires `costPeriod`.
     pub cost_per_period: Option<f64>,
+    /// The period `costPerPeriod` is for; requires `costPerPeriod`.
     pub cost_period: Option<CostPeriod>,
 }
 
+/// The result of `createValueStream`.
 #[derive(SimpleObject)]
 pub struct CreateValueStreamPayload {
+    /// The new value stream.
     pub value_stream: ValueStream,
 }
 
-/// Omitted fields are left alone; `null` clears an investment field. Key
-/// and kind do not change.
+/// Input of `updateValueStream`: omitted fields are left alone; `null`
+/// clears an investment field. Key and kind do not change.
 #[derive(InputObject)]
 pub struct UpdateValueStreamInput {
+    /// The value stream to change.
     pub value_stream: ID,
+    /// The new display name, 1 to 200 characters; null leaves it alone.
     pub name: Option<String>,
-    /// Replaces the supported streams (`[]` for none).
+    /// Replaces the supported streams (`[]` for none); `DEVELOPMENT` streams
+    /// only. Null leaves them alone.
     pub supports: Option<Vec<ID>>,
-    /// Replaces the stages, in the order given.
+    /// Replaces the stages, in the order given; null leaves them alone.
     pub stages: Option<Vec<ValueStreamStageInput>>,
+    /// The new budget, at least 0; `null` clears it.
     pub budget: MaybeUndefined<f64>,
+    /// The new budget period, 1 to 32 characters; `null` clears it.
     pub budget_period: MaybeUndefined<String>,
+    /// The new run-rate cost, at least 0; `null` clears it. After the
+    /// change, `costPerPeriod` and `costPeriod` must be both set or both empty.
     pub cost_per_period: MaybeUndefined<f64>,
+    /// The new cost period; `null` clears it. After the change, it must be
+    /// set exactly when `costPerPeriod` is.
     pub cost_period: MaybeUndefined<CostPeriod>,
 }
 
+/// The result of `updateValueStream`.
 #[derive(SimpleObject)]
 pub struct UpdateValueStreamPayload {
+    /// The value stream after the change.
     pub value_stream: ValueStream,
 }
 
@@ -309,8 +346,11 @@ pub(super) async fn update_value_stream(
 /// passed through the stage.
 #[derive(SimpleObject)]
 pub struct ValueStreamStageMetrics {
+    /// The stage's name.
     pub name: String,
+    /// The stage's place in the stream: 0 for the first stage.
     pub position: i32,
+    /// Whether the stage adds value: its `ACTIVE` time is process time.
     pub value_adding: bool,
     /// Items that were in one of the stage's states before completing.
     pub items: i32,
@@ -328,24 +368,28 @@ fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// The value stream map (DESIGN §3.6) of a stream over a window: the items
-/// of the owning unit's subtree completed in the window that entered at
-/// least one of the stream's states, measured from creation to completion.
 pub struct ValueStreamMap {
     stream: value_stream::Model,
     map: vsm::ValueStreamMap,
 }
 
+/// The value stream map of a stream over a window: the items of the owning
+/// unit's subtree completed in the window that entered at least one of the
+/// stream's states, measured from creation to completion. Durations are in
+/// seconds; readable wherever you may read the owning unit's aggregates.
 #[Object]
 impl ValueStreamMap {
+    /// The value stream mapped.
     async fn value_stream(&self) -> ValueStream {
         ValueStream(self.stream.clone())
     }
 
+    /// Start of the window, inclusive (UTC).
     async fn from(&self) -> DateTime<Utc> {
         self.map.window.from
     }
 
+    /// End of the window, exclusive (UTC).
     async fn to(&self) -> DateTime<Utc> {
         self.map.window.to
     }
@@ -356,7 +400,7 @@ impl ValueStreamMap {
         count(self.map.items)
     }
 
-    /// In stream order.
+    /// Each stage's metrics, in stream order.
     async fn stages(&self) -> Vec<ValueStreamStageMetrics> {
         self.map
             .stages
@@ -373,23 +417,24 @@ impl ValueStreamMap {
             .collect()
     }
 
-    /// Total lead time per item: completion − creation.
+    /// Total lead time per item, in seconds: completion − creation.
     async fn lead_time(&self) -> Distribution {
         self.map.lead_time.into()
     }
 
-    /// Total process time per item, over every stage.
+    /// Total process time per item, in seconds, over every stage.
     async fn process_time(&self) -> Distribution {
         self.map.process_time.into()
     }
 
-    /// Total wait time per item, over every stage (time in no stage's
-    /// states counts only in the lead time).
+    /// Total wait time per item, in seconds, over every stage (time in no
+    /// stage's states counts only in the lead time).
     async fn wait_time(&self) -> Distribution {
         self.map.wait_time.into()
     }
 
-    /// Σ process time ÷ Σ lead time over the items, in seconds.
+    /// Σ process time ÷ Σ lead time over the items, both in seconds; its
+    /// `value` is null when the lead times sum to 0, as with no items.
     async fn activity_ratio(&self) -> Ratio {
         self.map.activity_ratio.into()
     }

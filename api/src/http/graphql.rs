@@ -257,6 +257,14 @@ pub(super) async fn policy_for(state: &AppState, headers: &HeaderMap) -> Result<
     Ok(Policy::for_viewer(viewer))
 }
 
+/// A request refused as a whole, answered as JSON (the ingest and webhook
+/// endpoints; `/graphql` negotiates the media type with [`error_response`]).
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(Media::Json, &self)
+    }
+}
+
 /// The answer to a request refused before execution by `err`: the status of
 /// its code, `WWW-Authenticate` for 401 and `Retry-After` where it applies.
 pub(super) fn error_response(media: Media, err: &ApiError) -> Response {

@@ -35,8 +35,12 @@ use crate::policy::{IngestScope, UnitPath};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, async_graphql::Enum)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// The event was applied.
     Applied,
+    /// An event with the same `id` was applied before, so this one was
+    /// skipped and changed nothing.
     Duplicate,
+    /// The event was refused and changed nothing; `reason` says why.
     Rejected,
 }
 
