@@ -1,9 +1,11 @@
 //! Gemba: a Value Stream Management server.
 //!
-//! The library behind the `gemba` binary: [`http::app`] builds the axum
-//! router that tests and the binary serve, [`graphql::build_schema`] the
+//! The library behind the `gemba` binary: [`app::Application`] wires a
+//! serving replica for the binary and the tests alike, [`http::app`] builds
+//! its axum router, [`graphql::build_schema`] the
 //! GraphQL schema, [`cli`] the commands of the binary.
 
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;

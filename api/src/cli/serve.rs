@@ -9,11 +9,11 @@ use base64::Engine;
 use rand::RngCore;
 
 use super::{out, seed};
+use crate::app::Application;
 use crate::auth::TokenKeys;
 use crate::config::{DbArgs, ServeArgs, Settings};
 use crate::db;
-use crate::graphql::Services;
-use crate::http::{AppState, serve, shutdown_signal};
+use crate::http::shutdown_signal;
 
 /// The signing secret: `GEMBA_JWT_SECRET`, or in the zero-configuration case
 /// a generated one kept beside the database.
@@ -99,21 +99,13 @@ pub(super) async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         print_logins(&logins)?;
     }
     let _ = setup.close().await;
-    let (conn, statements) = db::connect_with(&url, &db::PoolOptions::serving(&url, &settings))
-        .await
-        .context("cannot open the database")?;
-    let bus = crate::events::EventBus::default();
-    let live = crate::events::live::LiveHub::start(&conn, &bus);
-    let state = AppState::new(conn, statements, Services::new(keys, settings, bus, live));
-    let listener = tokio::net::TcpListener::bind(args.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.bind))?;
-    let addr = listener.local_addr()?;
+    let app = Application::build(&url, keys, settings, args.bind).await?;
+    let addr = app.local_addr()?;
     tracing::info!(%addr, "listening");
     out(&format!(
         "Gemba is running.\n  GraphiQL:  http://{addr}/graphql (open in a browser)\n  Log in with the `login` mutation, then send `Authorization: Bearer <token>`.\n"
     ))?;
-    serve(listener, state, shutdown_signal()).await?;
+    app.run(shutdown_signal()).await?;
     Ok(())
 }
 

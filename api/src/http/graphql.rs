@@ -16,11 +16,10 @@ use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use crate::auth;
+use super::caller::Caller;
 use crate::error::{ApiError, ErrorCode, UNAVAILABLE_RETRY_AFTER_SECS};
 use crate::graphql::{RequestCtx, guard};
-use crate::policy::{KeyGrant, Policy};
-use crate::service::api_keys;
+use crate::policy::Policy;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -42,7 +41,7 @@ impl Media {
 }
 
 /// Picks the response media type from `Accept`; `None` means 406.
-fn negotiate(headers: &HeaderMap) -> Option<Media> {
+pub(super) fn negotiate(headers: &HeaderMap) -> Option<Media> {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return Some(Media::Json);
     };
@@ -229,34 +228,6 @@ fn form_urlencoded_pairs(raw: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The caller's policy from the `Authorization` header. A header that is
-/// present but wrong is refused, never treated as anonymous.
-pub(super) async fn policy_for(state: &AppState, headers: &HeaderMap) -> Result<Policy, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(Policy::anonymous());
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::InvalidToken("malformed Authorization header"))?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(ApiError::InvalidToken(
-            "expected `Authorization: Bearer <token>`",
-        ))?;
-    if token.starts_with(api_keys::PREFIX) {
-        let key = api_keys::authenticate(&state.db, token).await?;
-        return Ok(Policy::for_api_key(KeyGrant {
-            key_id: key.id,
-            unit_root: key.unit_id,
-        }));
-    }
-    let viewer = auth::authenticate(&state.db, &state.services.keys, token).await?;
-    Ok(Policy::for_viewer(viewer))
-}
-
 /// A request refused as a whole, answered as JSON (the ingest and webhook
 /// endpoints; `/graphql` negotiates the media type with [`error_response`]).
 impl IntoResponse for ApiError {
@@ -309,15 +280,11 @@ fn deciding_error(body: &Value) -> Option<(StatusCode, Option<u64>)> {
 
 async fn execute(
     state: AppState,
-    headers: HeaderMap,
+    policy: Policy,
     addr: SocketAddr,
     params: Params,
     media: Media,
 ) -> Response {
-    let policy = match policy_for(&state, &headers).await {
-        Ok(p) => p,
-        Err(e) => return error_response(media, &e),
-    };
     state.graphql_requests.fetch_add(1, Ordering::Relaxed);
     let mut request = Request::new(params.query);
     if let Some(op) = params.operation_name {
@@ -430,6 +397,7 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
 pub async fn graphql_post(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Caller(policy): Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -454,7 +422,7 @@ pub async fn graphql_post(
         }
     };
     match params_from_json(parsed) {
-        Ok(params) => execute(state, headers, addr, params, media).await,
+        Ok(params) => execute(state, policy, addr, params, media).await,
         Err(msg) => request_error(StatusCode::BAD_REQUEST, media, msg),
     }
 }
@@ -496,6 +464,7 @@ fn selected_operation(query: &str, name: Option<&str>) -> Option<OperationType> 
 pub async fn graphql_get(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Caller(policy): Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -546,5 +515,5 @@ pub async fn graphql_get(
     ) {
         return method_not_allowed(media);
     }
-    execute(state, headers, addr, params, media).await
+    execute(state, policy, addr, params, media).await
 }

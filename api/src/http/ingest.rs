@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::graphql::{Media, error_body, error_response, policy_for, respond};
+use super::caller::Caller;
+use super::graphql::{Media, error_body, error_response, respond};
 use crate::error::{ApiError, ErrorCode};
 use crate::events::EventBus;
 use crate::policy::IngestScope;
@@ -68,14 +69,11 @@ impl Report {
 
 pub async fn ingest(
     State(state): State<AppState>,
+    Caller(policy): Caller,
     Query(params): Query<IngestParams>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let policy = match policy_for(&state, &headers).await {
-        Ok(p) => p,
-        Err(e) => return error_response(Media::Json, &e),
-    };
     let scope = match policy.ingest_scope() {
         Ok(s) => s,
         Err(e) => return refused(e.code(), &e.message()),

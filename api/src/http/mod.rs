@@ -1,5 +1,6 @@
 //! HTTP: the axum router, its layers, and serving with graceful shutdown.
 
+mod caller;
 mod graphql;
 mod health;
 mod ingest;

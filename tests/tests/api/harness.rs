@@ -3,10 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use gemba::app::Application;
 use gemba::auth::TokenKeys;
 use gemba::config::Settings;
-use gemba::graphql::Services;
-use gemba::http::{AppState, serve};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 
@@ -106,20 +105,14 @@ impl TestApp {
     }
 
     pub async fn serve_on(url: &str, backend: Backend, settings: Settings) -> TestApp {
-        let pool = gemba::db::PoolOptions::serving(url, &settings);
-        let (db, statements) = gemba::db::connect_with(url, &pool).await.unwrap();
-        let bus = gemba::events::EventBus::default();
-        let live = gemba::events::live::LiveHub::start(&db, &bus);
-        let state = AppState::new(
-            db,
-            statements,
-            Services::new(TokenKeys::new(SECRET).unwrap(), settings, bus.clone(), live),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
+        let keys = TokenKeys::new(SECRET).unwrap();
+        let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let app = Application::build(url, keys, settings, bind).await.unwrap();
+        let addr = app.local_addr().unwrap();
+        let bus = app.bus();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            serve(listener, state, async {
+            app.run(async {
                 let _ = rx.await;
             })
             .await
