@@ -49,7 +49,8 @@ impl PoolOptions {
     /// is queueing behind other requests, bounded by the deadline alone.
     pub fn serving(url: &str, settings: &crate::config::Settings) -> Self {
         let acquire_timeout = if url.starts_with("sqlite:") {
-            settings.request_timeout
+            // Never shorter than opening the file takes at start-up.
+            settings.request_timeout.max(Duration::from_secs(5))
         } else {
             settings.db_acquire_timeout
         };
