@@ -84,17 +84,9 @@ async fn resolve_node(ctx: &Context<'_>, id: &str) -> GqlResult<Option<Node>> {
         kind::VALUE_STREAM => value_streams::find(svc, n)
             .await?
             .map(|v| Node::ValueStream(ValueStream(v))),
-        kind::WORKFLOW => {
-            let owner = entity::workflow::Entity::find_by_id(n);
-            use sea_orm::EntityTrait;
-            match owner.one(&r.db).await.map_err(ApiError::from)? {
-                Some(wf) => {
-                    let eff = units::effective_workflow(&r.db, wf.unit_id).await?;
-                    Some(Node::Workflow(Workflow(std::sync::Arc::new(eff))))
-                }
-                None => None,
-            }
-        }
+        kind::WORKFLOW => units::find_workflow(svc, n)
+            .await?
+            .map(|w| Node::Workflow(Workflow(std::sync::Arc::new(w)))),
         _ => None,
     })
 }
