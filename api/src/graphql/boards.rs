@@ -9,11 +9,14 @@ use chrono::{DateTime, Utc};
 use super::connection::PageInfo;
 use super::ids::{self, kind};
 use super::rc;
-use super::types::{Unit, User, WorkItem};
+use super::units::Unit;
+use super::users::User;
+use super::work_items::{WorkItem, publish};
 use crate::domain::{FlowType, StateCategory, WipPolicy, WorkItemType};
 use crate::error::{ApiError, ApiResult, GqlResult};
+use crate::events::{ChangeKind, DomainEvent};
 use crate::service::boards::{self, Card, ChildProgress};
-use crate::service::work_items::Position;
+use crate::service::work_items::{self, Position};
 
 /// Most cards or lanes one page returns.
 const MAX_CARDS: i32 = 200;
@@ -456,4 +459,97 @@ pub struct ReorderWorkItemsInput {
 pub struct ReorderWorkItemsPayload {
     /// The cards, in their new order.
     pub work_items: Vec<WorkItem>,
+}
+
+#[derive(Default)]
+pub struct BoardsQuery;
+
+#[Object]
+impl BoardsQuery {
+    /// A unit's Kanban board: columns with counts and WIP limits for
+    /// viewers who may read the unit's aggregates (`FORBIDDEN` for others),
+    /// cards for those who may read its items.
+    async fn board(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Global id of the unit whose board to show; an unknown unit is `NOT_FOUND`."
+        )]
+        unit: ID,
+    ) -> GqlResult<super::boards::Board> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let id = ids::expect(&unit, kind::UNIT, "unit")?;
+        Ok(super::boards::Board(
+            crate::service::boards::board(r.svc(), id).await?,
+        ))
+    }
+}
+
+#[derive(Default)]
+pub struct BoardsMutation;
+
+#[Object]
+impl BoardsMutation {
+    /// Places cards of one column, in the given order, together before or
+    /// after another card; only their ranks change.
+    async fn reorder_work_items(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The cards, in order, and where they go.")] input: ReorderWorkItemsInput,
+    ) -> GqlResult<ReorderWorkItemsPayload> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let ids = input
+            .work_items
+            .iter()
+            .map(|i| ids::expect(i, kind::WORK_ITEM, "workItems"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let position = input.position.parse()?;
+        let items = work_items::reorder(r.svc(), &ids, position).await?;
+        for item in &items {
+            publish(r, ChangeKind::WorkItemRanked, item);
+        }
+        Ok(ReorderWorkItemsPayload {
+            work_items: items.into_iter().map(WorkItem).collect(),
+        })
+    }
+
+    /// Sets or lifts a column's WIP limit on a unit's board (admins, and
+    /// program and portfolio managers in scope).
+    async fn set_wip_limit(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The board's unit, the column and its new limit.")]
+        input: SetWipLimitInput,
+    ) -> GqlResult<SetWipLimitPayload> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let unit = ids::expect(&input.unit, kind::UNIT, "unit")?;
+        let column = boards::set_wip_limit(r.svc(), unit, &input.state, input.wip_limit).await?;
+        r.services
+            .bus
+            .publish(DomainEvent::new(ChangeKind::BoardChanged, unit, unit));
+        Ok(SetWipLimitPayload {
+            column: BoardColumn(column),
+        })
+    }
+
+    /// Sets a board's WIP policy (who may: as `setWipLimit`).
+    async fn set_wip_policy(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The board's unit and its new policy.")] input: SetWipPolicyInput,
+    ) -> GqlResult<SetWipPolicyPayload> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let unit = ids::expect(&input.unit, kind::UNIT, "unit")?;
+        let board = boards::set_wip_policy(r.svc(), unit, input.wip_policy).await?;
+        r.services
+            .bus
+            .publish(DomainEvent::new(ChangeKind::BoardChanged, unit, unit));
+        Ok(SetWipPolicyPayload {
+            board: Board(board),
+        })
+    }
 }

@@ -8,7 +8,8 @@ use entity::{change, deployment, incident, release};
 
 use super::ids::{self, kind};
 use super::rc;
-use super::types::{Unit, UnitScope, WorkItem};
+use super::units::{Unit, UnitScope};
+use super::work_items::WorkItem;
 use crate::error::{ApiError, GqlResult};
 use crate::service::delivery;
 use crate::service::work_items::Reach;

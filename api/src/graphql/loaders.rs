@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
 use entity::{external_ref, transition, unit, user, work_item};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::DatabaseConnection;
 
 use crate::error::ApiError;
 use crate::policy::Policy;
-use crate::service::units::{EffectiveWorkflow, effective_workflows};
+use crate::service::units::{self, EffectiveWorkflow, effective_workflows};
 use crate::service::{Ctx, users, work_items};
 
 /// A loader's failure, shared by every key of the batch.
@@ -63,9 +63,7 @@ impl Loader<i64> for UnitLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, unit::Model>, LoadError> {
-        Ok(unit::Entity::find()
-            .filter(unit::Column::Id.is_in(keys.iter().copied()))
-            .all(&self.0.db)
+        Ok(units::find_many_unchecked(&self.0.db, keys)
             .await?
             .into_iter()
             .map(|u| (u.id, u))

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use super::delivery::reach;
 use super::ids::{self, kind};
 use super::rc;
-use super::types::{UnitScope, WorkItem};
+use super::units::UnitScope;
+use super::work_items::WorkItem;
 use crate::domain::{FlowType, StateCategory, UnitKind, WorkItemType};
 use crate::error::GqlResult;
 use crate::service::metrics::{self, MetricFilter, Window, stats};
@@ -503,4 +504,56 @@ pub(super) async fn delivery_metrics(
     Ok(DeliveryMetrics(
         metrics::delivery_metrics(r.svc(), unit_id, window, reach(scope)).await?,
     ))
+}
+
+#[derive(Default)]
+pub struct MetricsQuery;
+
+#[Object]
+impl MetricsQuery {
+    /// Flow metrics (DESIGN §3.1) of a unit (and by default its subtree)
+    /// over `[from, to)`: for viewers who may read the unit's aggregates,
+    /// `FORBIDDEN` for others.
+    #[graphql(complexity = "super::metrics::window_cost(&window) + child_complexity")]
+    async fn flow_metrics(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Global id of the unit to measure (with its subtree unless told otherwise); an unknown unit is `NOT_FOUND`."
+        )]
+        unit: ID,
+        #[graphql(
+            desc = "The window `[from, to)` in UTC. `to` must be after `from` and the window at most 1,827 days long (the default limit), else `BAD_USER_INPUT`."
+        )]
+        window: super::metrics::TimeWindowInput,
+        #[graphql(
+            desc = "Which items to count (types, flow types, owning unit levels, scope); every item of the unit's subtree when omitted."
+        )]
+        filter: Option<super::metrics::MetricFilterInput>,
+    ) -> GqlResult<super::metrics::FlowMetrics> {
+        super::metrics::flow_metrics(ctx, unit, window, filter).await
+    }
+
+    /// Delivery metrics (DESIGN §3.5, DORA) of a unit (and by default its
+    /// subtree) over `[from, to)`: for viewers who may read the unit's
+    /// aggregates, `FORBIDDEN` for others.
+    #[graphql(complexity = "super::metrics::window_cost(&window) + child_complexity")]
+    async fn delivery_metrics(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Global id of the unit to measure (with its subtree unless told otherwise); an unknown unit is `NOT_FOUND`."
+        )]
+        unit: ID,
+        #[graphql(
+            desc = "The window `[from, to)` in UTC. `to` must be after `from` and the window at most 1,827 days long (the default limit), else `BAD_USER_INPUT`."
+        )]
+        window: super::metrics::TimeWindowInput,
+        #[graphql(
+            desc = "`SUBTREE` (the default) covers the unit and every unit beneath it; `UNIT_ONLY` only what the unit itself owns."
+        )]
+        scope: Option<super::units::UnitScope>,
+    ) -> GqlResult<super::metrics::DeliveryMetrics> {
+        super::metrics::delivery_metrics(ctx, unit, window, scope).await
+    }
 }

@@ -2,19 +2,25 @@
 
 #[macro_use]
 mod connection;
+mod api_keys;
+mod args;
 mod boards;
 pub mod budget;
 mod delivery;
 pub mod guard;
 pub mod ids;
+mod ingest;
+mod integrations;
 mod loaders;
 mod metrics;
-mod mutation;
+mod node;
 mod outcomes;
-mod query;
 mod subscription;
-mod types;
+mod units;
+mod users;
 mod value_streams;
+mod work_items;
+mod workflows;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,15 +29,13 @@ use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::extensions::apollo_persisted_queries::{
     ApolloPersistedQueries, LruCacheStorage,
 };
-use async_graphql::{Context, Schema};
+use async_graphql::{Context, MergedObject, Schema};
 use sea_orm::DatabaseConnection;
 
 pub use ids::{decode as decode_id, encode as encode_id};
 use loaders::{
     Base, ExternalRefLoader, ItemLoader, TransitionLoader, UnitLoader, UserLoader, WorkflowLoader,
 };
-pub use mutation::Mutation;
-pub use query::Query;
 pub use subscription::Subscription;
 
 use crate::auth::TokenKeys;
@@ -41,7 +45,38 @@ use crate::error::{ApiError, GqlResult};
 use crate::events::EventBus;
 use crate::events::live::LiveHub;
 use crate::policy::Policy;
-use crate::service::{Ctx, PageArgs};
+use crate::service::Ctx;
+
+/// The read entry points of the API. Every field needs a signed-in caller
+/// (`UNAUTHENTICATED` otherwise) and shows only what your memberships let you read.
+#[derive(MergedObject, Default)]
+pub struct Query(
+    users::UsersQuery,
+    node::NodeQuery,
+    boards::BoardsQuery,
+    metrics::MetricsQuery,
+    value_streams::ValueStreamsQuery,
+    api_keys::ApiKeysQuery,
+    integrations::IntegrationsQuery,
+    units::UnitsQuery,
+    work_items::WorkItemsQuery,
+);
+
+/// The write entry points; most take one `input` and return a payload.
+/// Every mutation but `login` needs a signed-in caller (`ingestEvents` also
+/// accepts an API key), else `UNAUTHENTICATED`.
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    api_keys::ApiKeysMutation,
+    integrations::IntegrationsMutation,
+    ingest::IngestMutation,
+    users::UsersMutation,
+    units::UnitsMutation,
+    outcomes::OutcomesMutation,
+    value_streams::ValueStreamsMutation,
+    work_items::WorkItemsMutation,
+    boards::BoardsMutation,
+);
 
 pub type GembaSchema = Schema<Query, Mutation, Subscription>;
 
@@ -169,24 +204,6 @@ pub(crate) fn rc<'a>(ctx: &Context<'a>) -> GqlResult<&'a RequestCtx> {
         .map_err(|_| ApiError::internal(anyhow::anyhow!("request context missing")).into())
 }
 
-pub(crate) fn page_args(
-    first: Option<i32>,
-    after: Option<String>,
-    last: Option<i32>,
-    before: Option<String>,
-) -> GqlResult<PageArgs> {
-    let args = PageArgs {
-        first,
-        after: after.map(|c| ids::decode_cursor(&c, "after")).transpose()?,
-        last,
-        before: before
-            .map(|c| ids::decode_cursor(&c, "before"))
-            .transpose()?,
-    };
-    args.validate()?;
-    Ok(args)
-}
-
 /// The document limits of `settings`.
 pub fn document_limits(settings: &Settings) -> guard::DocumentLimits {
     guard::DocumentLimits {
@@ -199,7 +216,7 @@ pub fn document_limits(settings: &Settings) -> guard::DocumentLimits {
 /// Builds the schema with the configured document limits, depth and
 /// complexity limits and cost budgets.
 pub fn build_schema(settings: &Settings) -> GembaSchema {
-    Schema::build(Query, Mutation, Subscription)
+    Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_depth(settings.max_query_depth)
         .limit_complexity(settings.max_query_complexity)
         .limit_recursive_depth(settings.max_nesting)

@@ -7,7 +7,7 @@ use entity::{key_result, key_result_measurement, objective};
 
 use super::ids::{self, kind};
 use super::rc;
-use super::types::Unit;
+use super::units::Unit;
 use crate::error::GqlResult;
 use crate::service::outcomes;
 
@@ -245,4 +245,35 @@ pub(super) async fn create_key_result(
     Ok(CreateKeyResultPayload {
         key_result: KeyResult(kr),
     })
+}
+
+#[derive(Default)]
+pub struct OutcomesMutation;
+
+#[Object]
+impl OutcomesMutation {
+    /// Creates an objective owned by a unit; `CONFLICT` for a key in use.
+    /// Admins, executives in scope, and a portfolio's managers for the
+    /// portfolio's own objectives may (`FORBIDDEN` otherwise).
+    async fn create_objective(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The objective's unit, key, title and period.")]
+        input: super::outcomes::CreateObjectiveInput,
+    ) -> GqlResult<super::outcomes::CreateObjectivePayload> {
+        super::outcomes::create_objective(ctx, input).await
+    }
+
+    /// Adds a key result to an objective; `CONFLICT` for a key in use. Who may
+    /// write the objective: see `createObjective`.
+    async fn create_key_result(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The objective, and the key result's key, title, start and target values."
+        )]
+        input: super::outcomes::CreateKeyResultInput,
+    ) -> GqlResult<super::outcomes::CreateKeyResultPayload> {
+        super::outcomes::create_key_result(ctx, input).await
+    }
 }

@@ -13,7 +13,8 @@ use tokio::sync::broadcast;
 
 use super::boards::{BoardCard, BoardColumn};
 use super::ids::{self, kind};
-use super::types::{Unit, WorkItem};
+use super::units::Unit;
+use super::work_items::WorkItem;
 use super::{RequestCtx, rc};
 use crate::error::{ApiError, GqlResult};
 use crate::events::ChangeKind;

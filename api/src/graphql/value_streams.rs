@@ -7,11 +7,11 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use entity::value_stream;
 
+use super::args::patch;
 use super::ids::{self, kind};
 use super::metrics::{Distribution, Ratio, TimeWindowInput};
-use super::mutation::patch;
 use super::rc;
-use super::types::Unit;
+use super::units::Unit;
 use crate::domain::{CostPeriod, ValueStreamKind};
 use crate::error::GqlResult;
 use crate::service::metrics::{Window, value_stream_map as vsm};
@@ -461,4 +461,70 @@ pub(super) async fn value_stream_map(
     )?;
     let (stream, map) = value_streams::value_stream_map(r.svc(), id, window).await?;
     Ok(ValueStreamMap { stream, map })
+}
+
+#[derive(Default)]
+pub struct ValueStreamsQuery;
+
+#[Object]
+impl ValueStreamsQuery {
+    /// A value stream by key; `null` when it does not exist or you may not
+    /// read it (you may where you may read its unit's aggregates).
+    async fn value_stream(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The value stream's unique key.")] key: String,
+    ) -> GqlResult<Option<ValueStream>> {
+        Ok(value_streams::find_by_key(rc(ctx)?.svc(), &key)
+            .await?
+            .map(ValueStream))
+    }
+
+    /// The value stream map (DESIGN §3.6) of a stream over `[from, to)`:
+    /// per stage, items, process and wait time and %C&A, and the totals,
+    /// over the items of the owning unit's subtree completed in the window.
+    /// `NOT_FOUND` for a stream you may not read.
+    #[graphql(complexity = "super::metrics::window_cost(&window) + child_complexity")]
+    async fn value_stream_map(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Global id of the value stream (its `id` field).")] value_stream: ID,
+        #[graphql(
+            desc = "The window `[from, to)` in UTC. `to` must be after `from` and the window at most 1,827 days long (the default limit), else `BAD_USER_INPUT`."
+        )]
+        window: super::metrics::TimeWindowInput,
+    ) -> GqlResult<ValueStreamMap> {
+        super::value_streams::value_stream_map(ctx, value_stream, window).await
+    }
+}
+
+#[derive(Default)]
+pub struct ValueStreamsMutation;
+
+#[Object]
+impl ValueStreamsMutation {
+    /// Creates a value stream with its ordered stages, all or nothing;
+    /// `CONFLICT` for a key in use. Admins, and a portfolio's managers for
+    /// the portfolio's own value streams (`FORBIDDEN` otherwise).
+    async fn create_value_stream(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new value stream: its unit, key, name, kind and stages.")]
+        input: super::value_streams::CreateValueStreamInput,
+    ) -> GqlResult<super::value_streams::CreateValueStreamPayload> {
+        super::value_streams::create_value_stream(ctx, input).await
+    }
+
+    /// Changes a value stream's name, supported streams, stages or investment,
+    /// all or nothing. Who may write the stream: see `createValueStream`.
+    async fn update_value_stream(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The stream to change and the fields to change; the others stay as they are."
+        )]
+        input: super::value_streams::UpdateValueStreamInput,
+    ) -> GqlResult<super::value_streams::UpdateValueStreamPayload> {
+        super::value_streams::update_value_stream(ctx, input).await
+    }
 }

@@ -31,6 +31,24 @@ pub async fn find(ctx: Ctx<'_>, id: i64) -> ApiResult<Option<unit::Model>> {
     Ok(unit::Entity::find_by_id(id).one(ctx.db).await?)
 }
 
+/// Units by id, for the DataLoader; unknown ids are left out.
+///
+/// The tree is readable by every authenticated caller, and the loader is
+/// only reached from objects that a root field (or `login`, for the fresh
+/// viewer's memberships) already authorised, so the policy is not asked.
+///
+/// # Errors
+/// Database errors only.
+pub async fn find_many_unchecked(
+    db: &impl ConnectionTrait,
+    ids: &[i64],
+) -> ApiResult<Vec<unit::Model>> {
+    Ok(unit::Entity::find()
+        .filter(unit::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
 /// The organisation (root) unit.
 ///
 /// # Errors
@@ -260,6 +278,20 @@ pub async fn effective_workflow(
         .next()
         .map(|(_, wf)| wf)
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unit {unit_id} has no workflow")))
+}
+
+/// A workflow by id, as the effective workflow of the unit that defines
+/// it; `None` for an unknown id. Workflows, like the tree, are readable by
+/// every authenticated caller.
+///
+/// # Errors
+/// `UNAUTHENTICATED` for anonymous callers; database errors.
+pub async fn find_workflow(ctx: Ctx<'_>, id: i64) -> ApiResult<Option<EffectiveWorkflow>> {
+    ctx.policy.viewer()?;
+    match workflow::Entity::find_by_id(id).one(ctx.db).await? {
+        Some(wf) => Ok(Some(effective_workflow(ctx.db, wf.unit_id).await?)),
+        None => Ok(None),
+    }
 }
 
 /// Input of [`create`].
