@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod outcomes;
 pub(crate) mod pg;
 pub mod rank;
+pub mod tx;
 pub mod units;
 pub mod users;
 pub mod value_streams;

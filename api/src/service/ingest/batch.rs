@@ -38,7 +38,6 @@ use crate::events::{ChangeKind, DomainEvent};
 use crate::policy::{IngestScope, UnitPath};
 use crate::service::rank;
 use crate::service::units::{self, EffectiveWorkflow};
-use crate::service::work_items::check_parent;
 
 mod unnest;
 
@@ -512,7 +511,8 @@ impl Batcher<'_> {
                     return Ok(Plan::Flush);
                 };
                 check!(
-                    check_parent(&parent.item_type, parent.unit_id, f.item_type, &path)
+                    f.item_type
+                        .check_parent(&parent.item_type, parent.unit_id, path.id, &path.ancestors)
                         .map_err(Fail::from)
                 );
                 Some(parent_id)

@@ -11,8 +11,7 @@ use entity::{
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, Set, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -22,8 +21,9 @@ mod stats;
 
 use super::metrics::facts;
 use super::rank;
+use super::tx::write_transaction;
 use super::units::{self, EffectiveWorkflow};
-use super::work_items::{check_parent, is_eligible_assignee, last_rank};
+use super::users::is_eligible_assignee;
 use crate::domain::{DefectOrigin, UnitKind, WorkItemType, validate_item_key, validate_unit_key};
 use crate::error::{ApiError, ErrorCode};
 use std::sync::Mutex;
@@ -792,7 +792,12 @@ where
                 let Some(parent) = self.item_by_ref(txn, source, p).await? else {
                     return reject(format!("unknown parent {p:?}"));
                 };
-                check_parent(&parent.item_type, parent.unit_id, item_type, &path)?;
+                item_type.check_parent(
+                    &parent.item_type,
+                    parent.unit_id,
+                    path.id,
+                    &path.ancestors,
+                )?;
                 if existing.as_ref().is_some_and(|e| e.id == parent.id) {
                     return reject("an item cannot be its own parent");
                 }
@@ -812,7 +817,8 @@ where
         let now = Utc::now();
         match existing {
             None => {
-                let rank = rank::after(last_rank(txn, unit.id, &state.name).await?.as_deref());
+                let rank =
+                    rank::after(rank::last_rank(txn, unit.id, &state.name).await?.as_deref());
                 let item = work_item::ActiveModel {
                     key: Set(key.to_owned()),
                     title: Set(title),
@@ -1285,17 +1291,6 @@ pub enum Raw {
     Value(Value),
 }
 
-/// Options for a transaction that will write: on SQLite it takes the write
-/// lock at `BEGIN` (waiting its turn), instead of failing when it first
-/// writes after reading while another transaction holds the lock.
-#[must_use]
-pub fn write_transaction() -> TransactionOptions {
-    TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..TransactionOptions::default()
-    }
-}
-
 /// Events per transaction in [`apply_batch`].
 pub const BATCH_SIZE: usize = 5000;
 
@@ -1476,7 +1471,11 @@ async fn insert_transition(
                 .await?
                 .ok_or_else(|| DbErr::RecordNotFound("work item".into()))?;
             if item.state != state.name {
-                let rank = rank::after(last_rank(txn, item.unit_id, &state.name).await?.as_deref());
+                let rank = rank::after(
+                    rank::last_rank(txn, item.unit_id, &state.name)
+                        .await?
+                        .as_deref(),
+                );
                 let mut m = item.into_active_model();
                 m.state = Set(state.name);
                 m.state_category = Set(state.category);
