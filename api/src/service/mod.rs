@@ -4,12 +4,14 @@
 pub mod api_keys;
 pub mod boards;
 pub mod delivery;
+pub mod facts;
 pub mod ingest;
 pub mod integrations;
 pub mod metrics;
 pub mod outcomes;
 pub(crate) mod pg;
 pub mod rank;
+pub(crate) mod sql;
 pub mod tx;
 pub mod units;
 pub mod users;

@@ -8,7 +8,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Select, Set, TransactionTrait,
 };
 
-use super::metrics::facts;
+use super::facts::flow as facts;
 use super::tx::write_transaction;
 use super::{Ctx, Page, PageArgs, boards, paginate, rank, units, users};
 use crate::domain::{DefectOrigin, FlowType, StateCategory, WorkItemType, validate_item_key};

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 mod batch;
 mod stats;
 
-use super::metrics::facts;
+use super::facts::flow as facts;
 use super::rank;
 use super::tx::write_transaction;
 use super::units::{self, EffectiveWorkflow};

@@ -2,18 +2,21 @@
 //! the viewers the aggregate rule of §2 allows.
 //!
 //! Every metric aggregates inside the database: flow metrics and the value
-//! stream map over per-item facts kept at write time ([`facts`]), delivery
+//! stream map over per-item facts kept at write time ([`crate::service::facts`]), delivery
 //! metrics over deployments, changes and incidents. A request's memory does
 //! not grow with the subtree.
 
 pub mod delivery;
-pub mod facts;
 pub mod flow;
 pub mod grouped;
 pub mod history;
 pub mod states;
 pub mod stats;
 pub mod value_stream_map;
+
+/// The flow fact writers live in [`crate::service::facts::flow`]; this path
+/// stays for the callers outside the crate that knew them here.
+pub use crate::service::facts::flow as facts;
 
 use std::collections::BTreeMap;
 
