@@ -8,22 +8,13 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Select, Set, TransactionTrait,
 };
 
+pub use super::Reach;
 use super::facts::flow as facts;
 use super::tx::write_transaction;
 use super::{Ctx, Page, PageArgs, boards, paginate, rank, units, users};
 use crate::domain::{DefectOrigin, FlowType, StateCategory, WorkItemType, validate_item_key};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::UnitPath;
-
-/// Whether a unit's query covers the units beneath it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Reach {
-    /// The unit and every unit beneath it.
-    #[default]
-    Subtree,
-    /// Items owned by the unit itself.
-    UnitOnly,
-}
 
 /// Filters of a work item list.
 #[derive(Clone, Debug, Default)]

@@ -11,9 +11,9 @@ use super::history::duration;
 use super::stats::Distribution;
 use super::{Ratio, Window};
 use crate::error::ApiResult;
+use crate::service::Reach;
 use crate::service::facts::delivery::{PRODUCTION, SUCCESS};
 use crate::service::sql::Sql;
-use crate::service::work_items::Reach;
 use crate::service::{Ctx, in_unit};
 
 /// Mean seconds of each stage of the lead time for changes.

@@ -14,9 +14,9 @@ use super::stats::{Distribution, PERCENTILES, RankPicker};
 use super::{MetricFilter, Ratio, WeekCount, Window};
 use crate::domain::{FlowType, UnitKind};
 use crate::policy::UnitPath;
+use crate::service::Reach;
 use crate::service::facts::flow::ms;
 use crate::service::sql::Sql;
-use crate::service::work_items::Reach;
 
 /// Milliseconds in a week.
 const WEEK_MS: i64 = 7 * 86_400_000;

@@ -27,7 +27,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use self::history::duration;
 use self::stats::Distribution;
-use super::work_items::Reach;
+use super::Reach;
 use super::{Ctx, in_unit, units, work_items};
 use crate::domain::{FlowType, UnitKind, WorkItemType};
 use crate::error::{ApiError, ApiResult};
