@@ -29,10 +29,10 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
-use super::{
-    ChangeFields, DeploymentFields, Envelope, EventResult, Fail, Ingestor, ItemFields, Raw, Status,
-    TransitionFields, claim_conflict, envelope, mark_rejected,
+use super::event::{
+    ChangeFields, DeploymentFields, Envelope, ItemFields, TransitionFields, envelope,
 };
+use super::{EventResult, Fail, Ingestor, Raw, Status, claim_conflict, mark_rejected};
 use crate::domain::UnitKind;
 use crate::events::{ChangeKind, DomainEvent};
 use crate::policy::{IngestScope, UnitPath};
