@@ -1,3 +1,6 @@
+// Over 800 lines: every read and write of one entity (lists, create,
+// update, move, reorder) with the checks they share; splitting reads from
+// writes is the next step if it grows.
 //! Work items: scoped reads, and writes that keep the transition history.
 
 use chrono::{DateTime, Utc};

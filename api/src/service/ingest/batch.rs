@@ -1,3 +1,5 @@
+// Over 800 lines: the planner, its cache and the writer are still one file;
+// they are to be split into `batch/{planner,cache,writer}.rs`.
 //! A batch of events applied set-based, so a backfill costs a few statements
 //! per batch rather than a dozen round trips per event.
 //!
@@ -30,9 +32,10 @@ use sea_orm::{
 };
 
 use super::event::{
-    ChangeFields, DeploymentFields, Envelope, ItemFields, TransitionFields, envelope,
+    ChangeFields, DeploymentFields, Envelope, Fail, ItemFields, TransitionFields, envelope,
 };
-use super::{EventResult, Fail, Ingestor, Raw, Status, claim_conflict, mark_rejected};
+use super::log::{claim_conflict, mark_rejected};
+use super::{EventResult, Ingestor, Raw, Status};
 use crate::domain::UnitKind;
 use crate::events::{ChangeKind, DomainEvent};
 use crate::policy::{IngestScope, UnitPath};

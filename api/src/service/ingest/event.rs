@@ -3,12 +3,43 @@
 
 use chrono::{DateTime, Utc};
 use entity::{change, deployment};
-use sea_orm::Set;
+use sea_orm::{DbErr, Set};
 use serde_json::{Map, Value};
 
-use super::{Fail, reject};
 use crate::domain::{DefectOrigin, WorkItemType, validate_item_key};
+use crate::error::ApiError;
 use crate::policy::UnitPath;
+
+/// Why an event was not applied.
+pub(super) enum Fail {
+    /// The event is wrong: the reason goes back to the sender.
+    Reject(String),
+    /// Something failed on our side: nothing was written; the event may be resent.
+    Internal(DbErr),
+}
+
+impl From<DbErr> for Fail {
+    fn from(e: DbErr) -> Self {
+        Fail::Internal(e)
+    }
+}
+
+impl From<ApiError> for Fail {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Internal(err) => Fail::Internal(DbErr::Custom(err.to_string())),
+            // Keeps its meaning, so that the request answers 503.
+            ApiError::Unavailable(_) => Fail::Internal(DbErr::ConnectionAcquire(
+                sea_orm::error::ConnAcquireErr::ConnectionClosed,
+            )),
+            other => Fail::Reject(other.message()),
+        }
+    }
+}
+
+pub(super) fn reject<T>(msg: impl Into<String>) -> Result<T, Fail> {
+    Err(Fail::Reject(msg.into()))
+}
 
 /// The parsed envelope of an event.
 #[derive(Clone)]

@@ -1,3 +1,6 @@
+// Over 800 lines: besides `apply_batch` and the public surface, this file
+// still holds the per-event handlers (`impl Ingestor`); they are to move to
+// `handlers.rs`, as parsing moved to `event.rs` and the log to `log.rs`.
 //! The common data model's one door (DESIGN §4): events from any integration
 //! are validated and applied here, each in its own transaction, idempotently
 //! by event id.
@@ -8,7 +11,6 @@ use entity::{
     key_result, key_result_measurement, objective, release, release_work_item, transition, unit,
     user, work_item,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
     IntoActiveModel, QueryFilter, QueryOrder, Set, TransactionTrait,
@@ -18,12 +20,15 @@ use serde_json::{Map, Value};
 
 mod batch;
 mod event;
+mod log;
 mod stats;
 
 use self::event::{
-    ChangeFields, DeploymentFields, Envelope, ItemFields, TransitionFields, list, opt_text,
-    parse_enum, text, time,
+    ChangeFields, DeploymentFields, Envelope, Fail, ItemFields, TransitionFields, list, opt_text,
+    parse_enum, reject, text, time,
 };
+pub use self::log::record_rejection;
+use self::log::{claim_conflict, mark_rejected};
 
 use super::facts::flow as facts;
 use super::rank;
@@ -77,37 +82,6 @@ impl Summary {
             Status::Rejected => self.rejected += 1,
         }
     }
-}
-
-/// Why an event was not applied.
-enum Fail {
-    /// The event is wrong: the reason goes back to the sender.
-    Reject(String),
-    /// Something failed on our side: nothing was written; the event may be resent.
-    Internal(DbErr),
-}
-
-impl From<DbErr> for Fail {
-    fn from(e: DbErr) -> Self {
-        Fail::Internal(e)
-    }
-}
-
-impl From<ApiError> for Fail {
-    fn from(e: ApiError) -> Self {
-        match e {
-            ApiError::Internal(err) => Fail::Internal(DbErr::Custom(err.to_string())),
-            // Keeps its meaning, so that the request answers 503.
-            ApiError::Unavailable(_) => Fail::Internal(DbErr::ConnectionAcquire(
-                sea_orm::error::ConnAcquireErr::ConnectionClosed,
-            )),
-            other => Fail::Reject(other.message()),
-        }
-    }
-}
-
-fn reject<T>(msg: impl Into<String>) -> Result<T, Fail> {
-    Err(Fail::Reject(msg.into()))
 }
 
 type Applied = Result<Vec<DomainEvent>, Fail>;
@@ -865,80 +839,6 @@ where
             kr.id,
         )])
     }
-}
-
-/// Records a rejected event id in the ingest log (never over an applied one),
-/// in a savepoint of its own so a failure here cannot abort a batch.
-///
-/// # Errors
-/// Database errors only.
-pub async fn record_rejection<C>(
-    db: &C,
-    id: &str,
-    source: &str,
-    kind: &str,
-    reason: &str,
-    key_id: Option<i64>,
-) -> Result<(), DbErr>
-where
-    C: TransactionTrait<Transaction = DatabaseTransaction>,
-{
-    let txn = db.begin().await?;
-    let row = ingest_log::ActiveModel {
-        event_id: Set(id.to_owned()),
-        source: Set(source.to_owned()),
-        event_type: Set(kind.to_owned()),
-        received_at: Set(Utc::now()),
-        outcome: Set("rejected".into()),
-        reason: Set(Some(reason.to_owned())),
-        api_key_id: Set(key_id),
-    };
-    ingest_log::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(ingest_log::Column::EventId)
-                .update_columns([
-                    ingest_log::Column::Reason,
-                    ingest_log::Column::ReceivedAt,
-                    ingest_log::Column::ApiKeyId,
-                ])
-                .action_and_where(
-                    Expr::col((ingest_log::Entity, ingest_log::Column::Outcome)).ne("applied"),
-                )
-                .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?;
-    txn.commit().await
-}
-
-/// The upsert that claims an event id as applied: it takes over a logged id
-/// that is not applied, and leaves an applied one alone.
-fn claim_conflict() -> OnConflict {
-    OnConflict::column(ingest_log::Column::EventId)
-        .update_columns([
-            ingest_log::Column::Outcome,
-            ingest_log::Column::Reason,
-            ingest_log::Column::ReceivedAt,
-            ingest_log::Column::ApiKeyId,
-        ])
-        .action_and_where(
-            Expr::col((ingest_log::Entity, ingest_log::Column::Outcome)).ne("applied"),
-        )
-        .to_owned()
-}
-
-/// Turns an event id claimed in this transaction into a rejection.
-///
-/// # Errors
-/// Database errors only.
-async fn mark_rejected(db: &impl ConnectionTrait, id: &str, reason: &str) -> Result<(), DbErr> {
-    ingest_log::Entity::update_many()
-        .col_expr(ingest_log::Column::Outcome, Expr::value("rejected"))
-        .col_expr(ingest_log::Column::Reason, Expr::value(reason))
-        .filter(ingest_log::Column::EventId.eq(id))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 /// One event of a batch, as received.
