@@ -125,13 +125,13 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     if delivery_pending {
         // Changes and incidents stored before get their delivery facts.
         let txn = db.begin().await?;
-        crate::service::metrics::delivery::rebuild_all(&txn).await?;
+        crate::service::facts::delivery::rebuild_all(&txn).await?;
         txn.commit().await?;
     }
     if facts_pending {
         // Items stored before the facts existed get theirs now.
         let txn = db.begin().await?;
-        let items = crate::service::metrics::facts::rebuild_all(&txn).await?;
+        let items = crate::service::facts::flow::rebuild_all(&txn).await?;
         txn.commit().await?;
         if items > 0 {
             tracing::info!(items, "flow facts built");

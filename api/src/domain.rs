@@ -162,6 +162,47 @@ impl WorkItemType {
             Self::Defect | Self::Risk | Self::Debt => &[Self::Epic, Self::Feature],
         }
     }
+
+    /// Checks that an item of `parent_type` owned by `parent_unit` may parent
+    /// an item of this type owned by unit `unit_id`, whose strict ancestors
+    /// are `unit_ancestors`.
+    ///
+    /// # Errors
+    /// `BAD_USER_INPUT` for a parent of the wrong type or of an unrelated
+    /// unit; an internal error for an unknown stored `parent_type`.
+    pub fn check_parent(
+        self,
+        parent_type: &str,
+        parent_unit: i64,
+        unit_id: i64,
+        unit_ancestors: &[i64],
+    ) -> Result<(), ApiError> {
+        let item_type = self;
+        let parent_type = WorkItemType::parse(parent_type)?;
+        if !item_type.parent_types().contains(&parent_type) {
+            let allowed: Vec<&str> = item_type
+                .parent_types()
+                .iter()
+                .map(|t| t.as_str())
+                .collect();
+            return Err(ApiError::bad_input(if allowed.is_empty() {
+                format!("a {} has no parent item", item_type.as_str())
+            } else {
+                format!(
+                    "the parent of a {} must be a {}, not a {}",
+                    item_type.as_str(),
+                    allowed.join(" or "),
+                    parent_type.as_str()
+                )
+            }));
+        }
+        if parent_unit != unit_id && !unit_ancestors.contains(&parent_unit) {
+            return Err(ApiError::bad_input(
+                "the parent item must be owned by the same unit or one of its ancestors",
+            ));
+        }
+        Ok(())
+    }
 }
 
 stored_enum! {

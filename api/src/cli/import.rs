@@ -13,9 +13,8 @@ use tokio::sync::mpsc::Sender;
 
 use crate::events::EventBus;
 use crate::policy::IngestScope;
-use crate::service::ingest::{
-    BATCH_SIZE, EventResult, Raw, Status, Summary, apply_batch, write_transaction,
-};
+use crate::service::ingest::{BATCH_SIZE, EventResult, Raw, Status, Summary, apply_batch};
+use crate::service::tx::write_transaction;
 
 /// Most rejected events kept for the report.
 const MAX_REPORTED: usize = 1000;

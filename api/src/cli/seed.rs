@@ -664,7 +664,7 @@ async fn store(
         }
         transition::Entity::insert_many(chunk).exec(txn).await?;
     }
-    crate::service::metrics::facts::rebuild_all(txn).await?;
+    crate::service::facts::flow::rebuild_all(txn).await?;
 
     // Later generated keys continue after the seeded ones; the demo units
     // predate their history.

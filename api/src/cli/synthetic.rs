@@ -23,7 +23,7 @@ use sea_orm::{
 };
 
 use crate::domain::UnitKind;
-use crate::service::metrics::facts::{self, Item, Line, ms};
+use crate::service::facts::flow::{self as facts, Item, Line, ms};
 use crate::service::pg::{bigints, opt_bigints, statement, texts, times};
 use crate::service::{rank, units};
 
@@ -266,7 +266,7 @@ pub async fn generate(db: &DatabaseConnection, opts: &Options) -> anyhow::Result
     w.finish(db, portfolios.iter().chain(&programs).chain(&teams))
         .await?;
     // The changes' first deployments and the incidents' causes, set-based.
-    crate::service::metrics::delivery::rebuild_all(db).await?;
+    crate::service::facts::delivery::rebuild_all(db).await?;
     Ok(Summary {
         units: unit_count,
         items: w.items_written,

@@ -17,9 +17,8 @@ use super::graphql::{Media, error_body, error_response, respond};
 use crate::error::{ApiError, ErrorCode};
 use crate::events::EventBus;
 use crate::policy::IngestScope;
-use crate::service::ingest::{
-    BATCH_SIZE, EventResult, Raw, Status, Summary, apply_batch, write_transaction,
-};
+use crate::service::ingest::{BATCH_SIZE, EventResult, Raw, Status, Summary, apply_batch};
+use crate::service::tx::write_transaction;
 
 /// Longest accepted NDJSON line.
 const MAX_LINE_BYTES: usize = 1024 * 1024;

@@ -9,7 +9,7 @@ use entity::{
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Select};
 
-use super::work_items::Reach;
+use super::Reach;
 use super::{Ctx, Page, PageArgs, in_unit, paginate, units};
 use crate::error::{ApiError, ApiResult};
 

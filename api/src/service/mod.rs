@@ -4,12 +4,15 @@
 pub mod api_keys;
 pub mod boards;
 pub mod delivery;
+pub mod facts;
 pub mod ingest;
 pub mod integrations;
 pub mod metrics;
 pub mod outcomes;
 pub(crate) mod pg;
 pub mod rank;
+pub(crate) mod sql;
+pub mod tx;
 pub mod units;
 pub mod users;
 pub mod value_streams;
@@ -130,18 +133,28 @@ where
     })
 }
 
+/// Whether a unit's query covers the units beneath it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reach {
+    /// The unit and every unit beneath it.
+    #[default]
+    Subtree,
+    /// Items owned by the unit itself.
+    UnitOnly,
+}
+
 /// Restricts `q` to rows whose `unit_col` is `unit_id` or, for a subtree,
 /// any unit beneath it (through the closure table).
 pub(crate) fn in_unit<E: sea_orm::EntityTrait, C: sea_orm::ColumnTrait>(
     q: sea_orm::Select<E>,
     unit_col: C,
     unit_id: i64,
-    reach: work_items::Reach,
+    reach: Reach,
 ) -> sea_orm::Select<E> {
     use sea_orm::QueryFilter;
     match reach {
-        work_items::Reach::UnitOnly => q.filter(unit_col.eq(unit_id)),
-        work_items::Reach::Subtree => q.filter(
+        Reach::UnitOnly => q.filter(unit_col.eq(unit_id)),
+        Reach::Subtree => q.filter(
             unit_col.in_subquery(
                 sea_orm::sea_query::Query::select()
                     .column(entity::unit_closure::Column::DescendantId)

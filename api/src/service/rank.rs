@@ -5,6 +5,11 @@
 //! a card between two others takes a rank between theirs, so a move or a
 //! bulk reorder rewrites the moved cards only, never the whole column.
 
+use entity::work_item;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::error::ApiResult;
+
 const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 const BASE: u32 = 36;
 const WIDTH: usize = 8;
@@ -145,6 +150,23 @@ fn fill(lo: Option<String>, hi: Option<String>, n: usize, out: &mut Vec<String>)
     fill(lo, Some(mid.clone()), left, out);
     out.push(mid.clone());
     fill(Some(mid), hi, n - 1 - left, out);
+}
+
+/// The last rank in `state`'s column of `unit_id`, if the column has any card.
+pub(crate) async fn last_rank(
+    db: &impl ConnectionTrait,
+    unit_id: i64,
+    state: &str,
+) -> ApiResult<Option<String>> {
+    Ok(work_item::Entity::find()
+        .select_only()
+        .column(work_item::Column::Rank)
+        .filter(work_item::Column::UnitId.eq(unit_id))
+        .filter(work_item::Column::State.eq(state))
+        .order_by_desc(work_item::Column::Rank)
+        .into_tuple::<String>()
+        .one(db)
+        .await?)
 }
 
 #[cfg(test)]

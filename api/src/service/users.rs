@@ -3,7 +3,8 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use entity::{membership, revoked_token, unit, user};
+use entity::{membership, revoked_token, unit, unit_closure, user};
+use sea_orm::sea_query::Query;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
     IntoActiveModel, QueryFilter, QueryOrder, Set,
@@ -14,6 +15,7 @@ use crate::auth::rate_limit::LoginLimiter;
 use crate::auth::{Viewer, password, token::TokenKeys};
 use crate::domain::{Role, UnitKind};
 use crate::error::{ApiError, ApiResult};
+use crate::policy::UnitPath;
 
 /// Normalises and checks an email address.
 ///
@@ -331,4 +333,37 @@ pub async fn logout(db: &DatabaseConnection, viewer: &Viewer) -> ApiResult<()> {
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Whether `user_id` may be assigned work of `unit`: an active user with a
+/// membership on the unit, above it or below it. Anyone else reads as not
+/// found, so assigning cannot probe the user directory.
+pub(crate) async fn is_eligible_assignee(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    unit: &UnitPath,
+) -> ApiResult<bool> {
+    let Some(u) = user::Entity::find_by_id(user_id).one(db).await? else {
+        return Ok(false);
+    };
+    if !u.active {
+        return Ok(false);
+    }
+    let mut line = unit.ancestors.clone();
+    line.push(unit.id);
+    let below = Query::select()
+        .column(unit_closure::Column::DescendantId)
+        .from(unit_closure::Entity)
+        .and_where(unit_closure::Column::AncestorId.eq(unit.id))
+        .to_owned();
+    let found = membership::Entity::find()
+        .filter(membership::Column::UserId.eq(user_id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(membership::Column::UnitId.is_in(line))
+                .add(membership::Column::UnitId.in_subquery(below)),
+        )
+        .one(db)
+        .await?;
+    Ok(found.is_some())
 }

@@ -1,28 +1,23 @@
+// Over 800 lines: every read and write of one entity (lists, create,
+// update, move, reorder) with the checks they share; splitting reads from
+// writes is the next step if it grows.
 //! Work items: scoped reads, and writes that keep the transition history.
 
 use chrono::{DateTime, Utc};
-use entity::{external_ref, membership, transition, unit, unit_closure, user, work_item};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use entity::{external_ref, transition, unit, work_item};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, Select, Set, TransactionTrait,
 };
 
-use super::metrics::facts;
-use super::{Ctx, Page, PageArgs, boards, paginate, rank, units};
+pub use super::Reach;
+use super::facts::flow as facts;
+use super::tx::write_transaction;
+use super::{Ctx, Page, PageArgs, boards, paginate, rank, units, users};
 use crate::domain::{DefectOrigin, FlowType, StateCategory, WorkItemType, validate_item_key};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::UnitPath;
-
-/// Whether a unit's query covers the units beneath it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Reach {
-    /// The unit and every unit beneath it.
-    #[default]
-    Subtree,
-    /// Items owned by the unit itself.
-    UnitOnly,
-}
 
 /// Filters of a work item list.
 #[derive(Clone, Debug, Default)]
@@ -243,39 +238,6 @@ fn validate_severity(s: &Option<String>) -> ApiResult<()> {
     Ok(())
 }
 
-/// Checks that `parent` may parent an item of `item_type` owned by `unit`.
-pub(crate) fn check_parent(
-    parent_type: &str,
-    parent_unit: i64,
-    item_type: WorkItemType,
-    unit: &UnitPath,
-) -> ApiResult<()> {
-    let parent_type = WorkItemType::parse(parent_type)?;
-    if !item_type.parent_types().contains(&parent_type) {
-        let allowed: Vec<&str> = item_type
-            .parent_types()
-            .iter()
-            .map(|t| t.as_str())
-            .collect();
-        return Err(ApiError::bad_input(if allowed.is_empty() {
-            format!("a {} has no parent item", item_type.as_str())
-        } else {
-            format!(
-                "the parent of a {} must be a {}, not a {}",
-                item_type.as_str(),
-                allowed.join(" or "),
-                parent_type.as_str()
-            )
-        }));
-    }
-    if parent_unit != unit.id && !unit.ancestors.contains(&parent_unit) {
-        return Err(ApiError::bad_input(
-            "the parent item must be owned by the same unit or one of its ancestors",
-        ));
-    }
-    Ok(())
-}
-
 async fn readable_item(ctx: Ctx<'_>, id: i64, what: &str) -> ApiResult<work_item::Model> {
     find_many(ctx, &[id])
         .await?
@@ -284,61 +246,12 @@ async fn readable_item(ctx: Ctx<'_>, id: i64, what: &str) -> ApiResult<work_item
         .ok_or_else(|| ApiError::not_found(what))
 }
 
-/// Whether `user_id` may be assigned work of `unit`: an active user with a
-/// membership on the unit, above it or below it. Anyone else reads as not
-/// found, so assigning cannot probe the user directory.
-pub(crate) async fn is_eligible_assignee(
-    db: &impl ConnectionTrait,
-    user_id: i64,
-    unit: &UnitPath,
-) -> ApiResult<bool> {
-    let Some(u) = user::Entity::find_by_id(user_id).one(db).await? else {
-        return Ok(false);
-    };
-    if !u.active {
-        return Ok(false);
-    }
-    let mut line = unit.ancestors.clone();
-    line.push(unit.id);
-    let below = Query::select()
-        .column(unit_closure::Column::DescendantId)
-        .from(unit_closure::Entity)
-        .and_where(unit_closure::Column::AncestorId.eq(unit.id))
-        .to_owned();
-    let found = membership::Entity::find()
-        .filter(membership::Column::UserId.eq(user_id))
-        .filter(
-            sea_orm::Condition::any()
-                .add(membership::Column::UnitId.is_in(line))
-                .add(membership::Column::UnitId.in_subquery(below)),
-        )
-        .one(db)
-        .await?;
-    Ok(found.is_some())
-}
-
 async fn eligible_assignee(db: &impl ConnectionTrait, id: i64, unit: &UnitPath) -> ApiResult<()> {
-    if is_eligible_assignee(db, id, unit).await? {
+    if users::is_eligible_assignee(db, id, unit).await? {
         Ok(())
     } else {
         Err(ApiError::not_found("assignee"))
     }
-}
-
-pub(crate) async fn last_rank(
-    db: &impl ConnectionTrait,
-    unit_id: i64,
-    state: &str,
-) -> ApiResult<Option<String>> {
-    Ok(work_item::Entity::find()
-        .select_only()
-        .column(work_item::Column::Rank)
-        .filter(work_item::Column::UnitId.eq(unit_id))
-        .filter(work_item::Column::State.eq(state))
-        .order_by_desc(work_item::Column::Rank)
-        .into_tuple::<String>()
-        .one(db)
-        .await?)
 }
 
 /// Creates an item in its unit's initial (or given) state, recording the
@@ -379,7 +292,7 @@ pub async fn create(ctx: Ctx<'_>, input: NewItem) -> ApiResult<work_item::Model>
     validate_severity(&input.severity)?;
     if let Some(parent_id) = input.parent {
         let parent = readable_item(ctx, parent_id, "parent work item").await?;
-        check_parent(&parent.item_type, parent.unit_id, item_type, &unit)?;
+        item_type.check_parent(&parent.item_type, parent.unit_id, unit.id, &unit.ancestors)?;
     }
     if let Some(a) = input.assignee {
         eligible_assignee(ctx.db, a, &unit).await?;
@@ -397,10 +310,7 @@ pub async fn create(ctx: Ctx<'_>, input: NewItem) -> ApiResult<work_item::Model>
 
     // SQLite: take the write lock at BEGIN, so concurrent moves queue
     // instead of failing on a stale snapshot.
-    let txn = ctx
-        .db
-        .begin_with_options(super::ingest::write_transaction())
-        .await?;
+    let txn = ctx.db.begin_with_options(write_transaction()).await?;
     let key = match input.key {
         Some(k) => k,
         None => {
@@ -424,7 +334,11 @@ pub async fn create(ctx: Ctx<'_>, input: NewItem) -> ApiResult<work_item::Model>
     }
     boards::check_wip(&txn, unit.id, &state, None).await?;
     let now = Utc::now();
-    let rank = rank::after(last_rank(&txn, unit.id, &state.name).await?.as_deref());
+    let rank = rank::after(
+        rank::last_rank(&txn, unit.id, &state.name)
+            .await?
+            .as_deref(),
+    );
     let item = work_item::ActiveModel {
         key: Set(key),
         title: Set(title),
@@ -551,7 +465,7 @@ pub async fn update(ctx: Ctx<'_>, id: i64, changes: ItemChanges) -> ApiResult<wo
         Patch::Clear => model.parent_id = Set(None),
         Patch::Set(p) => {
             let parent = readable_item(ctx, p, "parent work item").await?;
-            check_parent(&parent.item_type, parent.unit_id, item_type, &unit)?;
+            item_type.check_parent(&parent.item_type, parent.unit_id, unit.id, &unit.ancestors)?;
             if creates_cycle(ctx.db, item.id, p).await? {
                 return Err(ApiError::bad_input("an item cannot be its own ancestor"));
             }
@@ -795,10 +709,7 @@ pub async fn move_to(
     }
     // SQLite: take the write lock at BEGIN, so concurrent moves queue
     // instead of failing on a stale snapshot.
-    let txn = ctx
-        .db
-        .begin_with_options(super::ingest::write_transaction())
-        .await?;
+    let txn = ctx.db.begin_with_options(write_transaction()).await?;
     let now = Utc::now();
     let wip = if changes_state {
         boards::check_wip(&txn, unit.id, &state, Some(item.id)).await?
@@ -810,7 +721,11 @@ pub async fn move_to(
             .await?
             .pop()
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no rank")))?,
-        None => rank::after(last_rank(&txn, unit.id, &state.name).await?.as_deref()),
+        None => rank::after(
+            rank::last_rank(&txn, unit.id, &state.name)
+                .await?
+                .as_deref(),
+        ),
     };
     // Move only from the state read above: a concurrent move in between
     // makes this one a CONFLICT instead of a history with a fork.
@@ -902,10 +817,7 @@ pub async fn reorder(
     }
     // SQLite: take the write lock at BEGIN, so concurrent moves queue
     // instead of failing on a stale snapshot.
-    let txn = ctx
-        .db
-        .begin_with_options(super::ingest::write_transaction())
-        .await?;
+    let txn = ctx.db.begin_with_options(write_transaction()).await?;
     let ranks = ranks_at(ctx, &txn, unit_id, &state, position, ids).await?;
     let now = Utc::now();
     for (item, r) in items.iter().zip(ranks) {

@@ -1,3 +1,5 @@
+// Over 800 lines: the planner, its cache and the writer are still one file;
+// they are to be split into `batch/{planner,cache,writer}.rs`.
 //! A batch of events applied set-based, so a backfill costs a few statements
 //! per batch rather than a dozen round trips per event.
 //!
@@ -29,16 +31,16 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
-use super::{
-    ChangeFields, DeploymentFields, Envelope, EventResult, Fail, Ingestor, ItemFields, Raw, Status,
-    TransitionFields, claim_conflict, envelope, mark_rejected,
+use super::event::{
+    ChangeFields, DeploymentFields, Envelope, Fail, ItemFields, TransitionFields, envelope,
 };
+use super::log::{claim_conflict, mark_rejected};
+use super::{EventResult, Ingestor, Raw, Status};
 use crate::domain::UnitKind;
 use crate::events::{ChangeKind, DomainEvent};
 use crate::policy::{IngestScope, UnitPath};
 use crate::service::rank;
 use crate::service::units::{self, EffectiveWorkflow};
-use crate::service::work_items::check_parent;
 
 mod unnest;
 
@@ -512,7 +514,8 @@ impl Batcher<'_> {
                     return Ok(Plan::Flush);
                 };
                 check!(
-                    check_parent(&parent.item_type, parent.unit_id, f.item_type, &path)
+                    f.item_type
+                        .check_parent(&parent.item_type, parent.unit_id, path.id, &path.ancestors)
                         .map_err(Fail::from)
                 );
                 Some(parent_id)

@@ -1,3 +1,6 @@
+// Over 800 lines: besides `apply_batch` and the public surface, this file
+// still holds the per-event handlers (`impl Ingestor`); they are to move to
+// `handlers.rs`, as parsing moved to `event.rs` and the log to `log.rs`.
 //! The common data model's one door (DESIGN §4): events from any integration
 //! are validated and applied here, each in its own transaction, idempotently
 //! by event id.
@@ -8,23 +11,31 @@ use entity::{
     key_result, key_result_measurement, objective, release, release_work_item, transition, unit,
     user, work_item,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, Set, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 mod batch;
+mod event;
+mod log;
 mod stats;
 
-use super::metrics::facts;
+use self::event::{
+    ChangeFields, DeploymentFields, Envelope, Fail, ItemFields, TransitionFields, list, opt_text,
+    parse_enum, reject, text, time,
+};
+pub use self::log::record_rejection;
+use self::log::{claim_conflict, mark_rejected};
+
+use super::facts::flow as facts;
 use super::rank;
+use super::tx::write_transaction;
 use super::units::{self, EffectiveWorkflow};
-use super::work_items::{check_parent, is_eligible_assignee, last_rank};
-use crate::domain::{DefectOrigin, UnitKind, WorkItemType, validate_item_key, validate_unit_key};
+use super::users::is_eligible_assignee;
+use crate::domain::{UnitKind, validate_unit_key};
 use crate::error::{ApiError, ErrorCode};
 use std::sync::Mutex;
 
@@ -73,37 +84,6 @@ impl Summary {
     }
 }
 
-/// Why an event was not applied.
-enum Fail {
-    /// The event is wrong: the reason goes back to the sender.
-    Reject(String),
-    /// Something failed on our side: nothing was written; the event may be resent.
-    Internal(DbErr),
-}
-
-impl From<DbErr> for Fail {
-    fn from(e: DbErr) -> Self {
-        Fail::Internal(e)
-    }
-}
-
-impl From<ApiError> for Fail {
-    fn from(e: ApiError) -> Self {
-        match e {
-            ApiError::Internal(err) => Fail::Internal(DbErr::Custom(err.to_string())),
-            // Keeps its meaning, so that the request answers 503.
-            ApiError::Unavailable(_) => Fail::Internal(DbErr::ConnectionAcquire(
-                sea_orm::error::ConnAcquireErr::ConnectionClosed,
-            )),
-            other => Fail::Reject(other.message()),
-        }
-    }
-}
-
-fn reject<T>(msg: impl Into<String>) -> Result<T, Fail> {
-    Err(Fail::Reject(msg.into()))
-}
-
 type Applied = Result<Vec<DomainEvent>, Fail>;
 
 /// Applies events for one caller. `db` is the connection, or for a dry
@@ -121,354 +101,6 @@ pub struct Ingestor<'a, C> {
 
 /// The reason given for an event not applied because of a failure on our side.
 const INTERNAL_REASON: &str = "internal error: nothing was written; send the event again";
-
-/// The parsed envelope of an event.
-#[derive(Clone)]
-struct Envelope {
-    id: String,
-    kind: String,
-    source: String,
-    data: Map<String, Value>,
-}
-
-fn envelope(raw: Value) -> Result<Envelope, (Option<String>, String)> {
-    let Value::Object(mut obj) = raw else {
-        return Err((None, "an event must be a JSON object".into()));
-    };
-    let id = match obj.remove("id") {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => s,
-        _ => {
-            return Err((
-                None,
-                "`id` must be a non-empty string of at most 255 bytes".into(),
-            ));
-        }
-    };
-    let kind = match obj.remove("type") {
-        Some(Value::String(s)) => s,
-        _ => return Err((Some(id), "`type` must be a string".into())),
-    };
-    let source = match obj.remove("source") {
-        Some(Value::String(s))
-            if (1..=32).contains(&s.len())
-                && s.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
-                }) =>
-        {
-            s
-        }
-        _ => {
-            return Err((
-                Some(id),
-                "`source` must be 1 to 32 characters of a-z, 0-9, '-' and '_'".into(),
-            ));
-        }
-    };
-    let data = match obj.remove("data") {
-        Some(Value::Object(m)) => m,
-        _ => return Err((Some(id), "`data` must be an object".into())),
-    };
-    Ok(Envelope {
-        id,
-        kind,
-        source,
-        data,
-    })
-}
-
-fn text<'v>(data: &'v Map<String, Value>, name: &str) -> Result<&'v str, Fail> {
-    match data.get(name) {
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
-        _ => reject(format!(
-            "`data.{name}` is required and must be a non-empty string"
-        )),
-    }
-}
-
-fn opt_text<'v>(data: &'v Map<String, Value>, name: &str) -> Result<Option<&'v str>, Fail> {
-    match data.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        _ => reject(format!("`data.{name}` must be a string")),
-    }
-}
-
-fn opt_number(data: &Map<String, Value>, name: &str) -> Result<Option<f64>, Fail> {
-    match data.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
-            _ => reject(format!("`data.{name}` must be a non-negative number")),
-        },
-        _ => reject(format!("`data.{name}` must be a number")),
-    }
-}
-
-fn parse_time(name: &str, s: &str) -> Result<DateTime<Utc>, Fail> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|_| reject(format!("`data.{name}` is not an RFC 3339 timestamp: {s:?}")))
-}
-
-fn time(data: &Map<String, Value>, name: &str) -> Result<DateTime<Utc>, Fail> {
-    parse_time(name, text(data, name)?)
-}
-
-fn opt_time(data: &Map<String, Value>, name: &str) -> Result<Option<DateTime<Utc>>, Fail> {
-    opt_text(data, name)?
-        .map(|s| parse_time(name, s))
-        .transpose()
-}
-
-fn list<'v>(data: &'v Map<String, Value>, name: &str) -> Result<Vec<&'v str>, Fail> {
-    match data.get(name) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.as_str()),
-                _ => reject(format!("`data.{name}` must be a list of strings")),
-            })
-            .collect(),
-        _ => reject(format!("`data.{name}` must be a list of strings")),
-    }
-}
-
-fn parse_enum<T>(
-    name: &str,
-    value: &str,
-    all: &[T],
-    as_str: fn(T) -> &'static str,
-) -> Result<T, Fail>
-where
-    T: Copy,
-{
-    all.iter()
-        .copied()
-        .find(|v| as_str(*v) == value)
-        .map_or_else(
-            || {
-                let names: Vec<&str> = all.iter().map(|v| as_str(*v)).collect();
-                reject(format!(
-                    "`data.{name}` must be one of {}, not {value:?}",
-                    names.join(", ")
-                ))
-            },
-            Ok,
-        )
-}
-
-/// The fields of a `work_item.upserted` event, checked for shape.
-struct ItemFields<'d> {
-    ext: &'d str,
-    key: &'d str,
-    unit: &'d str,
-    item_type: WorkItemType,
-    title: String,
-    state: &'d str,
-    created_at: DateTime<Utc>,
-    found_in: Option<DefectOrigin>,
-    severity: Option<String>,
-    estimate: Option<f64>,
-    business_value: Option<f64>,
-    url: Option<String>,
-    assignee: Option<&'d str>,
-    parent: Option<&'d str>,
-    description: Option<&'d str>,
-    updated_at: Option<DateTime<Utc>>,
-}
-
-impl<'d> ItemFields<'d> {
-    fn parse(d: &'d Map<String, Value>) -> Result<Self, Fail> {
-        let ext = text(d, "external_id")?;
-        let key = text(d, "key")?;
-        validate_item_key(key)?;
-        let unit = text(d, "unit")?;
-        let item_type = parse_enum(
-            "type",
-            text(d, "type")?,
-            WorkItemType::ALL,
-            WorkItemType::as_str,
-        )?;
-        let title = text(d, "title")?.trim().to_owned();
-        if title.chars().count() > 500 {
-            return reject("`data.title` must have at most 500 characters");
-        }
-        let state = text(d, "state")?;
-        let created_at = time(d, "created_at")?;
-        let found_in = opt_text(d, "found_in")?
-            .map(|f| parse_enum("found_in", f, DefectOrigin::ALL, DefectOrigin::as_str))
-            .transpose()?;
-        if found_in.is_some() && item_type != WorkItemType::Defect {
-            return reject("`data.found_in` applies to defects only");
-        }
-        Ok(Self {
-            ext,
-            key,
-            unit,
-            item_type,
-            title,
-            state,
-            created_at,
-            found_in,
-            severity: opt_text(d, "severity")?.map(str::to_owned),
-            estimate: opt_number(d, "estimate")?,
-            business_value: opt_number(d, "business_value")?,
-            url: opt_text(d, "url")?.map(str::to_owned),
-            assignee: opt_text(d, "assignee")?,
-            parent: opt_text(d, "parent")?,
-            description: opt_text(d, "description")?,
-            updated_at: opt_time(d, "updated_at")?,
-        })
-    }
-
-    /// Whether the owning unit's kind may own this type of item.
-    fn check_owner(&self, path: &UnitPath) -> Result<(), Fail> {
-        if self.item_type.owner_kinds().contains(&path.kind) {
-            Ok(())
-        } else {
-            reject(format!(
-                "a {} cannot be owned by a {} unit",
-                self.item_type.as_str(),
-                path.kind.as_str()
-            ))
-        }
-    }
-}
-
-/// The fields of a `change.upserted` event, checked for shape.
-struct ChangeFields<'d> {
-    ext: &'d str,
-    unit: &'d str,
-    repository: &'d str,
-    title: Option<&'d str>,
-    url: Option<&'d str>,
-    first_commit_at: Option<DateTime<Utc>>,
-    opened_at: Option<DateTime<Utc>>,
-    merged_at: DateTime<Utc>,
-    sha: Option<String>,
-    work_items: Vec<&'d str>,
-}
-
-impl<'d> ChangeFields<'d> {
-    fn parse(d: &'d Map<String, Value>) -> Result<Self, Fail> {
-        let ext = text(d, "external_id")?;
-        let unit = text(d, "unit")?;
-        let repository = text(d, "repository")?;
-        let merged_at = time(d, "merged_at")?;
-        let first_commit_at = opt_time(d, "first_commit_at")?;
-        let opened_at = opt_time(d, "opened_at")?;
-        if first_commit_at.is_some_and(|f| f > merged_at)
-            || opened_at.is_some_and(|o| o > merged_at)
-        {
-            return reject("a change cannot be committed or opened after it was merged");
-        }
-        let sha = opt_text(d, "sha")?.map(str::to_ascii_lowercase);
-        if sha.as_ref().is_some_and(|s| {
-            !(4..=64).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_hexdigit())
-        }) {
-            return reject("`data.sha` must be a commit id: 4 to 64 hexadecimal digits");
-        }
-        Ok(Self {
-            ext,
-            unit,
-            repository,
-            sha,
-            title: opt_text(d, "title")?,
-            url: opt_text(d, "url")?,
-            first_commit_at,
-            opened_at,
-            merged_at,
-            work_items: list(d, "work_items")?,
-        })
-    }
-
-    fn model(&self, unit_id: i64, source: &str) -> change::ActiveModel {
-        change::ActiveModel {
-            unit_id: Set(unit_id),
-            source: Set(source.to_owned()),
-            external_id: Set(self.ext.to_owned()),
-            repository: Set(self.repository.to_owned()),
-            title: Set(self.title.map(str::to_owned)),
-            url: Set(self.url.map(str::to_owned)),
-            first_commit_at: Set(self.first_commit_at),
-            opened_at: Set(self.opened_at),
-            merged_at: Set(self.merged_at),
-            merge_sha: Set(self.sha.clone()),
-            ..Default::default()
-        }
-    }
-}
-
-/// The fields of a `deployment.recorded` event, checked for shape.
-struct DeploymentFields<'d> {
-    ext: &'d str,
-    unit: &'d str,
-    environment: &'d str,
-    status: &'d str,
-    finished_at: DateTime<Utc>,
-    changes: Vec<&'d str>,
-}
-
-impl<'d> DeploymentFields<'d> {
-    fn parse(d: &'d Map<String, Value>) -> Result<Self, Fail> {
-        let ext = text(d, "external_id")?;
-        let unit = text(d, "unit")?;
-        let environment = text(d, "environment")?;
-        if !environment
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-            || environment.len() > 32
-        {
-            return reject(
-                "`data.environment` must be an upper-case name such as PRODUCTION or STAGING",
-            );
-        }
-        let status = text(d, "status")?;
-        if status != "SUCCESS" && status != "FAILURE" {
-            return reject(format!(
-                "`data.status` must be SUCCESS or FAILURE, not {status:?}"
-            ));
-        }
-        Ok(Self {
-            ext,
-            unit,
-            environment,
-            status,
-            finished_at: time(d, "finished_at")?,
-            changes: list(d, "changes")?,
-        })
-    }
-
-    fn model(&self, unit_id: i64, source: &str) -> deployment::ActiveModel {
-        deployment::ActiveModel {
-            unit_id: Set(unit_id),
-            source: Set(source.to_owned()),
-            external_id: Set(self.ext.to_owned()),
-            environment: Set(self.environment.to_owned()),
-            status: Set(self.status.to_owned()),
-            finished_at: Set(self.finished_at),
-            ..Default::default()
-        }
-    }
-}
-
-/// The fields of a `work_item.transitioned` event, checked for shape.
-struct TransitionFields<'d> {
-    ext: &'d str,
-    to_state: &'d str,
-    at: DateTime<Utc>,
-}
-
-impl<'d> TransitionFields<'d> {
-    fn parse(d: &'d Map<String, Value>) -> Result<Self, Fail> {
-        Ok(Self {
-            ext: text(d, "external_id")?,
-            to_state: text(d, "to_state")?,
-            at: time(d, "at")?,
-        })
-    }
-}
 
 impl<C> Ingestor<'_, C>
 where
@@ -792,7 +424,12 @@ where
                 let Some(parent) = self.item_by_ref(txn, source, p).await? else {
                     return reject(format!("unknown parent {p:?}"));
                 };
-                check_parent(&parent.item_type, parent.unit_id, item_type, &path)?;
+                item_type.check_parent(
+                    &parent.item_type,
+                    parent.unit_id,
+                    path.id,
+                    &path.ancestors,
+                )?;
                 if existing.as_ref().is_some_and(|e| e.id == parent.id) {
                     return reject("an item cannot be its own parent");
                 }
@@ -812,7 +449,8 @@ where
         let now = Utc::now();
         match existing {
             None => {
-                let rank = rank::after(last_rank(txn, unit.id, &state.name).await?.as_deref());
+                let rank =
+                    rank::after(rank::last_rank(txn, unit.id, &state.name).await?.as_deref());
                 let item = work_item::ActiveModel {
                     key: Set(key.to_owned()),
                     title: Set(title),
@@ -1203,97 +841,12 @@ where
     }
 }
 
-/// Records a rejected event id in the ingest log (never over an applied one),
-/// in a savepoint of its own so a failure here cannot abort a batch.
-///
-/// # Errors
-/// Database errors only.
-pub async fn record_rejection<C>(
-    db: &C,
-    id: &str,
-    source: &str,
-    kind: &str,
-    reason: &str,
-    key_id: Option<i64>,
-) -> Result<(), DbErr>
-where
-    C: TransactionTrait<Transaction = DatabaseTransaction>,
-{
-    let txn = db.begin().await?;
-    let row = ingest_log::ActiveModel {
-        event_id: Set(id.to_owned()),
-        source: Set(source.to_owned()),
-        event_type: Set(kind.to_owned()),
-        received_at: Set(Utc::now()),
-        outcome: Set("rejected".into()),
-        reason: Set(Some(reason.to_owned())),
-        api_key_id: Set(key_id),
-    };
-    ingest_log::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(ingest_log::Column::EventId)
-                .update_columns([
-                    ingest_log::Column::Reason,
-                    ingest_log::Column::ReceivedAt,
-                    ingest_log::Column::ApiKeyId,
-                ])
-                .action_and_where(
-                    Expr::col((ingest_log::Entity, ingest_log::Column::Outcome)).ne("applied"),
-                )
-                .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?;
-    txn.commit().await
-}
-
-/// The upsert that claims an event id as applied: it takes over a logged id
-/// that is not applied, and leaves an applied one alone.
-fn claim_conflict() -> OnConflict {
-    OnConflict::column(ingest_log::Column::EventId)
-        .update_columns([
-            ingest_log::Column::Outcome,
-            ingest_log::Column::Reason,
-            ingest_log::Column::ReceivedAt,
-            ingest_log::Column::ApiKeyId,
-        ])
-        .action_and_where(
-            Expr::col((ingest_log::Entity, ingest_log::Column::Outcome)).ne("applied"),
-        )
-        .to_owned()
-}
-
-/// Turns an event id claimed in this transaction into a rejection.
-///
-/// # Errors
-/// Database errors only.
-async fn mark_rejected(db: &impl ConnectionTrait, id: &str, reason: &str) -> Result<(), DbErr> {
-    ingest_log::Entity::update_many()
-        .col_expr(ingest_log::Column::Outcome, Expr::value("rejected"))
-        .col_expr(ingest_log::Column::Reason, Expr::value(reason))
-        .filter(ingest_log::Column::EventId.eq(id))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
 /// One event of a batch, as received.
 pub enum Raw {
     /// An NDJSON line, not parsed yet.
     Line(String),
     /// An element of a JSON array.
     Value(Value),
-}
-
-/// Options for a transaction that will write: on SQLite it takes the write
-/// lock at `BEGIN` (waiting its turn), instead of failing when it first
-/// writes after reading while another transaction holds the lock.
-#[must_use]
-pub fn write_transaction() -> TransactionOptions {
-    TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..TransactionOptions::default()
-    }
 }
 
 /// Events per transaction in [`apply_batch`].
@@ -1476,7 +1029,11 @@ async fn insert_transition(
                 .await?
                 .ok_or_else(|| DbErr::RecordNotFound("work item".into()))?;
             if item.state != state.name {
-                let rank = rank::after(last_rank(txn, item.unit_id, &state.name).await?.as_deref());
+                let rank = rank::after(
+                    rank::last_rank(txn, item.unit_id, &state.name)
+                        .await?
+                        .as_deref(),
+                );
                 let mut m = item.into_active_model();
                 m.state = Set(state.name);
                 m.state_category = Set(state.category);

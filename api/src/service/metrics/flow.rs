@@ -1,5 +1,5 @@
 //! Flow metrics of DESIGN §3.1 aggregated from the per-item facts
-//! ([`super::facts`]) inside the database: counts, sums and percentiles
+//! ([`crate::service::facts`]) inside the database: counts, sums and percentiles
 //! come back as a handful of rows whatever the subtree's size.
 //!
 //! PostgreSQL computes the continuous percentiles with `percentile_cont`;
@@ -8,76 +8,21 @@
 
 use chrono::{DateTime, NaiveTime, Utc};
 use futures::TryStreamExt;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement, StreamTrait,
-    Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Statement, StreamTrait};
 
-use super::facts::ms;
 use super::stats::{Distribution, PERCENTILES, RankPicker};
 use super::{MetricFilter, Ratio, WeekCount, Window};
 use crate::domain::{FlowType, UnitKind};
 use crate::policy::UnitPath;
-use crate::service::work_items::Reach;
+use crate::service::Reach;
+use crate::service::facts::flow::ms;
+use crate::service::sql::Sql;
 
 /// Milliseconds in a week.
 const WEEK_MS: i64 = 7 * 86_400_000;
 /// 1970-01-01 was a Thursday: shifting by three days makes weeks start on
 /// Mondays (ISO 8601).
 const MONDAY_SHIFT_MS: i64 = 3 * 86_400_000;
-
-/// A statement under construction, with numbered parameters (`$n` on
-/// PostgreSQL, `?n` on SQLite) so a value may be used twice.
-pub(crate) struct Sql {
-    backend: DbBackend,
-    text: String,
-    values: Vec<Value>,
-}
-
-impl Sql {
-    pub(crate) fn new(backend: DbBackend) -> Self {
-        Self {
-            backend,
-            text: String::new(),
-            values: Vec::new(),
-        }
-    }
-
-    pub(crate) fn pg(&self) -> bool {
-        self.backend == DbBackend::Postgres
-    }
-
-    /// The placeholder of a new parameter.
-    pub(crate) fn bind(&mut self, v: impl Into<Value>) -> String {
-        self.values.push(v.into());
-        let n = self.values.len();
-        if self.pg() {
-            format!("${n}")
-        } else {
-            format!("?{n}")
-        }
-    }
-
-    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
-        self.text.push_str(text);
-        self
-    }
-
-    /// The parameters bound so far.
-    pub(crate) fn values(&self) -> &[Value] {
-        &self.values
-    }
-
-    /// Starts from the parameters of another statement, so its text can be
-    /// reused.
-    pub(crate) fn set_values(&mut self, values: Vec<Value>) {
-        self.values = values;
-    }
-
-    pub(crate) fn statement(&self) -> Statement {
-        Statement::from_sql_and_values(self.backend, self.text.clone(), self.values.clone())
-    }
-}
 
 /// What the facts rows of a metric must match: the unit (or its subtree)
 /// and the filter.

@@ -10,8 +10,9 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr, QueryResult, StreamTrait, TryGetable, Value,
 };
 
-use super::flow::{Sql, distribution, set_percentiles};
+use super::flow::{distribution, set_percentiles};
 use super::stats::{Distribution, RankPicker};
+use crate::service::sql::Sql;
 
 /// One group: the aggregate row (for any extra aggregates the caller
 /// asked for), and per value column its sum and distribution.

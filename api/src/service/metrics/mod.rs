@@ -2,18 +2,21 @@
 //! the viewers the aggregate rule of §2 allows.
 //!
 //! Every metric aggregates inside the database: flow metrics and the value
-//! stream map over per-item facts kept at write time ([`facts`]), delivery
+//! stream map over per-item facts kept at write time ([`crate::service::facts`]), delivery
 //! metrics over deployments, changes and incidents. A request's memory does
 //! not grow with the subtree.
 
 pub mod delivery;
-pub mod facts;
 pub mod flow;
 pub mod grouped;
 pub mod history;
 pub mod states;
 pub mod stats;
 pub mod value_stream_map;
+
+/// The flow fact writers live in [`crate::service::facts::flow`]; this path
+/// stays for the callers outside the crate that knew them here.
+pub use crate::service::facts::flow as facts;
 
 use std::collections::BTreeMap;
 
@@ -24,7 +27,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use self::history::duration;
 use self::stats::Distribution;
-use super::work_items::Reach;
+use super::Reach;
 use super::{Ctx, in_unit, units, work_items};
 use crate::domain::{FlowType, UnitKind, WorkItemType};
 use crate::error::{ApiError, ApiResult};

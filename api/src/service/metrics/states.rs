@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
-use super::facts::ms;
-use super::flow::{Scope, Sql, completed_in, seconds_of};
+use super::flow::{Scope, completed_in, seconds_of};
 use super::grouped::{self, Group};
 use super::{StateTime, Window};
+use crate::service::facts::flow::ms;
+use crate::service::sql::Sql;
 
 /// Milliseconds in a day.
 const DAY_MS: i64 = 86_400_000;

@@ -30,12 +30,13 @@
 
 use sea_orm::DatabaseConnection;
 
-use super::flow::{Scope, Sql, completed_in, seconds_of};
+use super::flow::{Scope, completed_in, seconds_of};
 use super::grouped;
 use super::stats::Distribution;
 use super::{MetricFilter, Ratio, Window};
 use crate::error::ApiResult;
 use crate::policy::UnitPath;
+use crate::service::sql::Sql;
 
 /// A stage as the map needs it.
 #[derive(Clone, Debug)]

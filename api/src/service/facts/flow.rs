@@ -4,7 +4,7 @@
 //! transition corrects them. Flow metrics aggregate these rows instead of
 //! replaying histories (DESIGN §7).
 //!
-//! The derivation follows [`super::history`]: completion is an entry into a
+//! The derivation follows [`crate::service::metrics::history`]: completion is an entry into a
 //! `DONE` state that is the item's last transition at the window's end,
 //! start is the first entry into `ACTIVE` or `WAITING`, active time counts
 //! every visit between the two. Instants are truncated to milliseconds and

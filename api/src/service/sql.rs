@@ -1,0 +1,57 @@
+//! A statement builder for raw SQL on either backend, shared by the fact
+//! writers and the metric readers.
+
+use sea_orm::{DbBackend, Statement, Value};
+
+/// A statement under construction, with numbered parameters (`$n` on
+/// PostgreSQL, `?n` on SQLite) so a value may be used twice.
+pub(crate) struct Sql {
+    backend: DbBackend,
+    text: String,
+    pub(crate) values: Vec<Value>,
+}
+
+impl Sql {
+    pub(crate) fn new(backend: DbBackend) -> Self {
+        Self {
+            backend,
+            text: String::new(),
+            values: Vec::new(),
+        }
+    }
+
+    pub(crate) fn pg(&self) -> bool {
+        self.backend == DbBackend::Postgres
+    }
+
+    /// The placeholder of a new parameter.
+    pub(crate) fn bind(&mut self, v: impl Into<Value>) -> String {
+        self.values.push(v.into());
+        let n = self.values.len();
+        if self.pg() {
+            format!("${n}")
+        } else {
+            format!("?{n}")
+        }
+    }
+
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// The parameters bound so far.
+    pub(crate) fn values(&self) -> &[Value] {
+        &self.values
+    }
+
+    /// Starts from the parameters of another statement, so its text can be
+    /// reused.
+    pub(crate) fn set_values(&mut self, values: Vec<Value>) {
+        self.values = values;
+    }
+
+    pub(crate) fn statement(&self) -> Statement {
+        Statement::from_sql_and_values(self.backend, self.text.clone(), self.values.clone())
+    }
+}
