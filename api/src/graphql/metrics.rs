@@ -1,6 +1,6 @@
 //! Metric shapes of DESIGN §5: durations in seconds, rates with their parts.
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::delivery::reach;
@@ -10,7 +10,7 @@ use super::units::UnitScope;
 use super::work_items::WorkItem;
 use crate::domain::{FlowType, StateCategory, UnitKind, WorkItemType};
 use crate::error::GqlResult;
-use crate::service::metrics::{self, MetricFilter, Window, stats};
+use crate::service::metrics::{self, MetricFilter, Window, dora, stats};
 
 /// A half-open time window `[from, to)` given as RFC 3339 date-times and
 /// evaluated in UTC. `to` must be after `from` and the window may span at
@@ -415,6 +415,53 @@ pub struct LeadTimeBreakdown {
     pub deploy: Option<f64>,
 }
 
+/// A DORA performance level (2023 Accelerate State of DevOps report).
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum DoraLevel {
+    /// Deploys daily or more; changes reach production within a day; at most
+    /// 5 % of deployments fail; service restored within an hour.
+    Elite,
+    /// Deploys between daily and weekly; lead time a day to a week; at most
+    /// 10 % fail; restored within a day.
+    High,
+    /// Deploys between weekly and monthly; lead time a week to a month; at
+    /// most 15 % fail; restored within a week.
+    Medium,
+    /// Deploys less than monthly; lead time over a month; more than 15 %
+    /// fail; restoring takes over a week.
+    Low,
+}
+
+impl From<dora::Level> for DoraLevel {
+    fn from(l: dora::Level) -> Self {
+        match l {
+            dora::Level::Elite => Self::Elite,
+            dora::Level::High => Self::High,
+            dora::Level::Medium => Self::Medium,
+            dora::Level::Low => Self::Low,
+        }
+    }
+}
+
+/// The DORA level of each key delivery metric. Thresholds: deployment
+/// frequency ≥ 1/day elite, ≥ 1/week high, ≥ 1/month (30 days) medium;
+/// median lead time for changes ≤ 1 day, ≤ 1 week, ≤ 30 days; change
+/// failure rate ≤ 5 %, ≤ 10 %, ≤ 15 %; median time to restore ≤ 1 hour,
+/// ≤ 1 day, ≤ 1 week; worse is `LOW`.
+#[derive(SimpleObject)]
+pub struct DoraPerformance {
+    /// From `deploymentFrequency`; `LOW` with no deployment.
+    pub deployment_frequency: Option<DoraLevel>,
+    /// From the median of `leadTimeForChanges`; null when no change was
+    /// deployed in the window.
+    pub lead_time_for_changes: Option<DoraLevel>,
+    /// From `changeFailureRate`; null without deployments.
+    pub change_failure_rate: Option<DoraLevel>,
+    /// From the median of `timeToRestore`; null when no incident was
+    /// resolved in the window.
+    pub time_to_restore: Option<DoraLevel>,
+}
+
 /// Delivery metrics (DESIGN §3.5) of a unit over a window.
 pub struct DeliveryMetrics(metrics::delivery::DeliveryMetrics);
 
@@ -468,6 +515,18 @@ impl DeliveryMetrics {
     /// resolved in the window.
     async fn time_to_restore(&self) -> Distribution {
         self.0.time_to_restore.into()
+    }
+
+    /// The DORA performance level of each key metric in this window, by
+    /// the thresholds of the 2023 Accelerate State of DevOps report.
+    async fn performance(&self) -> DoraPerformance {
+        let p = dora::Performance::of(&self.0);
+        DoraPerformance {
+            deployment_frequency: p.deployment_frequency.map(Into::into),
+            lead_time_for_changes: p.lead_time_for_changes.map(Into::into),
+            change_failure_rate: p.change_failure_rate.map(Into::into),
+            time_to_restore: p.time_to_restore.map(Into::into),
+        }
     }
 
     /// Releases whose release time falls in the window.

@@ -7,6 +7,7 @@ mod args;
 mod boards;
 pub mod budget;
 mod delivery;
+mod forecasts;
 pub mod guard;
 pub mod ids;
 mod ingest;

@@ -151,6 +151,22 @@ impl Unit {
         Ok(ChangeConnection::from_page(page, |m| m.id, Change))
     }
 
+    /// "How many leaf items will this unit's subtree finish in `days`
+    /// days?" (DESIGN §3.8): a Monte Carlo forecast over its recent daily
+    /// throughput. `FORBIDDEN` where you may not read the unit's aggregates.
+    #[graphql(complexity = "super::forecasts::forecast_cost(input.as_ref()) + child_complexity")]
+    async fn throughput_forecast(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Days ahead of `asOf`, 1 to 3,650 (`BAD_USER_INPUT` otherwise).")]
+        days: i32,
+        #[graphql(desc = "Sample, trials and seed; defaults for all when omitted.")] input: Option<
+            super::forecasts::ForecastInput,
+        >,
+    ) -> GqlResult<super::forecasts::HowManyForecast> {
+        super::forecasts::unit_throughput_forecast(ctx, self.0.id, days, input).await
+    }
+
     /// Objectives owned by this unit, where you may read them (where you
     /// may read its aggregates); empty otherwise.
     async fn objectives(&self, ctx: &Context<'_>) -> GqlResult<Vec<Objective>> {

@@ -331,6 +331,34 @@ impl WorkItem {
             .collect())
     }
 
+    /// Delivery progress (DESIGN §3.7): the item's leaf descendants (the
+    /// item itself when it has no children) done ÷ not canceled, at `asOf`
+    /// (default now). An aggregate: `FORBIDDEN` where you may not read the
+    /// owning unit's aggregates.
+    async fn delivery(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The instant to count at; default now.")] as_of: Option<
+            chrono::DateTime<chrono::Utc>,
+        >,
+    ) -> GqlResult<super::forecasts::DeliveryProgress> {
+        super::forecasts::item_delivery(ctx, &self.0, as_of).await
+    }
+
+    /// "When will it be done?" (DESIGN §3.8): a Monte Carlo forecast of the
+    /// item's remaining leaves over the recent daily throughput of the
+    /// units that own them. An aggregate: `FORBIDDEN` where you may not read
+    /// the owning unit's aggregates.
+    #[graphql(complexity = "super::forecasts::forecast_cost(input.as_ref()) + child_complexity")]
+    async fn forecast(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Sample, trials, seed and target date; defaults for all when omitted.")]
+        input: Option<super::forecasts::ForecastInput>,
+    ) -> GqlResult<super::forecasts::WhenForecast> {
+        super::forecasts::item_forecast(ctx, &self.0, input).await
+    }
+
     /// The item's identities in other systems.
     async fn external_refs(&self, ctx: &Context<'_>) -> GqlResult<Vec<ExternalRef>> {
         Ok(rc(ctx)?

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod boards;
 pub mod delivery;
 pub mod facts;
+pub mod forecast;
 pub mod ingest;
 pub mod integrations;
 pub mod metrics;

@@ -3,6 +3,7 @@
 mod access;
 mod auth;
 mod boards;
+mod forecasts;
 mod fuzz;
 mod harness;
 mod hostile;

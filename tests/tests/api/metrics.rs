@@ -731,6 +731,18 @@ async fn delivery_metrics_match_the_hand_computed_fixture(app: TestApp) {
     // Two releases in two weeks.
     assert!(close(&m["releasesPerWeek"], 1.0), "{m}");
     assert!(close(&m["itemsPerRelease"], 1.5), "{m}");
+    // DORA levels: 3 deployments in 14 days is more than weekly (high); a
+    // median lead time of 1.75 days is high; 2 failures in 3 is low; a
+    // median restore of 14 hours is high.
+    let levels = "query($u: ID!, $from: DateTime!, $to: DateTime!) {
+      deliveryMetrics(unit: $u, window: {from: $from, to: $to}) {
+        performance { deploymentFrequency leadTimeForChanges changeFailureRate timeToRestore } } }";
+    let d = app.ok(&admin, levels, window(&atlas)).await;
+    assert_eq!(
+        d["deliveryMetrics"]["performance"],
+        json!({"deploymentFrequency": "HIGH", "leadTimeForChanges": "HIGH",
+               "changeFailureRate": "LOW", "timeToRestore": "HIGH"})
+    );
 
     // The program adds team-borealis's deployment.
     let checkout = unit_id(&app, &admin, "payments-checkout").await;
@@ -748,6 +760,13 @@ async fn delivery_metrics_match_the_hand_computed_fixture(app: TestApp) {
     assert_eq!(m["changeFailureRate"]["value"], Value::Null);
     assert_eq!(m["itemsPerRelease"], Value::Null);
     assert_eq!(m["leadTimeForChanges"]["mean"], Value::Null);
+    // Nothing to judge by: no deployment is low, the rest unknown.
+    let d = app.ok(&admin, levels, window(&comet)).await;
+    assert_eq!(
+        d["deliveryMetrics"]["performance"],
+        json!({"deploymentFrequency": "LOW", "leadTimeForChanges": null,
+               "changeFailureRate": null, "timeToRestore": null})
+    );
     // The aggregate rule: a team member may not read a sibling team's.
     let team = app.login(TEAM).await;
     let borealis = unit_id(&app, &admin, "team-borealis").await;

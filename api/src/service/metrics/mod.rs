@@ -7,6 +7,7 @@
 //! not grow with the subtree.
 
 pub mod delivery;
+pub mod dora;
 pub mod flow;
 pub mod grouped;
 pub mod history;

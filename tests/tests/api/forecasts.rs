@@ -1,0 +1,257 @@
+//! Delivery progress (DESIGN §3.7) and Monte Carlo forecasts (§3.8)
+//! against a hand-computed fixture, their bad inputs, and who may read them.
+
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::harness::{ADMIN, EXEC, TEAM, TestApp, code};
+use crate::ingest::post_ndjson;
+
+/// A feature of payments-checkout whose stories belong to team-atlas, in
+/// March 2026. At April 1: S1 and S2 done (on March 30 and 31), S3 in
+/// progress, S4 not started, S5 canceled; S6 is created on April 5.
+fn fixture() -> String {
+    let mut events = Vec::new();
+    let mut n = 0;
+    let mut ev = |kind: &str, data: Value| {
+        n += 1;
+        events.push(json!({"id": format!("fc-{n}"), "type": kind, "source": "fc", "data": data}));
+    };
+    ev(
+        "work_item.upserted",
+        json!({"external_id": "FC-F", "key": "FC-F", "unit": "payments-checkout",
+               "type": "FEATURE", "title": "F", "state": "Backlog",
+               "created_at": "2026-03-19T00:00:00Z"}),
+    );
+    for (key, created) in [
+        ("S1", "2026-03-20T00:00:00Z"),
+        ("S2", "2026-03-20T00:00:00Z"),
+        ("S3", "2026-03-20T00:00:00Z"),
+        ("S4", "2026-03-20T00:00:00Z"),
+        ("S5", "2026-03-20T00:00:00Z"),
+        ("S6", "2026-04-05T00:00:00Z"),
+    ] {
+        ev(
+            "work_item.upserted",
+            json!({"external_id": format!("FC-{key}"), "key": format!("FC-{key}"),
+                   "unit": "team-atlas", "type": "STORY", "title": key, "state": "Backlog",
+                   "parent": "FC-F", "created_at": created}),
+        );
+    }
+    for (key, state, at) in [
+        ("S1", "In Progress", "2026-03-25T00:00:00Z"),
+        ("S1", "Done", "2026-03-30T10:00:00Z"),
+        ("S2", "In Progress", "2026-03-26T00:00:00Z"),
+        ("S2", "Done", "2026-03-31T10:00:00Z"),
+        ("S3", "In Progress", "2026-03-28T00:00:00Z"),
+        ("S5", "Canceled", "2026-03-27T00:00:00Z"),
+    ] {
+        ev(
+            "work_item.transitioned",
+            json!({"external_id": format!("FC-{key}"), "to_state": state, "at": at}),
+        );
+    }
+    events.iter().map(|e| format!("{e}\n")).collect()
+}
+
+const ITEM: &str = "query($k: String!, $at: DateTime, $i: ForecastInput) {
+  workItem(key: $k) {
+    delivery(asOf: $at) { total done inProgress notStarted progress }
+    forecast(input: $i) {
+      remaining sampleDays sampleCompleted trials p50 p85 p95 probabilityByTarget
+    }
+  } }";
+
+const UNIT: &str = "query($k: String!, $d: Int!, $i: ForecastInput) {
+  unit(key: $k) {
+    throughputForecast(days: $d, input: $i) {
+      days sampleDays sampleCompleted trials p50 p85 p95
+    }
+  } }";
+
+fn sample(as_of: &str, from: &str, target: Option<&str>) -> Value {
+    json!({"asOf": as_of, "sampleFrom": from, "targetDate": target})
+}
+
+async fn setup(app: &TestApp) -> String {
+    let admin = app.login(ADMIN).await;
+    let (status, report) = post_ndjson(app, &admin, &fixture()).await;
+    assert_eq!((status, &report["rejected"]), (200, &json!(0)), "{report}");
+    admin
+}
+
+async fn delivery_progress_counts_leaves_at_an_instant(app: TestApp) {
+    let admin = setup(&app).await;
+    let at = |t: Option<&str>| json!({"k": "FC-F", "at": t});
+    // Now: S6 exists and has not started.
+    let d = app.ok(&admin, ITEM, at(None)).await;
+    assert_eq!(
+        d["workItem"]["delivery"],
+        json!({"total": 5, "done": 2, "inProgress": 1, "notStarted": 2, "progress": 0.4})
+    );
+    // April 1: S6 did not exist yet.
+    let d = app.ok(&admin, ITEM, at(Some("2026-04-01T00:00:00Z"))).await;
+    assert_eq!(
+        d["workItem"]["delivery"],
+        json!({"total": 4, "done": 2, "inProgress": 1, "notStarted": 1, "progress": 0.5})
+    );
+    // March 30 at noon: S1 done, S2 and S3 in progress.
+    let d = app.ok(&admin, ITEM, at(Some("2026-03-30T12:00:00Z"))).await;
+    assert_eq!(
+        d["workItem"]["delivery"],
+        json!({"total": 4, "done": 1, "inProgress": 2, "notStarted": 1, "progress": 0.25})
+    );
+    // Before anything existed: nothing, and no progress.
+    let d = app.ok(&admin, ITEM, at(Some("2026-03-01T00:00:00Z"))).await;
+    assert_eq!(
+        d["workItem"]["delivery"],
+        json!({"total": 0, "done": 0, "inProgress": 0, "notStarted": 0, "progress": null})
+    );
+    // A leaf is its own single leaf.
+    let d = app
+        .ok(
+            &admin,
+            ITEM,
+            json!({"k": "FC-S1", "at": "2026-04-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(d["workItem"]["delivery"]["progress"], 1.0);
+}
+both!(delivery_progress_counts_leaves_at_an_instant);
+
+async fn forecasts_match_the_hand_computed_fixture(app: TestApp) {
+    let admin = setup(&app).await;
+    // One completion on each of the sample's two days, two leaves left:
+    // every trial takes exactly two days.
+    let input = |target| sample("2026-04-01T00:00:00Z", "2026-03-30T00:00:00Z", target);
+    let d = app
+        .ok(
+            &admin,
+            ITEM,
+            json!({"k": "FC-F", "i": input(Some("2026-04-02T00:00:00Z"))}),
+        )
+        .await;
+    assert_eq!(
+        d["workItem"]["forecast"],
+        json!({"remaining": 2, "sampleDays": 2, "sampleCompleted": 2, "trials": 10000,
+               "p50": "2026-04-03T00:00:00+00:00", "p85": "2026-04-03T00:00:00+00:00",
+               "p95": "2026-04-03T00:00:00+00:00", "probabilityByTarget": 0.0})
+    );
+    let d = app
+        .ok(
+            &admin,
+            ITEM,
+            json!({"k": "FC-F", "i": input(Some("2026-04-03T00:00:00Z"))}),
+        )
+        .await;
+    assert_eq!(d["workItem"]["forecast"]["probabilityByTarget"], 1.0);
+
+    // Nothing remaining: done at asOf, certainly.
+    let d = app
+        .ok(
+            &admin,
+            ITEM,
+            json!({"k": "FC-S1", "i": input(Some("2026-03-15T00:00:00Z"))}),
+        )
+        .await;
+    let f = &d["workItem"]["forecast"];
+    assert_eq!(f["remaining"], 0, "{f}");
+    assert_eq!(f["p95"], "2026-04-01T00:00:00+00:00", "{f}");
+    assert_eq!(f["probabilityByTarget"], 1.0, "{f}");
+
+    // A sample with no completion: no dates, no probability, an answer.
+    let d = app
+        .ok(
+            &admin,
+            ITEM,
+            json!({"k": "FC-F", "i": sample("2026-03-25T00:00:00Z", "2026-03-20T00:00:00Z",
+                                            Some("2026-06-01T00:00:00Z"))}),
+        )
+        .await;
+    let f = &d["workItem"]["forecast"];
+    assert_eq!(
+        (&f["remaining"], &f["sampleDays"], &f["sampleCompleted"]),
+        (&json!(5), &json!(5), &json!(0)),
+        "{f}"
+    );
+    assert_eq!(
+        (&f["p50"], &f["p95"], &f["probabilityByTarget"]),
+        (&Value::Null, &Value::Null, &Value::Null),
+        "{f}"
+    );
+
+    // How many in four days: four, in every trial.
+    let d = app
+        .ok(
+            &admin,
+            UNIT,
+            json!({"k": "team-atlas", "d": 4, "i": input(None)}),
+        )
+        .await;
+    assert_eq!(
+        d["unit"]["throughputForecast"],
+        json!({"days": 4, "sampleDays": 2, "sampleCompleted": 2, "trials": 10000,
+               "p50": 4, "p85": 4, "p95": 4})
+    );
+    // An irregular sample: the seed reproduces the answer, and the
+    // percentiles are ordered (more confidence, fewer items).
+    let irregular = json!({"k": "team-atlas", "d": 30, "i": {
+        "asOf": "2026-04-01T00:00:00Z", "sampleFrom": "2026-03-22T00:00:00Z",
+        "trials": 5000, "seed": 7}});
+    let a = app.ok(&admin, UNIT, irregular.clone()).await;
+    let b = app.ok(&admin, UNIT, irregular).await;
+    assert_eq!(a, b);
+    let f = &a["unit"]["throughputForecast"];
+    let (p50, p85, p95) = (
+        f["p50"].as_i64().unwrap(),
+        f["p85"].as_i64().unwrap(),
+        f["p95"].as_i64().unwrap(),
+    );
+    assert!(p50 >= p85 && p85 >= p95 && p50 > 0, "{f}");
+    assert_eq!(f["sampleDays"], 10, "{f}");
+}
+both!(forecasts_match_the_hand_computed_fixture);
+
+async fn forecasts_refuse_bad_input_and_follow_the_aggregate_rule(app: TestApp) {
+    let admin = setup(&app).await;
+    let bad = |i: Value| json!({"k": "FC-F", "i": i});
+    for input in [
+        json!({"trials": 0}),
+        json!({"trials": 100001}),
+        json!({"asOf": "2026-04-01T00:00:00Z", "sampleFrom": "2026-04-01T00:00:00Z"}),
+        json!({"asOf": "2026-04-01T00:00:00Z", "sampleFrom": "2016-04-01T00:00:00Z"}),
+    ] {
+        let body = app.gql(Some(&admin), ITEM, bad(input.clone())).await;
+        assert_eq!(code(&body), "BAD_USER_INPUT", "{input}: {body}");
+    }
+    for days in [0, 3651] {
+        let body = app
+            .gql(Some(&admin), UNIT, json!({"k": "team-atlas", "d": days}))
+            .await;
+        assert_eq!(code(&body), "BAD_USER_INPUT", "{days}: {body}");
+    }
+    // 100,000 trials are allowed.
+    let d = app
+        .ok(
+            &admin,
+            UNIT,
+            json!({"k": "team-atlas", "d": 5, "i": {"trials": 100000}}),
+        )
+        .await;
+    assert_eq!(d["unit"]["throughputForecast"]["trials"], 100000);
+
+    // An executive forecasts any unit; a team member their own team, not a
+    // sibling team.
+    let exec = app.login(EXEC).await;
+    for unit in ["team-atlas", "team-borealis", "payments"] {
+        app.ok(&exec, UNIT, json!({"k": unit, "d": 7})).await;
+    }
+    let team = app.login(TEAM).await;
+    app.ok(&team, UNIT, json!({"k": "team-atlas", "d": 7}))
+        .await;
+    let body = app
+        .gql(Some(&team), UNIT, json!({"k": "team-borealis", "d": 7}))
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+}
+both!(forecasts_refuse_bad_input_and_follow_the_aggregate_rule);
