@@ -23,6 +23,7 @@ pub mod key_result;
 pub mod key_result_measurement;
 pub mod membership;
 pub mod objective;
+pub mod objective_work_item;
 pub mod release;
 pub mod release_work_item;
 pub mod revoked_token;

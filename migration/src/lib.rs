@@ -15,6 +15,7 @@ mod m20261130_000007_flow_facts;
 mod m20261201_000008_flow_states;
 mod m20261201_000009_delivery_facts;
 mod m20261202_000010_boards;
+mod m20261203_000011_objective_links;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_flow_states::Migration),
             Box::new(m20261201_000009_delivery_facts::Migration),
             Box::new(m20261202_000010_boards::Migration),
+            Box::new(m20261203_000011_objective_links::Migration),
         ]
     }
 }

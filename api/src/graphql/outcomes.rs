@@ -5,9 +5,11 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{key_result, key_result_measurement, objective};
 
+use super::forecasts::{DeliveryProgress, ForecastInput, WhenForecast};
 use super::ids::{self, kind};
 use super::rc;
 use super::units::Unit;
+use super::work_items::WorkItem;
 use crate::error::GqlResult;
 use crate::service::outcomes;
 
@@ -72,6 +74,47 @@ impl Objective {
             sum += outcomes::progress(kr, current);
         }
         Ok(Some(sum / krs.len() as f64))
+    }
+
+    /// The epics and features linked to the objective that you may read,
+    /// by key.
+    async fn linked_work_items(&self, ctx: &Context<'_>) -> GqlResult<Vec<WorkItem>> {
+        Ok(outcomes::linked_items(rc(ctx)?.svc(), self.0.id)
+            .await?
+            .into_iter()
+            .map(WorkItem)
+            .collect())
+    }
+
+    /// Delivery progress of the linked work (DESIGN §3.7): the leaves below
+    /// every linked item, each counted once, done ÷ not canceled, at
+    /// `asOf` (default now). Counts every leaf, readable or not.
+    async fn delivery(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The instant to count at; default now.")] as_of: Option<DateTime<Utc>>,
+    ) -> GqlResult<DeliveryProgress> {
+        Ok(outcomes::delivery_of(rc(ctx)?.svc(), &self.0, as_of)
+            .await?
+            .into())
+    }
+
+    /// "When will the linked work be done?" (DESIGN §3.8), with the chance
+    /// of finishing by the period's end unless `input.targetDate` names
+    /// another date.
+    #[graphql(complexity = "super::forecasts::forecast_cost(input.as_ref()) + child_complexity")]
+    async fn forecast(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Sample, trials, seed and target date; defaults for all when omitted.")]
+        input: Option<ForecastInput>,
+    ) -> GqlResult<WhenForecast> {
+        let r = rc(ctx)?;
+        let max = r.services.settings.max_metric_window_days;
+        let input = input.unwrap_or_default().into();
+        Ok(outcomes::forecast_of(r.svc(), &self.0, input, max)
+            .await?
+            .into())
     }
 }
 
@@ -247,6 +290,43 @@ pub(super) async fn create_key_result(
     })
 }
 
+/// Input of `linkWorkItems` and `unlinkWorkItems`.
+#[derive(InputObject)]
+pub struct LinkWorkItemsInput {
+    /// The objective; you must be allowed to write its objectives, else
+    /// `FORBIDDEN` (`NOT_FOUND` where you may not read it).
+    pub objective: ID,
+    /// 1 to 100 epics or features you may read; another type is
+    /// `BAD_USER_INPUT`, an item you may not read `NOT_FOUND`.
+    pub work_items: Vec<ID>,
+}
+
+/// Result of `linkWorkItems` and `unlinkWorkItems`.
+#[derive(SimpleObject)]
+pub struct LinkWorkItemsPayload {
+    /// The objective, with its links as they now are.
+    pub objective: Objective,
+}
+
+pub(super) async fn link_work_items(
+    ctx: &Context<'_>,
+    input: LinkWorkItemsInput,
+    link: bool,
+) -> GqlResult<LinkWorkItemsPayload> {
+    let r = rc(ctx)?;
+    r.policy.viewer()?;
+    let objective_id = ids::expect(&input.objective, kind::OBJECTIVE, "objective")?;
+    let items = input
+        .work_items
+        .iter()
+        .map(|id| ids::expect(id, kind::WORK_ITEM, "workItems"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let o = outcomes::link_work_items(r.svc(), objective_id, &items, link).await?;
+    Ok(LinkWorkItemsPayload {
+        objective: Objective(o),
+    })
+}
+
 #[derive(Default)]
 pub struct OutcomesMutation;
 
@@ -275,5 +355,29 @@ impl OutcomesMutation {
         input: super::outcomes::CreateKeyResultInput,
     ) -> GqlResult<super::outcomes::CreateKeyResultPayload> {
         super::outcomes::create_key_result(ctx, input).await
+    }
+
+    /// Links epics and features to an objective they serve (DESIGN §3.7);
+    /// linking an item already linked changes nothing. Who may: whoever may
+    /// write the objective (see `createObjective`) and read the items.
+    async fn link_work_items(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The objective and the epics or features to link.")]
+        input: super::outcomes::LinkWorkItemsInput,
+    ) -> GqlResult<super::outcomes::LinkWorkItemsPayload> {
+        super::outcomes::link_work_items(ctx, input, true).await
+    }
+
+    /// Removes links between an objective and epics or features; removing a
+    /// link that does not exist changes nothing. Who may: as
+    /// `linkWorkItems`.
+    async fn unlink_work_items(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The objective and the epics or features to unlink.")]
+        input: super::outcomes::LinkWorkItemsInput,
+    ) -> GqlResult<super::outcomes::LinkWorkItemsPayload> {
+        super::outcomes::link_work_items(ctx, input, false).await
     }
 }

@@ -331,6 +331,18 @@ impl WorkItem {
             .collect())
     }
 
+    /// The objectives this epic or feature serves, those you may read, by
+    /// key.
+    async fn objectives(&self, ctx: &Context<'_>) -> GqlResult<Vec<super::outcomes::Objective>> {
+        Ok(
+            crate::service::outcomes::objectives_of_item(rc(ctx)?.svc(), self.0.id)
+                .await?
+                .into_iter()
+                .map(super::outcomes::Objective)
+                .collect(),
+        )
+    }
+
     /// Delivery progress (DESIGN §3.7): the item's leaf descendants (the
     /// item itself when it has no children) done ÷ not canceled, at `asOf`
     /// (default now). An aggregate: `FORBIDDEN` where you may not read the

@@ -4,12 +4,19 @@
 //! portfolio's own managers.
 
 use chrono::{DateTime, Utc};
-use entity::{key_result, key_result_measurement, objective};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use entity::{key_result, key_result_measurement, objective, objective_work_item, work_item};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
 
-use super::{Ctx, units};
-use crate::domain::validate_item_key;
+use super::forecast::{self, Progress, WhenForecast};
+use super::{Ctx, units, work_items};
+use crate::domain::{WorkItemType, validate_item_key};
 use crate::error::{ApiError, ApiResult};
+
+/// The most items one `linkWorkItems` or `unlinkWorkItems` call names.
+pub const MAX_LINKS_PER_CALL: usize = 100;
 
 /// Input of [`create_objective`].
 #[derive(Debug)]
@@ -222,6 +229,161 @@ pub async fn current_value(ctx: Ctx<'_>, kr: &key_result::Model) -> ApiResult<f6
 #[must_use]
 pub fn progress(kr: &key_result::Model, current: f64) -> f64 {
     ((current - kr.start_value) / (kr.target_value - kr.start_value)).clamp(0.0, 1.0)
+}
+
+/// Links (or, with `link` false, unlinks) epics and features to an
+/// objective (DESIGN §3.7). Idempotent: linking a linked item or unlinking
+/// an unlinked one changes nothing. All or nothing.
+///
+/// # Errors
+/// `NOT_FOUND` for an objective or item the caller may not read (as for one
+/// that does not exist), `FORBIDDEN` where they may read but not write the
+/// objective, `BAD_USER_INPUT` for an item that is not an epic or feature or
+/// for an empty or too long list.
+pub async fn link_work_items(
+    ctx: Ctx<'_>,
+    objective_id: i64,
+    item_ids: &[i64],
+    link: bool,
+) -> ApiResult<objective::Model> {
+    let objective = find_objective(ctx, objective_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("objective"))?;
+    let path = units::path(ctx.db, objective.unit_id).await?;
+    if !ctx.policy.can_write_objectives_of(&path) {
+        return Err(ApiError::forbidden(
+            "you may not write objectives of this unit",
+        ));
+    }
+    if item_ids.is_empty() || item_ids.len() > MAX_LINKS_PER_CALL {
+        return Err(ApiError::bad_input(format!(
+            "name 1 to {MAX_LINKS_PER_CALL} work items"
+        )));
+    }
+    let items = work_items::find_many(ctx, item_ids).await?;
+    for id in item_ids {
+        let item = items
+            .iter()
+            .find(|i| i.id == *id)
+            .ok_or_else(|| ApiError::not_found("work item"))?;
+        let kind = WorkItemType::parse(&item.item_type)?;
+        if !matches!(kind, WorkItemType::Epic | WorkItemType::Feature) {
+            return Err(ApiError::bad_input(format!(
+                "only epics and features serve objectives; {} is a {}",
+                item.key, item.item_type
+            )));
+        }
+    }
+    let txn = ctx.db.begin().await?;
+    if link {
+        let now = Utc::now();
+        let rows = items.iter().map(|i| objective_work_item::ActiveModel {
+            objective_id: Set(objective.id),
+            work_item_id: Set(i.id),
+            linked_at: Set(now),
+        });
+        objective_work_item::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([
+                    objective_work_item::Column::ObjectiveId,
+                    objective_work_item::Column::WorkItemId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+    } else {
+        objective_work_item::Entity::delete_many()
+            .filter(objective_work_item::Column::ObjectiveId.eq(objective.id))
+            .filter(objective_work_item::Column::WorkItemId.is_in(item_ids.iter().copied()))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(objective)
+}
+
+/// Ids of every item linked to an objective the caller has read, readable
+/// or not (for aggregates only).
+async fn linked_ids(ctx: Ctx<'_>, objective_id: i64) -> ApiResult<Vec<i64>> {
+    Ok(objective_work_item::Entity::find()
+        .filter(objective_work_item::Column::ObjectiveId.eq(objective_id))
+        .all(ctx.db)
+        .await?
+        .into_iter()
+        .map(|l| l.work_item_id)
+        .collect())
+}
+
+/// The items linked to an objective the caller has read, those they may
+/// read, by key.
+///
+/// # Errors
+/// Database errors only.
+pub async fn linked_items(ctx: Ctx<'_>, objective_id: i64) -> ApiResult<Vec<work_item::Model>> {
+    let ids = linked_ids(ctx, objective_id).await?;
+    let mut items = work_items::find_many(ctx, &ids).await?;
+    items.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(items)
+}
+
+/// The objectives an item the caller has read is linked to, those they may
+/// read, by key.
+///
+/// # Errors
+/// Database errors only.
+pub async fn objectives_of_item(ctx: Ctx<'_>, item_id: i64) -> ApiResult<Vec<objective::Model>> {
+    ctx.policy.viewer()?;
+    let ids: Vec<i64> = objective_work_item::Entity::find()
+        .filter(objective_work_item::Column::WorkItemId.eq(item_id))
+        .all(ctx.db)
+        .await?
+        .into_iter()
+        .map(|l| l.objective_id)
+        .collect();
+    let mut out = Vec::new();
+    for o in objective::Entity::find()
+        .filter(objective::Column::Id.is_in(ids))
+        .order_by_asc(objective::Column::Key)
+        .all(ctx.db)
+        .await?
+    {
+        let path = units::path(ctx.db, o.unit_id).await?;
+        if ctx.policy.can_read_objectives_of(&path) {
+            out.push(o);
+        }
+    }
+    Ok(out)
+}
+
+/// Delivery progress of an objective the caller has read: the union of its
+/// linked items' leaves, each counted once, at `as_of` (default now).
+///
+/// # Errors
+/// Database errors only.
+pub async fn delivery_of(
+    ctx: Ctx<'_>,
+    objective: &objective::Model,
+    as_of: Option<DateTime<Utc>>,
+) -> ApiResult<Progress> {
+    let roots = linked_ids(ctx, objective.id).await?;
+    forecast::progress_of(ctx.db, &roots, as_of).await
+}
+
+/// "When will the objective's linked work be done?", against its period's
+/// end unless the input names a target.
+///
+/// # Errors
+/// `BAD_USER_INPUT` for bad inputs; database errors.
+pub async fn forecast_of(
+    ctx: Ctx<'_>,
+    objective: &objective::Model,
+    input: forecast::Input,
+    max_days: i64,
+) -> ApiResult<WhenForecast> {
+    let roots = linked_ids(ctx, objective.id).await?;
+    forecast::when_of(ctx.db, &roots, input, Some(objective.period_end), max_days).await
 }
 
 #[cfg(test)]
