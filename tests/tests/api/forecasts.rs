@@ -255,3 +255,179 @@ async fn forecasts_refuse_bad_input_and_follow_the_aggregate_rule(app: TestApp) 
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
 }
 both!(forecasts_refuse_bad_input_and_follow_the_aggregate_rule);
+
+const CREATE_OBJECTIVE: &str = "mutation($u: ID!) {
+  createObjective(input: {unit: $u, key: \"PAY-OK\", title: \"Card payments grow\",
+    periodStart: \"2026-01-01T00:00:00Z\", periodEnd: \"2026-04-03T00:00:00Z\"}) {
+    objective { id } } }";
+
+const LINK: &str = "mutation($o: ID!, $w: [ID!]!) {
+  linkWorkItems(input: {objective: $o, workItems: $w}) {
+    objective { linkedWorkItems { key } } } }";
+
+const UNLINK: &str = "mutation($o: ID!, $w: [ID!]!) {
+  unlinkWorkItems(input: {objective: $o, workItems: $w}) {
+    objective { linkedWorkItems { key } } } }";
+
+const OBJECTIVE: &str = "query($u: String!, $at: DateTime, $i: ForecastInput) {
+  unit(key: $u) { objectives { key linkedWorkItems { key }
+    delivery(asOf: $at) { total done inProgress notStarted progress }
+    forecast(input: $i) { remaining p85 probabilityByTarget } } } }";
+
+async fn item_id(app: &TestApp, token: &str, key: &str) -> Value {
+    let d = app
+        .ok(
+            token,
+            "query($k: String!) { workItem(key: $k) { id } }",
+            json!({"k": key}),
+        )
+        .await;
+    d["workItem"]["id"].clone()
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect()
+}
+
+/// Epics and features serve objectives: links are idempotent, all or
+/// nothing, written by whoever may write the objective, and read under the
+/// item rule; an objective's delivery counts each leaf once and its
+/// forecast aims at the period's end.
+async fn objectives_link_work_and_forecast_it(app: TestApp) {
+    let admin = setup(&app).await;
+    // FC-F gains an epic above it, and the wallet program a feature.
+    let more = [
+        json!({"id": "fc-l1", "type": "work_item.upserted", "source": "fc", "data": {
+            "external_id": "FC-E", "key": "FC-E", "unit": "payments", "type": "EPIC",
+            "title": "E", "state": "Backlog", "created_at": "2026-03-18T00:00:00Z"}}),
+        json!({"id": "fc-l2", "type": "work_item.upserted", "source": "fc", "data": {
+            "external_id": "FC-F", "key": "FC-F", "unit": "payments-checkout", "type": "FEATURE",
+            "title": "F", "state": "Backlog", "parent": "FC-E",
+            "created_at": "2026-03-19T00:00:00Z"}}),
+        json!({"id": "fc-l3", "type": "work_item.upserted", "source": "fc", "data": {
+            "external_id": "FC-W", "key": "FC-W", "unit": "payments-wallet", "type": "FEATURE",
+            "title": "W", "state": "Backlog", "created_at": "2026-03-19T00:00:00Z"}}),
+    ];
+    let body: String = more.iter().map(|e| format!("{e}\n")).collect();
+    let (status, report) = post_ndjson(&app, &admin, &body).await;
+    assert_eq!((status, &report["rejected"]), (200, &json!(0)), "{report}");
+
+    let portfolio = app.login(crate::harness::PORTFOLIO).await;
+    let payments = crate::writes::unit_id(&app, &admin, "payments").await;
+    let o = app
+        .ok(&portfolio, CREATE_OBJECTIVE, json!({"u": payments}))
+        .await;
+    let objective = o["createObjective"]["objective"]["id"].clone();
+    let [e, f, w, s1] = [
+        item_id(&app, &admin, "FC-E").await,
+        item_id(&app, &admin, "FC-F").await,
+        item_id(&app, &admin, "FC-W").await,
+        item_id(&app, &admin, "FC-S1").await,
+    ];
+
+    // A story does not serve objectives, and a failed call links nothing.
+    let body = app
+        .gql(
+            Some(&portfolio),
+            LINK,
+            json!({"o": objective, "w": [f, s1]}),
+        )
+        .await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    let d = app
+        .ok(&portfolio, LINK, json!({"o": objective, "w": [e]}))
+        .await;
+    assert_eq!(
+        keys(&d["linkWorkItems"]["objective"]["linkedWorkItems"]),
+        ["FC-E"]
+    );
+    // Linking twice changes nothing.
+    let d = app
+        .ok(&portfolio, LINK, json!({"o": objective, "w": [e, f, w]}))
+        .await;
+    let d2 = app
+        .ok(&portfolio, LINK, json!({"o": objective, "w": [f]}))
+        .await;
+    assert_eq!(
+        keys(&d["linkWorkItems"]["objective"]["linkedWorkItems"]),
+        ["FC-E", "FC-F", "FC-W"]
+    );
+    assert_eq!(d, json!({"linkWorkItems": d2["linkWorkItems"]}));
+
+    // Who may link: not a program manager (reads, may not write), not
+    // someone who cannot read the objective, and never an unreadable item.
+    let program = app.login(crate::harness::PROGRAM).await;
+    let body = app
+        .gql(Some(&program), LINK, json!({"o": objective, "w": [f]}))
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    let lending = crate::writes::unit_id(&app, &admin, "lending").await;
+    let other = app
+        .ok(
+            &admin,
+            &CREATE_OBJECTIVE.replace("PAY-OK", "LEN-OK"),
+            json!({"u": lending}),
+        )
+        .await;
+    let other = other["createObjective"]["objective"]["id"].clone();
+    let body = app
+        .gql(Some(&portfolio), LINK, json!({"o": other, "w": [f]}))
+        .await;
+    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+    let team = app.login(TEAM).await;
+    let body = app
+        .gql(Some(&team), LINK, json!({"o": objective, "w": [f]}))
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+
+    // The item rule: checkout's program manager reads the objective but not
+    // the wallet's feature.
+    let vars = json!({"u": "payments", "at": "2026-04-01T00:00:00Z",
+        "i": {"asOf": "2026-04-01T00:00:00Z", "sampleFrom": "2026-03-30T00:00:00Z"}});
+    let d = app.ok(&program, OBJECTIVE, vars.clone()).await;
+    let seen = &d["unit"]["objectives"][0];
+    assert_eq!(seen["key"], "PAY-OK");
+    assert_eq!(keys(&seen["linkedWorkItems"]), ["FC-E", "FC-F"]);
+    // Delivery counts FC-S1..S4 once though both FC-E and FC-F reach them;
+    // FC-W is its own single leaf, not started.
+    assert_eq!(
+        seen["delivery"],
+        json!({"total": 5, "done": 2, "inProgress": 1, "notStarted": 2, "progress": 0.4})
+    );
+    // Three leaves left at one a day (team-atlas's sample; the wallet has
+    // none): three days, April 4, after the period's end.
+    assert_eq!(seen["forecast"]["remaining"], 3, "{seen}");
+    let exec = app.login(EXEC).await;
+    let d = app.ok(&exec, OBJECTIVE, vars).await;
+    let seen = &d["unit"]["objectives"][0];
+    assert_eq!(keys(&seen["linkedWorkItems"]), ["FC-E", "FC-F", "FC-W"]);
+    assert_eq!(
+        seen["forecast"],
+        json!({"remaining": 3, "p85": "2026-04-04T00:00:00+00:00", "probabilityByTarget": 0.0})
+    );
+
+    // The item side.
+    let d = app
+        .ok(
+            &exec,
+            "{ workItem(key: \"FC-F\") { objectives { key } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(keys(&d["workItem"]["objectives"]), ["PAY-OK"]);
+    // Unlinking, twice, leaves the rest.
+    for _ in 0..2 {
+        let d = app
+            .ok(&portfolio, UNLINK, json!({"o": objective, "w": [e, w]}))
+            .await;
+        assert_eq!(
+            keys(&d["unlinkWorkItems"]["objective"]["linkedWorkItems"]),
+            ["FC-F"]
+        );
+    }
+}
+both!(objectives_link_work_and_forecast_it);
