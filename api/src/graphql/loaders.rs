@@ -10,6 +10,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::error::ApiError;
 use crate::policy::Policy;
+use crate::service::metrics::{FlowMetrics, FlowParts, MetricFilter, Window, siblings};
 use crate::service::units::{self, EffectiveWorkflow, effective_workflows};
 use crate::service::{Ctx, users, work_items};
 
@@ -150,5 +151,51 @@ impl Loader<i64> for WorkflowLoader {
             .into_iter()
             .map(|(k, w)| (k, Arc::new(w)))
             .collect())
+    }
+}
+
+/// One unit's flow metrics over a window, for `Unit.flowMetrics`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub unit: i64,
+    pub window: Window,
+    pub filter: MetricFilter,
+    pub parts: FlowParts,
+}
+
+/// Flow metrics of the units a request drills into: the keys of one batch
+/// that share a window, filter and parts are computed together (one grouped
+/// statement per part for sibling units). Each key answers on its own:
+/// `FORBIDDEN` for one unit leaves the others standing.
+pub struct FlowMetricsLoader(pub Arc<Base>);
+
+impl Loader<FlowKey> for FlowMetricsLoader {
+    type Value = Result<FlowMetrics, LoadError>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[FlowKey]) -> Result<HashMap<FlowKey, Self::Value>, LoadError> {
+        let mut batches: HashMap<(Window, MetricFilter, FlowParts), Vec<i64>> = HashMap::new();
+        for k in keys {
+            batches
+                .entry((k.window, k.filter.clone(), k.parts))
+                .or_default()
+                .push(k.unit);
+        }
+        let mut out = HashMap::new();
+        for ((window, filter, parts), units) in batches {
+            let results =
+                siblings::flow_metrics_of_many(self.0.ctx(), &units, window, &filter, parts)
+                    .await?;
+            for (unit, result) in results {
+                let key = FlowKey {
+                    unit,
+                    window,
+                    filter: filter.clone(),
+                    parts,
+                };
+                out.insert(key, result.map_err(LoadError::from));
+            }
+        }
+        Ok(out)
     }
 }

@@ -1,6 +1,6 @@
 //! Metric shapes of DESIGN §5: durations in seconds, rates with their parts.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::delivery::reach;
@@ -309,12 +309,26 @@ pub struct StateTime {
 /// One UTC day of a cumulative flow diagram: how many items were in each
 /// state at the end of the day.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct CumulativeFlowDay {
     /// `YYYY-MM-DD`, UTC.
     pub date: String,
+    #[graphql(skip)]
+    pub counts: Vec<StateCount>,
+}
+
+#[ComplexObject]
+impl CumulativeFlowDay {
     /// One entry per state of the unit's workflow, in workflow order, then
     /// any other state items were in; states with no items count 0.
-    pub counts: Vec<StateCount>,
+    async fn counts(&self) -> &[StateCount] {
+        // Years of days, each resolved in the request's task: spending the
+        // task's cooperative budget lets it yield now and then, so its
+        // connection notices a client that left (and a worker is not held
+        // for seconds by one request).
+        tokio::task::consume_budget().await;
+        &self.counts
+    }
 }
 
 /// How many items were in one state at the end of a day.
@@ -358,15 +372,14 @@ pub struct QualityMetrics {
     pub defect_escape_rate: Ratio,
 }
 
-pub(super) async fn flow_metrics(
+/// The window, filter and parts a flow metrics field asks for.
+fn flow_request(
     ctx: &Context<'_>,
-    unit: ID,
     window: TimeWindowInput,
     filter: Option<MetricFilterInput>,
-) -> GqlResult<FlowMetrics> {
+) -> GqlResult<(Window, MetricFilter, metrics::FlowParts)> {
     let r = rc(ctx)?;
     r.policy.viewer()?;
-    let unit_id = ids::expect(&unit, kind::UNIT, "unit")?;
     let window = Window::new(
         window.from,
         window.to,
@@ -397,9 +410,42 @@ pub(super) async fn flow_metrics(
         time_in_state: asked(&["timeInState"]),
         cumulative_flow: asked(&["cumulativeFlow"]),
     };
+    Ok((window, filter, parts))
+}
+
+pub(super) async fn flow_metrics(
+    ctx: &Context<'_>,
+    unit: ID,
+    window: TimeWindowInput,
+    filter: Option<MetricFilterInput>,
+) -> GqlResult<FlowMetrics> {
+    let unit_id = ids::expect(&unit, kind::UNIT, "unit")?;
+    let (window, filter, parts) = flow_request(ctx, window, filter)?;
     Ok(FlowMetrics(
-        metrics::flow_metrics(r.svc(), unit_id, window, &filter, parts).await?,
+        metrics::flow_metrics(rc(ctx)?.svc(), unit_id, window, &filter, parts).await?,
     ))
+}
+
+/// `Unit.flowMetrics`: the same numbers as the root field, with sibling
+/// units computed together through the request's loader.
+pub(super) async fn unit_flow_metrics(
+    ctx: &Context<'_>,
+    unit_id: i64,
+    window: TimeWindowInput,
+    filter: Option<MetricFilterInput>,
+) -> GqlResult<FlowMetrics> {
+    let (window, filter, parts) = flow_request(ctx, window, filter)?;
+    let key = super::loaders::FlowKey {
+        unit: unit_id,
+        window,
+        filter,
+        parts,
+    };
+    match rc(ctx)?.flow_metrics.load_one(key).await? {
+        Some(Ok(m)) => Ok(FlowMetrics(m)),
+        Some(Err(e)) => Err(e.into()),
+        None => Err(crate::error::ApiError::not_found("unit").into()),
+    }
 }
 
 /// Mean seconds of each stage of the lead time for changes; null where no

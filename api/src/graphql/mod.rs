@@ -35,7 +35,8 @@ use sea_orm::DatabaseConnection;
 
 pub use ids::{decode as decode_id, encode as encode_id};
 use loaders::{
-    Base, ExternalRefLoader, ItemLoader, TransitionLoader, UnitLoader, UserLoader, WorkflowLoader,
+    Base, ExternalRefLoader, FlowMetricsLoader, ItemLoader, TransitionLoader, UnitLoader,
+    UserLoader, WorkflowLoader,
 };
 pub use subscription::Subscription;
 
@@ -129,6 +130,7 @@ pub struct RequestCtx {
     pub external_refs: DataLoader<ExternalRefLoader, HashMapCache>,
     pub users: DataLoader<UserLoader, HashMapCache>,
     pub workflows: DataLoader<WorkflowLoader, HashMapCache>,
+    pub flow_metrics: DataLoader<FlowMetricsLoader, HashMapCache>,
 }
 
 impl RequestCtx {
@@ -170,7 +172,12 @@ impl RequestCtx {
                 HashMapCache::default(),
             ),
             workflows: DataLoader::with_cache(
-                WorkflowLoader(base),
+                WorkflowLoader(base.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            flow_metrics: DataLoader::with_cache(
+                FlowMetricsLoader(base),
                 tokio::spawn,
                 HashMapCache::default(),
             ),
@@ -190,6 +197,7 @@ impl RequestCtx {
         self.external_refs.clear::<i64>();
         self.users.clear::<i64>();
         self.workflows.clear::<i64>();
+        self.flow_metrics.clear::<loaders::FlowKey>();
     }
 
     pub fn svc(&self) -> Ctx<'_> {

@@ -151,6 +151,51 @@ impl Unit {
         Ok(ChangeConnection::from_page(page, |m| m.id, Change))
     }
 
+    /// Flow metrics of this unit (and by default its subtree): the same
+    /// numbers as the root `flowMetrics`, so one query drills down a tree.
+    /// Sibling units (the children of one parent) are computed together.
+    /// Null, with `FORBIDDEN` on this field alone, where you may not read
+    /// the unit's aggregates: the rest of the answer stands.
+    #[graphql(complexity = "super::metrics::window_cost(&window) + child_complexity")]
+    async fn flow_metrics(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The window `[from, to)` in UTC. `to` must be after `from` and the window at most 1,827 days long (the default limit), else `BAD_USER_INPUT`."
+        )]
+        window: super::metrics::TimeWindowInput,
+        #[graphql(
+            desc = "Which items to count (types, flow types, owning unit levels, scope); every item of the unit's subtree when omitted."
+        )]
+        filter: Option<super::metrics::MetricFilterInput>,
+    ) -> GqlResult<Option<super::metrics::FlowMetrics>> {
+        super::metrics::unit_flow_metrics(ctx, self.0.id, window, filter)
+            .await
+            .map(Some)
+    }
+
+    /// Delivery metrics (DORA) of this unit (and by default its subtree):
+    /// the same numbers as the root `deliveryMetrics`. Null, with
+    /// `FORBIDDEN` on this field alone, where you may not read the unit's
+    /// aggregates.
+    #[graphql(complexity = "super::metrics::window_cost(&window) + child_complexity")]
+    async fn delivery_metrics(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The window `[from, to)` in UTC. `to` must be after `from` and the window at most 1,827 days long (the default limit), else `BAD_USER_INPUT`."
+        )]
+        window: super::metrics::TimeWindowInput,
+        #[graphql(
+            desc = "`SUBTREE` (the default) covers the unit and every unit beneath it; `UNIT_ONLY` only what the unit itself owns."
+        )]
+        scope: Option<UnitScope>,
+    ) -> GqlResult<Option<super::metrics::DeliveryMetrics>> {
+        super::metrics::delivery_metrics(ctx, ids::encode(kind::UNIT, self.0.id), window, scope)
+            .await
+            .map(Some)
+    }
+
     /// "How many leaf items will this unit's subtree finish in `days`
     /// days?" (DESIGN §3.8): a Monte Carlo forecast over its recent daily
     /// throughput. `FORBIDDEN` where you may not read the unit's aggregates.

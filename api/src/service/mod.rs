@@ -135,7 +135,7 @@ where
 }
 
 /// Whether a unit's query covers the units beneath it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Reach {
     /// The unit and every unit beneath it.
     #[default]

@@ -964,3 +964,92 @@ async fn the_longest_window_is_configured() {
         .await;
     assert_eq!(code(&long), "BAD_USER_INPUT", "{long}");
 }
+
+const FLOW_FIELDS: &str = "throughput throughputByFlowType { flowType count share }
+    throughputByWeek { week count } leadTime { count mean p50 p85 p95 min max }
+    cycleTime { count mean p50 p85 p95 min max } flowEfficiency { numerator denominator value }
+    wipAtEnd averageWip agingWip { count mean p50 p85 p95 min max }";
+
+/// `Unit.flowMetrics` and `Unit.deliveryMetrics` drill down a tree with the
+/// root fields' numbers; the children of one parent are computed together
+/// (the statements do not grow with their number), and a child outside the
+/// viewer's aggregate scope is refused on that field alone.
+async fn drill_down_matches_the_root_fields(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let (status, report) = post_ndjson(&app, &admin, &fixture()).await;
+    assert_eq!((status, &report["rejected"]), (200, &json!(0)), "{report}");
+    let now = chrono::Utc::now();
+    let windows = [
+        json!({"from": "2026-03-01T00:00:00Z", "to": "2026-03-15T00:00:00Z"}),
+        json!({"from": (now - chrono::Duration::days(90)).to_rfc3339(), "to": now.to_rfc3339()}),
+    ];
+    let drill = format!(
+        "query($k: String!, $w: TimeWindowInput!) {{ unit(key: $k) {{ children {{ id key
+           flowMetrics(window: $w) {{ {FLOW_FIELDS} }}
+           deliveryMetrics(window: $w) {{ deployments changeFailureRate {{ value }} }} }} }} }}"
+    );
+    let root = format!(
+        "query($u: ID!, $w: TimeWindowInput!) {{ flowMetrics(unit: $u, window: $w) {{ {FLOW_FIELDS} }}
+           deliveryMetrics(unit: $u, window: $w) {{ deployments changeFailureRate {{ value }} }} }}"
+    );
+    for w in &windows {
+        for parent in ["org", "payments", "payments-checkout"] {
+            let d = app.ok(&admin, &drill, json!({"k": parent, "w": w})).await;
+            let children = d["unit"]["children"].as_array().unwrap();
+            assert!(!children.is_empty(), "{parent}");
+            for child in children {
+                let one = app
+                    .ok(&admin, &root, json!({"u": child["id"], "w": w}))
+                    .await;
+                assert_eq!(child["flowMetrics"], one["flowMetrics"], "{}", child["key"]);
+                assert_eq!(child["deliveryMetrics"], one["deliveryMetrics"]);
+            }
+        }
+    }
+    // Statements: three teams cost what two cost.
+    let flow_only = format!(
+        "query($k: String!, $w: TimeWindowInput!) {{ unit(key: $k) {{ children {{ key
+           flowMetrics(window: $w) {{ {FLOW_FIELDS} }} }} }} }}"
+    );
+    let mut counts = Vec::new();
+    for (program, teams) in [("payments-checkout", 3), ("payments-wallet", 2)] {
+        let before = app.statements().await;
+        let d = app
+            .ok(&admin, &flow_only, json!({"k": program, "w": windows[1]}))
+            .await;
+        counts.push(app.statements().await - before);
+        assert_eq!(d["unit"]["children"].as_array().unwrap().len(), teams);
+    }
+    assert_eq!(
+        counts[0], counts[1],
+        "statements for 3 and 2 teams: {counts:?}"
+    );
+
+    // A team member sees their own team's numbers beside a refusal for
+    // each sibling team.
+    let team = app.login(TEAM).await;
+    let body = app
+        .gql(
+            Some(&team),
+            &flow_only,
+            json!({"k": "payments-checkout", "w": windows[0]}),
+        )
+        .await;
+    let children = body["data"]["unit"]["children"].as_array().unwrap();
+    for child in children {
+        if child["key"] == "team-atlas" {
+            assert_eq!(child["flowMetrics"]["throughput"], 4, "{body}");
+        } else {
+            assert_eq!(child["flowMetrics"], Value::Null, "{body}");
+        }
+    }
+    let refused: Vec<&Value> = body["errors"].as_array().unwrap().iter().collect();
+    assert_eq!(refused.len(), children.len() - 1, "{body}");
+    assert!(
+        refused
+            .iter()
+            .all(|e| e["extensions"]["code"] == "FORBIDDEN"),
+        "{body}"
+    );
+}
+both!(drill_down_matches_the_root_fields);

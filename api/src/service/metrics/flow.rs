@@ -19,10 +19,10 @@ use crate::service::facts::flow::ms;
 use crate::service::sql::Sql;
 
 /// Milliseconds in a week.
-const WEEK_MS: i64 = 7 * 86_400_000;
+pub(super) const WEEK_MS: i64 = 7 * 86_400_000;
 /// 1970-01-01 was a Thursday: shifting by three days makes weeks start on
 /// Mondays (ISO 8601).
-const MONDAY_SHIFT_MS: i64 = 3 * 86_400_000;
+pub(super) const MONDAY_SHIFT_MS: i64 = 3 * 86_400_000;
 
 /// What the facts rows of a metric must match: the unit (or its subtree)
 /// and the filter.
@@ -160,14 +160,24 @@ async fn counts(
         "SELECT flow_type, (completed_ms + {shift}) / {week} AS wk, COUNT(*) AS n \
          FROM flow_completion WHERE {cond} GROUP BY flow_type, wk"
     ));
-    let rows = db.query_all_raw(sql.statement()).await?;
+    let mut rows = Vec::new();
+    for row in db.query_all_raw(sql.statement()).await? {
+        rows.push((
+            row.try_get::<String>("", "flow_type")?,
+            row.try_get::<i64>("", "wk")?,
+            usize::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0),
+        ));
+    }
+    Ok(tally(rows))
+}
+
+/// Throughput in all, per flow type and per ISO week, from completions
+/// counted per (flow type, week since the epoch's Monday).
+pub(super) fn tally(rows: impl IntoIterator<Item = (String, i64, usize)>) -> Completions {
     let mut out = Completions::default();
     let mut by_flow = [0usize; 4];
     let mut weeks: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
-    for row in rows {
-        let flow: String = row.try_get("", "flow_type")?;
-        let wk: i64 = row.try_get("", "wk")?;
-        let n = usize::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0);
+    for (flow, wk, n) in rows {
         out.throughput += n;
         if let Some(i) = FlowType::ALL.iter().position(|f| f.as_str() == flow) {
             by_flow[i] += n;
@@ -187,8 +197,7 @@ async fn counts(
             })
         })
         .collect();
-
-    Ok(out)
+    out
 }
 
 /// Lead time, cycle time and flow efficiency.

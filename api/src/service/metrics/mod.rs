@@ -11,6 +11,7 @@ pub mod dora;
 pub mod flow;
 pub mod grouped;
 pub mod history;
+pub mod siblings;
 pub mod states;
 pub mod stats;
 pub mod value_stream_map;
@@ -35,7 +36,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::policy::UnitPath;
 
 /// `[from, to)`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Window {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
@@ -61,7 +62,7 @@ impl Window {
 }
 
 /// Which items a metric covers.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct MetricFilter {
     pub types: Option<Vec<WorkItemType>>,
     pub flow_types: Option<Vec<FlowType>>,
@@ -187,7 +188,7 @@ async fn require_aggregates(ctx: Ctx<'_>, unit_id: i64) -> ApiResult<UnitPath> {
 
 /// Which parts of [`FlowMetrics`] to compute: each costs its own queries,
 /// and a caller asks for what it shows.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FlowParts {
     /// Throughput, distribution, lead and cycle time, flow efficiency.
     pub completions: bool,
@@ -225,10 +226,28 @@ pub async fn flow_metrics(
     parts: FlowParts,
 ) -> ApiResult<FlowMetrics> {
     let path = require_aggregates(ctx, unit_id).await?;
-    let scope = flow::Scope {
-        unit: &path,
-        filter,
-    };
+    assemble(ctx, &path, window, filter, parts, Precomputed::default()).await
+}
+
+/// Parts of [`FlowMetrics`] already computed for several units together.
+#[derive(Default)]
+pub(crate) struct Precomputed {
+    pub completions: Option<flow::Completions>,
+    pub wip: Option<flow::Wip>,
+}
+
+/// The flow metrics of a unit the caller may read the aggregates of,
+/// computing what `pre` does not hold.
+pub(crate) async fn assemble(
+    ctx: Ctx<'_>,
+    path: &UnitPath,
+    window: Window,
+    filter: &MetricFilter,
+    parts: FlowParts,
+    pre: Precomputed,
+) -> ApiResult<FlowMetrics> {
+    let unit_id = path.id;
+    let scope = flow::Scope { unit: path, filter };
     let mut out = FlowMetrics {
         window,
         throughput: 0,
@@ -249,17 +268,19 @@ pub async fn flow_metrics(
     // The parts are independent: their statements run side by side.
     let (c, w, o) = futures::try_join!(
         async {
-            if parts.completions {
-                Ok::<_, ApiError>(Some(flow::completions(ctx.db, &scope, window).await?))
-            } else {
-                Ok(None)
+            match pre.completions {
+                Some(c) => Ok::<_, ApiError>(Some(c)),
+                None if parts.completions => {
+                    Ok(Some(flow::completions(ctx.db, &scope, window).await?))
+                }
+                None => Ok(None),
             }
         },
         async {
-            if parts.wip {
-                Ok::<_, ApiError>(Some(flow::wip(ctx.db, &scope, window).await?))
-            } else {
-                Ok(None)
+            match pre.wip {
+                Some(w) => Ok::<_, ApiError>(Some(w)),
+                None if parts.wip => Ok(Some(flow::wip(ctx.db, &scope, window).await?)),
+                None => Ok(None),
             }
         },
         async {

@@ -1,0 +1,289 @@
+//! Flow metrics of several units at once: a drill-down's children (the
+//! portfolios of the organisation, the programs of a portfolio, the teams
+//! of a program). Throughput, lead and cycle time, flow efficiency, WIP and
+//! aging come from one grouped statement per part for all the units of a
+//! kind, whatever their number; the parts that list or chart (oldest WIP,
+//! quality, time in state, cumulative flow) are computed per unit.
+
+use std::collections::HashMap;
+
+use sea_orm::{ConnectionTrait, DbErr};
+
+use super::flow::{Completions, MONDAY_SHIFT_MS, Scope, WEEK_MS, Wip, seconds_of, tally};
+use super::grouped::by_group;
+use super::{FlowMetrics, FlowParts, MetricFilter, Precomputed, Ratio, Window, assemble};
+use crate::domain::UnitKind;
+use crate::error::{ApiError, ApiResult};
+use crate::policy::UnitPath;
+use crate::service::facts::flow::ms;
+use crate::service::sql::Sql;
+use crate::service::{Ctx, Reach, units};
+
+/// The flow metrics of each of `unit_ids`, each `FORBIDDEN` outside the
+/// caller's aggregate scope and `NOT_FOUND` when unknown, independently.
+///
+/// # Errors
+/// Database errors, for all.
+pub async fn flow_metrics_of_many(
+    ctx: Ctx<'_>,
+    unit_ids: &[i64],
+    window: Window,
+    filter: &MetricFilter,
+    parts: FlowParts,
+) -> ApiResult<HashMap<i64, ApiResult<FlowMetrics>>> {
+    ctx.policy.viewer()?;
+    let found = units::find_many_unchecked(ctx.db, unit_ids).await?;
+    let paths = units::paths_of(ctx.db, &found).await?;
+    let mut out: HashMap<i64, ApiResult<FlowMetrics>> = HashMap::new();
+    let mut readable: Vec<UnitPath> = Vec::new();
+    for id in unit_ids {
+        match paths.iter().find(|p| p.id == *id) {
+            None => {
+                out.insert(*id, Err(ApiError::not_found("unit")));
+            }
+            Some(p) if !ctx.policy.can_read_aggregates_of(p) => {
+                out.insert(
+                    *id,
+                    Err(ApiError::forbidden(
+                        "you may not read aggregates of this unit",
+                    )),
+                );
+            }
+            Some(p) => readable.push(p.clone()),
+        }
+    }
+    // Units grouped by the facts column that tells them apart.
+    let mut by_column: HashMap<&'static str, Vec<&UnitPath>> = HashMap::new();
+    for p in &readable {
+        by_column
+            .entry(column(filter.reach, p.kind))
+            .or_default()
+            .push(p);
+    }
+    for (column, group) in by_column {
+        let ids: Vec<i64> = group.iter().map(|p| p.id).collect();
+        let mut pre = if group.len() > 1 && !column.is_empty() {
+            grouped(ctx, column, &ids, window, filter, parts).await?
+        } else {
+            HashMap::new()
+        };
+        for p in group {
+            let m = assemble(
+                ctx,
+                p,
+                window,
+                filter,
+                parts,
+                pre.remove(&p.id).unwrap_or_default(),
+            )
+            .await;
+            out.insert(p.id, m);
+        }
+    }
+    Ok(out)
+}
+
+/// The facts column that holds a unit of this kind, for this reach; empty
+/// for the organisation, which is one unit.
+fn column(reach: Reach, kind: UnitKind) -> &'static str {
+    match (reach, kind) {
+        (Reach::UnitOnly, _) => "unit_id",
+        (Reach::Subtree, UnitKind::Organization) => "",
+        (Reach::Subtree, UnitKind::Portfolio) => "portfolio_id",
+        (Reach::Subtree, UnitKind::Program) => "program_id",
+        (Reach::Subtree, UnitKind::Team) => "team_id",
+    }
+}
+
+/// The filter's conditions alone (no unit), and `column IN (ids)`.
+fn condition(sql: &mut Sql, column: &str, ids: &[i64], filter: &MetricFilter) -> String {
+    let everything = UnitPath {
+        id: 0,
+        kind: UnitKind::Organization,
+        ancestors: Vec::new(),
+    };
+    let filter = MetricFilter {
+        reach: Reach::Subtree,
+        ..filter.clone()
+    };
+    let cond = Scope {
+        unit: &everything,
+        filter: &filter,
+    }
+    .condition(sql);
+    let marks: Vec<String> = ids.iter().map(|id| sql.bind(*id)).collect();
+    format!("{column} IN ({}) AND {cond}", marks.join(", "))
+}
+
+async fn grouped(
+    ctx: Ctx<'_>,
+    column: &str,
+    ids: &[i64],
+    window: Window,
+    filter: &MetricFilter,
+    parts: FlowParts,
+) -> ApiResult<HashMap<i64, Precomputed>> {
+    let (completions, wip) = futures::try_join!(
+        async {
+            if parts.completions {
+                completions(ctx, column, ids, window, filter).await
+            } else {
+                Ok(HashMap::new())
+            }
+        },
+        async {
+            if parts.wip {
+                wip(ctx, column, ids, window, filter).await
+            } else {
+                Ok(HashMap::new())
+            }
+        },
+    )?;
+    Ok(ids
+        .iter()
+        .map(|id| {
+            let pre = Precomputed {
+                completions: parts.completions.then(|| {
+                    completions
+                        .get(id)
+                        .cloned()
+                        .unwrap_or_else(|| tally(Vec::new()))
+                }),
+                wip: parts.wip.then(|| wip.get(id).cloned().unwrap_or_default()),
+            };
+            (*id, pre)
+        })
+        .collect())
+}
+
+/// Throughput, lead and cycle time and flow efficiency per unit: two
+/// statements, as for one unit.
+async fn completions(
+    ctx: Ctx<'_>,
+    column: &str,
+    ids: &[i64],
+    window: Window,
+    filter: &MetricFilter,
+) -> Result<HashMap<i64, Completions>, DbErr> {
+    let backend = ctx.db.get_database_backend();
+    let completed = |sql: &mut Sql| {
+        let cond = condition(sql, column, ids, filter);
+        let from = sql.bind(ms(window.from));
+        let to = sql.bind(ms(window.to));
+        format!("{cond} AND completed_ms >= {from} AND completed_ms < {to} AND left_ms >= {to}")
+    };
+    let mut counts = Sql::new(backend);
+    let cond = completed(&mut counts);
+    let shift = counts.bind(MONDAY_SHIFT_MS);
+    let week = counts.bind(WEEK_MS);
+    counts.push(&format!(
+        "SELECT {column} AS g, flow_type, (completed_ms + {shift}) / {week} AS wk, COUNT(*) AS n \
+         FROM flow_completion WHERE {cond} GROUP BY {column}, flow_type, wk"
+    ));
+    let mut rows: HashMap<i64, Vec<(String, i64, usize)>> = HashMap::new();
+    for row in ctx.db.query_all_raw(counts.statement()).await? {
+        rows.entry(row.try_get("", "g")?).or_default().push((
+            row.try_get("", "flow_type")?,
+            row.try_get("", "wk")?,
+            usize::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0),
+        ));
+    }
+    let mut out: HashMap<i64, Completions> = rows.into_iter().map(|(g, r)| (g, tally(r))).collect();
+
+    let mut durations = Sql::new(backend);
+    let cond = completed(&mut durations);
+    let inner = format!(
+        "SELECT {column} AS g, {lead} AS lead, {cycle} AS cycle, \
+         CASE WHEN start_ms IS NULL THEN 0 ELSE active_ms END AS active_ms, \
+         completed_ms - start_ms AS flow_ms FROM flow_completion WHERE {cond}",
+        lead = seconds_of("completed_ms - created_ms"),
+        cycle = seconds_of("completed_ms - start_ms"),
+    );
+    let extra = format!(
+        ", {} AS active, {} AS flow",
+        seconds_of("SUM(active_ms)"),
+        seconds_of("SUM(flow_ms)")
+    );
+    for g in by_group::<i64>(
+        ctx.db,
+        &durations.values,
+        &inner,
+        &["lead", "cycle"],
+        &extra,
+    )
+    .await?
+    {
+        let c = out.entry(g.key).or_default();
+        let mut dists = g.dists.into_iter();
+        c.lead_time = dists.next().unwrap_or_default();
+        c.cycle_time = dists.next().unwrap_or_default();
+        c.flow_efficiency = Ratio {
+            numerator: g.row.try_get::<Option<f64>>("", "active")?.unwrap_or(0.0),
+            denominator: g.row.try_get::<Option<f64>>("", "flow")?.unwrap_or(0.0),
+        };
+    }
+    Ok(out)
+}
+
+/// WIP at the end, average WIP and aging per unit: two statements, as for
+/// one unit.
+async fn wip(
+    ctx: Ctx<'_>,
+    column: &str,
+    ids: &[i64],
+    window: Window,
+    filter: &MetricFilter,
+) -> Result<HashMap<i64, Wip>, DbErr> {
+    let backend = ctx.db.get_database_backend();
+    let mut load = Sql::new(backend);
+    let cond = condition(&mut load, column, ids, filter);
+    let from = load.bind(ms(window.from));
+    let to = load.bind(ms(window.to));
+    let (least, greatest) = if load.pg() {
+        ("LEAST", "GREATEST")
+    } else {
+        ("MIN", "MAX")
+    };
+    load.push(&format!(
+        "SELECT {column} AS g, SUM(CASE WHEN to_ms >= {to} THEN 1 ELSE 0 END) AS at_end, \
+         {overlap} AS overlap FROM flow_wip \
+         WHERE {cond} AND to_ms > {from} AND from_ms < {to} GROUP BY {column}",
+        overlap = seconds_of(&format!(
+            "SUM({least}(to_ms, {to}) - {greatest}(from_ms, {from}))"
+        )),
+    ));
+    let length = (ms(window.to) - ms(window.from)) as f64 / 1000.0;
+    let mut out: HashMap<i64, Wip> = HashMap::new();
+    for row in ctx.db.query_all_raw(load.statement()).await? {
+        let w = out.entry(row.try_get("", "g")?).or_default();
+        w.at_end =
+            usize::try_from(row.try_get::<Option<i64>>("", "at_end")?.unwrap_or(0)).unwrap_or(0);
+        w.average = row.try_get::<Option<f64>>("", "overlap")?.unwrap_or(0.0) / length;
+    }
+
+    let mut aging = Sql::new(backend);
+    let cond = condition(&mut aging, column, ids, filter);
+    let to = aging.bind(ms(window.to));
+    let inner = format!(
+        "SELECT {column} AS g, {age} AS age FROM flow_wip \
+         WHERE {cond} AND to_ms >= {to} AND from_ms < {to}",
+        age = seconds_of(&format!("{to} - start_ms")),
+    );
+    for g in by_group::<i64>(ctx.db, &aging.values, &inner, &["age"], "").await? {
+        out.entry(g.key).or_default().aging = g.dists.into_iter().next().unwrap_or_default();
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_are_told_apart_by_their_own_column() {
+        assert_eq!(column(Reach::Subtree, UnitKind::Team), "team_id");
+        assert_eq!(column(Reach::Subtree, UnitKind::Portfolio), "portfolio_id");
+        assert_eq!(column(Reach::UnitOnly, UnitKind::Program), "unit_id");
+        assert_eq!(column(Reach::Subtree, UnitKind::Organization), "");
+    }
+}
