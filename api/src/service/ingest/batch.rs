@@ -31,11 +31,13 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
+use super::event::Raw;
 use super::event::{
     ChangeFields, DeploymentFields, Envelope, Fail, ItemFields, TransitionFields, envelope,
 };
+use super::handlers::Ingestor;
 use super::log::{claim_conflict, mark_rejected};
-use super::{EventResult, Ingestor, Raw, Status};
+use super::outcome::{EventResult, Status};
 use crate::domain::UnitKind;
 use crate::events::{ChangeKind, DomainEvent};
 use crate::policy::{IngestScope, UnitPath};

@@ -41,6 +41,14 @@ pub(super) fn reject<T>(msg: impl Into<String>) -> Result<T, Fail> {
     Err(Fail::Reject(msg.into()))
 }
 
+/// One event of a batch, as received.
+pub enum Raw {
+    /// An NDJSON line, not parsed yet.
+    Line(String),
+    /// An element of a JSON array.
+    Value(Value),
+}
+
 /// The parsed envelope of an event.
 #[derive(Clone)]
 pub(super) struct Envelope {
