@@ -10,8 +10,8 @@ use entity::{
     user, work_item,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, Set, TransactionTrait,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction,
+    DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 use serde_json::{Map, Value};
 use std::sync::Mutex;
@@ -22,6 +22,7 @@ use super::event::{
 };
 use super::log::{claim_conflict, mark_rejected, record_rejection};
 use super::outcome::{EventResult, INTERNAL_REASON, Status};
+use super::records::{Delivery, by_ref};
 use crate::domain::{UnitKind, validate_unit_key};
 use crate::events::{ChangeKind, DomainEvent};
 use crate::policy::{IngestScope, UnitPath};
@@ -213,6 +214,54 @@ where
         } else {
             reject("this API key may not write to the unit that owns this record")
         }
+    }
+
+    /// Inserts a delivery record, or updates the one that `existing` found
+    /// once the caller may write to the unit that owns it.
+    async fn upsert<E, A>(
+        &self,
+        txn: &DatabaseTransaction,
+        mut model: A,
+        existing: Option<E::Model>,
+    ) -> Result<E::Model, Fail>
+    where
+        E: Delivery,
+        A: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
+        E::Model: IntoActiveModel<A>,
+    {
+        Ok(match existing {
+            Some(e) => {
+                self.check_unit_scope(txn, E::unit_id(&e)).await?;
+                model.try_set(E::ID, E::id(&e).into())?;
+                model.update(txn).await?
+            }
+            None => model.insert(txn).await?,
+        })
+    }
+
+    /// Upserts the delivery record that `source` names `ext`, then replaces
+    /// its rows in a link table (`link(record id, target)`) with `targets`.
+    async fn upsert_linked<E, A, L, LA>(
+        &self,
+        txn: &DatabaseTransaction,
+        (source, ext): (&str, &str),
+        model: A,
+        owner_col: L::Column,
+        targets: Vec<i64>,
+        link: impl Fn(i64, i64) -> LA,
+    ) -> Result<E::Model, Fail>
+    where
+        E: Delivery,
+        A: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
+        E::Model: IntoActiveModel<A>,
+        L: EntityTrait,
+        LA: ActiveModelTrait<Entity = L> + Send,
+    {
+        let existing = by_ref::<E>(txn, source, ext).await?;
+        let row = self.upsert(txn, model, existing).await?;
+        let id = E::id(&row);
+        replace_links(txn, owner_col, id, targets, |t| link(id, t)).await?;
+        Ok(row)
     }
 
     async fn unit_upserted(&self, txn: &DatabaseTransaction, d: &Map<String, Value>) -> Applied {
@@ -549,27 +598,19 @@ where
         for r in &f.work_items {
             items.push(self.referenced_item(txn, source, r).await?.id);
         }
-        let existing = change::Entity::find()
-            .filter(change::Column::Source.eq(source))
-            .filter(change::Column::ExternalId.eq(ext))
-            .one(txn)
+        let row = self
+            .upsert_linked(
+                txn,
+                (source, ext),
+                f.model(unit.id, source),
+                change_work_item::Column::ChangeId,
+                items,
+                |id, w| change_work_item::ActiveModel {
+                    change_id: Set(id),
+                    work_item_id: Set(w),
+                },
+            )
             .await?;
-        let model = f.model(unit.id, source);
-        if let Some(e) = &existing {
-            self.check_unit_scope(txn, e.unit_id).await?;
-        }
-        let row = save(txn, model, existing.map(|e| e.id), |m, id| m.id = Set(id)).await?;
-        replace_links(
-            txn,
-            change_work_item::Column::ChangeId,
-            row.id,
-            items,
-            |w| change_work_item::ActiveModel {
-                change_id: Set(row.id),
-                work_item_id: Set(w),
-            },
-        )
-        .await?;
         Ok(vec![event(ChangeKind::ChangeUpserted, unit.id, row.id)])
     }
 
@@ -584,39 +625,26 @@ where
         let (unit, _) = self.writable_unit(txn, f.unit).await?;
         let mut changes = Vec::new();
         for &c in &f.changes {
-            match change::Entity::find()
-                .filter(change::Column::Source.eq(source))
-                .filter(change::Column::ExternalId.eq(c))
-                .one(txn)
-                .await?
-            {
+            match by_ref::<change::Entity>(txn, source, c).await? {
                 Some(ch) if self.may_reference(txn, ch.unit_id, false).await? => {
                     changes.push(ch.id);
                 }
                 _ => return reject(format!("unknown change {c:?}")),
             }
         }
-        let existing = deployment::Entity::find()
-            .filter(deployment::Column::Source.eq(source))
-            .filter(deployment::Column::ExternalId.eq(ext))
-            .one(txn)
+        let row = self
+            .upsert_linked(
+                txn,
+                (source, ext),
+                f.model(unit.id, source),
+                deployment_change::Column::DeploymentId,
+                changes,
+                |id, c| deployment_change::ActiveModel {
+                    deployment_id: Set(id),
+                    change_id: Set(c),
+                },
+            )
             .await?;
-        let model = f.model(unit.id, source);
-        if let Some(e) = &existing {
-            self.check_unit_scope(txn, e.unit_id).await?;
-        }
-        let row = save(txn, model, existing.map(|e| e.id), |m, id| m.id = Set(id)).await?;
-        replace_links(
-            txn,
-            deployment_change::Column::DeploymentId,
-            row.id,
-            changes,
-            |c| deployment_change::ActiveModel {
-                deployment_id: Set(row.id),
-                change_id: Set(c),
-            },
-        )
-        .await?;
         Ok(vec![event(ChangeKind::DeploymentRecorded, unit.id, row.id)])
     }
 
@@ -634,11 +662,6 @@ where
         for r in list(d, "work_items")? {
             items.push(self.referenced_item(txn, source, r).await?.id);
         }
-        let existing = release::Entity::find()
-            .filter(release::Column::Source.eq(source))
-            .filter(release::Column::ExternalId.eq(ext))
-            .one(txn)
-            .await?;
         let model = release::ActiveModel {
             unit_id: Set(unit.id),
             source: Set(source.to_owned()),
@@ -647,21 +670,19 @@ where
             released_at: Set(released_at),
             ..Default::default()
         };
-        if let Some(e) = &existing {
-            self.check_unit_scope(txn, e.unit_id).await?;
-        }
-        let row = save(txn, model, existing.map(|e| e.id), |m, id| m.id = Set(id)).await?;
-        replace_links(
-            txn,
-            release_work_item::Column::ReleaseId,
-            row.id,
-            items,
-            |w| release_work_item::ActiveModel {
-                release_id: Set(row.id),
-                work_item_id: Set(w),
-            },
-        )
-        .await?;
+        let row = self
+            .upsert_linked(
+                txn,
+                (source, ext),
+                model,
+                release_work_item::Column::ReleaseId,
+                items,
+                |id, w| release_work_item::ActiveModel {
+                    release_id: Set(id),
+                    work_item_id: Set(w),
+                },
+            )
+            .await?;
         Ok(vec![event(ChangeKind::ReleaseRecorded, unit.id, row.id)])
     }
 
@@ -676,22 +697,13 @@ where
         let opened_at = time(d, "opened_at")?;
         let severity = text(d, "severity")?.to_owned();
         let deployment_id = match opt_text(d, "deployment")? {
-            Some(dep) => match deployment::Entity::find()
-                .filter(deployment::Column::Source.eq(source))
-                .filter(deployment::Column::ExternalId.eq(dep))
-                .one(txn)
-                .await?
-            {
+            Some(dep) => match by_ref::<deployment::Entity>(txn, source, dep).await? {
                 Some(x) if self.may_reference(txn, x.unit_id, false).await? => Some(x.id),
                 _ => return reject(format!("unknown deployment {dep:?}")),
             },
             None => None,
         };
-        let existing = incident::Entity::find()
-            .filter(incident::Column::Source.eq(source))
-            .filter(incident::Column::ExternalId.eq(ext))
-            .one(txn)
-            .await?;
+        let existing = by_ref::<incident::Entity>(txn, source, ext).await?;
         let resolved_at = existing.as_ref().and_then(|e| e.resolved_at);
         if resolved_at.is_some_and(|r| r < opened_at) {
             return reject("the incident was resolved before this opening time");
@@ -706,10 +718,7 @@ where
             deployment_id: Set(deployment_id),
             ..Default::default()
         };
-        if let Some(e) = &existing {
-            self.check_unit_scope(txn, e.unit_id).await?;
-        }
-        let row = save(txn, model, existing.map(|e| e.id), |m, id| m.id = Set(id)).await?;
+        let row = self.upsert(txn, model, existing).await?;
         Ok(vec![event(ChangeKind::IncidentOpened, unit.id, row.id)])
     }
 
@@ -721,12 +730,7 @@ where
     ) -> Applied {
         let ext = text(d, "external_id")?;
         let resolved_at = time(d, "resolved_at")?;
-        let Some(inc) = incident::Entity::find()
-            .filter(incident::Column::Source.eq(source))
-            .filter(incident::Column::ExternalId.eq(ext))
-            .one(txn)
-            .await?
-        else {
+        let Some(inc) = by_ref::<incident::Entity>(txn, source, ext).await? else {
             return reject(format!("unknown incident {ext:?}"));
         };
         self.check_unit_scope(txn, inc.unit_id).await?;
@@ -812,26 +816,6 @@ where
             .await?;
     }
     Ok(())
-}
-
-/// Inserts a row, or updates the row with `existing` id.
-async fn save<A>(
-    txn: &DatabaseTransaction,
-    mut model: A,
-    existing: Option<i64>,
-    set_id: impl Fn(&mut A, i64),
-) -> Result<<A::Entity as EntityTrait>::Model, DbErr>
-where
-    A: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send,
-    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
-{
-    match existing {
-        Some(id) => {
-            set_id(&mut model, id);
-            model.update(txn).await
-        }
-        None => model.insert(txn).await,
-    }
 }
 
 /// Inserts a transition at `at`, keeps the next transition's `from_state`

@@ -4,8 +4,9 @@
 //!
 //! The door is [`apply_batch`]; behind it, calls go one way:
 //! `batch/` (the set-based path) and `handlers.rs` (the per-event path) use
-//! `event.rs` (the event format), `log.rs` (the ingest log) and `outcome.rs`
-//! (what became of each event).
+//! `event.rs` (the event format), `log.rs` (the ingest log), `records.rs`
+//! (the delivery records both paths look up) and `outcome.rs` (what became
+//! of each event).
 
 use std::sync::Mutex;
 
@@ -16,6 +17,7 @@ mod event;
 mod handlers;
 mod log;
 mod outcome;
+mod records;
 mod stats;
 
 pub use self::event::Raw;

@@ -17,6 +17,7 @@ use super::queue::{Id, Pending, Written, internal};
 use crate::domain::UnitKind;
 use crate::policy::UnitPath;
 use crate::service::ingest::event::Envelope;
+use crate::service::ingest::records::Delivery;
 use crate::service::rank;
 use crate::service::units::{self, EffectiveWorkflow};
 
@@ -407,37 +408,11 @@ impl<'a> Cache<'a> {
     }
 
     async fn load_changes(&mut self, source: &str, exts: &[&str]) -> Result<(), DbErr> {
-        for chunk in exts.chunks(IN_CHUNK) {
-            let rows: Vec<(i64, i64, String)> = change::Entity::find()
-                .select_only()
-                .column(change::Column::Id)
-                .column(change::Column::UnitId)
-                .column(change::Column::ExternalId)
-                .filter(change::Column::Source.eq(source))
-                .filter(change::Column::ExternalId.is_in(chunk.iter().copied()))
-                .into_tuple()
-                .all(self.txn)
-                .await?;
-            owned_rows(&mut self.changes, source, chunk, rows);
-        }
-        Ok(())
+        load_owned::<change::Entity>(self.txn, &mut self.changes, source, exts).await
     }
 
     async fn load_deployments(&mut self, source: &str, exts: &[&str]) -> Result<(), DbErr> {
-        for chunk in exts.chunks(IN_CHUNK) {
-            let rows: Vec<(i64, i64, String)> = deployment::Entity::find()
-                .select_only()
-                .column(deployment::Column::Id)
-                .column(deployment::Column::UnitId)
-                .column(deployment::Column::ExternalId)
-                .filter(deployment::Column::Source.eq(source))
-                .filter(deployment::Column::ExternalId.is_in(chunk.iter().copied()))
-                .into_tuple()
-                .all(self.txn)
-                .await?;
-            owned_rows(&mut self.deployments, source, chunk, rows);
-        }
-        Ok(())
+        load_owned::<deployment::Entity>(self.txn, &mut self.deployments, source, exts).await
     }
 
     /// The last rank of each column, one scalar subquery per column (each an
@@ -529,6 +504,30 @@ impl<'a> Cache<'a> {
             }
         }
     }
+}
+
+/// Loads the delivery records of `E` that `source` names by `exts` into
+/// `map`, a chunk of keys per statement.
+async fn load_owned<E: Delivery>(
+    txn: &DatabaseTransaction,
+    map: &mut HashMap<(String, String), Option<Owned>>,
+    source: &str,
+    exts: &[&str],
+) -> Result<(), DbErr> {
+    for chunk in exts.chunks(IN_CHUNK) {
+        let rows: Vec<(i64, i64, String)> = E::find()
+            .select_only()
+            .column(E::ID)
+            .column(E::UNIT_ID)
+            .column(E::EXTERNAL_ID)
+            .filter(E::SOURCE.eq(source))
+            .filter(E::EXTERNAL_ID.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        owned_rows(map, source, chunk, rows);
+    }
+    Ok(())
 }
 
 fn owned_rows(
