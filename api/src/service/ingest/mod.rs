@@ -20,7 +20,7 @@ mod outcome;
 mod records;
 mod stats;
 
-pub use self::event::Raw;
+pub use self::event::{Event, EventType, Raw};
 pub use self::log::record_rejection;
 pub use self::outcome::{EventResult, Status, Summary};
 
