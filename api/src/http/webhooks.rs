@@ -195,7 +195,7 @@ async fn deliver(
             let batch = events
                 .into_iter()
                 .enumerate()
-                .map(|(i, e)| (i + 1, Raw::Value(e)))
+                .map(|(i, e)| (i + 1, Raw::Value(e.into_value())))
                 .collect();
             let results =
                 match apply_batch(&state.db, scope, &state.services.bus, false, batch).await {

@@ -9,6 +9,7 @@ use sha2::Sha256;
 use super::{Translation, changes_at, closing_refs, item_key, known_items, str_at};
 use crate::domain::MappingKind;
 use crate::error::ApiResult;
+use crate::service::ingest::{Event, EventType};
 use crate::service::integrations::lookup;
 
 pub const SOURCE: &str = "github";
@@ -97,9 +98,12 @@ pub async fn translate(
             if let Some(body) = issue["body"].as_str() {
                 data["description"] = json!(body);
             }
-            Ok(Translation::Events(vec![json!({
-                "id": id(0), "type": "work_item.upserted", "source": SOURCE, "data": data,
-            })]))
+            Ok(Translation::Events(vec![Event::new(
+                EventType::WorkItemUpserted,
+                id(0),
+                SOURCE,
+                data,
+            )]))
         }
         "pull_request" => {
             let pr = &payload["pull_request"];
@@ -114,9 +118,11 @@ pub async fn translate(
                 pr["body"].as_str().unwrap_or_default()
             );
             let closes = known_items(db, SOURCE, closing_refs(&text, repo)).await?;
-            Ok(Translation::Events(vec![json!({
-                "id": id(0), "type": "change.upserted", "source": SOURCE,
-                "data": {
+            Ok(Translation::Events(vec![Event::new(
+                EventType::ChangeUpserted,
+                id(0),
+                SOURCE,
+                json!({
                     "work_items": closes,
                     "sha": pr["merge_commit_sha"],
                     "external_id": format!("{repo}!{}", pr["number"]),
@@ -126,8 +132,8 @@ pub async fn translate(
                     "url": pr["html_url"],
                     "opened_at": pr["created_at"],
                     "merged_at": pr["merged_at"],
-                },
-            })]))
+                }),
+            )]))
         }
         "deployment_status" => {
             let status = str_at(payload, &["deployment_status", "state"]).unwrap_or_default();
@@ -144,17 +150,19 @@ pub async fn translate(
             };
             let changes =
                 changes_at(db, SOURCE, repo, str_at(payload, &["deployment", "sha"])).await?;
-            Ok(Translation::Events(vec![json!({
-                "id": id(0), "type": "deployment.recorded", "source": SOURCE,
-                "data": {
+            Ok(Translation::Events(vec![Event::new(
+                EventType::DeploymentRecorded,
+                id(0),
+                SOURCE,
+                json!({
                     "changes": changes,
                     "external_id": payload["deployment"]["id"].to_string(),
                     "unit": unit,
                     "environment": environment,
                     "status": status,
                     "finished_at": payload["deployment_status"]["updated_at"],
-                },
-            })]))
+                }),
+            )]))
         }
         "release" => {
             if action != "published" {
@@ -165,15 +173,17 @@ pub async fn translate(
                 .as_str()
                 .filter(|n| !n.is_empty())
                 .or(r["tag_name"].as_str());
-            Ok(Translation::Events(vec![json!({
-                "id": id(0), "type": "release.recorded", "source": SOURCE,
-                "data": {
+            Ok(Translation::Events(vec![Event::new(
+                EventType::ReleaseRecorded,
+                id(0),
+                SOURCE,
+                json!({
                     "external_id": r["id"].to_string(),
                     "unit": unit,
                     "name": name,
                     "released_at": r["published_at"],
-                },
-            })]))
+                }),
+            )]))
         }
         other => Ok(Translation::Ignored(format!("event {other} is not used"))),
     }

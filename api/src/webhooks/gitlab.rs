@@ -8,6 +8,7 @@ use subtle::ConstantTimeEq;
 use super::{Translation, changes_at, closing_refs, item_key, known_items, str_at};
 use crate::domain::MappingKind;
 use crate::error::ApiResult;
+use crate::service::ingest::{Event, EventType};
 use crate::service::integrations::lookup;
 
 pub const SOURCE: &str = "gitlab";
@@ -68,9 +69,11 @@ pub async fn translate(
                     break;
                 }
             }
-            Ok(Translation::Events(vec![json!({
-                "id": id, "type": "work_item.upserted", "source": SOURCE,
-                "data": {
+            Ok(Translation::Events(vec![Event::new(
+                EventType::WorkItemUpserted,
+                id,
+                SOURCE,
+                json!({
                     "external_id": format!("{project}#{iid}"),
                     "key": item_key(project, iid),
                     "unit": unit,
@@ -81,8 +84,8 @@ pub async fn translate(
                     "created_at": rfc3339(&attrs["created_at"]),
                     "updated_at": rfc3339(&attrs["updated_at"]),
                     "url": attrs["url"],
-                },
-            })]))
+                }),
+            )]))
         }
         "merge_request" => {
             if str_at(attrs, &["state"]) != Some("merged") {
@@ -99,9 +102,11 @@ pub async fn translate(
                 attrs["description"].as_str().unwrap_or_default()
             );
             let closes = known_items(db, SOURCE, closing_refs(&text, project)).await?;
-            Ok(Translation::Events(vec![json!({
-                "id": id, "type": "change.upserted", "source": SOURCE,
-                "data": {
+            Ok(Translation::Events(vec![Event::new(
+                EventType::ChangeUpserted,
+                id,
+                SOURCE,
+                json!({
                     "work_items": closes,
                     "sha": attrs["merge_commit_sha"],
                     "external_id": format!("{project}!{}", attrs["iid"]),
@@ -111,8 +116,8 @@ pub async fn translate(
                     "url": attrs["url"],
                     "opened_at": rfc3339(&attrs["created_at"]),
                     "merged_at": rfc3339(merged_at),
-                },
-            })]))
+                }),
+            )]))
         }
         "deployment" => {
             let status = match str_at(payload, &["status"]) {
@@ -132,17 +137,19 @@ pub async fn translate(
                 )));
             };
             let changes = changes_at(db, SOURCE, project, str_at(payload, &["short_sha"])).await?;
-            Ok(Translation::Events(vec![json!({
-                "id": id, "type": "deployment.recorded", "source": SOURCE,
-                "data": {
+            Ok(Translation::Events(vec![Event::new(
+                EventType::DeploymentRecorded,
+                id,
+                SOURCE,
+                json!({
                     "changes": changes,
                     "external_id": payload["deployment_id"].to_string(),
                     "unit": unit,
                     "environment": environment,
                     "status": status,
                     "finished_at": rfc3339(&payload["status_changed_at"]),
-                },
-            })]))
+                }),
+            )]))
         }
         "release" => {
             let action = str_at(payload, &["action"]).unwrap_or_default();
@@ -153,15 +160,17 @@ pub async fn translate(
                 .as_str()
                 .filter(|n| !n.is_empty())
                 .or(payload["tag"].as_str());
-            Ok(Translation::Events(vec![json!({
-                "id": id, "type": "release.recorded", "source": SOURCE,
-                "data": {
+            Ok(Translation::Events(vec![Event::new(
+                EventType::ReleaseRecorded,
+                id,
+                SOURCE,
+                json!({
                     "external_id": payload["id"].to_string(),
                     "unit": unit,
                     "name": name,
                     "released_at": rfc3339(&payload["released_at"]),
-                },
-            })]))
+                }),
+            )]))
         }
         other => Ok(Translation::Ignored(format!("hook {other} is not used"))),
     }

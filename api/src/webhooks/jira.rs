@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::{Translation, str_at};
 use crate::domain::MappingKind;
 use crate::error::ApiResult;
+use crate::service::ingest::{Event, EventType};
 use crate::service::integrations::lookup;
 
 pub const SOURCE: &str = "jira";
@@ -74,10 +75,12 @@ pub async fn translate(
                 "the delivery has no timestamp".into(),
             ));
         };
-        return Ok(Translation::Events(vec![json!({
-            "id": id(0), "type": "work_item.transitioned", "source": SOURCE,
-            "data": { "external_id": issue_id, "to_state": state, "at": at },
-        })]));
+        return Ok(Translation::Events(vec![Event::new(
+            EventType::WorkItemTransitioned,
+            id(0),
+            SOURCE,
+            json!({ "external_id": issue_id, "to_state": state, "at": at }),
+        )]));
     }
     if event != "jira:issue_created" && event != "jira:issue_updated" {
         return Ok(Translation::Ignored(format!("event {event} is not used")));
@@ -113,10 +116,12 @@ pub async fn translate(
                     "the delivery has no timestamp".into(),
                 ));
             };
-            events.push(json!({
-                "id": id(events.len() + 1), "type": "work_item.transitioned", "source": SOURCE,
-                "data": { "external_id": issue_id, "to_state": to_state, "at": at },
-            }));
+            events.push(Event::new(
+                EventType::WorkItemTransitioned,
+                id(events.len() + 1),
+                SOURCE,
+                json!({ "external_id": issue_id, "to_state": to_state, "at": at }),
+            ));
         }
     }
     let mut data = json!({
@@ -136,8 +141,7 @@ pub async fn translate(
     if let Some(desc) = fields["description"].as_str() {
         data["description"] = json!(desc);
     }
-    events
-        .push(json!({ "id": id(0), "type": "work_item.upserted", "source": SOURCE, "data": data }));
+    events.push(Event::new(EventType::WorkItemUpserted, id(0), SOURCE, data));
     Ok(Translation::Events(events))
 }
 

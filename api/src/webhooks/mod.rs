@@ -11,6 +11,8 @@ use entity::{change, external_ref};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::Value;
 
+use crate::service::ingest::Event;
+
 /// The string at a path of keys, if there is one.
 pub(crate) fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
     path.iter().try_fold(v, |acc, k| acc.get(k))?.as_str()
@@ -132,7 +134,7 @@ pub(crate) async fn changes_at(
 #[derive(Debug)]
 pub enum Translation {
     /// Events to apply, in order.
-    Events(Vec<Value>),
+    Events(Vec<Event>),
     /// A delivery the adapter deliberately ignores (pings, other actions).
     Ignored(String),
     /// A delivery that cannot be translated; the reason goes to the ingest log.

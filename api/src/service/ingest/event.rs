@@ -1,5 +1,6 @@
-//! The event format of DESIGN §4: the envelope every event shares, and the
-//! per-type `data` fields checked for shape before any lookup.
+//! The event format of DESIGN §4: the envelope every event shares, the
+//! per-type `data` fields checked for shape before any lookup, and the
+//! [`Event`] the webhook adapters build in that format.
 
 use chrono::{DateTime, Utc};
 use entity::{change, deployment};
@@ -39,6 +40,79 @@ impl From<ApiError> for Fail {
 
 pub(super) fn reject<T>(msg: impl Into<String>) -> Result<T, Fail> {
     Err(Fail::Reject(msg.into()))
+}
+
+/// One event of a batch, as received.
+pub enum Raw {
+    /// An NDJSON line, not parsed yet.
+    Line(String),
+    /// An element of a JSON array.
+    Value(Value),
+}
+
+/// The event types of DESIGN §4, by the name their `type` field carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    UnitUpserted,
+    WorkItemUpserted,
+    WorkItemTransitioned,
+    ChangeUpserted,
+    DeploymentRecorded,
+    ReleaseRecorded,
+    IncidentOpened,
+    IncidentResolved,
+    KeyResultMeasured,
+}
+
+impl EventType {
+    /// The name an event's `type` field carries.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::UnitUpserted => "unit.upserted",
+            Self::WorkItemUpserted => "work_item.upserted",
+            Self::WorkItemTransitioned => "work_item.transitioned",
+            Self::ChangeUpserted => "change.upserted",
+            Self::DeploymentRecorded => "deployment.recorded",
+            Self::ReleaseRecorded => "release.recorded",
+            Self::IncidentOpened => "incident.opened",
+            Self::IncidentResolved => "incident.resolved",
+            Self::KeyResultMeasured => "key_result.measured",
+        }
+    }
+}
+
+/// An event an integration builds (the webhook adapters): the envelope of
+/// DESIGN §4 around its `data`. It is applied as [`Raw::Value`] of
+/// [`Event::into_value`], so it is parsed and checked exactly like an event
+/// sent to `POST /ingest`; `data` keeps the vendor's values as they came, for
+/// those checks to judge.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub id: String,
+    pub kind: EventType,
+    pub source: String,
+    pub data: Value,
+}
+
+impl Event {
+    pub fn new(kind: EventType, id: impl Into<String>, source: &str, data: Value) -> Self {
+        Self {
+            id: id.into(),
+            kind,
+            source: source.to_owned(),
+            data,
+        }
+    }
+
+    /// The event in the format `POST /ingest` reads.
+    pub fn into_value(self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "type": self.kind.as_str(),
+            "source": self.source,
+            "data": self.data,
+        })
+    }
 }
 
 /// The parsed envelope of an event.
@@ -392,5 +466,23 @@ impl<'d> TransitionFields<'d> {
             to_state: text(d, "to_state")?,
             at: time(d, "at")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_built_event_reads_back_as_sent() {
+        let data = serde_json::json!({ "external_id": "42", "name": "v1.2" });
+        let event = Event::new(EventType::ReleaseRecorded, "github-d-0", "github", data);
+        let Ok(env) = envelope(event.into_value()) else {
+            panic!("a built event is a valid envelope");
+        };
+        assert_eq!(env.id, "github-d-0");
+        assert_eq!(env.kind, "release.recorded");
+        assert_eq!(env.source, "github");
+        assert_eq!(env.data.get("name"), Some(&Value::from("v1.2")));
     }
 }

@@ -15,7 +15,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 
 use crate::service::pg::{bigints, doubles, opt_texts, statement, texts, times};
 
-use super::{NewItem, NewTransition};
+use super::queue::{NewItem, NewTransition};
 
 /// Claims event ids as applied unless already applied; returns the ids
 /// claimed.

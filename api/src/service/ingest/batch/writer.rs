@@ -1,0 +1,319 @@
+//! The batch's writes: its claims in the ingest log, and a segment's queued
+//! rows inserted a chunk per statement (`UNNEST` arrays on PostgreSQL, see
+//! `unnest.rs`), their ids read back by their natural keys.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::{
+    change, change_work_item, deployment, deployment_change, external_ref, ingest_log, transition,
+    work_item,
+};
+use sea_orm::sea_query::{CaseStatement, Expr, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, Set,
+};
+
+use super::queue::{Id, NewItem, Pending, Written, internal};
+use super::unnest;
+use crate::service::ingest::event::Envelope;
+use crate::service::ingest::log::{claim_conflict, mark_rejected};
+
+/// Rows per multi-row `VALUES` statement: well under the bind-parameter
+/// limits of both databases for the widest table.
+const CHUNK: usize = 1000;
+/// Rows per PostgreSQL `UNNEST` statement (one parameter per column).
+const ARRAY_CHUNK: usize = 10_000;
+
+/// Claims the batch's event ids in the log as applied, in id order (so
+/// concurrent batches lock them in the same order). An id applied
+/// before is not claimed: its events are duplicates. A concurrent batch
+/// holding one of the ids makes this wait for its commit.
+pub(super) async fn claim(
+    txn: &DatabaseTransaction,
+    events: &[(usize, usize, Envelope)],
+    key_id: Option<i64>,
+) -> Result<HashSet<String>, DbErr> {
+    let mut rows: Vec<(String, String, String)> = events
+        .iter()
+        .map(|(_, _, e)| (e.id.clone(), e.source.clone(), e.kind.clone()))
+        .collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows.dedup_by(|a, b| a.0 == b.0);
+    let now = Utc::now();
+    let mut claimed_ids = HashSet::new();
+    let pg = txn.get_database_backend() == DbBackend::Postgres;
+    for chunk in rows.chunks(if pg { ARRAY_CHUNK } else { CHUNK }) {
+        let claimed: Vec<String> = if pg {
+            unnest::claim(txn, chunk, now, key_id).await?
+        } else {
+            let mut q = Query::insert();
+            q.into_table(ingest_log::Entity).columns(log_columns());
+            for (id, source, kind) in chunk {
+                q.values(log_row(id, source, kind, now, key_id))
+                    .map_err(internal)?;
+            }
+            q.on_conflict(claim_conflict())
+                .returning_col(ingest_log::Column::EventId);
+            let mut ids = Vec::with_capacity(chunk.len());
+            for row in txn.query_all(&q).await? {
+                ids.push(row.try_get_by_index(0)?);
+            }
+            ids
+        };
+        claimed_ids.extend(claimed);
+    }
+    Ok(claimed_ids)
+}
+
+/// Writes a segment's queued rows; the caller runs this in a savepoint.
+pub(super) async fn write(db: &DatabaseTransaction, p: &Pending) -> Result<Written, DbErr> {
+    let now = Utc::now();
+    let pg = db.get_database_backend() == DbBackend::Postgres;
+    let mut items = Vec::with_capacity(p.items.len());
+    let rows = if pg { ARRAY_CHUNK } else { CHUNK };
+    for chunk in p.items.chunks(rows) {
+        let by_key = if pg {
+            unnest::items(db, chunk, now).await?
+        } else {
+            insert_items(db, chunk, now).await?
+        };
+        for m in chunk {
+            items.push(
+                *by_key
+                    .get(&m.key)
+                    .ok_or_else(|| internal("an inserted item was not found"))?,
+            );
+        }
+    }
+    let item_id = |id: Id| match id {
+        Id::New(n) => items[n],
+        Id::Row(r) => r,
+    };
+    for chunk in p.refs.chunks(rows) {
+        let rows: Vec<(i64, &str, &str, Option<&str>)> = chunk
+            .iter()
+            .map(|(id, source, ext, url)| {
+                (item_id(*id), source.as_str(), ext.as_str(), url.as_deref())
+            })
+            .collect();
+        if pg {
+            unnest::refs(db, &rows).await?;
+        } else {
+            external_ref::Entity::insert_many(rows.iter().map(|(id, source, ext, url)| {
+                external_ref::ActiveModel {
+                    work_item_id: Set(*id),
+                    source: Set((*source).to_owned()),
+                    external_id: Set((*ext).to_owned()),
+                    url: Set(url.map(str::to_owned)),
+                    ..Default::default()
+                }
+            }))
+            .exec_without_returning(db)
+            .await?;
+        }
+    }
+    for chunk in p.transitions.chunks(rows) {
+        let ids: Vec<i64> = chunk.iter().map(|t| item_id(t.item)).collect();
+        if pg {
+            unnest::transitions(db, chunk, &ids).await?;
+        } else {
+            transition::Entity::insert_many(chunk.iter().zip(&ids).map(|(t, id)| {
+                transition::ActiveModel {
+                    work_item_id: Set(*id),
+                    from_state: Set(t.from.clone()),
+                    to_state: Set(t.to.clone()),
+                    to_category: Set(t.category.clone()),
+                    at: Set(t.at),
+                    actor_id: Set(None),
+                    source: Set(Some(t.source.clone())),
+                    ..Default::default()
+                }
+            }))
+            .exec_without_returning(db)
+            .await?;
+        }
+    }
+    let moves: Vec<(&i64, &(String, String, String))> = p.moves.iter().collect();
+    for chunk in moves.chunks(CHUNK) {
+        let (mut state, mut category, mut rank) = (
+            CaseStatement::new(),
+            CaseStatement::new(),
+            CaseStatement::new(),
+        );
+        for (id, (s, c, r)) in chunk {
+            state = state.case(work_item::Column::Id.eq(**id), s.as_str());
+            category = category.case(work_item::Column::Id.eq(**id), c.as_str());
+            rank = rank.case(work_item::Column::Id.eq(**id), r.as_str());
+        }
+        work_item::Entity::update_many()
+            .col_expr(work_item::Column::State, state.into())
+            .col_expr(work_item::Column::StateCategory, category.into())
+            .col_expr(work_item::Column::Rank, rank.into())
+            .col_expr(work_item::Column::UpdatedAt, Expr::value(now))
+            .filter(work_item::Column::Id.is_in(chunk.iter().map(|(id, _)| **id)))
+            .exec(db)
+            .await?;
+    }
+    let changes = insert_owned::<change::Entity, _>(
+        db,
+        &p.changes,
+        &p.change_refs,
+        change::Column::Id,
+        change::Column::Source,
+        change::Column::ExternalId,
+    )
+    .await?;
+    let links: Vec<change_work_item::ActiveModel> = p
+        .change_links
+        .iter()
+        .map(|(n, item)| change_work_item::ActiveModel {
+            change_id: Set(changes[*n]),
+            work_item_id: Set(item_id(*item)),
+        })
+        .collect();
+    for chunk in links.chunks(CHUNK) {
+        change_work_item::Entity::insert_many(chunk.iter().cloned())
+            .exec_without_returning(db)
+            .await?;
+    }
+    let deployments = insert_owned::<deployment::Entity, _>(
+        db,
+        &p.deployments,
+        &p.deployment_refs,
+        deployment::Column::Id,
+        deployment::Column::Source,
+        deployment::Column::ExternalId,
+    )
+    .await?;
+    let links: Vec<deployment_change::ActiveModel> = p
+        .deployment_links
+        .iter()
+        .map(|(n, ch)| deployment_change::ActiveModel {
+            deployment_id: Set(deployments[*n]),
+            change_id: Set(match ch {
+                Id::New(c) => changes[*c],
+                Id::Row(r) => *r,
+            }),
+        })
+        .collect();
+    for chunk in links.chunks(CHUNK) {
+        deployment_change::Entity::insert_many(chunk.iter().cloned())
+            .exec_without_returning(db)
+            .await?;
+    }
+    // The batch claimed these ids as applied: turn the claims into
+    // rejections (the last reason given for an id wins).
+    for (id, reason) in &p.rejections {
+        mark_rejected(db, id, reason).await?;
+    }
+    Ok(Written {
+        items,
+        changes,
+        deployments,
+    })
+}
+
+fn log_columns() -> [ingest_log::Column; 7] {
+    [
+        ingest_log::Column::EventId,
+        ingest_log::Column::Source,
+        ingest_log::Column::EventType,
+        ingest_log::Column::ReceivedAt,
+        ingest_log::Column::Outcome,
+        ingest_log::Column::Reason,
+        ingest_log::Column::ApiKeyId,
+    ]
+}
+
+fn log_row(
+    id: &str,
+    source: &str,
+    kind: &str,
+    at: DateTime<Utc>,
+    key_id: Option<i64>,
+) -> [Expr; 7] {
+    [
+        Expr::value(id),
+        Expr::value(source),
+        Expr::value(kind),
+        Expr::value(at),
+        Expr::value("applied"),
+        Expr::value(Option::<String>::None),
+        Expr::value(key_id),
+    ]
+}
+
+/// Inserts items and reads their ids back by key (unique).
+async fn insert_items(
+    db: &DatabaseTransaction,
+    chunk: &[NewItem],
+    now: DateTime<Utc>,
+) -> Result<HashMap<String, i64>, DbErr> {
+    work_item::Entity::insert_many(chunk.iter().map(|m| m.model(now)))
+        .exec_without_returning(db)
+        .await?;
+    let rows: Vec<(i64, String)> = work_item::Entity::find()
+        .select_only()
+        .column(work_item::Column::Id)
+        .column(work_item::Column::Key)
+        .filter(work_item::Column::Key.is_in(chunk.iter().map(|m| m.key.clone())))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|(id, k)| (k, id)).collect())
+}
+
+/// Inserts rows identified by (source, external id) and reads their ids back.
+async fn insert_owned<E, A>(
+    db: &DatabaseTransaction,
+    rows: &[A],
+    refs: &[(String, String)],
+    id_col: E::Column,
+    source_col: E::Column,
+    ext_col: E::Column,
+) -> Result<Vec<i64>, DbErr>
+where
+    E: EntityTrait,
+    A: sea_orm::ActiveModelTrait<Entity = E> + Clone + Send,
+{
+    let mut ids = Vec::with_capacity(rows.len());
+    for (chunk, chunk_refs) in rows.chunks(CHUNK).zip(refs.chunks(CHUNK)) {
+        E::insert_many(chunk.iter().cloned())
+            .exec_without_returning(db)
+            .await?;
+        let mut by_ref: HashMap<(String, String), i64> = HashMap::new();
+        let mut sources: Vec<&str> = chunk_refs.iter().map(|(s, _)| s.as_str()).collect();
+        sources.sort_unstable();
+        sources.dedup();
+        for source in sources {
+            let exts = chunk_refs
+                .iter()
+                .filter(|(s, _)| s == source)
+                .map(|(_, e)| e.clone());
+            let found: Vec<(i64, String)> = E::find()
+                .select_only()
+                .column(id_col)
+                .column(ext_col)
+                .filter(source_col.eq(source))
+                .filter(ext_col.is_in(exts))
+                .into_tuple()
+                .all(db)
+                .await?;
+            by_ref.extend(
+                found
+                    .into_iter()
+                    .map(|(id, ext)| ((source.to_owned(), ext), id)),
+            );
+        }
+        for r in chunk_refs {
+            ids.push(
+                *by_ref
+                    .get(r)
+                    .ok_or_else(|| internal("an inserted row was not found"))?,
+            );
+        }
+    }
+    Ok(ids)
+}
