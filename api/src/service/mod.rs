@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod facts;
 pub mod ingest;
 pub mod integrations;
+pub mod live;
 pub mod metrics;
 pub mod outcomes;
 pub(crate) mod pg;
