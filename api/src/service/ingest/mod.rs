@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 mod batch;
 mod event;
 mod log;
+pub mod report;
 mod stats;
 
 use self::event::{
