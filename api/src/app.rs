@@ -12,9 +12,9 @@ use crate::auth::TokenKeys;
 use crate::config::Settings;
 use crate::db::{self, PoolOptions};
 use crate::events::EventBus;
-use crate::events::live::LiveHub;
 use crate::graphql::Services;
 use crate::http::{AppState, serve};
+use crate::service::live::LiveHub;
 
 /// A replica, built and listening, not yet serving.
 pub struct Application {

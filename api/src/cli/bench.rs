@@ -282,7 +282,7 @@ async fn admin(db: &DatabaseConnection) -> anyhow::Result<(Policy, Arc<Services>
         .await
         .map_err(crate::cli::seed::api_err)?;
     let bus = crate::events::EventBus::default();
-    let live = crate::events::live::LiveHub::start(db, &bus);
+    let live = crate::service::live::LiveHub::start(db, &bus);
     let services = Arc::new(Services::new(keys, Settings::default(), bus, live));
     Ok((Policy::for_viewer(viewer), services))
 }

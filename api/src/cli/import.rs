@@ -6,31 +6,28 @@
 use std::io::BufRead;
 use std::time::{Duration, Instant};
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use serde::de::{SeqAccess, Visitor};
 use serde_json::Value;
 use tokio::sync::mpsc::Sender;
 
 use crate::events::EventBus;
 use crate::policy::IngestScope;
-use crate::service::ingest::{BATCH_SIZE, EventResult, Raw, Status, Summary, apply_batch};
-use crate::service::tx::write_transaction;
+use crate::service::ingest::report::{Report, Run};
+use crate::service::ingest::{BATCH_SIZE, Raw};
 
 /// Most rejected events kept for the report.
 const MAX_REPORTED: usize = 1000;
 
 /// What an import did.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Outcome {
-    pub summary: Summary,
-    /// Events read (including blank-free lines that failed to parse).
-    pub events: u64,
-    pub rejected: Vec<EventResult>,
+    pub report: Report,
     pub elapsed: Duration,
 }
 
-/// Called now and then with the running totals.
-pub type Progress<'a> = &'a mut dyn FnMut(&Outcome);
+/// Called now and then with the running totals and the time so far.
+pub type Progress<'a> = &'a mut dyn FnMut(&Report, Duration);
 
 /// Imports events from `reader`. With `dry_run`, everything runs in one
 /// transaction that is rolled back at the end.
@@ -43,60 +40,46 @@ pub async fn import(
     dry_run: bool,
     progress: Progress<'_>,
 ) -> anyhow::Result<Outcome> {
-    if dry_run {
-        let txn = db.begin_with_options(write_transaction()).await?;
-        let out = run(&txn, true, reader, progress).await;
-        txn.rollback().await?;
-        out
-    } else {
-        run(db, false, reader, progress).await
-    }
-}
-
-type Batch = Vec<(usize, Raw)>;
-
-async fn run<C>(
-    db: &C,
-    dry_run: bool,
-    reader: impl BufRead + Send + 'static,
-    progress: Progress<'_>,
-) -> anyhow::Result<Outcome>
-where
-    C: TransactionTrait<Transaction = DatabaseTransaction> + sea_orm::ConnectionTrait,
-{
     let bus = EventBus::new(1);
     let scope = IngestScope {
         key_id: None,
         unit_root: None,
     };
+    let mut run = Run::begin(db, scope, &bus, dry_run, MAX_REPORTED).await?;
     let start = Instant::now();
-    let mut out = Outcome::default();
+    let read = apply_all(&mut run, reader, start, progress).await;
+    let (report, rolled_back) = run.finish().await;
+    rolled_back?;
+    read?;
+    let elapsed = start.elapsed();
+    progress(&report, elapsed);
+    Ok(Outcome { report, elapsed })
+}
+
+type Batch = Vec<(usize, Raw)>;
+
+async fn apply_all(
+    run: &mut Run<'_>,
+    reader: impl BufRead + Send + 'static,
+    start: Instant,
+    progress: Progress<'_>,
+) -> anyhow::Result<()> {
     let mut last_report = Instant::now();
     // A thread reads and parses the next batches while this task applies
     // the current one; two batches in flight bound the memory.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
     let reading = tokio::task::spawn_blocking(move || read_batches(reader, &tx));
     while let Some(batch) = rx.recv().await {
-        let results = apply_batch(db, scope, &bus, dry_run, batch)
+        run.apply(batch)
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-        for r in results {
-            out.events += 1;
-            out.summary.add(&r);
-            if r.status == Status::Rejected && out.rejected.len() < MAX_REPORTED {
-                out.rejected.push(r);
-            }
-        }
         if last_report.elapsed() >= Duration::from_millis(250) {
-            out.elapsed = start.elapsed();
-            progress(&out);
+            progress(&run.report, start.elapsed());
             last_report = Instant::now();
         }
     }
     reading.await??;
-    out.elapsed = start.elapsed();
-    progress(&out);
-    Ok(out)
+    Ok(())
 }
 
 /// Reads NDJSON lines or the elements of a JSON array, parsed, in batches.

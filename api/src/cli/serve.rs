@@ -14,6 +14,7 @@ use crate::auth::TokenKeys;
 use crate::config::{DbArgs, ServeArgs, Settings};
 use crate::db;
 use crate::http::shutdown_signal;
+use crate::service::ingest::report::Report;
 
 /// The signing secret: `GEMBA_JWT_SECRET`, or in the zero-configuration case
 /// a generated one kept beside the database.
@@ -121,8 +122,8 @@ pub(super) async fn run_import(db_args: &DbArgs, file: &str, dry_run: bool) -> a
     };
     let terminal = std::io::stderr().is_terminal();
     let mut last_line = std::time::Instant::now();
-    let mut show = |o: &super::import::Outcome| {
-        let rate = o.events as f64 / o.elapsed.as_secs_f64().max(1e-9);
+    let mut show = |o: &Report, elapsed: std::time::Duration| {
+        let rate = o.events as f64 / elapsed.as_secs_f64().max(1e-9);
         let text = format!(
             "{} events ({rate:.0}/s): {} applied, {} duplicates, {} rejected",
             o.events, o.summary.applied, o.summary.duplicates, o.summary.rejected
@@ -140,7 +141,7 @@ pub(super) async fn run_import(db_args: &DbArgs, file: &str, dry_run: bool) -> a
     if terminal {
         let _ = writeln!(err);
     }
-    for r in &outcome.rejected {
+    for r in &outcome.report.rejected {
         let _ = writeln!(
             err,
             "line {}: {} rejected: {}",
@@ -150,14 +151,14 @@ pub(super) async fn run_import(db_args: &DbArgs, file: &str, dry_run: bool) -> a
         );
     }
     drop(err);
-    let s = outcome.summary;
+    let s = outcome.report.summary;
     out(&format!(
         "{}{} applied, {} duplicates, {} rejected ({} events in {:.1}s)\n",
         if dry_run { "dry run: " } else { "" },
         s.applied,
         s.duplicates,
         s.rejected,
-        outcome.events,
+        outcome.report.events,
         outcome.elapsed.as_secs_f64()
     ))?;
     if s.rejected > 0 {

@@ -1,13 +1,14 @@
-//! The internal event bus: every applied change (from mutations and from
-//! ingestion) is published here, after its transaction commits, for live
-//! updates to consume. In process: a broadcast channel; a slow receiver
+//! The internal event bus: every applied change is published here by the
+//! service that made it (`service/`), after its transaction commits, for
+//! live updates to consume. In process: a broadcast channel; a slow receiver
 //! lags and is told how many events it missed, it never grows memory.
 //!
 //! With PostgreSQL, [`relay`] also carries every event to the other
 //! replicas on the same database through `LISTEN/NOTIFY`, and theirs to
-//! this one; [`live`] turns events into what subscriptions deliver.
+//! this one. The bus knows none of its publishers nor of its readers: the
+//! live hub that turns events into what subscriptions deliver is
+//! `service::live`.
 
-pub mod live;
 pub mod relay;
 
 use std::sync::{Arc, OnceLock};

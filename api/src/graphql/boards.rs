@@ -11,10 +11,9 @@ use super::ids::{self, kind};
 use super::rc;
 use super::units::Unit;
 use super::users::User;
-use super::work_items::{WorkItem, publish};
+use super::work_items::WorkItem;
 use crate::domain::{FlowType, StateCategory, WipPolicy, WorkItemType};
 use crate::error::{ApiError, ApiResult, GqlResult};
-use crate::events::{ChangeKind, DomainEvent};
 use crate::service::boards::{self, Card, ChildProgress};
 use crate::service::work_items::{self, Position};
 
@@ -506,10 +505,7 @@ impl BoardsMutation {
             .map(|i| ids::expect(i, kind::WORK_ITEM, "workItems"))
             .collect::<Result<Vec<_>, _>>()?;
         let position = input.position.parse()?;
-        let items = work_items::reorder(r.svc(), &ids, position).await?;
-        for item in &items {
-            publish(r, ChangeKind::WorkItemRanked, item);
-        }
+        let items = work_items::reorder(r.svc(), &r.services.bus, &ids, position).await?;
         Ok(ReorderWorkItemsPayload {
             work_items: items.into_iter().map(WorkItem).collect(),
         })
@@ -526,10 +522,14 @@ impl BoardsMutation {
         let r = rc(ctx)?;
         r.policy.viewer()?;
         let unit = ids::expect(&input.unit, kind::UNIT, "unit")?;
-        let column = boards::set_wip_limit(r.svc(), unit, &input.state, input.wip_limit).await?;
-        r.services
-            .bus
-            .publish(DomainEvent::new(ChangeKind::BoardChanged, unit, unit));
+        let column = boards::set_wip_limit(
+            r.svc(),
+            &r.services.bus,
+            unit,
+            &input.state,
+            input.wip_limit,
+        )
+        .await?;
         Ok(SetWipLimitPayload {
             column: BoardColumn(column),
         })
@@ -544,10 +544,8 @@ impl BoardsMutation {
         let r = rc(ctx)?;
         r.policy.viewer()?;
         let unit = ids::expect(&input.unit, kind::UNIT, "unit")?;
-        let board = boards::set_wip_policy(r.svc(), unit, input.wip_policy).await?;
-        r.services
-            .bus
-            .publish(DomainEvent::new(ChangeKind::BoardChanged, unit, unit));
+        let board =
+            boards::set_wip_policy(r.svc(), &r.services.bus, unit, input.wip_policy).await?;
         Ok(SetWipPolicyPayload {
             board: Board(board),
         })

@@ -45,9 +45,9 @@ use crate::auth::rate_limit::LoginLimiter;
 use crate::config::Settings;
 use crate::error::{ApiError, GqlResult};
 use crate::events::EventBus;
-use crate::events::live::LiveHub;
 use crate::policy::Policy;
 use crate::service::Ctx;
+use crate::service::live::LiveHub;
 
 /// The read entry points of the API. Every field needs a signed-in caller
 /// (`UNAUTHENTICATED` otherwise) and shows only what your memberships let you read.

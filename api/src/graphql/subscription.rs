@@ -18,9 +18,9 @@ use super::work_items::WorkItem;
 use super::{RequestCtx, rc};
 use crate::error::{ApiError, GqlResult};
 use crate::events::ChangeKind;
-use crate::events::live::{ItemChange, LiveEvent};
 use crate::policy::UnitPath;
 use crate::service::boards;
+use crate::service::live::{ItemChange, LiveEvent};
 use crate::service::units;
 
 pub struct Subscription;

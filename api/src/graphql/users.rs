@@ -11,7 +11,6 @@ use super::rc;
 use super::units::Unit;
 use crate::domain::Role;
 use crate::error::{ApiError, GqlResult};
-use crate::events::{ChangeKind, DomainEvent};
 use crate::service::users;
 
 /// A person.
@@ -202,13 +201,6 @@ pub struct RevokeMembershipPayload {
     pub revoked_membership_id: ID,
 }
 
-/// Tells open subscriptions of `user_id` to re-check their access.
-fn access_changed(r: &super::RequestCtx, user_id: i64) {
-    r.services
-        .bus
-        .publish(DomainEvent::new(ChangeKind::AccessChanged, 0, user_id));
-}
-
 #[derive(Default)]
 pub struct UsersQuery;
 
@@ -266,8 +258,7 @@ impl UsersMutation {
     async fn logout(&self, ctx: &Context<'_>) -> GqlResult<bool> {
         let r = rc(ctx)?;
         let viewer = r.policy.viewer()?;
-        users::logout(&r.db, viewer).await?;
-        access_changed(r, viewer.user.id);
+        users::logout(&r.db, &r.services.bus, viewer).await?;
         Ok(true)
     }
 
@@ -293,8 +284,7 @@ impl UsersMutation {
         let r = rc(ctx)?;
         r.policy.viewer()?;
         let id = ids::expect(&input.user, kind::USER, "user")?;
-        let user = users::update(r.svc(), id, input.name, input.active).await?;
-        access_changed(r, user.id);
+        let user = users::update(r.svc(), &r.services.bus, id, input.name, input.active).await?;
         Ok(UpdateUserPayload { user: User(user) })
     }
 
@@ -309,8 +299,7 @@ impl UsersMutation {
         r.policy.viewer()?;
         let user = ids::expect(&input.user, kind::USER, "user")?;
         let unit = ids::expect(&input.unit, kind::UNIT, "unit")?;
-        let m = users::grant(r.svc(), user, unit, input.role).await?;
-        access_changed(r, m.user_id);
+        let m = users::grant(r.svc(), &r.services.bus, user, unit, input.role).await?;
         Ok(GrantMembershipPayload {
             membership: Membership(m),
         })
@@ -326,8 +315,7 @@ impl UsersMutation {
         let r = rc(ctx)?;
         r.policy.viewer()?;
         let id = ids::expect(&input.membership, kind::MEMBERSHIP, "membership")?;
-        let m = users::revoke(r.svc(), id).await?;
-        access_changed(r, m.user_id);
+        let m = users::revoke(r.svc(), &r.services.bus, id).await?;
         Ok(RevokeMembershipPayload {
             revoked_membership_id: ids::encode(kind::MEMBERSHIP, m.id),
         })

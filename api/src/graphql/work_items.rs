@@ -15,7 +15,6 @@ use super::units::{Unit, UnitScope};
 use super::users::User;
 use crate::domain::{DefectOrigin, FlowType, StateCategory, WorkItemType};
 use crate::error::{ApiError, GqlResult};
-use crate::events::{ChangeKind, DomainEvent};
 use crate::service::work_items::{self, ItemChanges, NewItem};
 use crate::service::{boards, delivery, units};
 
@@ -569,12 +568,6 @@ pub struct MoveWorkItemPayload {
     pub column: Option<BoardColumn>,
 }
 
-pub(super) fn publish(r: &super::RequestCtx, kind: ChangeKind, item: &entity::work_item::Model) {
-    r.services
-        .bus
-        .publish(DomainEvent::new(kind, item.unit_id, item.id));
-}
-
 #[derive(Default)]
 pub struct WorkItemsQuery;
 
@@ -649,6 +642,7 @@ impl WorkItemsMutation {
         r.policy.viewer()?;
         let item = work_items::create(
             r.svc(),
+            &r.services.bus,
             NewItem {
                 unit: ids::expect(&input.unit, kind::UNIT, "unit")?,
                 item_type: Some(input.item_type),
@@ -672,7 +666,6 @@ impl WorkItemsMutation {
             },
         )
         .await?;
-        publish(r, ChangeKind::WorkItemCreated, &item);
         Ok(CreateWorkItemPayload {
             work_item: WorkItem(item),
         })
@@ -701,8 +694,7 @@ impl WorkItemsMutation {
             severity: patch(input.severity),
             blocked: input.blocked,
         };
-        let item = work_items::update(r.svc(), id, changes).await?;
-        publish(r, ChangeKind::WorkItemUpdated, &item);
+        let item = work_items::update(r.svc(), &r.services.bus, id, changes).await?;
         Ok(UpdateWorkItemPayload {
             work_item: WorkItem(item),
         })
@@ -726,15 +718,8 @@ impl WorkItemsMutation {
             .as_ref()
             .map(CardPosition::parse)
             .transpose()?;
-        let done = work_items::move_to(r.svc(), id, &input.to_state, position).await?;
-        if done.moved {
-            r.services.bus.publish(DomainEvent {
-                from_state: Some(done.from_state.clone()),
-                ..DomainEvent::new(ChangeKind::WorkItemMoved, done.item.unit_id, done.item.id)
-            });
-        } else if done.reranked {
-            publish(r, ChangeKind::WorkItemRanked, &done.item);
-        }
+        let done =
+            work_items::move_to(r.svc(), &r.services.bus, id, &input.to_state, position).await?;
         let unit = units::path(&r.db, done.item.unit_id).await?;
         let column = boards::columns(&r.db, unit.id, None, r.policy.can_read_items_of(&unit))
             .await?

@@ -36,9 +36,9 @@ use tokio::task::JoinHandle;
 
 use super::AppState;
 use crate::auth::{self, Viewer};
-use crate::events::live::LiveEvent;
 use crate::graphql::RequestCtx;
 use crate::policy::Policy;
+use crate::service::live::LiveEvent;
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
 /// Messages waiting to be written to one socket.

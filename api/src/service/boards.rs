@@ -16,6 +16,7 @@ use sea_orm::{
 use super::{Ctx, units};
 use crate::domain::{StateCategory, UnitKind, WipPolicy, WorkItemType};
 use crate::error::{ApiError, ApiResult};
+use crate::events::{ChangeKind, DomainEvent, EventBus};
 use crate::policy::UnitPath;
 
 /// Largest WIP limit a column may have.
@@ -511,7 +512,8 @@ pub(crate) async fn check_wip(
     Ok(Some(check))
 }
 
-/// Sets (or, with `None`, lifts) a column's WIP limit on `unit_id`'s board.
+/// Sets (or, with `None`, lifts) a column's WIP limit on `unit_id`'s board,
+/// then publishes `BoardChanged` on `bus`.
 ///
 /// # Errors
 /// `NOT_FOUND` for an unknown unit; `FORBIDDEN` for anyone but admins and
@@ -519,6 +521,7 @@ pub(crate) async fn check_wip(
 /// column.
 pub async fn set_wip_limit(
     ctx: Ctx<'_>,
+    bus: &EventBus,
     unit_id: i64,
     state: &str,
     limit: Option<i32>,
@@ -556,18 +559,30 @@ pub async fn set_wip_limit(
     .exec(ctx.db)
     .await?;
     let visible = ctx.policy.can_read_items_of(&unit);
-    columns(ctx.db, unit.id, None, visible)
+    let changed = columns(ctx.db, unit.id, None, visible)
         .await?
         .into_iter()
         .find(|c| c.name == column.name)
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("column vanished")))
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("column vanished")))?;
+    board_changed(bus, unit.id);
+    Ok(changed)
 }
 
-/// Sets `unit_id`'s board WIP policy.
+/// Tells live subscribers that `unit_id`'s board changed.
+fn board_changed(bus: &EventBus, unit_id: i64) {
+    bus.publish(DomainEvent::new(ChangeKind::BoardChanged, unit_id, unit_id));
+}
+
+/// Sets `unit_id`'s board WIP policy, then publishes `BoardChanged` on `bus`.
 ///
 /// # Errors
 /// As [`set_wip_limit`].
-pub async fn set_wip_policy(ctx: Ctx<'_>, unit_id: i64, policy: WipPolicy) -> ApiResult<Board> {
+pub async fn set_wip_policy(
+    ctx: Ctx<'_>,
+    bus: &EventBus,
+    unit_id: i64,
+    policy: WipPolicy,
+) -> ApiResult<Board> {
     ctx.policy.viewer()?;
     let unit = units::path(ctx.db, unit_id).await?;
     if !ctx.policy.can_configure_board_of(&unit) {
@@ -585,5 +600,7 @@ pub async fn set_wip_policy(ctx: Ctx<'_>, unit_id: i64, policy: WipPolicy) -> Ap
     )
     .exec(ctx.db)
     .await?;
-    board(ctx, unit.id).await
+    let changed = board(ctx, unit.id).await?;
+    board_changed(bus, unit.id);
+    Ok(changed)
 }

@@ -8,6 +8,7 @@ pub mod facts;
 pub mod forecast;
 pub mod ingest;
 pub mod integrations;
+pub mod live;
 pub mod metrics;
 pub mod outcomes;
 pub(crate) mod pg;

@@ -15,6 +15,7 @@ use crate::auth::rate_limit::LoginLimiter;
 use crate::auth::{Viewer, password, token::TokenKeys};
 use crate::domain::{Role, UnitKind};
 use crate::error::{ApiError, ApiResult};
+use crate::events::{ChangeKind, DomainEvent, EventBus};
 use crate::policy::UnitPath;
 
 /// Normalises and checks an email address.
@@ -128,12 +129,14 @@ pub async fn create(
 }
 
 /// Changes a user's name or active flag. A deactivated user loses access at
-/// their next request: every request reloads the user.
+/// their next request: every request reloads the user; their open
+/// subscriptions re-check it at once (`AccessChanged` on `bus`).
 ///
 /// # Errors
 /// `FORBIDDEN` unless admin, `NOT_FOUND` for an unknown user.
 pub async fn update(
     ctx: Ctx<'_>,
+    bus: &EventBus,
     id: i64,
     name: Option<String>,
     active: Option<bool>,
@@ -154,7 +157,14 @@ pub async fn update(
     if let Some(a) = active {
         m.active = Set(a);
     }
-    Ok(m.update(ctx.db).await?)
+    let updated = m.update(ctx.db).await?;
+    access_changed(bus, updated.id);
+    Ok(updated)
+}
+
+/// Tells open subscriptions of `user_id` to re-check their access.
+fn access_changed(bus: &EventBus, user_id: i64) {
+    bus.publish(DomainEvent::new(ChangeKind::AccessChanged, 0, user_id));
 }
 
 /// A user, when the caller may see it: admins see everyone, others themselves.
@@ -221,11 +231,15 @@ pub async fn find_membership(ctx: Ctx<'_>, id: i64) -> ApiResult<Option<membersh
     Ok(m.filter(|m| ctx.policy.is_admin() || m.user_id == viewer.user.id))
 }
 
+/// Grants `user_id` a role on a unit; their open subscriptions re-check
+/// their access (`AccessChanged` on `bus`).
+///
 /// # Errors
 /// `FORBIDDEN` unless admin; `NOT_FOUND` for an unknown user or unit; see
 /// [`insert_membership`].
 pub async fn grant(
     ctx: Ctx<'_>,
+    bus: &EventBus,
     user_id: i64,
     unit_id: i64,
     role: Role,
@@ -239,18 +253,28 @@ pub async fn grant(
         .one(ctx.db)
         .await?
         .ok_or_else(|| ApiError::not_found("unit"))?;
-    insert_membership(ctx.db, user_id, &unit, role).await
+    let m = insert_membership(ctx.db, user_id, &unit, role).await?;
+    access_changed(bus, m.user_id);
+    Ok(m)
 }
 
+/// Removes a membership; its member's open subscriptions re-check their
+/// access (`AccessChanged` on `bus`).
+///
 /// # Errors
 /// `FORBIDDEN` unless admin; `NOT_FOUND` for an unknown membership.
-pub async fn revoke(ctx: Ctx<'_>, membership_id: i64) -> ApiResult<membership::Model> {
+pub async fn revoke(
+    ctx: Ctx<'_>,
+    bus: &EventBus,
+    membership_id: i64,
+) -> ApiResult<membership::Model> {
     ctx.policy.require_admin()?;
     let m = membership::Entity::find_by_id(membership_id)
         .one(ctx.db)
         .await?
         .ok_or_else(|| ApiError::not_found("membership"))?;
     membership::Entity::delete_by_id(m.id).exec(ctx.db).await?;
+    access_changed(bus, m.user_id);
     Ok(m)
 }
 
@@ -309,11 +333,12 @@ pub async fn login(
     }
 }
 
-/// Revokes the token the caller used.
+/// Revokes the token the caller used; their open subscriptions re-check
+/// their access (`AccessChanged` on `bus`).
 ///
 /// # Errors
 /// `UNAUTHENTICATED` for anonymous callers.
-pub async fn logout(db: &DatabaseConnection, viewer: &Viewer) -> ApiResult<()> {
+pub async fn logout(db: &DatabaseConnection, bus: &EventBus, viewer: &Viewer) -> ApiResult<()> {
     let exists = revoked_token::Entity::find_by_id(viewer.token.jti.clone())
         .one(db)
         .await?;
@@ -332,6 +357,7 @@ pub async fn logout(db: &DatabaseConnection, viewer: &Viewer) -> ApiResult<()> {
         .filter(revoked_token::Column::ExpiresAt.lt(Utc::now() - chrono::Duration::minutes(5)))
         .exec(db)
         .await?;
+    access_changed(bus, viewer.user.id);
     Ok(())
 }
 

@@ -18,6 +18,7 @@
 use std::collections::HashSet;
 
 use chrono::Utc;
+use entity::value_stream_support::Column as Link;
 use entity::{value_stream, value_stream_stage, value_stream_stage_state, value_stream_support};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
@@ -86,6 +87,18 @@ pub struct ValueStreamChanges {
     pub cost_period: Patch<CostPeriod>,
 }
 
+/// A stream the caller may read, with its owning unit's place in the tree.
+///
+/// # Errors
+/// `NOT_FOUND` for a stream the caller may not read; database errors.
+async fn found(ctx: Ctx<'_>, id: i64) -> ApiResult<(value_stream::Model, UnitPath)> {
+    let stream = find(ctx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("value stream"))?;
+    let path = units::path(ctx.db, stream.unit_id).await?;
+    Ok((stream, path))
+}
+
 /// Value streams the caller may read, as a query: the aggregate rule,
 /// applied inside the database.
 fn readable(ctx: Ctx<'_>) -> ApiResult<Select<value_stream::Entity>> {
@@ -137,16 +150,7 @@ pub async fn of_unit(ctx: Ctx<'_>, unit_id: i64) -> ApiResult<Vec<value_stream::
 /// # Errors
 /// `UNAUTHENTICATED`; database errors.
 pub async fn supports_of(ctx: Ctx<'_>, id: i64) -> ApiResult<Vec<value_stream::Model>> {
-    let ids = Query::select()
-        .column(value_stream_support::Column::OperationalId)
-        .from(value_stream_support::Entity)
-        .and_where(value_stream_support::Column::DevelopmentId.eq(id))
-        .to_owned();
-    Ok(readable(ctx)?
-        .filter(value_stream::Column::Id.in_subquery(ids))
-        .order_by_asc(value_stream::Column::Key)
-        .all(ctx.db)
-        .await?)
+    linked(ctx, Link::DevelopmentId, id, Link::OperationalId).await
 }
 
 /// The development streams supporting a (readable) operational stream,
@@ -155,10 +159,22 @@ pub async fn supports_of(ctx: Ctx<'_>, id: i64) -> ApiResult<Vec<value_stream::M
 /// # Errors
 /// `UNAUTHENTICATED`; database errors.
 pub async fn supported_by(ctx: Ctx<'_>, id: i64) -> ApiResult<Vec<value_stream::Model>> {
+    linked(ctx, Link::OperationalId, id, Link::DevelopmentId).await
+}
+
+/// The streams the support links whose `from` side is `id` lead to (their
+/// `to` side), those the caller may read, by key: the one lookup behind
+/// [`supports_of`] and [`supported_by`], which differ only in direction.
+async fn linked(
+    ctx: Ctx<'_>,
+    from: Link,
+    id: i64,
+    to: Link,
+) -> ApiResult<Vec<value_stream::Model>> {
     let ids = Query::select()
-        .column(value_stream_support::Column::DevelopmentId)
+        .column(to)
         .from(value_stream_support::Entity)
-        .and_where(value_stream_support::Column::OperationalId.eq(id))
+        .and_where(from.eq(id))
         .to_owned();
     Ok(readable(ctx)?
         .filter(value_stream::Column::Id.in_subquery(ids))
@@ -444,10 +460,7 @@ pub async fn create(ctx: Ctx<'_>, input: NewValueStream) -> ApiResult<value_stre
 
 /// A readable stream the caller may write, with its owner's place.
 async fn writable(ctx: Ctx<'_>, id: i64) -> ApiResult<(value_stream::Model, UnitPath)> {
-    let stream = find(ctx, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("value stream"))?;
-    let path = units::path(ctx.db, stream.unit_id).await?;
+    let (stream, path) = found(ctx, id).await?;
     if !ctx.policy.can_write_value_streams_of(&path) {
         return Err(forbidden());
     }
@@ -530,10 +543,7 @@ pub async fn value_stream_map(
     id: i64,
     window: Window,
 ) -> ApiResult<(value_stream::Model, ValueStreamMap)> {
-    let stream = find(ctx, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("value stream"))?;
-    let path = units::path(ctx.db, stream.unit_id).await?;
+    let (stream, path) = found(ctx, id).await?;
     ctx.policy.require_aggregates_of(&path)?;
     let specs: Vec<StageSpec> = stages_of(ctx, stream.id)
         .await?

@@ -17,6 +17,7 @@ use super::tx::write_transaction;
 use super::{Ctx, Page, PageArgs, boards, paginate, rank, units, users};
 use crate::domain::{DefectOrigin, FlowType, StateCategory, WorkItemType, validate_item_key};
 use crate::error::{ApiError, ApiResult};
+use crate::events::{ChangeKind, DomainEvent, EventBus};
 use crate::policy::UnitPath;
 
 /// Filters of a work item list.
@@ -255,13 +256,13 @@ async fn eligible_assignee(db: &impl ConnectionTrait, id: i64, unit: &UnitPath) 
 }
 
 /// Creates an item in its unit's initial (or given) state, recording the
-/// first transition.
+/// first transition, then publishes `WorkItemCreated` on `bus`.
 ///
 /// # Errors
 /// `NOT_FOUND` for an unknown unit or an unreadable parent; `FORBIDDEN`
 /// without write rights; `BAD_USER_INPUT` for invalid fields, levels or states;
 /// `CONFLICT` for a key in use.
-pub async fn create(ctx: Ctx<'_>, input: NewItem) -> ApiResult<work_item::Model> {
+pub async fn create(ctx: Ctx<'_>, bus: &EventBus, input: NewItem) -> ApiResult<work_item::Model> {
     let viewer = ctx.policy.viewer()?;
     let actor = viewer.user.id;
     let unit = units::path(ctx.db, input.unit).await?;
@@ -379,7 +380,13 @@ pub async fn create(ctx: Ctx<'_>, input: NewItem) -> ApiResult<work_item::Model>
     .await?;
     facts::refresh(&txn, &[item.id]).await?;
     txn.commit().await?;
+    publish(bus, ChangeKind::WorkItemCreated, &item);
     Ok(item)
+}
+
+/// Publishes a change of `item` (after its transaction committed).
+fn publish(bus: &EventBus, kind: ChangeKind, item: &work_item::Model) {
+    bus.publish(DomainEvent::new(kind, item.unit_id, item.id));
 }
 
 /// A field that may be left alone, cleared, or set.
@@ -442,13 +449,19 @@ async fn creates_cycle(
     Ok(false)
 }
 
-/// Changes an item's fields (not its state: see [`move_to`]).
+/// Changes an item's fields (not its state: see [`move_to`]), then
+/// publishes `WorkItemUpdated` on `bus`.
 ///
 /// # Errors
 /// `NOT_FOUND` for an item the caller cannot read; `FORBIDDEN` without write
 /// rights; `BAD_USER_INPUT` for invalid values, a parent at the wrong level or
 /// in another subtree, or a cycle.
-pub async fn update(ctx: Ctx<'_>, id: i64, changes: ItemChanges) -> ApiResult<work_item::Model> {
+pub async fn update(
+    ctx: Ctx<'_>,
+    bus: &EventBus,
+    id: i64,
+    changes: ItemChanges,
+) -> ApiResult<work_item::Model> {
     let (item, unit) = writable_item(ctx, id).await?;
     let item_type = WorkItemType::parse(&item.item_type)?;
     let mut model = item.clone().into_active_model();
@@ -522,7 +535,9 @@ pub async fn update(ctx: Ctx<'_>, id: i64, changes: ItemChanges) -> ApiResult<wo
         model.blocked = Set(b);
     }
     model.updated_at = Set(Utc::now());
-    Ok(model.update(ctx.db).await?)
+    let updated = model.update(ctx.db).await?;
+    publish(bus, ChangeKind::WorkItemUpdated, &updated);
+    Ok(updated)
 }
 
 /// Where a moved card goes in its column, relative to another card.
@@ -677,7 +692,8 @@ async fn ranks_at(
 /// Moves an item to another state of its unit's workflow, appending a
 /// transition, and places its card at the end of the target column or at
 /// `position`. Moving to the current state without a position changes
-/// nothing; with one, it only reorders the card.
+/// nothing; with one, it only reorders the card. Publishes on `bus` what it
+/// did: `WorkItemMoved` (with the state left) or `WorkItemRanked`.
 ///
 /// # Errors
 /// `NOT_FOUND` for an item the caller cannot read; `FORBIDDEN` without write
@@ -686,6 +702,7 @@ async fn ranks_at(
 /// at, or when someone else moved the item meanwhile.
 pub async fn move_to(
     ctx: Ctx<'_>,
+    bus: &EventBus,
     id: i64,
     to_state: &str,
     position: Option<Position>,
@@ -768,6 +785,14 @@ pub async fn move_to(
         facts::refresh(&txn, &[item.id]).await?;
     }
     txn.commit().await?;
+    if changes_state {
+        bus.publish(DomainEvent {
+            from_state: Some(item.state.clone()),
+            ..DomainEvent::new(ChangeKind::WorkItemMoved, updated.unit_id, updated.id)
+        });
+    } else {
+        publish(bus, ChangeKind::WorkItemRanked, &updated);
+    }
     Ok(Moved {
         item: updated,
         from_state: item.state,
@@ -781,7 +806,8 @@ pub async fn move_to(
 pub const MAX_REORDER: usize = 100;
 
 /// Places `ids`, in this order, together at `position` in their column:
-/// only their ranks change, the rest of the column keeps its own.
+/// only their ranks change, the rest of the column keeps its own. Publishes
+/// `WorkItemRanked` on `bus` for each card, in their new order.
 ///
 /// # Errors
 /// `BAD_USER_INPUT` for an empty, oversize or repeating list, cards of
@@ -789,6 +815,7 @@ pub const MAX_REORDER: usize = 100;
 /// `FORBIDDEN` as for [`move_to`].
 pub async fn reorder(
     ctx: Ctx<'_>,
+    bus: &EventBus,
     ids: &[i64],
     position: Position,
 ) -> ApiResult<Vec<work_item::Model>> {
@@ -840,5 +867,8 @@ pub async fn reorder(
         .await?;
     txn.commit().await?;
     out.sort_by(|a, b| a.rank.cmp(&b.rank));
+    for item in &out {
+        publish(bus, ChangeKind::WorkItemRanked, item);
+    }
     Ok(out)
 }

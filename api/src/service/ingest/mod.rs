@@ -18,6 +18,7 @@ mod handlers;
 mod log;
 mod outcome;
 mod records;
+pub mod report;
 mod stats;
 
 pub use self::event::{Event, EventType, Raw};

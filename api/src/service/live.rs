@@ -3,6 +3,9 @@
 //! columns, the parent card's progress), then shared by every subscriber.
 //! Each subscriber only filters by its own access: per event, the database
 //! is read once, not once per subscriber.
+//!
+//! The hub sits here, beside the services whose boards and cards it reads,
+//! and above the event bus it listens to: `events/` knows none of it.
 
 use std::sync::Arc;
 
@@ -11,10 +14,10 @@ use entity::work_item;
 use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::broadcast;
 
-use super::{ChangeKind, DomainEvent, EventBus};
+use super::{boards, units};
 use crate::error::ApiResult;
+use crate::events::{ChangeKind, DomainEvent, EventBus, relay};
 use crate::policy::UnitPath;
-use crate::service::{boards, units};
 
 /// Events a subscriber may fall behind by before it is told it lagged.
 pub const CAPACITY: usize = 1024;
@@ -60,7 +63,7 @@ pub struct LiveHub {
 impl LiveHub {
     /// Starts the hub (and, on PostgreSQL, the replica relay) on `bus`.
     pub fn start(db: &DatabaseConnection, bus: &EventBus) -> Self {
-        super::relay::start(db, bus);
+        relay::start(db, bus);
         let (tx, _) = broadcast::channel(CAPACITY);
         tokio::spawn(run(db.clone(), bus.subscribe(), tx.clone()));
         Self { tx }
