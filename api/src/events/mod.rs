@@ -39,6 +39,7 @@ pub enum ChangeKind {
     IncidentOpened,
     IncidentResolved,
     KeyResultMeasured,
+    ObjectiveUpserted,
 }
 
 /// One applied change.

@@ -431,3 +431,90 @@ async fn objectives_link_work_and_forecast_it(app: TestApp) {
     }
 }
 both!(objectives_link_work_and_forecast_it);
+
+/// OKR tools feed objectives through the ingest door, and work items name
+/// the objectives they serve; the source system's list replaces the links.
+async fn objectives_and_links_arrive_by_ingest(app: TestApp) {
+    let admin = setup(&app).await;
+    let ev = |id: &str, kind: &str, data: Value| {
+        format!(
+            "{}\n",
+            json!({"id": id, "type": kind, "source": "fc", "data": data})
+        )
+    };
+    let objective = |id: &str, title: &str, target: f64| {
+        ev(
+            id,
+            "objective.upserted",
+            json!({"key": "PAY-GROW", "unit": "payments", "title": title,
+                   "period_start": "2026-01-01T00:00:00Z", "period_end": "2026-06-30T00:00:00Z",
+                   "key_results": [
+                       {"key": "PAY-GROW-1", "title": "Volume", "start": 10.0, "target": target},
+                       {"key": "PAY-GROW-2", "title": "Churn", "start": 8.0, "target": 4.0}]}),
+        )
+    };
+    let feature = |id: &str, objectives: Value| {
+        ev(
+            id,
+            "work_item.upserted",
+            json!({"external_id": "FC-F", "key": "FC-F", "unit": "payments-checkout",
+                   "type": "FEATURE", "title": "F", "state": "Backlog",
+                   "created_at": "2026-03-19T00:00:00Z", "objectives": objectives}),
+        )
+    };
+    let body = [
+        objective("o1", "Grow", 20.0),
+        feature("o2", json!(["PAY-GROW"])),
+        // A story does not serve objectives; an unknown key is refused; a
+        // key result going nowhere is refused.
+        ev("o3", "work_item.upserted",
+           json!({"external_id": "FC-S1", "key": "FC-S1", "unit": "team-atlas", "type": "STORY",
+                  "title": "S1", "state": "Backlog", "parent": "FC-F",
+                  "created_at": "2026-03-20T00:00:00Z", "objectives": ["PAY-GROW"]})),
+        feature("o4", json!(["NOPE"])),
+        ev("o5", "objective.upserted",
+           json!({"key": "PAY-BAD", "unit": "payments", "title": "Bad",
+                  "period_start": "2026-01-01T00:00:00Z", "period_end": "2026-06-30T00:00:00Z",
+                  "key_results": [{"key": "PAY-BAD-1", "title": "x", "start": 1.0, "target": 1.0}]})),
+    ]
+    .concat();
+    let (status, report) = post_ndjson(&app, &admin, &body).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (&report["applied"], &report["rejected"]),
+        (&json!(2), &json!(3)),
+        "{report}"
+    );
+    let q = "{ unit(key: \"payments\") { objectives { key title keyResults { key targetValue }
+        linkedWorkItems { key } } } workItem(key: \"FC-F\") { objectives { key } } }";
+    let d = app.ok(&admin, q, json!({})).await;
+    assert_eq!(
+        d["unit"]["objectives"],
+        json!([{"key": "PAY-GROW", "title": "Grow",
+                "keyResults": [{"key": "PAY-GROW-1", "targetValue": 20.0},
+                               {"key": "PAY-GROW-2", "targetValue": 4.0}],
+                "linkedWorkItems": [{"key": "FC-F"}]}])
+    );
+    assert_eq!(d["workItem"]["objectives"], json!([{"key": "PAY-GROW"}]));
+    // Sent again, changed: the objective and its key result update in
+    // place; an empty list unlinks; no list leaves the links alone.
+    let body = [
+        objective("o6", "Grow card payments", 30.0),
+        feature("o7", json!([])),
+    ]
+    .concat();
+    let (_, report) = post_ndjson(&app, &admin, &body).await;
+    assert_eq!(report["applied"], 2, "{report}");
+    let d = app.ok(&admin, q, json!({})).await;
+    let o = &d["unit"]["objectives"][0];
+    assert_eq!(o["title"], "Grow card payments");
+    assert_eq!(o["keyResults"][0]["targetValue"], 30.0);
+    assert_eq!(o["linkedWorkItems"], json!([]));
+    let (_, report) = post_ndjson(&app, &admin, &feature("o8", json!(["PAY-GROW"]))).await;
+    assert_eq!(report["applied"], 1, "{report}");
+    let (_, report) = post_ndjson(&app, &admin, &feature("o9", Value::Null)).await;
+    assert_eq!(report["applied"], 1, "{report}");
+    let d = app.ok(&admin, q, json!({})).await;
+    assert_eq!(d["workItem"]["objectives"], json!([{"key": "PAY-GROW"}]));
+}
+both!(objectives_and_links_arrive_by_ingest);

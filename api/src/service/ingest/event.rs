@@ -62,6 +62,7 @@ pub enum EventType {
     IncidentOpened,
     IncidentResolved,
     KeyResultMeasured,
+    ObjectiveUpserted,
 }
 
 impl EventType {
@@ -77,6 +78,7 @@ impl EventType {
             Self::IncidentOpened => "incident.opened",
             Self::IncidentResolved => "incident.resolved",
             Self::KeyResultMeasured => "key_result.measured",
+            Self::ObjectiveUpserted => "objective.upserted",
         }
     }
 }

@@ -22,6 +22,7 @@ use super::event::{
 };
 use super::log::{claim_conflict, mark_rejected, record_rejection};
 use super::outcome::{EventResult, INTERNAL_REASON, Status};
+use super::outcomes;
 use super::records::{Delivery, by_ref};
 use crate::domain::{UnitKind, validate_unit_key};
 use crate::events::{ChangeKind, DomainEvent};
@@ -180,6 +181,7 @@ where
             "incident.opened" => self.incident_opened(txn, &env.source, d).await,
             "incident.resolved" => self.incident_resolved(txn, &env.source, d).await,
             "key_result.measured" => self.key_result_measured(txn, &env.source, d).await,
+            "objective.upserted" => self.objective_upserted(txn, d).await,
             other => reject(format!("unknown event type {other:?}")),
         }
     }
@@ -372,7 +374,38 @@ where
         }
     }
 
+    /// Writes the item, then the objectives it serves when the event names
+    /// them (resolved first, so a bad key writes nothing).
     async fn item_upserted(
+        &self,
+        txn: &DatabaseTransaction,
+        source: &str,
+        d: &Map<String, Value>,
+    ) -> Applied {
+        let f = ItemFields::parse(d)?;
+        let objectives = outcomes::objectives_of_item(txn, d, f.item_type, |unit| {
+            self.check_unit_scope(txn, unit)
+        })
+        .await?;
+        let events = self.item_written(txn, source, d).await?;
+        if let Some(item) = self.item_by_ref(txn, source, f.ext).await? {
+            objectives.apply(txn, item.id).await?;
+        }
+        Ok(events)
+    }
+
+    async fn objective_upserted(
+        &self,
+        txn: &DatabaseTransaction,
+        d: &Map<String, Value>,
+    ) -> Applied {
+        let f = outcomes::ObjectiveFields::parse(d)?;
+        let (unit, _) = self.writable_unit(txn, f.unit).await?;
+        f.apply(txn, unit.id, |old| self.check_unit_scope(txn, old))
+            .await
+    }
+
+    async fn item_written(
         &self,
         txn: &DatabaseTransaction,
         source: &str,

@@ -17,6 +17,7 @@ mod event;
 mod handlers;
 mod log;
 mod outcome;
+mod outcomes;
 mod records;
 pub mod report;
 mod stats;

@@ -85,7 +85,7 @@ impl Planner<'_> {
     async fn plan_item(&mut self, env: &Envelope) -> Result<Plan, DbErr> {
         let source = env.source.as_str();
         let f = check!(ItemFields::parse(&env.data));
-        if f.assignee.is_some() {
+        if f.assignee.is_some() || env.data.contains_key("objectives") {
             return Ok(Plan::Slow);
         }
         let path = match self.writable_unit(f.unit).await? {
