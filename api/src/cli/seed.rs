@@ -1475,7 +1475,7 @@ mod tests {
         }
     }
 
-    fn tree() -> Tree {
+    pub(super) fn tree() -> Tree {
         let mut id = 10;
         let mut next = || {
             id += 1;

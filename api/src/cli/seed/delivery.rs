@@ -582,3 +582,73 @@ where
             .await?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::cli::seed::{EXTRAS_SEED, RNG_SEED, plan_items};
+
+    #[test]
+    fn delivery_follows_the_work_and_stays_in_the_past() {
+        let now = Utc::now();
+        let tree = super::super::tests::tree();
+        let items = plan_items(&mut StdRng::seed_from_u64(RNG_SEED), now, &tree);
+        let ids: Vec<i64> = (1..=items.items.len() as i64).collect();
+        let d = plan(
+            &mut StdRng::seed_from_u64(EXTRAS_SEED),
+            now,
+            &tree,
+            &items,
+            &ids,
+        );
+        let mut exts = HashSet::new();
+        for c in &d.changes {
+            assert!(exts.insert(c.ext.clone()), "duplicate {}", c.ext);
+            assert!(
+                c.first_commit <= c.opened && c.opened <= c.merged,
+                "{}",
+                c.ext
+            );
+            assert!(c.merged < now, "{}", c.ext);
+        }
+        let mut shipped = HashSet::new();
+        for x in &d.deployments {
+            assert!(exts.insert(x.ext.clone()), "duplicate {}", x.ext);
+            assert!(x.finished < now && x.finished > now - TimeDelta::days(90));
+            if x.environment == PRODUCTION && x.status == SUCCESS {
+                assert!(!x.changes.is_empty(), "{} ships nothing", x.ext);
+            }
+            for &c in &x.changes {
+                assert!(
+                    d.changes[c].merged < x.finished,
+                    "{} before its merge",
+                    x.ext
+                );
+                assert_eq!(d.changes[c].unit_id, x.unit_id);
+                if x.environment == PRODUCTION && x.status == SUCCESS {
+                    assert!(shipped.insert(c), "{} shipped twice", d.changes[c].ext);
+                }
+            }
+        }
+        assert!(d.incidents.len() >= 10, "{} incidents", d.incidents.len());
+        for i in &d.incidents {
+            assert!(i.opened < now && i.resolved.is_none_or(|r| i.opened < r && r < now));
+            if let Some(k) = i.deployment {
+                assert!(d.deployments[k].finished < i.opened, "{}", i.ext);
+            }
+        }
+        assert!(!d.releases.is_empty());
+        for r in &d.releases {
+            assert!(!r.items.is_empty() && r.released < now, "{}", r.ext);
+        }
+        // Every completed story of a team has the pull request that did it.
+        let linked: HashSet<i64> = d.changes.iter().flat_map(|c| c.items.clone()).collect();
+        for (item, id) in items.items.iter().zip(&ids) {
+            if item.item_type == WorkItemType::Story && item.last().0 == DONE {
+                assert!(linked.contains(id), "{} has no pull request", item.key);
+            }
+        }
+    }
+}
