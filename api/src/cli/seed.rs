@@ -68,8 +68,8 @@ const WIP_LIMITS: &[(&str, &str, i32)] = &[
     ("team-iris", TESTING, 2),
     ("team-juniper", IN_REVIEW, 2),
 ];
-/// Teams with a work item flagged as blocked (in an active or waiting state
-/// other than `Blocked`).
+/// Teams with a story or defect flagged as blocked (in an active or waiting
+/// state other than `Blocked`).
 const FLAGGED_TEAMS: &[&str] = &[
     "team-comet",
     "team-delta",
@@ -615,8 +615,8 @@ async fn boards(
         let team_id = unit_id(team)?;
         let item = plan.items.iter().zip(ids).find(|(i, _)| {
             i.unit_id == team_id
-                && i.item_type == WorkItemType::Story
-                && matches!(i.last().0, IN_PROGRESS | IN_REVIEW)
+                && matches!(i.item_type, WorkItemType::Story | WorkItemType::Defect)
+                && matches!(i.last().0, IN_PROGRESS | IN_REVIEW | TESTING)
         });
         if let Some((_, id)) = item {
             flagged.push(*id);
