@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use anyhow::{anyhow, bail};
 use chrono::{DateTime, TimeDelta, Utc};
-use entity::{transition, unit, user, work_item};
+use entity::{board_wip_limit, transition, unit, user, work_item};
 use rand::distributions::Alphanumeric;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -26,6 +26,9 @@ use sea_orm::{
 use crate::domain::{DefectOrigin, Role, UnitKind, WorkItemType};
 use crate::error::ApiError;
 use crate::service::{rank, units, users};
+
+mod delivery;
+mod outcomes;
 
 /// One demo login: role label, email, password.
 pub struct DemoLogin {
@@ -51,8 +54,30 @@ const CHUNK: usize = 500;
 const RNG_SEED: u64 = 42;
 /// Length of a generated password.
 const PASSWORD_LEN: usize = 16;
-/// `source` of every generated transition.
+/// `source` of every generated transition and delivery record.
 const SOURCE: &str = "seed";
+/// Seed of the delivery, outcome and board generator: apart from
+/// [`RNG_SEED`], so the work items stay what they were before it.
+const EXTRAS_SEED: u64 = 4242;
+/// WIP limits of some team boards: team key, column, limit.
+const WIP_LIMITS: &[(&str, &str, i32)] = &[
+    ("team-delta", IN_PROGRESS, 3),
+    ("team-delta", IN_REVIEW, 2),
+    ("team-fjord", IN_PROGRESS, 4),
+    ("team-iris", IN_PROGRESS, 2),
+    ("team-iris", TESTING, 2),
+    ("team-juniper", IN_REVIEW, 2),
+];
+/// Teams with a story or defect flagged as blocked (in an active or waiting
+/// state other than `Blocked`).
+const FLAGGED_TEAMS: &[&str] = &[
+    "team-comet",
+    "team-delta",
+    "team-fjord",
+    "team-glacier",
+    "team-harbor",
+    "team-juniper",
+];
 
 const PORTFOLIOS: &[(&str, &str)] = &[("payments", "Payments"), ("lending", "Lending")];
 /// Key, name, index of the portfolio in [`PORTFOLIOS`].
@@ -511,15 +536,30 @@ pub async fn demo(
     let now = Utc::now();
     let mut rng = StdRng::seed_from_u64(RNG_SEED);
     let plan = plan_items(&mut rng, now, &tree);
-    let (items, transitions) = store(&txn, &plan, &categories, now).await?;
+    let (ids, transitions) = store(&txn, &plan, &categories, now).await?;
+    let flagged = boards(&txn, &plan, &ids, &by_key).await?;
+    let mut extras = StdRng::seed_from_u64(EXTRAS_SEED);
+    let delivered = delivery::plan(&mut extras, now, &tree, &plan, &ids);
+    let delivered = delivery::store(&txn, &delivered).await?;
+    let outcomes = outcomes::store(&txn, &mut extras, now, &tree, &plan, &ids).await?;
 
     txn.commit().await?;
 
     tracing::info!(
         units = portfolios.len() + programs.len() + teams.len(),
         users = user_count,
-        work_items = items,
+        work_items = ids.len(),
         transitions,
+        flagged_blocked = flagged,
+        changes = delivered.changes,
+        deployments = delivered.deployments,
+        incidents = delivered.incidents,
+        releases = delivered.releases,
+        objectives = outcomes.objectives,
+        key_results = outcomes.key_results,
+        measurements = outcomes.measurements,
+        objective_links = outcomes.links,
+        value_streams = outcomes.value_streams,
         "seeded the {ORG_NAME} demo organisation"
     );
     Ok(Some(logins))
@@ -543,14 +583,62 @@ async fn workflow_categories(
     Ok(categories)
 }
 
+/// WIP limits on some team boards ([`WIP_LIMITS`]) and one item in progress
+/// flagged as blocked on some others ([`FLAGGED_TEAMS`]), written as the
+/// board and work item services write them. Returns the flagged count.
+async fn boards(
+    txn: &DatabaseTransaction,
+    plan: &Plan,
+    ids: &[i64],
+    by_key: &HashMap<&'static str, unit::Model>,
+) -> anyhow::Result<usize> {
+    let unit_id = |key: &str| {
+        by_key
+            .get(key)
+            .map(|u| u.id)
+            .ok_or_else(|| anyhow!("no demo unit {key}"))
+    };
+    let mut limits = Vec::with_capacity(WIP_LIMITS.len());
+    for (team, state, limit) in WIP_LIMITS {
+        limits.push(board_wip_limit::ActiveModel {
+            unit_id: Set(unit_id(team)?),
+            state: Set((*state).to_owned()),
+            wip_limit: Set(Some(*limit)),
+            ..Default::default()
+        });
+    }
+    board_wip_limit::Entity::insert_many(limits)
+        .exec_without_returning(txn)
+        .await?;
+    let mut flagged = Vec::new();
+    for team in FLAGGED_TEAMS {
+        let team_id = unit_id(team)?;
+        let item = plan.items.iter().zip(ids).find(|(i, _)| {
+            i.unit_id == team_id
+                && matches!(i.item_type, WorkItemType::Story | WorkItemType::Defect)
+                && matches!(i.last().0, IN_PROGRESS | IN_REVIEW | TESTING)
+        });
+        if let Some((_, id)) = item {
+            flagged.push(*id);
+        }
+    }
+    work_item::Entity::update_many()
+        .col_expr(work_item::Column::Blocked, Expr::value(true))
+        .filter(work_item::Column::Id.is_in(flagged.iter().copied()))
+        .exec(txn)
+        .await?;
+    Ok(flagged.len())
+}
+
 /// Inserts the planned items and transitions in one transaction and moves
-/// each unit's key counter past the generated keys. Returns the counts.
+/// each unit's key counter past the generated keys. Returns the items' ids
+/// (in plan order) and the number of transitions.
 async fn store(
     txn: &DatabaseTransaction,
     plan: &Plan,
     categories: &HashMap<&'static str, String>,
     now: DateTime<Utc>,
-) -> anyhow::Result<(usize, usize)> {
+) -> anyhow::Result<(Vec<i64>, usize)> {
     let category = |state: &str| -> anyhow::Result<String> {
         categories
             .get(state)
@@ -637,9 +725,14 @@ async fn store(
     }
 
     // Transitions: the whole history of every item.
+    let ids = plan
+        .items
+        .iter()
+        .zip(&ids)
+        .map(|(item, id)| id.ok_or_else(|| anyhow!("work item {} was not stored", item.key)))
+        .collect::<anyhow::Result<Vec<i64>>>()?;
     let mut rows = Vec::new();
-    for (item, id) in plan.items.iter().zip(&ids) {
-        let id = id.ok_or_else(|| anyhow!("work item {} was not stored", item.key))?;
+    for (item, &id) in plan.items.iter().zip(&ids) {
         let mut from: Option<&str> = None;
         for (state, at) in &item.history {
             rows.push(transition::ActiveModel {
@@ -677,7 +770,7 @@ async fn store(
             .exec(txn)
             .await?;
     }
-    Ok((plan.items.len(), transition_count))
+    Ok((ids, transition_count))
 }
 
 // ---------------------------------------------------------------------------
@@ -1382,7 +1475,7 @@ mod tests {
         }
     }
 
-    fn tree() -> Tree {
+    pub(super) fn tree() -> Tree {
         let mut id = 10;
         let mut next = || {
             id += 1;

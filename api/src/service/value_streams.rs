@@ -335,7 +335,9 @@ fn forbidden() -> ApiError {
     ApiError::forbidden("you may not write value streams of this unit")
 }
 
-async fn write_stages(
+/// Replaces a stream's stages (checked by the caller), in order. Also
+/// used by the demo seed, so the demo's streams are stored as these are.
+pub(crate) async fn write_stages(
     txn: &DatabaseTransaction,
     stream_id: i64,
     stages: &[StageInput],
@@ -375,7 +377,8 @@ async fn write_stages(
     Ok(())
 }
 
-async fn write_supports(
+/// Replaces the operational streams a development stream supports.
+pub(crate) async fn write_supports(
     txn: &DatabaseTransaction,
     stream_id: i64,
     supports: &[i64],

@@ -232,6 +232,27 @@ impl Drop for TestApp {
 }
 
 /// The `extensions.code` of the first error.
+/// The nodes of a delivery connection that a test wrote: without the demo
+/// seed's records (`source: "seed"`), and without the `source` field asked
+/// only to tell them apart.
+pub fn not_seeded(nodes: &Value) -> Value {
+    Value::Array(
+        nodes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["source"] != "seed")
+            .map(|n| {
+                let mut n = n.clone();
+                if let Some(o) = n.as_object_mut() {
+                    o.remove("source");
+                }
+                n
+            })
+            .collect(),
+    )
+}
+
 pub fn code(body: &Value) -> String {
     body["errors"][0]["extensions"]["code"]
         .as_str()

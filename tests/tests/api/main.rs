@@ -3,6 +3,7 @@
 mod access;
 mod auth;
 mod boards;
+mod demo;
 mod forecasts;
 mod fuzz;
 mod harness;

@@ -6,7 +6,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::harness::{ADMIN, TEAM, TestApp, code};
+use crate::harness::{ADMIN, TEAM, TestApp, code, not_seeded};
 
 const SECRET: &str = "webhook-secret-for-tests";
 
@@ -205,20 +205,20 @@ async fn github_deliveries_land_in_the_common_model(app: TestApp) {
     let (_, r) = deliver(&app, "release", "d-5", &rel, None).await;
     assert_eq!(r["applied"], 1, "{r}");
     let d = app
-        .ok(&team, "{ unit(key: \"team-atlas\") { changes { nodes { repository title } } deployments { nodes { environment status changes { externalId } } } releases { nodes { name } } } }", json!({}))
+        .ok(&team, "{ unit(key: \"team-atlas\") { changes(last: 10) { nodes { source repository title } } deployments(last: 10) { nodes { source environment status changes { externalId } } } releases(last: 10) { nodes { source name } } } }", json!({}))
         .await;
     assert_eq!(
-        d["unit"]["changes"]["nodes"],
+        not_seeded(&d["unit"]["changes"]["nodes"]),
         json!([{ "repository": "acme/cards", "title": "Vault client" }])
     );
     assert_eq!(
-        d["unit"]["deployments"]["nodes"],
+        not_seeded(&d["unit"]["deployments"]["nodes"]),
         json!([{ "environment": "PRODUCTION", "status": "SUCCESS",
                   "changes": [{ "externalId": "acme/cards!7" }] }]),
         "the deployment of the merge commit ships the pull request: {d}"
     );
     assert_eq!(
-        d["unit"]["releases"]["nodes"],
+        not_seeded(&d["unit"]["releases"]["nodes"]),
         json!([{ "name": "v1.2.0" }])
     );
 
@@ -392,18 +392,21 @@ async fn gitlab_hooks_land_in_the_common_model(app: TestApp) {
     let (_, r) = hook(&app, "Release Hook", "u-6", &rel, TOKEN).await;
     assert_eq!(r["applied"], 1, "{r}");
     let d = app
-        .ok(&admin, "{ unit(key: \"team-fjord\") { changes { nodes { repository } } deployments { nodes { status changes { externalId } } } releases { nodes { name } } } }", json!({}))
+        .ok(&admin, "{ unit(key: \"team-fjord\") { changes(last: 10) { nodes { source repository } } deployments(last: 10) { nodes { source status changes { externalId } } } releases(last: 10) { nodes { source name } } } }", json!({}))
         .await;
     assert_eq!(
-        d["unit"]["changes"]["nodes"],
+        not_seeded(&d["unit"]["changes"]["nodes"]),
         json!([{ "repository": "acme/lending-core" }])
     );
     assert_eq!(
-        d["unit"]["deployments"]["nodes"],
+        not_seeded(&d["unit"]["deployments"]["nodes"]),
         json!([{ "status": "SUCCESS", "changes": [{ "externalId": "acme/lending-core!1" }] }]),
         "the deployment of the merge commit ships the merge request: {d}"
     );
-    assert_eq!(d["unit"]["releases"]["nodes"], json!([{ "name": "v0.9" }]));
+    assert_eq!(
+        not_seeded(&d["unit"]["releases"]["nodes"]),
+        json!([{ "name": "v0.9" }])
+    );
 }
 both!(gitlab_hooks_land_in_the_common_model);
 
