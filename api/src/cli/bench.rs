@@ -217,14 +217,7 @@ fn series(
     throughput: i64,
 ) -> Series {
     times.sort_by(f64::total_cmp);
-    let pick = |p: f64| {
-        if times.is_empty() {
-            return 0.0;
-        }
-        let rank = p * (times.len() - 1) as f64;
-        let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
-        times[lo] + (times[hi] - times[lo]) * rank.fract()
-    };
+    let pick = |p: f64| percentile(times, p);
     Series {
         level,
         unit_key: key.to_owned(),
@@ -306,4 +299,68 @@ pub fn table(series: &[Series], runs: usize) -> String {
     }
     s.push_str(&format!("\n{runs} runs per row after one warm-up run.\n"));
     s
+}
+
+/// The continuous percentile `p` of sorted `times`; 0 when empty.
+fn percentile(times: &[f64], p: f64) -> f64 {
+    if times.is_empty() {
+        return 0.0;
+    }
+    let rank = p * (times.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    times[lo] + (times[hi] - times[lo]) * rank.fract()
+}
+
+/// The inputs of `gemba bench forecast`.
+#[derive(Clone, Copy, Debug)]
+pub struct ForecastBench {
+    pub trials: u32,
+    pub sample_days: usize,
+    pub remaining: u64,
+    pub days: u32,
+    pub runs: usize,
+}
+
+/// Times both Monte Carlo forecasts on one thread over an irregular
+/// generated sample (four days in ten without completions, up to eight on
+/// the others), a new seed per run; returns a table of milliseconds.
+#[must_use]
+pub fn forecast(b: &ForecastBench) -> String {
+    use crate::service::forecast::engine::{self, SplitMix64};
+    let mut rng = SplitMix64::new(42);
+    let sample: Vec<u32> = (0..b.sample_days)
+        .map(|_| {
+            if rng.below(10) < 4 {
+                0
+            } else {
+                1 + rng.below(8) as u32
+            }
+        })
+        .collect();
+    let time = |f: &dyn Fn(u64)| {
+        f(0);
+        let mut times: Vec<f64> = (1..=b.runs as u64)
+            .map(|seed| {
+                let started = Instant::now();
+                f(seed);
+                started.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        (percentile(&times, 0.5), percentile(&times, 0.95))
+    };
+    let (when_p50, when_p95) = time(&|seed| {
+        std::hint::black_box(engine::when(&sample, b.remaining, b.trials, seed, Some(60)));
+    });
+    let (many_p50, many_p95) = time(&|seed| {
+        std::hint::black_box(engine::how_many(&sample, b.days, b.trials, seed));
+    });
+    let completed: u32 = sample.iter().sum();
+    format!(
+        "sample: {} days, {completed} completed; {} trials, {} runs\n\
+         | forecast | median ms | p95 ms |\n|---|---:|---:|\n\
+         | when ({} remaining) | {when_p50:.2} | {when_p95:.2} |\n\
+         | how many ({} days) | {many_p50:.2} | {many_p95:.2} |\n",
+        b.sample_days, b.trials, b.runs, b.remaining, b.days
+    )
 }

@@ -88,6 +88,26 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
+    /// The Monte Carlo forecast's CPU cost (DESIGN §3.8): "when" and "how
+    /// many" over a generated daily-throughput sample, median and p95 in
+    /// milliseconds of one thread.
+    Forecast {
+        /// Trials per forecast.
+        #[arg(long, default_value_t = 10_000)]
+        trials: u32,
+        /// Days in the sample.
+        #[arg(long, default_value_t = 90)]
+        sample_days: usize,
+        /// Leaf items remaining, for "when".
+        #[arg(long, default_value_t = 200)]
+        remaining: u64,
+        /// Days ahead, for "how many".
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        /// Timed runs per series (after one warm-up run).
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+    },
     /// Many subscribers on a running demo server and a steady stream of
     /// moves: event-to-delivery latency and the server's memory. See
     /// `docs/bench/live.sh`, which starts the server.
@@ -235,6 +255,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let series = bench::metrics(&conn, runs).await?;
             out(&bench::table(&series, runs))
         }
+        Command::Bench {
+            what:
+                BenchCommand::Forecast {
+                    trials,
+                    sample_days,
+                    remaining,
+                    days,
+                    runs,
+                },
+        } => out(&bench::forecast(&bench::ForecastBench {
+            trials,
+            sample_days,
+            remaining,
+            days,
+            runs,
+        })),
         Command::Bench {
             what:
                 BenchCommand::Live {

@@ -199,7 +199,9 @@ impl Unit {
     /// "How many leaf items will this unit's subtree finish in `days`
     /// days?" (DESIGN §3.8): a Monte Carlo forecast over its recent daily
     /// throughput. `FORBIDDEN` where you may not read the unit's aggregates.
-    #[graphql(complexity = "super::forecasts::forecast_cost(input.as_ref()) + child_complexity")]
+    #[graphql(
+        complexity = "super::forecasts::how_many_cost(days, input.as_ref()) + child_complexity"
+    )]
     async fn throughput_forecast(
         &self,
         ctx: &Context<'_>,

@@ -223,6 +223,16 @@ fn subtrees_condition(sql: &mut Sql, units: &[UnitPath]) -> String {
     parts.join(" OR ")
 }
 
+/// Runs the trials on the blocking pool: up to 100,000 trials of 3,650
+/// days are seconds of CPU that must not hold a runtime worker.
+async fn off_the_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("a forecast's trials failed: {e}")))
+}
+
 /// A "when" forecast with its inputs' sizes.
 #[derive(Clone, Debug)]
 pub struct WhenForecast {
@@ -311,13 +321,12 @@ pub async fn when_of(
     let target = settled.target.or(default_target);
     let target_days = target.map(|t| (ms(t) - ms(settled.as_of)).div_euclid(DAY_MS));
     let remaining = leaves.progress.remaining();
-    let outcome = engine::when(
-        &sample,
-        remaining,
-        settled.trials,
-        settled.seed,
-        target_days,
-    );
+    let (trials, seed) = (settled.trials, settled.seed);
+    let (sample, outcome) = off_the_runtime(move || {
+        let outcome = engine::when(&sample, remaining, trials, seed, target_days);
+        (sample, outcome)
+    })
+    .await?;
     let date = |days: Option<u32>| {
         days.map(|d| settled.as_of + Duration::milliseconds(i64::from(d) * DAY_MS))
     };
@@ -370,7 +379,12 @@ pub async fn unit_how_many(
         .ok_or_else(|| ApiError::bad_input(format!("`days` must be between 1 and {MAX_DAYS}")))?;
     let settled = input.settle(max_days)?;
     let sample = daily_throughput(ctx.db, std::slice::from_ref(&path), &settled).await?;
-    let outcome = engine::how_many(&sample, days, settled.trials, settled.seed);
+    let (trials, seed) = (settled.trials, settled.seed);
+    let (sample, outcome) = off_the_runtime(move || {
+        let outcome = engine::how_many(&sample, days, trials, seed);
+        (sample, outcome)
+    })
+    .await?;
     Ok(HowManyForecast {
         days,
         sample_days: sample.len(),
