@@ -44,24 +44,23 @@ impl From<ForecastInput> for Input {
 
 /// The complexity of a forecast: 100, plus one per hundred trials.
 pub(crate) fn forecast_cost(input: Option<&ForecastInput>) -> usize {
-    let trials = input
+    100 + trials(input) / 100
+}
+
+/// The trials a forecast asks for (the default when it names none).
+fn trials(input: Option<&ForecastInput>) -> usize {
+    input
         .and_then(|i| i.trials)
         .map_or(engine::DEFAULT_TRIALS as usize, |t| {
             usize::try_from(t).unwrap_or(0)
-        });
-    100 + trials / 100
+        })
 }
 
 /// The complexity of a "how many" forecast: its draws (trials × days)
 /// cost one point per 20,000, beside the 100 every forecast costs.
 pub(crate) fn how_many_cost(days: i32, input: Option<&ForecastInput>) -> usize {
-    let trials = input
-        .and_then(|i| i.trials)
-        .map_or(engine::DEFAULT_TRIALS as usize, |t| {
-            usize::try_from(t).unwrap_or(0)
-        });
     let days = usize::try_from(days).unwrap_or(0);
-    100 + trials.saturating_mul(days) / 20_000
+    100 + trials(input).saturating_mul(days) / 20_000
 }
 
 /// Delivery progress (DESIGN §3.7): the leaf items below (an item with no

@@ -267,11 +267,8 @@ async fn item_in_scope(ctx: Ctx<'_>, item: &work_item::Model) -> ApiResult<()> {
 
 async fn paths(db: &DatabaseConnection, ids: &BTreeSet<i64>) -> ApiResult<Vec<UnitPath>> {
     let ids: Vec<i64> = ids.iter().copied().collect();
-    let mut out = Vec::with_capacity(ids.len());
-    for unit in units::find_many_unchecked(db, &ids).await? {
-        out.push(units::path_of(db, &unit).await?);
-    }
-    Ok(out)
+    let found = units::find_many_unchecked(db, &ids).await?;
+    units::paths_of(db, &found).await
 }
 
 /// Delivery progress of `roots` (an item, or an objective's linked items)
