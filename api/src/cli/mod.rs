@@ -108,6 +108,20 @@ enum BenchCommand {
         #[arg(long, default_value_t = 50)]
         runs: usize,
     },
+    /// Delivery progress and the forecast of one epic with many leaves
+    /// (DESIGN §3.7, §3.8), loaded through the ingest path into the
+    /// configured database (use a fresh one), median and p95 in
+    /// milliseconds through the GraphQL schema.
+    Progress {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Leaf stories below the epic.
+        #[arg(long, default_value_t = 50_000)]
+        leaves: usize,
+        /// Timed runs per series (after one warm-up run).
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
     /// Many subscribers on a running demo server and a steady stream of
     /// moves: event-to-delivery latency and the server's memory. See
     /// `docs/bench/live.sh`, which starts the server.
@@ -271,6 +285,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             days,
             runs,
         })),
+        Command::Bench {
+            what:
+                BenchCommand::Progress {
+                    db: db_args,
+                    leaves,
+                    runs,
+                },
+        } => {
+            let (conn, _) = db::connect(&db_args.url()).await?;
+            db::migrate(&conn).await?;
+            out(&bench::progress(&conn, leaves, runs).await?)
+        }
         Command::Bench {
             what:
                 BenchCommand::Live {

@@ -140,7 +140,7 @@ fn count(n: usize) -> i32 {
 }
 
 /// Flow metrics (DESIGN §3.1) of a unit over a window.
-pub struct FlowMetrics(metrics::FlowMetrics);
+pub struct FlowMetrics(pub(super) metrics::FlowMetrics);
 
 /// Flow, time-in-state and quality metrics of a unit's work items (by
 /// default the unit and every unit beneath it) over a window, durations in
@@ -373,7 +373,7 @@ pub struct QualityMetrics {
 }
 
 /// The window, filter and parts a flow metrics field asks for.
-fn flow_request(
+pub(super) fn flow_request(
     ctx: &Context<'_>,
     window: TimeWindowInput,
     filter: Option<MetricFilterInput>,
@@ -391,6 +391,7 @@ fn flow_request(
         flow_types: f.flow_types,
         levels: f.levels,
         reach: reach(f.scope),
+        leaves_of: None,
     };
     let la = ctx.look_ahead();
     let asked = |names: &[&str]| names.iter().any(|n| la.field(n).exists());

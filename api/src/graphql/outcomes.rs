@@ -99,6 +99,25 @@ impl Objective {
             .into())
     }
 
+    /// The flow of the linked work (DESIGN §3.7): throughput, lead and cycle
+    /// time, WIP, aging and the rest of §3.1 over the leaves below every
+    /// linked item, each counted once, wherever in the organisation they
+    /// live. `oldestWip` lists only items you may read.
+    #[graphql(complexity = "super::metrics::window_cost(&window) + child_complexity")]
+    async fn flow_metrics(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The window `[from, to)` in UTC. `to` must be after `from` and the window at most 1,827 days long (the default limit), else `BAD_USER_INPUT`."
+        )]
+        window: super::metrics::TimeWindowInput,
+    ) -> GqlResult<super::metrics::FlowMetrics> {
+        let (window, _, parts) = super::metrics::flow_request(ctx, window, None)?;
+        Ok(super::metrics::FlowMetrics(
+            outcomes::flow_of(rc(ctx)?.svc(), &self.0, window, parts).await?,
+        ))
+    }
+
     /// "When will the linked work be done?" (DESIGN §3.8), with the chance
     /// of finishing by the period's end unless `input.targetDate` names
     /// another date.

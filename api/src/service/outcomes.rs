@@ -11,9 +11,11 @@ use sea_orm::{
 };
 
 use super::forecast::{self, Progress, WhenForecast};
+use super::metrics::{self, FlowMetrics, FlowParts, MetricFilter, Precomputed, Window};
 use super::{Ctx, units, work_items};
-use crate::domain::{WorkItemType, validate_item_key};
+use crate::domain::{UnitKind, WorkItemType, validate_item_key};
 use crate::error::{ApiError, ApiResult};
+use crate::policy::UnitPath;
 
 /// The most items one `linkWorkItems` or `unlinkWorkItems` call names.
 pub const MAX_LINKS_PER_CALL: usize = 100;
@@ -384,6 +386,47 @@ pub async fn forecast_of(
 ) -> ApiResult<WhenForecast> {
     let roots = linked_ids(ctx, objective.id).await?;
     forecast::when_of(ctx.db, &roots, input, Some(objective.period_end), max_days).await
+}
+
+/// The flow of the objective's linked work (DESIGN §3.7): the flow metrics
+/// of §3.1 over the leaves below its linked items, wherever in the
+/// organisation they live, each counted once. An aggregate, read wherever
+/// the objective is; the oldest items in progress list only those the
+/// caller may read.
+///
+/// # Errors
+/// Database errors.
+pub async fn flow_of(
+    ctx: Ctx<'_>,
+    objective: &objective::Model,
+    window: Window,
+    parts: FlowParts,
+) -> ApiResult<FlowMetrics> {
+    let roots = linked_ids(ctx, objective.id).await?;
+    let owner = units::find_many_unchecked(ctx.db, &[objective.unit_id]).await?;
+    let path = units::paths_of(ctx.db, &owner)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::not_found("unit"))?;
+    // The organisation, so linked work anywhere counts.
+    let everywhere = UnitPath {
+        id: path.ancestors.first().copied().unwrap_or(path.id),
+        kind: UnitKind::Organization,
+        ancestors: Vec::new(),
+    };
+    let filter = MetricFilter {
+        leaves_of: Some(roots),
+        ..MetricFilter::default()
+    };
+    metrics::assemble(
+        ctx,
+        &everywhere,
+        window,
+        &filter,
+        parts,
+        Precomputed::default(),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -410,6 +410,32 @@ async fn objectives_link_work_and_forecast_it(app: TestApp) {
         json!({"remaining": 3, "p85": "2026-04-04T00:00:00+00:00", "probabilityByTarget": 0.0})
     );
 
+    // The flow of the linked work in March: the leaves below FC-E, FC-F and
+    // FC-W, once each. S1 and S2 completed (lead 10 d 10 h and 11 d 10 h,
+    // cycle 5 d 10 h each); S3 is in progress at the end, 4 days old.
+    const FLOW: &str = "query($u: String!) { unit(key: $u) { objectives {
+      flowMetrics(window: {from: \"2026-03-01T00:00:00Z\", to: \"2026-04-01T00:00:00Z\"}) {
+        throughput leadTime { count min max p50 } cycleTime { p50 p95 }
+        wipAtEnd agingWip { count max } oldestWip { workItem { key } }
+        throughputByFlowType { flowType count } } } } }";
+    let mut expected = json!({
+        "throughput": 2,
+        "leadTime": {"count": 2, "min": 900000.0, "max": 986400.0, "p50": 943200.0},
+        "cycleTime": {"p50": 468000.0, "p95": 468000.0},
+        "wipAtEnd": 1, "agingWip": {"count": 1, "max": 345600.0},
+        "oldestWip": [{"workItem": {"key": "FC-S3"}}],
+        "throughputByFlowType": [
+            {"flowType": "FEATURE", "count": 2}, {"flowType": "DEFECT", "count": 0},
+            {"flowType": "RISK", "count": 0}, {"flowType": "DEBT", "count": 0}]
+    });
+    // The checkout program manager reads FC-S3 (a story of its team); the
+    // executive reads the same aggregate but not team-level items.
+    let d = app.ok(&program, FLOW, json!({"u": "payments"})).await;
+    assert_eq!(d["unit"]["objectives"][0]["flowMetrics"], expected, "{d}");
+    expected["oldestWip"] = json!([]);
+    let d = app.ok(&exec, FLOW, json!({"u": "payments"})).await;
+    assert_eq!(d["unit"]["objectives"][0]["flowMetrics"], expected, "{d}");
+
     // The item side.
     let d = app
         .ok(
@@ -449,8 +475,10 @@ async fn objectives_and_links_arrive_by_ingest(app: TestApp) {
             json!({"key": "PAY-GROW", "unit": "payments", "title": title,
                    "period_start": "2026-01-01T00:00:00Z", "period_end": "2026-06-30T00:00:00Z",
                    "key_results": [
-                       {"key": "PAY-GROW-1", "title": "Volume", "start": 10.0, "target": target},
-                       {"key": "PAY-GROW-2", "title": "Churn", "start": 8.0, "target": 4.0}]}),
+                       {"key": "PAY-GROW-1", "title": "Volume", "start_value": 10.0,
+                        "target_value": target},
+                       {"key": "PAY-GROW-2", "title": "Churn", "start_value": 8.0,
+                        "target_value": 4.0}]}),
         )
     };
     let feature = |id: &str, objectives: Value| {
@@ -467,15 +495,22 @@ async fn objectives_and_links_arrive_by_ingest(app: TestApp) {
         feature("o2", json!(["PAY-GROW"])),
         // A story does not serve objectives; an unknown key is refused; a
         // key result going nowhere is refused.
-        ev("o3", "work_item.upserted",
-           json!({"external_id": "FC-S1", "key": "FC-S1", "unit": "team-atlas", "type": "STORY",
+        ev(
+            "o3",
+            "work_item.upserted",
+            json!({"external_id": "FC-S1", "key": "FC-S1", "unit": "team-atlas", "type": "STORY",
                   "title": "S1", "state": "Backlog", "parent": "FC-F",
-                  "created_at": "2026-03-20T00:00:00Z", "objectives": ["PAY-GROW"]})),
+                  "created_at": "2026-03-20T00:00:00Z", "objectives": ["PAY-GROW"]}),
+        ),
         feature("o4", json!(["NOPE"])),
-        ev("o5", "objective.upserted",
-           json!({"key": "PAY-BAD", "unit": "payments", "title": "Bad",
+        ev(
+            "o5",
+            "objective.upserted",
+            json!({"key": "PAY-BAD", "unit": "payments", "title": "Bad",
                   "period_start": "2026-01-01T00:00:00Z", "period_end": "2026-06-30T00:00:00Z",
-                  "key_results": [{"key": "PAY-BAD-1", "title": "x", "start": 1.0, "target": 1.0}]})),
+                  "key_results": [{"key": "PAY-BAD-1", "title": "x", "start_value": 1.0,
+                                   "target_value": 1.0}]}),
+        ),
     ]
     .concat();
     let (status, report) = post_ndjson(&app, &admin, &body).await;
@@ -526,5 +561,37 @@ async fn objectives_and_links_arrive_by_ingest(app: TestApp) {
     assert_eq!(report["applied"], 1, "{report}");
     let d = app.ok(&admin, q, json!({})).await;
     assert_eq!(d["workItem"]["objectives"], json!([{"key": "PAY-GROW"}]));
+
+    // The objective's side: `work_items` (external ids of the source, or
+    // keys) replace its links; its key results are kept.
+    let served_by = |id: &str, items: Value| {
+        ev(
+            id,
+            "objective.upserted",
+            json!({"key": "PAY-GROW", "unit": "payments", "title": "Grow card payments",
+                   "period_start": "2026-01-01T00:00:00Z", "period_end": "2026-06-30T00:00:00Z",
+                   "work_items": items}),
+        )
+    };
+    let (_, report) = post_ndjson(&app, &admin, &served_by("o10", json!([]))).await;
+    assert_eq!(report["applied"], 1, "{report}");
+    let d = app.ok(&admin, q, json!({})).await;
+    assert_eq!(mine(&d)[0]["linkedWorkItems"], json!([]));
+    assert_eq!(mine(&d)[0]["keyResults"][0]["targetValue"], 30.0);
+    let body = [
+        served_by("o11", json!(["FC-F"])),
+        // A story, and an item that does not exist: refused, nothing written.
+        served_by("o12", json!(["FC-F", "FC-S1"])),
+        served_by("o13", json!(["NOPE"])),
+    ]
+    .concat();
+    let (_, report) = post_ndjson(&app, &admin, &body).await;
+    assert_eq!(
+        (&report["applied"], &report["rejected"]),
+        (&json!(1), &json!(2)),
+        "{report}"
+    );
+    let d = app.ok(&admin, q, json!({})).await;
+    assert_eq!(mine(&d)[0]["linkedWorkItems"], json!([{"key": "FC-F"}]));
 }
 both!(objectives_and_links_arrive_by_ingest);

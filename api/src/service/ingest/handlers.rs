@@ -24,7 +24,7 @@ use super::log::{claim_conflict, mark_rejected, record_rejection};
 use super::outcome::{EventResult, INTERNAL_REASON, Status};
 use super::outcomes;
 use super::records::{Delivery, by_ref};
-use crate::domain::{UnitKind, validate_unit_key};
+use crate::domain::{UnitKind, WorkItemType, validate_unit_key};
 use crate::events::{ChangeKind, DomainEvent};
 use crate::policy::{IngestScope, UnitPath};
 use crate::service::facts::flow as facts;
@@ -181,7 +181,7 @@ where
             "incident.opened" => self.incident_opened(txn, &env.source, d).await,
             "incident.resolved" => self.incident_resolved(txn, &env.source, d).await,
             "key_result.measured" => self.key_result_measured(txn, &env.source, d).await,
-            "objective.upserted" => self.objective_upserted(txn, d).await,
+            "objective.upserted" => self.objective_upserted(txn, &env.source, d).await,
             other => reject(format!("unknown event type {other:?}")),
         }
     }
@@ -394,14 +394,45 @@ where
         Ok(events)
     }
 
+    /// Writes the objective, its key results and, when the event names
+    /// `work_items`, the epics and features it is served by (each an
+    /// external id of the event's source or a key, in a unit the caller may
+    /// write to).
     async fn objective_upserted(
         &self,
         txn: &DatabaseTransaction,
+        source: &str,
         d: &Map<String, Value>,
     ) -> Applied {
         let f = outcomes::ObjectiveFields::parse(d)?;
         let (unit, _) = self.writable_unit(txn, f.unit).await?;
-        f.apply(txn, unit.id, |old| self.check_unit_scope(txn, old))
+        let links = match &f.work_items {
+            None => None,
+            Some(refs) => {
+                let mut ids = Vec::with_capacity(refs.len());
+                for r in refs {
+                    let item = match self.item_by_ref(txn, source, r).await? {
+                        Some(item) => item,
+                        None => work_item::Entity::find()
+                            .filter(work_item::Column::Key.eq(*r))
+                            .one(txn)
+                            .await?
+                            .ok_or_else(|| Fail::Reject(format!("unknown work item {r:?}")))?,
+                    };
+                    let kind = WorkItemType::parse(&item.item_type).map_err(Fail::from)?;
+                    if !matches!(kind, WorkItemType::Epic | WorkItemType::Feature) {
+                        return reject(format!(
+                            "only epics and features serve objectives, not {r:?} (a {})",
+                            kind.as_str()
+                        ));
+                    }
+                    self.check_unit_scope(txn, item.unit_id).await?;
+                    ids.push(item.id);
+                }
+                Some(ids)
+            }
+        };
+        f.apply(txn, unit.id, links, |old| self.check_unit_scope(txn, old))
             .await
     }
 

@@ -117,11 +117,11 @@ fn key_results(d: &Map<String, Value>) -> Result<Vec<KeyResultFields<'_>>, Fail>
         };
         let key = text(kr, "key")?;
         validate_item_key(key).map_err(|e| Fail::Reject(e.message()))?;
-        let start = number(kr, "start")?;
-        let target = number(kr, "target")?;
+        let start = number(kr, "start_value")?;
+        let target = number(kr, "target_value")?;
         if start == target {
             return reject(format!(
-                "key result {key:?}: `target` must differ from `start`"
+                "key result {key:?}: `target_value` must differ from `start_value`"
             ));
         }
         out.push(KeyResultFields {
@@ -142,6 +142,9 @@ pub(super) struct ObjectiveFields<'a> {
     period_start: DateTime<Utc>,
     period_end: DateTime<Utc>,
     key_results: Vec<KeyResultFields<'a>>,
+    /// The epics and features the objective is served by (external ids of
+    /// the event's source, or keys); `None` leaves the links as they are.
+    pub work_items: Option<Vec<&'a str>>,
 }
 
 impl<'a> ObjectiveFields<'a> {
@@ -160,17 +163,23 @@ impl<'a> ObjectiveFields<'a> {
             period_start,
             period_end,
             key_results: key_results(d)?,
+            work_items: match d.get("work_items") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(list(d, "work_items")?),
+            },
         })
     }
 
     /// Writes the objective (found by key) and its key results (found by
     /// key; those the event does not list are kept). `unit_id` is the
     /// writable unit named by `unit`; an existing objective moves there only
-    /// if the caller may write to its old unit too (`check_unit`).
+    /// if the caller may write to its old unit too (`check_unit`). `links`,
+    /// the resolved `work_items`, replace the objective's links.
     pub(super) async fn apply<F, Fut>(
         self,
         txn: &DatabaseTransaction,
         unit_id: i64,
+        links: Option<Vec<i64>>,
         check_unit: F,
     ) -> Result<Vec<DomainEvent>, Fail>
     where
@@ -236,6 +245,26 @@ impl<'a> ObjectiveFields<'a> {
                     .insert(txn)
                     .await?;
                 }
+            }
+        }
+        if let Some(mut ids) = links {
+            objective_work_item::Entity::delete_many()
+                .filter(objective_work_item::Column::ObjectiveId.eq(o.id))
+                .exec(txn)
+                .await?;
+            ids.sort_unstable();
+            ids.dedup();
+            if !ids.is_empty() {
+                let now = Utc::now();
+                objective_work_item::Entity::insert_many(ids.into_iter().map(|work_item_id| {
+                    objective_work_item::ActiveModel {
+                        objective_id: Set(o.id),
+                        work_item_id: Set(work_item_id),
+                        linked_at: Set(now),
+                    }
+                }))
+                .exec_without_returning(txn)
+                .await?;
             }
         }
         Ok(vec![DomainEvent::new(

@@ -79,6 +79,10 @@ impl Scope<'_> {
                 .as_ref()
                 .map(|t| t.iter().map(|t| t.as_str()).collect()),
         );
+        if let Some(roots) = &self.filter.leaves_of {
+            let marks: Vec<String> = roots.iter().map(|id| sql.bind(*id)).collect();
+            parts.push(format!("work_item_id IN ({})", super::leaves_below(&marks)));
+        }
         if parts.is_empty() {
             "1 = 1".to_owned()
         } else {

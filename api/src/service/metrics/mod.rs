@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{unit, work_item};
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use self::history::duration;
@@ -69,6 +69,9 @@ pub struct MetricFilter {
     /// Kinds of the owning units (e.g. only team-level items).
     pub levels: Option<Vec<UnitKind>>,
     pub reach: Reach,
+    /// Only the leaves below these items (an item with no children is its
+    /// own leaf): an objective's linked work (DESIGN §3.7).
+    pub leaves_of: Option<Vec<i64>>,
 }
 
 /// A rate with its parts.
@@ -342,6 +345,13 @@ fn items_of(unit_id: i64, filter: &MetricFilter) -> sea_orm::Select<work_item::E
     if let Some(flows) = &filter.flow_types {
         items = items.filter(work_item::Column::FlowType.is_in(flows.iter().map(|t| t.as_str())));
     }
+    if let Some(roots) = &filter.leaves_of {
+        let marks = vec!["?".to_owned(); roots.len()];
+        items = items.filter(Expr::cust_with_values(
+            format!("work_item.id IN ({})", leaves_below(&marks)),
+            roots.iter().copied(),
+        ));
+    }
     if let Some(levels) = &filter.levels {
         items = items.filter(
             work_item::Column::UnitId.in_subquery(
@@ -354,6 +364,21 @@ fn items_of(unit_id: i64, filter: &MetricFilter) -> sea_orm::Select<work_item::E
         );
     }
     items
+}
+
+/// A `SELECT` of the ids of the leaves below the items whose ids are bound
+/// at `marks` (an item with no children is its own leaf), each once.
+pub(crate) fn leaves_below(marks: &[String]) -> String {
+    if marks.is_empty() {
+        return "SELECT id FROM work_item WHERE 1 = 0".to_owned();
+    }
+    format!(
+        "WITH RECURSIVE d(id) AS ( \
+           SELECT id FROM work_item WHERE id IN ({}) \
+           UNION SELECT w.id FROM work_item w JOIN d ON w.parent_id = d.id) \
+         SELECT d.id FROM d WHERE NOT EXISTS (SELECT 1 FROM work_item c WHERE c.parent_id = d.id)",
+        marks.join(", ")
+    )
 }
 
 /// The oldest items in progress at the window's end that the caller may
