@@ -10,9 +10,10 @@ use sea_orm::DatabaseConnection;
 
 use crate::error::ApiError;
 use crate::policy::Policy;
+use crate::service::metrics::delivery::DeliveryMetrics;
 use crate::service::metrics::{FlowMetrics, FlowParts, MetricFilter, Window, siblings};
 use crate::service::units::{self, EffectiveWorkflow, effective_workflows};
-use crate::service::{Ctx, users, work_items};
+use crate::service::{Ctx, Reach, users, work_items};
 
 /// A loader's failure, shared by every key of the batch.
 #[derive(Clone, Debug)]
@@ -192,6 +193,49 @@ impl Loader<FlowKey> for FlowMetricsLoader {
                     window,
                     filter: filter.clone(),
                     parts,
+                };
+                out.insert(key, result.map_err(LoadError::from));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One unit's delivery metrics over a window, for `Unit.deliveryMetrics`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DeliveryKey {
+    pub unit: i64,
+    pub window: Window,
+    pub reach: Reach,
+}
+
+/// Delivery metrics of the units a request drills into: the keys of one
+/// batch that share a window and reach are computed together (the
+/// statements of one unit, grouped by unit). Each key answers on its own:
+/// `FORBIDDEN` for one unit leaves the others standing.
+pub struct DeliveryMetricsLoader(pub Arc<Base>);
+
+impl Loader<DeliveryKey> for DeliveryMetricsLoader {
+    type Value = Result<DeliveryMetrics, LoadError>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[DeliveryKey],
+    ) -> Result<HashMap<DeliveryKey, Self::Value>, LoadError> {
+        let mut batches: HashMap<(Window, Reach), Vec<i64>> = HashMap::new();
+        for k in keys {
+            batches.entry((k.window, k.reach)).or_default().push(k.unit);
+        }
+        let mut out = HashMap::new();
+        for ((window, reach), units) in batches {
+            let results =
+                siblings::delivery_metrics_of_many(self.0.ctx(), &units, window, reach).await?;
+            for (unit, result) in results {
+                let key = DeliveryKey {
+                    unit,
+                    window,
+                    reach,
                 };
                 out.insert(key, result.map_err(LoadError::from));
             }

@@ -612,6 +612,33 @@ pub(super) async fn delivery_metrics(
     ))
 }
 
+/// `Unit.deliveryMetrics`: through the request's loader, so the children
+/// of one parent are computed together.
+pub(super) async fn unit_delivery_metrics(
+    ctx: &Context<'_>,
+    unit_id: i64,
+    window: TimeWindowInput,
+    scope: Option<UnitScope>,
+) -> GqlResult<DeliveryMetrics> {
+    let r = rc(ctx)?;
+    r.policy.viewer()?;
+    let window = Window::new(
+        window.from,
+        window.to,
+        r.services.settings.max_metric_window_days,
+    )?;
+    let key = super::loaders::DeliveryKey {
+        unit: unit_id,
+        window,
+        reach: reach(scope),
+    };
+    match r.delivery_metrics.load_one(key).await? {
+        Some(Ok(m)) => Ok(DeliveryMetrics(m)),
+        Some(Err(e)) => Err(e.into()),
+        None => Err(crate::error::ApiError::not_found("unit").into()),
+    }
+}
+
 #[derive(Default)]
 pub struct MetricsQuery;
 

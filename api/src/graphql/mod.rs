@@ -35,8 +35,8 @@ use sea_orm::DatabaseConnection;
 
 pub use ids::{decode as decode_id, encode as encode_id};
 use loaders::{
-    Base, ExternalRefLoader, FlowMetricsLoader, ItemLoader, TransitionLoader, UnitLoader,
-    UserLoader, WorkflowLoader,
+    Base, DeliveryMetricsLoader, ExternalRefLoader, FlowMetricsLoader, ItemLoader,
+    TransitionLoader, UnitLoader, UserLoader, WorkflowLoader,
 };
 pub use subscription::Subscription;
 
@@ -131,6 +131,7 @@ pub struct RequestCtx {
     pub users: DataLoader<UserLoader, HashMapCache>,
     pub workflows: DataLoader<WorkflowLoader, HashMapCache>,
     pub flow_metrics: DataLoader<FlowMetricsLoader, HashMapCache>,
+    pub delivery_metrics: DataLoader<DeliveryMetricsLoader, HashMapCache>,
 }
 
 impl RequestCtx {
@@ -177,7 +178,12 @@ impl RequestCtx {
                 HashMapCache::default(),
             ),
             flow_metrics: DataLoader::with_cache(
-                FlowMetricsLoader(base),
+                FlowMetricsLoader(base.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            delivery_metrics: DataLoader::with_cache(
+                DeliveryMetricsLoader(base),
                 tokio::spawn,
                 HashMapCache::default(),
             ),
@@ -198,6 +204,7 @@ impl RequestCtx {
         self.users.clear::<i64>();
         self.workflows.clear::<i64>();
         self.flow_metrics.clear::<loaders::FlowKey>();
+        self.delivery_metrics.clear::<loaders::DeliveryKey>();
     }
 
     pub fn svc(&self) -> Ctx<'_> {

@@ -175,9 +175,10 @@ impl Unit {
     }
 
     /// Delivery metrics (DORA) of this unit (and by default its subtree):
-    /// the same numbers as the root `deliveryMetrics`. Null, with
-    /// `FORBIDDEN` on this field alone, where you may not read the unit's
-    /// aggregates.
+    /// the same numbers as the root `deliveryMetrics`, so one query drills
+    /// down a tree. Sibling units (the children of one parent) are computed
+    /// together. Null, with `FORBIDDEN` on this field alone, where you may
+    /// not read the unit's aggregates: the rest of the answer stands.
     #[graphql(complexity = "super::metrics::window_cost(&window) + child_complexity")]
     async fn delivery_metrics(
         &self,
@@ -191,7 +192,7 @@ impl Unit {
         )]
         scope: Option<UnitScope>,
     ) -> GqlResult<Option<super::metrics::DeliveryMetrics>> {
-        super::metrics::delivery_metrics(ctx, ids::encode(kind::UNIT, self.0.id), window, scope)
+        super::metrics::unit_delivery_metrics(ctx, self.0.id, window, scope)
             .await
             .map(Some)
     }

@@ -970,14 +970,136 @@ const FLOW_FIELDS: &str = "throughput throughputByFlowType { flowType count shar
     cycleTime { count mean p50 p85 p95 min max } flowEfficiency { numerator denominator value }
     wipAtEnd averageWip agingWip { count mean p50 p85 p95 min max }";
 
+const DELIVERY_FIELDS: &str = "deployments deploymentDays deploymentFrequency
+    leadTimeForChanges { count mean p50 p85 p95 min max } leadTimeBreakdown { coding review deploy }
+    changeFailureRate { numerator denominator value } timeToRestore { count mean p50 p85 p95 min max }
+    performance { deploymentFrequency leadTimeForChanges changeFailureRate timeToRestore }
+    releases releasesPerWeek itemsPerRelease";
+
+/// Changes, deployments, incidents and releases of team-borealis and
+/// team-comet in [March 1, March 15), beside team-atlas's of
+/// [`delivery_fixture`]: three sibling teams with deliveries.
+fn sibling_delivery_fixture() -> String {
+    let mut events = Vec::new();
+    let mut ev = |kind: &str, data: Value| {
+        let id = format!("sx-{}", events.len());
+        events.push(format!(
+            "{}\n",
+            json!({"id": id, "type": kind, "source": "sx", "data": data})
+        ));
+    };
+    ev(
+        "work_item.upserted",
+        json!({"external_id": "SX-1", "key": "SX-1", "unit": "team-comet", "type": "STORY",
+               "title": "SX-1", "state": "Backlog", "created_at": "2026-02-01T00:00:00Z"}),
+    );
+    // External id, unit, first commit, opened, merged.
+    type Change<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, &'a str);
+    let changes: &[Change] = &[
+        (
+            "cc1",
+            "team-comet",
+            Some("2026-03-02T00:00:00Z"),
+            Some("2026-03-02T12:00:00Z"),
+            "2026-03-03T00:00:00Z",
+        ),
+        ("cc2", "team-comet", None, None, "2026-03-06T00:00:00Z"),
+        (
+            "cc3",
+            "team-comet",
+            None,
+            Some("2026-03-07T00:00:00Z"),
+            "2026-03-08T00:00:00Z",
+        ),
+        (
+            "cb1",
+            "team-borealis",
+            Some("2026-03-09T00:00:00Z"),
+            None,
+            "2026-03-10T00:00:00Z",
+        ),
+    ];
+    for (ext, unit, first_commit, opened, merged) in changes {
+        ev(
+            "change.upserted",
+            json!({"external_id": ext, "unit": unit, "repository": "acme/z",
+                   "first_commit_at": first_commit, "opened_at": opened, "merged_at": merged}),
+        );
+    }
+    let deps: &[(&str, &str, &str, &[&str])] = &[
+        ("cd1", "team-comet", "2026-03-03T06:00:00Z", &["cc1"]),
+        ("cd2", "team-comet", "2026-03-07T00:00:00Z", &["cc2"]),
+        ("cd3", "team-comet", "2026-03-09T00:00:00Z", &["cc3"]),
+        ("cd4", "team-comet", "2026-03-09T12:00:00Z", &[]),
+        ("bd1", "team-borealis", "2026-03-11T00:00:00Z", &["cb1"]),
+    ];
+    for (ext, unit, at, changes) in deps {
+        ev(
+            "deployment.recorded",
+            json!({"external_id": ext, "unit": unit, "environment": "PRODUCTION",
+                   "status": "SUCCESS", "finished_at": at, "changes": changes}),
+        );
+    }
+    // ci1 names cd1; ci2 names none (cd4 caused it); bi1 names bd1.
+    // External id, unit, opened, deployment named, resolved.
+    type Incident<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a str);
+    let incidents: &[Incident] = &[
+        (
+            "ci1",
+            "team-comet",
+            "2026-03-03T07:00:00Z",
+            Some("cd1"),
+            "2026-03-05T00:00:00Z",
+        ),
+        (
+            "ci2",
+            "team-comet",
+            "2026-03-09T13:00:00Z",
+            None,
+            "2026-03-09T15:00:00Z",
+        ),
+        (
+            "bi1",
+            "team-borealis",
+            "2026-03-11T01:00:00Z",
+            Some("bd1"),
+            "2026-03-11T01:30:00Z",
+        ),
+    ];
+    for (ext, unit, opened, deployment, resolved) in incidents {
+        ev(
+            "incident.opened",
+            json!({"external_id": ext, "unit": unit, "severity": "SEV2",
+                   "opened_at": opened, "deployment": deployment}),
+        );
+        ev(
+            "incident.resolved",
+            json!({"external_id": ext, "resolved_at": resolved}),
+        );
+    }
+    ev(
+        "release.recorded",
+        json!({"external_id": "cr1", "unit": "team-comet", "name": "2.0",
+               "released_at": "2026-03-10T00:00:00Z", "work_items": ["SX-1"]}),
+    );
+    ev(
+        "release.recorded",
+        json!({"external_id": "br1", "unit": "team-borealis", "name": "3.0",
+               "released_at": "2026-03-12T00:00:00Z", "work_items": []}),
+    );
+    events.concat()
+}
+
 /// `Unit.flowMetrics` and `Unit.deliveryMetrics` drill down a tree with the
 /// root fields' numbers; the children of one parent are computed together
 /// (the statements do not grow with their number), and a child outside the
 /// viewer's aggregate scope is refused on that field alone.
 async fn drill_down_matches_the_root_fields(app: TestApp) {
     let admin = app.login(ADMIN).await;
-    let (status, report) = post_ndjson(&app, &admin, &fixture()).await;
-    assert_eq!((status, &report["rejected"]), (200, &json!(0)), "{report}");
+    for events in [fixture(), delivery_fixture(), sibling_delivery_fixture()] {
+        let (status, report) = post_ndjson(&app, &admin, &events).await;
+        assert_eq!((status, &report["rejected"]), (200, &json!(0)), "{report}");
+    }
     let now = chrono::Utc::now();
     let windows = [
         json!({"from": "2026-03-01T00:00:00Z", "to": "2026-03-15T00:00:00Z"}),
@@ -986,14 +1108,16 @@ async fn drill_down_matches_the_root_fields(app: TestApp) {
     let drill = format!(
         "query($k: String!, $w: TimeWindowInput!) {{ unit(key: $k) {{ children {{ id key
            flowMetrics(window: $w) {{ {FLOW_FIELDS} }}
-           deliveryMetrics(window: $w) {{ deployments changeFailureRate {{ value }} }} }} }} }}"
+           deliveryMetrics(window: $w) {{ {DELIVERY_FIELDS} }}
+           unitOnly: deliveryMetrics(window: $w, scope: UNIT_ONLY) {{ {DELIVERY_FIELDS} }} }} }} }}"
     );
     let root = format!(
         "query($u: ID!, $w: TimeWindowInput!) {{ flowMetrics(unit: $u, window: $w) {{ {FLOW_FIELDS} }}
-           deliveryMetrics(unit: $u, window: $w) {{ deployments changeFailureRate {{ value }} }} }}"
+           deliveryMetrics(unit: $u, window: $w) {{ {DELIVERY_FIELDS} }}
+           unitOnly: deliveryMetrics(unit: $u, window: $w, scope: UNIT_ONLY) {{ {DELIVERY_FIELDS} }} }}"
     );
     for w in &windows {
-        for parent in ["org", "payments", "payments-checkout"] {
+        for parent in ["org", "payments", "payments-checkout", "payments-wallet"] {
             let d = app.ok(&admin, &drill, json!({"k": parent, "w": w})).await;
             let children = d["unit"]["children"].as_array().unwrap();
             assert!(!children.is_empty(), "{parent}");
@@ -1002,54 +1126,114 @@ async fn drill_down_matches_the_root_fields(app: TestApp) {
                     .ok(&admin, &root, json!({"u": child["id"], "w": w}))
                     .await;
                 assert_eq!(child["flowMetrics"], one["flowMetrics"], "{}", child["key"]);
-                assert_eq!(child["deliveryMetrics"], one["deliveryMetrics"]);
+                assert_eq!(
+                    child["deliveryMetrics"], one["deliveryMetrics"],
+                    "{}",
+                    child["key"]
+                );
+                assert_eq!(child["unitOnly"], one["unitOnly"], "{}", child["key"]);
             }
         }
     }
+    // The three teams of the fixtures delivered in March: the numbers
+    // compared above are not empty ones.
+    let d = app
+        .ok(
+            &admin,
+            &drill,
+            json!({"k": "payments-checkout", "w": windows[0]}),
+        )
+        .await;
+    let delivered: Vec<(Value, Value, Value, Value)> = d["unit"]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let m = &c["deliveryMetrics"];
+            (
+                c["key"].clone(),
+                m["deployments"].clone(),
+                m["leadTimeForChanges"]["count"].clone(),
+                m["releases"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        delivered,
+        [
+            (json!("team-atlas"), json!(3), json!(2), json!(2)),
+            (json!("team-borealis"), json!(2), json!(1), json!(1)),
+            (json!("team-comet"), json!(4), json!(3), json!(1)),
+        ]
+    );
+    let comet = &d["unit"]["children"][2]["deliveryMetrics"];
+    // cd1 (named by ci1) and cd4 (the latest before ci2) failed.
+    assert_eq!(comet["changeFailureRate"]["value"], json!(0.5), "{comet}");
+    // cc1 in a day and 6 hours, cc2 in a day, cc3 in a day: the median
+    // is a day.
+    assert!(close(&comet["leadTimeForChanges"]["p50"], DAY), "{comet}");
+    // ci1 in 41 hours, ci2 in 2.
+    assert!(
+        close(&comet["timeToRestore"]["p50"], 21.5 * 3600.0),
+        "{comet}"
+    );
+
     // Statements: three teams cost what two cost.
     let flow_only = format!(
         "query($k: String!, $w: TimeWindowInput!) {{ unit(key: $k) {{ children {{ key
            flowMetrics(window: $w) {{ {FLOW_FIELDS} }} }} }} }}"
     );
-    let mut counts = Vec::new();
-    for (program, teams) in [("payments-checkout", 3), ("payments-wallet", 2)] {
-        let before = app.statements().await;
-        let d = app
-            .ok(&admin, &flow_only, json!({"k": program, "w": windows[1]}))
-            .await;
-        counts.push(app.statements().await - before);
-        assert_eq!(d["unit"]["children"].as_array().unwrap().len(), teams);
-    }
-    assert_eq!(
-        counts[0], counts[1],
-        "statements for 3 and 2 teams: {counts:?}"
+    let delivery_only = format!(
+        "query($k: String!, $w: TimeWindowInput!) {{ unit(key: $k) {{ children {{ key
+           deliveryMetrics(window: $w) {{ {DELIVERY_FIELDS} }} }} }} }}"
     );
+    for query in [&flow_only, &delivery_only] {
+        let mut counts = Vec::new();
+        for (program, teams) in [("payments-checkout", 3), ("payments-wallet", 2)] {
+            let before = app.statements().await;
+            let d = app
+                .ok(&admin, query, json!({"k": program, "w": windows[1]}))
+                .await;
+            counts.push(app.statements().await - before);
+            assert_eq!(d["unit"]["children"].as_array().unwrap().len(), teams);
+        }
+        assert_eq!(
+            counts[0], counts[1],
+            "statements for 3 and 2 teams: {counts:?} of {query}"
+        );
+    }
 
     // A team member sees their own team's numbers beside a refusal for
     // each sibling team.
     let team = app.login(TEAM).await;
-    let body = app
-        .gql(
-            Some(&team),
-            &flow_only,
-            json!({"k": "payments-checkout", "w": windows[0]}),
-        )
-        .await;
-    let children = body["data"]["unit"]["children"].as_array().unwrap();
-    for child in children {
-        if child["key"] == "team-atlas" {
-            assert_eq!(child["flowMetrics"]["throughput"], 4, "{body}");
-        } else {
-            assert_eq!(child["flowMetrics"], Value::Null, "{body}");
+    for (query, field, own) in [
+        (&flow_only, "flowMetrics", "throughput"),
+        (&delivery_only, "deliveryMetrics", "deployments"),
+    ] {
+        let body = app
+            .gql(
+                Some(&team),
+                query,
+                json!({"k": "payments-checkout", "w": windows[0]}),
+            )
+            .await;
+        let children = body["data"]["unit"]["children"].as_array().unwrap();
+        for child in children {
+            if child["key"] == "team-atlas" {
+                let want = if field == "flowMetrics" { 4 } else { 3 };
+                assert_eq!(child[field][own], want, "{body}");
+            } else {
+                assert_eq!(child[field], Value::Null, "{body}");
+            }
         }
+        let refused: Vec<&Value> = body["errors"].as_array().unwrap().iter().collect();
+        assert_eq!(refused.len(), children.len() - 1, "{body}");
+        assert!(
+            refused
+                .iter()
+                .all(|e| e["extensions"]["code"] == "FORBIDDEN"),
+            "{body}"
+        );
     }
-    let refused: Vec<&Value> = body["errors"].as_array().unwrap().iter().collect();
-    assert_eq!(refused.len(), children.len() - 1, "{body}");
-    assert!(
-        refused
-            .iter()
-            .all(|e| e["extensions"]["code"] == "FORBIDDEN"),
-        "{body}"
-    );
 }
 both!(drill_down_matches_the_root_fields);

@@ -1,20 +1,26 @@
-//! Delivery metrics (DESIGN §3.5, DORA) of a unit's subtree over a window.
+//! Delivery metrics (DESIGN §3.5, DORA) of units (each with its subtree, or
+//! alone) over a window.
+//!
+//! Every unit asked for is computed by the same statements, grouped by the
+//! unit a row counts for: through the closure table (`ancestor_id`) for a
+//! subtree, by the row's own `unit_id` for a unit alone. The children of a
+//! drill-down cost what one unit costs, and one unit's numbers are those it
+//! has among its siblings. Deployments, changes, incidents and releases
+//! carry only their own unit, so the closure join is exact for any set of
+//! units, nested or not.
 
-use entity::{release, release_work_item};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QuerySelect,
-};
+use std::collections::HashMap;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult};
 
 use super::grouped;
 use super::history::duration;
 use super::stats::Distribution;
 use super::{Ratio, Window};
 use crate::error::ApiResult;
-use crate::service::Reach;
 use crate::service::facts::delivery::{PRODUCTION, SUCCESS};
 use crate::service::sql::Sql;
-use crate::service::{Ctx, in_unit};
+use crate::service::{Ctx, Reach};
 
 /// Mean seconds of each stage of the lead time for changes.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -44,30 +50,65 @@ pub struct DeliveryMetrics {
     pub items_per_release: Option<f64>,
 }
 
-/// The caller has been checked against the unit's aggregate scope.
-/// `col` restricted to the unit or its subtree.
-fn unit_condition(sql: &mut Sql, col: &str, unit_id: i64, reach: Reach) -> String {
-    let id = sql.bind(unit_id);
+/// How the rows of a unit column count for the units asked for: each row
+/// once per unit of `ids` it belongs to (its own, or for a subtree any
+/// ancestor), that unit being `group`. Sibling units own disjoint subtrees;
+/// nested ones each count the rows beneath them.
+struct Membership {
+    /// Joined after the table (empty for the unit alone).
+    join: String,
+    cond: String,
+    group: String,
+}
+
+/// `col` (a unit id column) restricted to `ids` or, for a subtree, beneath
+/// one of them through the closure table aliased `alias`.
+fn membership(sql: &mut Sql, col: &str, alias: &str, ids: &[i64], reach: Reach) -> Membership {
+    let marks: Vec<String> = ids.iter().map(|id| sql.bind(*id)).collect();
+    let marks = marks.join(", ");
     match reach {
-        Reach::UnitOnly => format!("{col} = {id}"),
-        Reach::Subtree => {
-            format!("{col} IN (SELECT descendant_id FROM unit_closure WHERE ancestor_id = {id})")
-        }
+        Reach::UnitOnly => Membership {
+            join: String::new(),
+            cond: format!("{col} IN ({marks})"),
+            group: col.to_owned(),
+        },
+        Reach::Subtree => Membership {
+            join: format!(" JOIN unit_closure {alias} ON {alias}.descendant_id = {col}"),
+            cond: format!("{alias}.ancestor_id IN ({marks})"),
+            group: format!("{alias}.ancestor_id"),
+        },
     }
 }
 
-/// A successful production deployment `alias` of the unit (or subtree)
-/// finished in the window.
-fn deployed_in(sql: &mut Sql, alias: &str, unit_id: i64, reach: Reach, window: Window) -> String {
-    let units = unit_condition(sql, &format!("{alias}.unit_id"), unit_id, reach);
+/// `col` (a unit id column) is the unit `group` (an expression of the
+/// enclosing statement) or, for a subtree, beneath it.
+fn belongs(col: &str, group: &str, reach: Reach) -> String {
+    match reach {
+        Reach::UnitOnly => format!("{col} = {group}"),
+        Reach::Subtree => format!(
+            "EXISTS (SELECT 1 FROM unit_closure b WHERE b.ancestor_id = {group} \
+             AND b.descendant_id = {col})"
+        ),
+    }
+}
+
+/// Successful production deployments `d` of the units (or subtrees)
+/// finished in the window: the joins after `deployment d`, the condition
+/// and the unit each row counts for.
+fn deployed_in(sql: &mut Sql, ids: &[i64], reach: Reach, window: Window) -> Membership {
+    let units = membership(sql, "d.unit_id", "du", ids, reach);
     let from = sql.bind(window.from);
     let to = sql.bind(window.to);
     let env = sql.bind(PRODUCTION);
     let ok = sql.bind(SUCCESS);
-    format!(
-        "{units} AND {alias}.environment = {env} AND {alias}.status = {ok} \
-         AND {alias}.finished_at >= {from} AND {alias}.finished_at < {to}"
-    )
+    Membership {
+        cond: format!(
+            "{} AND d.environment = {env} AND d.status = {ok} \
+             AND d.finished_at >= {from} AND d.finished_at < {to}",
+            units.cond
+        ),
+        ..units
+    }
 }
 
 /// Seconds from `earlier` to `later` (timestamp columns), each instant
@@ -94,139 +135,209 @@ fn utc_date(backend: DbBackend, col: &str) -> String {
     }
 }
 
-pub(super) async fn compute(
+/// Ids per statement: the placeholders stay well under both backends'
+/// limits.
+const IDS_PER_STATEMENT: usize = 500;
+
+/// What the statements count for one unit.
+#[derive(Default)]
+struct Counted {
+    deployments: usize,
+    days: usize,
+    caused: usize,
+    lead: Distribution,
+    breakdown: Breakdown,
+    restore: Distribution,
+    releases: usize,
+    delivered: usize,
+}
+
+/// The delivery metrics of each of `unit_ids` (each with its subtree for
+/// [`Reach::Subtree`]), whose aggregates the caller may read: four
+/// statements for all of them (six on SQLite, which reads the values of
+/// the two percentiles sorted), whatever their number up to
+/// [`IDS_PER_STATEMENT`], each grouped by the unit a row counts for.
+pub(super) async fn compute_many(
     ctx: Ctx<'_>,
-    unit_id: i64,
+    unit_ids: &[i64],
     reach: Reach,
     window: Window,
-) -> ApiResult<DeliveryMetrics> {
-    let db = ctx.db;
+) -> ApiResult<HashMap<i64, DeliveryMetrics>> {
+    let mut ids = unit_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut counted = count(ctx.db, chunk, reach, window).await?;
+        for id in chunk {
+            let c = counted.remove(id).unwrap_or_default();
+            out.insert(*id, assemble(c, window));
+        }
+    }
+    Ok(out)
+}
+
+fn assemble(c: Counted, window: Window) -> DeliveryMetrics {
+    let seconds = duration(window.from, window.to);
+    DeliveryMetrics {
+        deployments: c.deployments,
+        deployment_days: c.days,
+        deployment_frequency: c.deployments as f64 / (seconds / 86_400.0),
+        lead_time_for_changes: c.lead,
+        breakdown: c.breakdown,
+        change_failure_rate: Ratio {
+            numerator: c.caused as f64,
+            denominator: c.deployments as f64,
+        },
+        time_to_restore: c.restore,
+        releases: c.releases,
+        releases_per_week: c.releases as f64 / (seconds / (7.0 * 86_400.0)),
+        items_per_release: (c.releases > 0).then(|| c.delivered as f64 / c.releases as f64),
+    }
+}
+
+fn size(row: &QueryResult, name: &str) -> Result<usize, DbErr> {
+    let n = row.try_get::<Option<i64>>("", name)?.unwrap_or(0);
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+async fn count(
+    db: &DatabaseConnection,
+    ids: &[i64],
+    reach: Reach,
+    window: Window,
+) -> Result<HashMap<i64, Counted>, DbErr> {
     let backend = db.get_database_backend();
     // The statements are independent: they run side by side.
-    let ((deployments, days), (lead, breakdown), caused, restore, (releases, delivered)) = futures::try_join!(
+    let (deployed, lead, restore, released) = futures::try_join!(
         async {
-            // Successful production deployments of the subtree in the window.
+            // Successful production deployments in the window, their days,
+            // and those that caused an incident of the same unit (subtree).
             let mut sql = Sql::new(backend);
-            let cond = deployed_in(&mut sql, "d", unit_id, reach, window);
+            let d = deployed_in(&mut sql, ids, reach, window);
             let day = utc_date(backend, "d.finished_at");
             sql.push(&format!(
-                "SELECT COUNT(*) AS n, COUNT(DISTINCT {day}) AS days FROM deployment d WHERE {cond}"
+                "SELECT {g} AS g, COUNT(*) AS n, COUNT(DISTINCT {day}) AS days, \
+                 SUM(CASE WHEN EXISTS (SELECT 1 FROM incident i \
+                   WHERE i.cause_deployment_id = d.id AND {of_unit}) THEN 1 ELSE 0 END) AS caused \
+                 FROM deployment d{join} WHERE {cond} GROUP BY {g}",
+                g = d.group,
+                of_unit = belongs("i.unit_id", &d.group, reach),
+                join = d.join,
+                cond = d.cond,
             ));
-            let row = db.query_one_raw(sql.statement()).await?;
-            let get = |name: &str| -> Result<usize, DbErr> {
-                Ok(match &row {
-                    Some(row) => usize::try_from(row.try_get::<i64>("", name)?).unwrap_or(0),
-                    None => 0,
-                })
-            };
-            Ok::<_, DbErr>((get("n")?, get("days")?))
+            let mut out = HashMap::new();
+            for row in db.query_all_raw(sql.statement()).await? {
+                let g: i64 = row.try_get("", "g")?;
+                out.insert(
+                    g,
+                    (size(&row, "n")?, size(&row, "days")?, size(&row, "caused")?),
+                );
+            }
+            Ok::<_, DbErr>(out)
         },
         async {
             // Each change at its first successful production deployment,
             // when that is one of the window's.
             let mut sql = Sql::new(backend);
-            let cond = deployed_in(&mut sql, "d", unit_id, reach, window);
+            let d = deployed_in(&mut sql, ids, reach, window);
             let since = |col: &str| seconds_between(backend, "d.finished_at", col);
             let between = |later: &str, earlier: &str| seconds_between(backend, later, earlier);
             let inner = format!(
-                "SELECT CAST(0 AS BIGINT) AS g, {lead} AS lead, {coding} AS coding, \
+                "SELECT {g} AS g, {lead} AS lead, {coding} AS coding, \
                  {review} AS review, {deploy} AS deploy \
-                 FROM change c JOIN deployment d ON d.id = c.first_deployment_id WHERE {cond}",
+                 FROM change c JOIN deployment d ON d.id = c.first_deployment_id{join} \
+                 WHERE {cond}",
+                g = d.group,
                 lead = since("COALESCE(c.first_commit_at, c.merged_at)"),
                 coding = between("c.opened_at", "c.first_commit_at"),
                 review = between("c.merged_at", "c.opened_at"),
                 deploy = since("c.merged_at"),
+                join = d.join,
+                cond = d.cond,
             );
-            let groups = grouped::by_group::<i64>(
+            let mut out = HashMap::new();
+            for g in grouped::by_group::<i64>(
                 db,
                 sql.values(),
                 &inner,
                 &["lead"],
                 ", AVG(coding) AS coding, AVG(review) AS review, AVG(deploy) AS deploy",
             )
-            .await?;
-            let Some(g) = groups.into_iter().next() else {
-                return Ok((Distribution::default(), Breakdown::default()));
-            };
-            let breakdown = Breakdown {
-                coding: g.row.try_get("", "coding")?,
-                review: g.row.try_get("", "review")?,
-                deploy: g.row.try_get("", "deploy")?,
-            };
-            Ok((g.dists[0], breakdown))
+            .await?
+            {
+                let breakdown = Breakdown {
+                    coding: g.row.try_get("", "coding")?,
+                    review: g.row.try_get("", "review")?,
+                    deploy: g.row.try_get("", "deploy")?,
+                };
+                out.insert(g.key, (g.dists[0], breakdown));
+            }
+            Ok(out)
         },
         async {
-            // Deployments that caused an incident of the subtree.
+            // Incidents resolved in the window.
             let mut sql = Sql::new(backend);
-            let cond = deployed_in(&mut sql, "d", unit_id, reach, window);
-            let of_units = unit_condition(&mut sql, "i.unit_id", unit_id, reach);
-            sql.push(&format!(
-                "SELECT COUNT(*) AS n FROM deployment d WHERE {cond} AND EXISTS \
-                 (SELECT 1 FROM incident i WHERE i.cause_deployment_id = d.id AND {of_units})"
-            ));
-            Ok(match db.query_one_raw(sql.statement()).await? {
-                Some(row) => usize::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0),
-                None => 0,
-            })
-        },
-        async {
-            // Incidents of the subtree resolved in the window.
-            let mut sql = Sql::new(backend);
-            let units = unit_condition(&mut sql, "i.unit_id", unit_id, reach);
+            let i = membership(&mut sql, "i.unit_id", "iu", ids, reach);
             let from = sql.bind(window.from);
             let to = sql.bind(window.to);
             let inner = format!(
-                "SELECT CAST(0 AS BIGINT) AS g, {restore} AS restore FROM incident i \
-                 WHERE {units} AND i.resolved_at >= {from} AND i.resolved_at < {to}",
+                "SELECT {g} AS g, {restore} AS restore FROM incident i{join} \
+                 WHERE {cond} AND i.resolved_at >= {from} AND i.resolved_at < {to}",
+                g = i.group,
                 restore = seconds_between(backend, "i.resolved_at", "i.opened_at"),
+                join = i.join,
+                cond = i.cond,
             );
             let groups =
                 grouped::by_group::<i64>(db, sql.values(), &inner, &["restore"], "").await?;
             Ok(groups
                 .into_iter()
-                .next()
-                .map_or_else(Distribution::default, |g| g.dists[0]))
+                .map(|g| (g.key, g.dists[0]))
+                .collect::<HashMap<_, _>>())
         },
         async {
-            let releases_in = in_unit(
-                release::Entity::find(),
-                release::Column::UnitId,
-                unit_id,
-                reach,
-            )
-            .select_only()
-            .column(release::Column::Id)
-            .filter(release::Column::ReleasedAt.gte(window.from))
-            .filter(release::Column::ReleasedAt.lt(window.to));
-            let releases = releases_in.clone().count(db).await?;
-            let delivered = if releases == 0 {
-                0
-            } else {
-                release_work_item::Entity::find()
-                    .filter(
-                        release_work_item::Column::ReleaseId
-                            .in_subquery(sea_orm::QueryTrait::into_query(releases_in)),
-                    )
-                    .count(db)
-                    .await?
-            };
-            Ok((releases, delivered))
+            // Releases in the window and the items they delivered.
+            let mut sql = Sql::new(backend);
+            let r = membership(&mut sql, "r.unit_id", "ru", ids, reach);
+            let from = sql.bind(window.from);
+            let to = sql.bind(window.to);
+            sql.push(&format!(
+                "SELECT {g} AS g, COUNT(DISTINCT r.id) AS n, COUNT(w.release_id) AS items \
+                 FROM release r{join} LEFT JOIN release_work_item w ON w.release_id = r.id \
+                 WHERE {cond} AND r.released_at >= {from} AND r.released_at < {to} GROUP BY {g}",
+                g = r.group,
+                join = r.join,
+                cond = r.cond,
+            ));
+            let mut out = HashMap::new();
+            for row in db.query_all_raw(sql.statement()).await? {
+                let g: i64 = row.try_get("", "g")?;
+                out.insert(g, (size(&row, "n")?, size(&row, "items")?));
+            }
+            Ok(out)
         },
     )?;
 
-    Ok(DeliveryMetrics {
-        deployments,
-        deployment_days: days,
-        deployment_frequency: deployments as f64 / (duration(window.from, window.to) / 86_400.0),
-        lead_time_for_changes: lead,
-        breakdown,
-        change_failure_rate: Ratio {
-            numerator: caused as f64,
-            denominator: deployments as f64,
-        },
-        time_to_restore: restore,
-        releases: usize::try_from(releases).unwrap_or(usize::MAX),
-        releases_per_week: releases as f64 / (duration(window.from, window.to) / (7.0 * 86_400.0)),
-        items_per_release: (releases > 0).then(|| delivered as f64 / releases as f64),
-    })
+    let mut out: HashMap<i64, Counted> = HashMap::new();
+    for (g, (deployments, days, caused)) in deployed {
+        let c = out.entry(g).or_default();
+        c.deployments = deployments;
+        c.days = days;
+        c.caused = caused;
+    }
+    for (g, (lead, breakdown)) in lead {
+        let c = out.entry(g).or_default();
+        c.lead = lead;
+        c.breakdown = breakdown;
+    }
+    for (g, restore) in restore {
+        out.entry(g).or_default().restore = restore;
+    }
+    for (g, (releases, delivered)) in released {
+        let c = out.entry(g).or_default();
+        c.releases = releases;
+        c.delivered = delivered;
+    }
+    Ok(out)
 }

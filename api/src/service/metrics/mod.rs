@@ -4,7 +4,9 @@
 //! Every metric aggregates inside the database: flow metrics and the value
 //! stream map over per-item facts kept at write time ([`crate::service::facts`]), delivery
 //! metrics over deployments, changes and incidents. A request's memory does
-//! not grow with the subtree.
+//! not grow with the subtree. The flow and delivery metrics of sibling units
+//! (a drill-down's children) are computed together ([`siblings`]): their
+//! statements do not grow with the number of units.
 
 pub mod delivery;
 pub mod dora;
@@ -176,7 +178,9 @@ pub async fn delivery_metrics(
     reach: Reach,
 ) -> ApiResult<delivery::DeliveryMetrics> {
     require_aggregates(ctx, unit_id).await?;
-    delivery::compute(ctx, unit_id, reach, window).await
+    let mut one = delivery::compute_many(ctx, &[unit_id], reach, window).await?;
+    one.remove(&unit_id)
+        .ok_or_else(|| ApiError::not_found("unit"))
 }
 
 async fn require_aggregates(ctx: Ctx<'_>, unit_id: i64) -> ApiResult<UnitPath> {

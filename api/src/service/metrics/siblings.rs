@@ -1,14 +1,21 @@
-//! Flow metrics of several units at once: a drill-down's children (the
+//! Metrics of several units at once: a drill-down's children (the
 //! portfolios of the organisation, the programs of a portfolio, the teams
-//! of a program). Throughput, lead and cycle time, flow efficiency, WIP and
+//! of a program). Each unit is refused (`FORBIDDEN`, `NOT_FOUND`) on its
+//! own; the others are computed together.
+//!
+//! Flow metrics: throughput, lead and cycle time, flow efficiency, WIP and
 //! aging come from one grouped statement per part for all the units of a
 //! kind, whatever their number; the parts that list or chart (oldest WIP,
 //! quality, time in state, cumulative flow) are computed per unit.
+//!
+//! Delivery metrics: every figure, percentiles included, comes from the
+//! statements that compute one unit ([`super::delivery`]), grouped by unit.
 
 use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, DbErr};
 
+use super::delivery::{self, DeliveryMetrics};
 use super::flow::{Completions, MONDAY_SHIFT_MS, Scope, WEEK_MS, Wip, seconds_of, tally};
 use super::grouped::by_group;
 use super::{FlowMetrics, FlowParts, MetricFilter, Precomputed, Ratio, Window, assemble};
@@ -18,6 +25,37 @@ use crate::policy::UnitPath;
 use crate::service::facts::flow::ms;
 use crate::service::sql::Sql;
 use crate::service::{Ctx, Reach, units};
+
+/// The units of `unit_ids` whose aggregates the caller may read, and a
+/// refusal for each of the others: `NOT_FOUND` when unknown, `FORBIDDEN`
+/// outside the caller's aggregate scope.
+async fn readable<T>(
+    ctx: Ctx<'_>,
+    unit_ids: &[i64],
+) -> ApiResult<(Vec<UnitPath>, HashMap<i64, ApiResult<T>>)> {
+    ctx.policy.viewer()?;
+    let found = units::find_many_unchecked(ctx.db, unit_ids).await?;
+    let paths = units::paths_of(ctx.db, &found).await?;
+    let mut refused: HashMap<i64, ApiResult<T>> = HashMap::new();
+    let mut readable: Vec<UnitPath> = Vec::new();
+    for id in unit_ids {
+        match paths.iter().find(|p| p.id == *id) {
+            None => {
+                refused.insert(*id, Err(ApiError::not_found("unit")));
+            }
+            Some(p) if !ctx.policy.can_read_aggregates_of(p) => {
+                refused.insert(
+                    *id,
+                    Err(ApiError::forbidden(
+                        "you may not read aggregates of this unit",
+                    )),
+                );
+            }
+            Some(p) => readable.push(p.clone()),
+        }
+    }
+    Ok((readable, refused))
+}
 
 /// The flow metrics of each of `unit_ids`, each `FORBIDDEN` outside the
 /// caller's aggregate scope and `NOT_FOUND` when unknown, independently.
@@ -31,27 +69,7 @@ pub async fn flow_metrics_of_many(
     filter: &MetricFilter,
     parts: FlowParts,
 ) -> ApiResult<HashMap<i64, ApiResult<FlowMetrics>>> {
-    ctx.policy.viewer()?;
-    let found = units::find_many_unchecked(ctx.db, unit_ids).await?;
-    let paths = units::paths_of(ctx.db, &found).await?;
-    let mut out: HashMap<i64, ApiResult<FlowMetrics>> = HashMap::new();
-    let mut readable: Vec<UnitPath> = Vec::new();
-    for id in unit_ids {
-        match paths.iter().find(|p| p.id == *id) {
-            None => {
-                out.insert(*id, Err(ApiError::not_found("unit")));
-            }
-            Some(p) if !ctx.policy.can_read_aggregates_of(p) => {
-                out.insert(
-                    *id,
-                    Err(ApiError::forbidden(
-                        "you may not read aggregates of this unit",
-                    )),
-                );
-            }
-            Some(p) => readable.push(p.clone()),
-        }
-    }
+    let (readable, mut out) = readable(ctx, unit_ids).await?;
     // Units grouped by the facts column that tells them apart.
     let mut by_column: HashMap<&'static str, Vec<&UnitPath>> = HashMap::new();
     for p in &readable {
@@ -79,6 +97,30 @@ pub async fn flow_metrics_of_many(
             .await;
             out.insert(p.id, m);
         }
+    }
+    Ok(out)
+}
+
+/// The delivery metrics (DESIGN §3.5) of each of `unit_ids` (each with its
+/// subtree for [`Reach::Subtree`]), each `FORBIDDEN` outside the caller's
+/// aggregate scope and `NOT_FOUND` when unknown, independently. The
+/// readable units share the statements of one unit.
+///
+/// # Errors
+/// Database errors, for all.
+pub async fn delivery_metrics_of_many(
+    ctx: Ctx<'_>,
+    unit_ids: &[i64],
+    window: Window,
+    reach: Reach,
+) -> ApiResult<HashMap<i64, ApiResult<DeliveryMetrics>>> {
+    let (readable, mut out) = readable(ctx, unit_ids).await?;
+    if readable.is_empty() {
+        return Ok(out);
+    }
+    let ids: Vec<i64> = readable.iter().map(|p| p.id).collect();
+    for (id, m) in delivery::compute_many(ctx, &ids, reach, window).await? {
+        out.insert(id, Ok(m));
     }
     Ok(out)
 }
