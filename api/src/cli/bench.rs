@@ -371,7 +371,8 @@ const STORIES_PER_FEATURE: usize = 200;
 const PROGRESS_TEAMS: usize = 10;
 
 /// `gemba bench progress`: loads, through the ingest path, an epic whose
-/// features hold `leaves` stories spread over ten teams of a new portfolio
+/// features hold `leaves` stories, each feature's on one of ten teams of a
+/// new portfolio
 /// (six in ten done over the last 90 days, two in progress, one canceled,
 /// one not started), then times the epic's delivery progress (DESIGN §3.7)
 /// and its "when" forecast (§3.8, 10,000 trials) through the GraphQL schema.
@@ -433,7 +434,7 @@ pub async fn progress(
         ev(
             EventType::WorkItemUpserted,
             format!("bp-s{s}"),
-            json!({"external_id": key, "key": key, "unit": format!("bp-team-{}", s % PROGRESS_TEAMS),
+            json!({"external_id": key, "key": key, "unit": format!("bp-team-{}", s / STORIES_PER_FEATURE % PROGRESS_TEAMS),
                    "type": "STORY", "title": format!("Story {s}"), "state": "Backlog",
                    "parent": format!("BP-F{}", s / STORIES_PER_FEATURE), "created_at": at(130.0)}),
         );

@@ -10,7 +10,7 @@ pub mod engine;
 
 use std::collections::{BTreeSet, HashMap};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use entity::work_item;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
@@ -47,14 +47,18 @@ pub struct Settled {
 }
 
 impl Input {
-    /// Defaults: `asOf` now, the sample the 90 days before it, 10,000
+    /// Defaults: `asOf` now (to the whole second, so the dates a forecast
+    /// answers read plainly), the sample the 90 days before it, 10,000
     /// trials, seed 1.
     ///
     /// # Errors
     /// `BAD_USER_INPUT` for trials outside 1–100,000, a sample that does not
     /// end after it starts or is longer than `max_days`.
     pub fn settle(self, max_days: i64) -> ApiResult<Settled> {
-        let as_of = self.as_of.unwrap_or_else(Utc::now);
+        let as_of = self.as_of.unwrap_or_else(|| {
+            let now = Utc::now();
+            now.duration_trunc(Duration::seconds(1)).unwrap_or(now)
+        });
         let from = self.sample_from.unwrap_or(as_of - Duration::days(90));
         if from >= as_of {
             return Err(ApiError::bad_input("`sampleFrom` must be before `asOf`"));
