@@ -968,7 +968,10 @@ async fn the_longest_window_is_configured() {
 const FLOW_FIELDS: &str = "throughput throughputByFlowType { flowType count share }
     throughputByWeek { week count } leadTime { count mean p50 p85 p95 min max }
     cycleTime { count mean p50 p85 p95 min max } flowEfficiency { numerator denominator value }
-    wipAtEnd averageWip agingWip { count mean p50 p85 p95 min max }";
+    wipAtEnd averageWip agingWip { count mean p50 p85 p95 min max }
+    timeInState { state category total perItem { count mean p50 p85 p95 min max } }
+    cumulativeFlow { date counts { state count } }
+    quality { escapedDefects defectEscapeRate { numerator denominator value } }";
 
 const DELIVERY_FIELDS: &str = "deployments deploymentDays deploymentFrequency
     leadTimeForChanges { count mean p50 p85 p95 min max } leadTimeBreakdown { coding review deploy }

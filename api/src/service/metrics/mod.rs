@@ -241,6 +241,14 @@ pub async fn flow_metrics(
 pub(crate) struct Precomputed {
     pub completions: Option<flow::Completions>,
     pub wip: Option<flow::Wip>,
+    /// Time in state per state, in no particular order.
+    pub time_in_state: Option<Vec<StateTime>>,
+    /// Items per state at each day's end.
+    pub cumulative_flow: Option<BTreeMap<String, Vec<usize>>>,
+    /// The unit's workflow, which orders the states.
+    pub workflow: Option<units::EffectiveWorkflow>,
+    /// Defects created in the window: (all, escaped to production).
+    pub quality: Option<(u64, u64)>,
 }
 
 /// The flow metrics of a unit the caller may read the aggregates of,
@@ -312,18 +320,11 @@ pub(crate) async fn assemble(
         out.aging = w.aging;
     }
     out.oldest = o;
-    let items = items_of(unit_id, filter);
     if parts.quality {
-        let defects = items
-            .clone()
-            .filter(work_item::Column::ItemType.eq(WorkItemType::Defect.as_str()))
-            .filter(work_item::Column::CreatedAt.gte(window.from))
-            .filter(work_item::Column::CreatedAt.lt(window.to));
-        let all = defects.clone().count(ctx.db).await?;
-        let escaped = defects
-            .filter(work_item::Column::FoundIn.eq("PRODUCTION"))
-            .count(ctx.db)
-            .await?;
+        let (all, escaped) = match pre.quality {
+            Some(q) => q,
+            None => quality(ctx, unit_id, window, filter).await?,
+        };
         out.escaped_defects = usize::try_from(escaped).unwrap_or(usize::MAX);
         out.defect_escape_rate = Ratio {
             numerator: escaped as f64,
@@ -331,12 +332,44 @@ pub(crate) async fn assemble(
         };
     }
     if parts.time_in_state || parts.cumulative_flow {
+        let states = StatesPre {
+            time_in_state: pre.time_in_state,
+            cumulative_flow: pre.cumulative_flow,
+            workflow: pre.workflow,
+        };
         let (time_in_state, cumulative_flow) =
-            state_metrics(ctx, unit_id, &scope, window, parts).await?;
+            state_metrics(ctx, unit_id, &scope, window, parts, states).await?;
         out.time_in_state = time_in_state;
         out.cumulative_flow = cumulative_flow;
     }
     Ok(out)
+}
+
+/// Defects of the unit (or subtree) `filter` selects created in the
+/// window: (all, escaped to production).
+async fn quality(
+    ctx: Ctx<'_>,
+    unit_id: i64,
+    window: Window,
+    filter: &MetricFilter,
+) -> ApiResult<(u64, u64)> {
+    let defects = items_of(unit_id, filter)
+        .filter(work_item::Column::ItemType.eq(WorkItemType::Defect.as_str()))
+        .filter(work_item::Column::CreatedAt.gte(window.from))
+        .filter(work_item::Column::CreatedAt.lt(window.to));
+    let all = defects.clone().count(ctx.db).await?;
+    let escaped = defects
+        .filter(work_item::Column::FoundIn.eq("PRODUCTION"))
+        .count(ctx.db)
+        .await?;
+    Ok((all, escaped))
+}
+
+/// What [`state_metrics`] may find already computed.
+struct StatesPre {
+    time_in_state: Option<Vec<StateTime>>,
+    cumulative_flow: Option<BTreeMap<String, Vec<usize>>>,
+    workflow: Option<units::EffectiveWorkflow>,
 }
 
 /// The items of `unit_id` (or its subtree) that `filter` selects.
@@ -422,24 +455,30 @@ async fn state_metrics(
     scope: &flow::Scope<'_>,
     window: Window,
     parts: FlowParts,
+    pre: StatesPre,
 ) -> ApiResult<(Vec<StateTime>, Vec<FlowDay>)> {
     let (mut totals, flow_counts) = futures::try_join!(
         async {
-            if parts.time_in_state {
-                states::time_in_state(ctx.db, scope, window).await
-            } else {
-                Ok(Vec::new())
+            match pre.time_in_state {
+                Some(t) => Ok(t),
+                None if parts.time_in_state => states::time_in_state(ctx.db, scope, window).await,
+                None => Ok(Vec::new()),
             }
         },
         async {
-            if parts.cumulative_flow {
-                states::cumulative_flow(ctx.db, scope, window).await
-            } else {
-                Ok(BTreeMap::new())
+            match pre.cumulative_flow {
+                Some(c) => Ok(c),
+                None if parts.cumulative_flow => {
+                    states::cumulative_flow(ctx.db, scope, window).await
+                }
+                None => Ok(BTreeMap::new()),
             }
         },
     )?;
-    let workflow = units::effective_workflow(ctx.db, unit_id).await?;
+    let workflow = match pre.workflow {
+        Some(w) => w,
+        None => units::effective_workflow(ctx.db, unit_id).await?,
+    };
     let mut order: Vec<String> = workflow.states.iter().map(|s| s.name.clone()).collect();
     let seen: Vec<String> = totals
         .iter()

@@ -3,23 +3,27 @@
 //! of a program). Each unit is refused (`FORBIDDEN`, `NOT_FOUND`) on its
 //! own; the others are computed together.
 //!
-//! Flow metrics: throughput, lead and cycle time, flow efficiency, WIP and
-//! aging come from one grouped statement per part for all the units of a
-//! kind, whatever their number; the parts that list or chart (oldest WIP,
-//! quality, time in state, cumulative flow) are computed per unit.
+//! Flow metrics: throughput, lead and cycle time, flow efficiency, WIP,
+//! aging, time in state, the cumulative flow and quality come from one
+//! grouped statement per part for all the units of a kind, whatever their
+//! number, and the units' workflows (which order the states) from one
+//! reading; only the oldest items in progress, a list read under the item
+//! rule, are read per unit.
 //!
 //! Delivery metrics: every figure, percentiles included, comes from the
 //! statements that compute one unit ([`super::delivery`]), grouped by unit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sea_orm::{ConnectionTrait, DbErr};
 
 use super::delivery::{self, DeliveryMetrics};
 use super::flow::{Completions, MONDAY_SHIFT_MS, Scope, WEEK_MS, Wip, seconds_of, tally};
 use super::grouped::by_group;
-use super::{FlowMetrics, FlowParts, MetricFilter, Precomputed, Ratio, Window, assemble};
-use crate::domain::UnitKind;
+use super::{
+    FlowMetrics, FlowParts, MetricFilter, Precomputed, Ratio, StateTime, Window, assemble, states,
+};
+use crate::domain::{UnitKind, WorkItemType};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::UnitPath;
 use crate::service::facts::flow::ms;
@@ -165,7 +169,8 @@ async fn grouped(
     filter: &MetricFilter,
     parts: FlowParts,
 ) -> ApiResult<HashMap<i64, Precomputed>> {
-    let (completions, wip) = futures::try_join!(
+    let states = parts.time_in_state || parts.cumulative_flow;
+    let (completions, wip, (time_in_state, cumulative_flow), quality) = futures::try_join!(
         async {
             if parts.completions {
                 completions(ctx, column, ids, window, filter).await
@@ -180,7 +185,41 @@ async fn grouped(
                 Ok(HashMap::new())
             }
         },
+        async {
+            futures::try_join!(
+                async {
+                    if parts.time_in_state {
+                        time_in_state(ctx, column, ids, window, filter).await
+                    } else {
+                        Ok(HashMap::new())
+                    }
+                },
+                async {
+                    if parts.cumulative_flow {
+                        cumulative_flow(ctx, column, ids, window, filter).await
+                    } else {
+                        Ok(HashMap::new())
+                    }
+                },
+            )
+        },
+        async {
+            if parts.quality {
+                quality(ctx, column, ids, window, filter).await
+            } else {
+                Ok(HashMap::new())
+            }
+        },
     )?;
+    let mut workflows: HashMap<i64, units::EffectiveWorkflow> = if states {
+        units::effective_workflows(ctx.db, ids)
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let (mut time_in_state, mut cumulative_flow) = (time_in_state, cumulative_flow);
     Ok(ids
         .iter()
         .map(|id| {
@@ -192,10 +231,133 @@ async fn grouped(
                         .unwrap_or_else(|| tally(Vec::new()))
                 }),
                 wip: parts.wip.then(|| wip.get(id).cloned().unwrap_or_default()),
+                time_in_state: parts
+                    .time_in_state
+                    .then(|| time_in_state.remove(id).unwrap_or_default()),
+                cumulative_flow: parts
+                    .cumulative_flow
+                    .then(|| cumulative_flow.remove(id).unwrap_or_default()),
+                workflow: workflows.remove(id),
+                quality: parts
+                    .quality
+                    .then(|| quality.get(id).copied().unwrap_or((0, 0))),
             };
             (*id, pre)
         })
         .collect())
+}
+
+/// Time in state per unit: one statement, as for one unit.
+async fn time_in_state(
+    ctx: Ctx<'_>,
+    column: &str,
+    ids: &[i64],
+    window: Window,
+    filter: &MetricFilter,
+) -> Result<HashMap<i64, Vec<StateTime>>, DbErr> {
+    let mut sql = Sql::new(ctx.db.get_database_backend());
+    let cond = condition(&mut sql, column, ids, filter);
+    let from = sql.bind(ms(window.from));
+    let to = sql.bind(ms(window.to));
+    let completed =
+        format!("{cond} AND completed_ms >= {from} AND completed_ms < {to} AND left_ms >= {to}");
+    states::time_in_state_by_unit(ctx.db, &sql, &completed, column).await
+}
+
+/// The cumulative flow per unit: one statement, as for one unit.
+async fn cumulative_flow(
+    ctx: Ctx<'_>,
+    column: &str,
+    ids: &[i64],
+    window: Window,
+    filter: &MetricFilter,
+) -> Result<HashMap<i64, BTreeMap<String, Vec<usize>>>, DbErr> {
+    let mut sql = Sql::new(ctx.db.get_database_backend());
+    let cond = condition(&mut sql, column, ids, filter);
+    states::cumulative_flow_by_unit(ctx.db, sql, &cond, column, window).await
+}
+
+/// Defects created in the window per unit (with its subtree unless
+/// `column` is the unit's own): (all, escaped to production), in one
+/// statement.
+async fn quality(
+    ctx: Ctx<'_>,
+    column: &str,
+    ids: &[i64],
+    window: Window,
+    filter: &MetricFilter,
+) -> Result<HashMap<i64, (u64, u64)>, DbErr> {
+    let mut sql = Sql::new(ctx.db.get_database_backend());
+    let (join, unit) = if column == "unit_id" {
+        ("", "w.unit_id")
+    } else {
+        (
+            " JOIN unit_closure uc ON uc.descendant_id = w.unit_id",
+            "uc.ancestor_id",
+        )
+    };
+    let marks: Vec<String> = ids.iter().map(|id| sql.bind(*id)).collect();
+    let mut conds = vec![
+        format!("{unit} IN ({})", marks.join(", ")),
+        format!("w.item_type = {}", sql.bind(WorkItemType::Defect.as_str())),
+        format!("w.created_at >= {}", sql.bind(window.from)),
+        format!("w.created_at < {}", sql.bind(window.to)),
+    ];
+    let mut list = |expr: &str, names: Option<Vec<&'static str>>| {
+        if let Some(names) = names {
+            let marks: Vec<String> = names.into_iter().map(|n| sql.bind(n)).collect();
+            if marks.is_empty() {
+                conds.push("1 = 0".to_owned());
+            } else {
+                conds.push(format!("{expr} IN ({})", marks.join(", ")));
+            }
+        }
+    };
+    list(
+        "w.item_type",
+        filter
+            .types
+            .as_ref()
+            .map(|t| t.iter().map(|t| t.as_str()).collect()),
+    );
+    list(
+        "w.flow_type",
+        filter
+            .flow_types
+            .as_ref()
+            .map(|t| t.iter().map(|t| t.as_str()).collect()),
+    );
+    if let Some(levels) = &filter.levels {
+        let marks: Vec<String> = levels.iter().map(|k| sql.bind(k.as_str())).collect();
+        if marks.is_empty() {
+            conds.push("1 = 0".to_owned());
+        } else {
+            conds.push(format!(
+                "w.unit_id IN (SELECT id FROM unit WHERE kind IN ({}))",
+                marks.join(", ")
+            ));
+        }
+    }
+    let production = sql.bind("PRODUCTION");
+    sql.push(&format!(
+        "SELECT {unit} AS g, COUNT(*) AS n, \
+         SUM(CASE WHEN w.found_in = {production} THEN 1 ELSE 0 END) AS escaped \
+         FROM work_item w{join} WHERE {} GROUP BY {unit}",
+        conds.join(" AND ")
+    ));
+    let mut out = HashMap::new();
+    for row in ctx.db.query_all_raw(sql.statement()).await? {
+        let n: i64 = row.try_get("", "n")?;
+        let escaped: Option<i64> = row.try_get("", "escaped")?;
+        out.insert(
+            row.try_get::<i64>("", "g")?,
+            (
+                u64::try_from(n).unwrap_or(0),
+                u64::try_from(escaped.unwrap_or(0)).unwrap_or(0),
+            ),
+        );
+    }
+    Ok(out)
 }
 
 /// Throughput, lead and cycle time and flow efficiency per unit: two
