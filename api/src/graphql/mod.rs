@@ -40,8 +40,8 @@ use loaders::{
 };
 pub use subscription::Subscription;
 
-use crate::auth::TokenKeys;
 use crate::auth::rate_limit::LoginLimiter;
+use crate::auth::{AuthCache, TokenKeys};
 use crate::config::Settings;
 use crate::error::{ApiError, GqlResult};
 use crate::events::EventBus;
@@ -93,6 +93,8 @@ pub struct Services {
     pub live: LiveHub,
     /// Each caller's cost budget.
     pub budgets: budget::Budgets,
+    /// Who the callers are, kept current by the access-change events.
+    pub auth_cache: AuthCache,
 }
 
 impl Services {
@@ -109,6 +111,11 @@ impl Services {
             budgets: budget::Budgets::new(
                 settings.budget_points,
                 settings.budget_refill_per_second,
+            ),
+            auth_cache: AuthCache::attached(
+                settings.auth_cache_ttl,
+                settings.auth_cache_capacity,
+                &bus,
             ),
             settings,
             bus,
