@@ -136,6 +136,12 @@ pub struct ServeArgs {
     #[arg(long, env = "GEMBA_AUTH_CACHE_CAPACITY", default_value_t = 10_000)]
     pub auth_cache_capacity: usize,
 
+    /// How long a replica may serve the organisation tree and its workflows
+    /// from memory, in ms, when no unit change event reached it. 0 reads
+    /// them from the database on every request.
+    #[arg(long, env = "GEMBA_TREE_CACHE_TTL_MS", default_value_t = 2000)]
+    pub tree_cache_ttl_ms: u64,
+
     /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
     /// `https://dash.example.com`. None by default.
     #[arg(long, env = "GEMBA_CORS_ORIGINS", value_delimiter = ',')]
@@ -175,6 +181,8 @@ pub struct Settings {
     pub auth_cache_ttl: Duration,
     /// Most entries of the authentication cache.
     pub auth_cache_capacity: usize,
+    /// Longest life of the tree's snapshot (zero: no snapshot).
+    pub tree_cache_ttl: Duration,
 }
 
 impl Settings {
@@ -199,6 +207,7 @@ impl Settings {
             ws_init_timeout: Duration::from_millis(args.ws_init_timeout_ms),
             auth_cache_ttl: Duration::from_millis(args.auth_cache_ttl_ms),
             auth_cache_capacity: args.auth_cache_capacity,
+            tree_cache_ttl: Duration::from_millis(args.tree_cache_ttl_ms),
             cors_origins: args
                 .cors_origins
                 .iter()
@@ -232,6 +241,7 @@ impl Default for Settings {
             ws_init_timeout: Duration::from_secs(3),
             auth_cache_ttl: Duration::from_secs(2),
             auth_cache_capacity: 10_000,
+            tree_cache_ttl: Duration::from_secs(2),
         }
     }
 }

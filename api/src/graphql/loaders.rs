@@ -10,6 +10,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::error::ApiError;
 use crate::policy::Policy;
+use crate::service::directory::UnitDirectory;
 use crate::service::metrics::{FlowMetrics, FlowParts, MetricFilter, Window, siblings};
 use crate::service::units::{self, EffectiveWorkflow, effective_workflows};
 use crate::service::{Ctx, users, work_items};
@@ -44,6 +45,7 @@ impl From<LoadError> for async_graphql::Error {
 pub struct Base {
     pub db: DatabaseConnection,
     pub policy: Arc<Policy>,
+    pub units: UnitDirectory,
 }
 
 impl Base {
@@ -51,6 +53,7 @@ impl Base {
         Ctx {
             db: &self.db,
             policy: &self.policy,
+            units: &self.units,
         }
     }
 }
@@ -64,11 +67,23 @@ impl Loader<i64> for UnitLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, unit::Model>, LoadError> {
-        Ok(units::find_many_unchecked(&self.0.db, keys)
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u))
-            .collect())
+        let mut out = HashMap::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        let tree = self.0.units.tree(&self.0.db).await?;
+        for k in keys {
+            match tree.as_ref().and_then(|t| t.unit(*k)) {
+                Some(u) => {
+                    out.insert(*k, u.clone());
+                }
+                None => missing.push(*k),
+            }
+        }
+        if !missing.is_empty() {
+            for u in units::find_many_unchecked(&self.0.db, &missing).await? {
+                out.insert(u.id, u);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -146,11 +161,23 @@ impl Loader<i64> for WorkflowLoader {
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, LoadError> {
         self.0.policy.viewer()?;
-        Ok(effective_workflows(&self.0.db, keys)
-            .await?
-            .into_iter()
-            .map(|(k, w)| (k, Arc::new(w)))
-            .collect())
+        let mut out = HashMap::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        let tree = self.0.units.tree(&self.0.db).await?;
+        for k in keys {
+            match tree.as_ref().and_then(|t| t.effective_workflow(*k)) {
+                Some(w) => {
+                    out.insert(*k, w);
+                }
+                None => missing.push(*k),
+            }
+        }
+        if !missing.is_empty() {
+            for (k, w) in effective_workflows(&self.0.db, &missing).await? {
+                out.insert(k, Arc::new(w));
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -47,6 +47,7 @@ use crate::error::{ApiError, GqlResult};
 use crate::events::EventBus;
 use crate::policy::Policy;
 use crate::service::Ctx;
+use crate::service::directory::UnitDirectory;
 use crate::service::live::LiveHub;
 
 /// The read entry points of the API. Every field needs a signed-in caller
@@ -95,6 +96,8 @@ pub struct Services {
     pub budgets: budget::Budgets,
     /// Who the callers are, kept current by the access-change events.
     pub auth_cache: AuthCache,
+    /// The tree and its workflows, kept current by the unit change events.
+    pub units: UnitDirectory,
 }
 
 impl Services {
@@ -112,6 +115,7 @@ impl Services {
                 settings.budget_points,
                 settings.budget_refill_per_second,
             ),
+            units: UnitDirectory::attached(settings.tree_cache_ttl, &bus),
             auth_cache: AuthCache::attached(
                 settings.auth_cache_ttl,
                 settings.auth_cache_capacity,
@@ -151,6 +155,7 @@ impl RequestCtx {
         let base = Arc::new(Base {
             db: db.clone(),
             policy: policy.clone(),
+            units: services.units.clone(),
         });
         Self {
             units: DataLoader::with_cache(
@@ -211,6 +216,7 @@ impl RequestCtx {
         Ctx {
             db: &self.db,
             policy: &self.policy,
+            units: &self.services.units,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The authentication cache: a caller's repeated requests run no
 //! authentication statement, and an access change still applies to the
 //! next request, on this replica at once and on the others on the relayed
-//! event (at worst after the cache's time to live).
+//! event (at worst after the cache's time to live). The tree and its
+//! workflows, served from memory too, stay current likewise.
 
 use std::time::{Duration, Instant};
 
@@ -281,4 +282,79 @@ async fn the_time_to_live_bounds_staleness_without_a_relay() {
     })
     .await;
     assert!(started.elapsed() < ttl * 3);
+}
+
+const UNIT_NAME: &str =
+    "query($k: String!) { unit(key: $k) { name parent { key } workflow { name } } }";
+
+/// Renames `key` (a team under `parent`) through `POST /ingest`.
+async fn rename(app: &TestApp, admin: &str, key: &str, parent: &str, name: &str) {
+    let event = json!({"id": format!("rename-{name}"), "type": "unit.upserted", "source": "test",
+        "data": {"key": key, "kind": "TEAM", "name": name, "parent": parent}});
+    let (status, body) = post_ndjson(app, admin, &format!("{event}\n")).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The tree is served from memory, yet a unit created or renamed shows at
+/// the next request.
+async fn the_tree_from_memory_stays_current(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let token = app.login(PROGRAM).await;
+    let vars = json!({ "n": 50 });
+    // Warm the caller and the tree, then count.
+    statements_of(&app, &token, NESTED, vars.clone()).await;
+    let warm = statements_of(&app, &token, NESTED, vars).await;
+    assert!(
+        warm <= 3,
+        "a warm nested read runs the page and the parents only: {warm} statements"
+    );
+
+    let before = app
+        .ok(&admin, UNIT_NAME, json!({ "k": "team-atlas" }))
+        .await;
+    let parent = before["unit"]["parent"]["key"].as_str().unwrap().to_owned();
+    let workflow = before["unit"]["workflow"]["name"].clone();
+    rename(&app, &admin, "team-atlas", &parent, "Atlas Prime").await;
+    let after = app
+        .ok(&admin, UNIT_NAME, json!({ "k": "team-atlas" }))
+        .await;
+    assert_eq!(after["unit"]["name"], "Atlas Prime");
+    assert_eq!(after["unit"]["workflow"]["name"], workflow);
+
+    let created = app
+        .ok(
+            &admin,
+            "mutation($p: ID!) { createUnit(input: {parent: $p, kind: TEAM, key: \"team-nova\", name: \"Nova\"}) { unit { id } } }",
+            json!({ "p": id_of(&app, &admin, &format!("{{ unit(key: \"{parent}\") {{ id }} }}"), &["unit", "id"]).await }),
+        )
+        .await;
+    assert!(created["createUnit"]["unit"]["id"].is_string());
+    let nova = app.ok(&admin, UNIT_NAME, json!({ "k": "team-nova" })).await;
+    assert_eq!(nova["unit"]["name"], "Nova");
+    assert_eq!(nova["unit"]["parent"]["key"], parent.as_str());
+    assert_eq!(nova["unit"]["workflow"]["name"], workflow);
+}
+both!(the_tree_from_memory_stays_current);
+
+/// A unit renamed on one replica shows on another within moments, though
+/// that replica would keep its snapshot a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_reaches_other_replicas_through_the_relay() {
+    let Some(a) = TestApp::spawn(Backend::Postgres).await else {
+        eprintln!("GEMBA_TEST_POSTGRES_URL is not set: skipped");
+        return;
+    };
+    let slow = Settings {
+        tree_cache_ttl: Duration::from_secs(60),
+        ..Settings::default()
+    };
+    let b = TestApp::serve_on(&a.db_url, Backend::Postgres, slow).await;
+    let admin = a.login(ADMIN).await;
+    let before = b.ok(&admin, UNIT_NAME, json!({ "k": "team-atlas" })).await;
+    let parent = before["unit"]["parent"]["key"].as_str().unwrap().to_owned();
+    rename(&a, &admin, "team-atlas", &parent, "Atlas Prime").await;
+    eventually(Duration::from_secs(2), "a rename on A, on B", || async {
+        b.ok(&admin, UNIT_NAME, json!({ "k": "team-atlas" })).await["unit"]["name"] == "Atlas Prime"
+    })
+    .await;
 }
