@@ -60,6 +60,8 @@ impl Base {
 
 /// Units by id. The tree is readable by every authenticated caller; this
 /// loader is only reached from objects a root field already authorised.
+/// Served from the replica's snapshot of the tree; units it does not know
+/// yet are read from the database.
 pub struct UnitLoader(pub Arc<Base>);
 
 impl Loader<i64> for UnitLoader {
@@ -152,7 +154,8 @@ impl Loader<i64> for UserLoader {
     }
 }
 
-/// The effective workflow of each unit.
+/// The effective workflow of each unit, from the replica's snapshot of the
+/// tree when it knows the unit.
 pub struct WorkflowLoader(pub Arc<Base>);
 
 impl Loader<i64> for WorkflowLoader {
