@@ -304,9 +304,9 @@ async fn the_tree_from_memory_stays_current(app: TestApp) {
     // Warm the caller and the tree, then count.
     statements_of(&app, &token, NESTED, vars.clone()).await;
     let warm = statements_of(&app, &token, NESTED, vars).await;
-    assert!(
-        warm <= 3,
-        "a warm nested read runs the page and the parents only: {warm} statements"
+    assert_eq!(
+        warm, 2,
+        "a warm nested read runs the page and the parents only"
     );
 
     let before = app
