@@ -124,6 +124,24 @@ pub struct ServeArgs {
     #[arg(long, env = "GEMBA_WS_INIT_TIMEOUT_MS", default_value_t = 3000)]
     pub ws_init_timeout_ms: u64,
 
+    /// How long a replica may serve a caller's identity and grants from
+    /// memory, in ms, when no access-change event reached it: the bound on
+    /// staleness across replicas if a notification is missed. 0 turns the
+    /// authentication cache off (every request reads them).
+    #[arg(long, env = "GEMBA_AUTH_CACHE_TTL_MS", default_value_t = 2000)]
+    pub auth_cache_ttl_ms: u64,
+
+    /// Most session tokens (and as many API keys) the authentication cache
+    /// holds; past it the oldest are forgotten.
+    #[arg(long, env = "GEMBA_AUTH_CACHE_CAPACITY", default_value_t = 10_000)]
+    pub auth_cache_capacity: usize,
+
+    /// How long a replica may serve the organisation tree and its workflows
+    /// from memory, in ms, when no unit change event reached it. 0 reads
+    /// them from the database on every request.
+    #[arg(long, env = "GEMBA_TREE_CACHE_TTL_MS", default_value_t = 2000)]
+    pub tree_cache_ttl_ms: u64,
+
     /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
     /// `https://dash.example.com`. None by default.
     #[arg(long, env = "GEMBA_CORS_ORIGINS", value_delimiter = ',')]
@@ -159,6 +177,12 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Time a WebSocket client has to send `connection_init`.
     pub ws_init_timeout: Duration,
+    /// Longest life of an authentication cache entry (zero: no cache).
+    pub auth_cache_ttl: Duration,
+    /// Most entries of the authentication cache.
+    pub auth_cache_capacity: usize,
+    /// Longest life of the tree's snapshot (zero: no snapshot).
+    pub tree_cache_ttl: Duration,
 }
 
 impl Settings {
@@ -181,6 +205,9 @@ impl Settings {
             login_failures_per_address: args.login_failures_per_address,
             login_window: Duration::from_secs(args.login_window_seconds),
             ws_init_timeout: Duration::from_millis(args.ws_init_timeout_ms),
+            auth_cache_ttl: Duration::from_millis(args.auth_cache_ttl_ms),
+            auth_cache_capacity: args.auth_cache_capacity,
+            tree_cache_ttl: Duration::from_millis(args.tree_cache_ttl_ms),
             cors_origins: args
                 .cors_origins
                 .iter()
@@ -212,6 +239,9 @@ impl Default for Settings {
             login_window: Duration::from_secs(900),
             cors_origins: Vec::new(),
             ws_init_timeout: Duration::from_secs(3),
+            auth_cache_ttl: Duration::from_secs(2),
+            auth_cache_capacity: 10_000,
+            tree_cache_ttl: Duration::from_secs(2),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Who is calling: passwords, tokens, login limits and the [`Viewer`] built
 //! for each authenticated request.
 
+pub mod cache;
 pub mod password;
 pub mod rate_limit;
 pub mod token;
@@ -12,6 +13,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::domain::{Role, UnitKind};
 use crate::error::{ApiError, ApiResult};
+pub use cache::AuthCache;
 pub use token::{TokenInfo, TokenKeys};
 
 /// One membership of the viewer, with what the policy needs to know of its unit.
@@ -25,8 +27,10 @@ pub struct Grant {
     pub ancestors: Vec<i64>,
 }
 
-/// The authenticated caller of one request. Built fresh for every request,
-/// so a membership granted or revoked, or a deactivation, applies at once.
+/// The authenticated caller of one request. Loaded from the database, or
+/// on the request path from the replica's [`AuthCache`], which forgets it as
+/// soon as a membership granted or revoked, a deactivation or a logout is
+/// published, so such a change applies at the next request.
 #[derive(Clone, Debug)]
 pub struct Viewer {
     pub user: user::Model,
@@ -34,7 +38,8 @@ pub struct Viewer {
     pub token: TokenInfo,
 }
 
-/// Verifies a bearer token and loads the viewer behind it.
+/// Verifies a bearer token and loads the viewer behind it from the
+/// database (no cache: see [`AuthCache::viewer`] for the request path).
 ///
 /// # Errors
 /// `UNAUTHENTICATED` for a bad, expired or revoked token or an inactive user.
@@ -43,7 +48,15 @@ pub async fn authenticate(
     keys: &TokenKeys,
     bearer: &str,
 ) -> ApiResult<Viewer> {
-    let token = keys.verify(bearer)?;
+    load_viewer(db, keys.verify(bearer)?).await
+}
+
+/// The viewer behind a verified token: checks it is not revoked and its
+/// user active, and loads the grants.
+///
+/// # Errors
+/// `UNAUTHENTICATED` for a revoked token or an inactive user.
+async fn load_viewer(db: &DatabaseConnection, token: TokenInfo) -> ApiResult<Viewer> {
     if revoked_token::Entity::find_by_id(token.jti.clone())
         .one(db)
         .await?

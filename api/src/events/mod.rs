@@ -11,7 +11,7 @@
 
 pub mod relay;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,8 @@ pub enum ChangeKind {
     /// user, or 0 when anyone's may have): their open subscriptions
     /// re-check access.
     AccessChanged,
+    /// An API key was revoked (`entity_id` is the key).
+    ApiKeyRevoked,
     ChangeUpserted,
     DeploymentRecorded,
     ReleaseRecorded,
@@ -68,11 +70,23 @@ impl DomainEvent {
     }
 }
 
-#[derive(Debug)]
+/// A synchronous reader of every event, see [`EventBus::observe`].
+type Observer = Box<dyn Fn(&DomainEvent) + Send + Sync>;
+
 struct Inner {
     tx: broadcast::Sender<DomainEvent>,
     /// To the PostgreSQL relay, once attached.
     remote: OnceLock<mpsc::Sender<DomainEvent>>,
+    observers: RwLock<Vec<Observer>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("tx", &self.tx)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -93,24 +107,52 @@ impl EventBus {
             inner: Arc::new(Inner {
                 tx,
                 remote: OnceLock::new(),
+                observers: RwLock::new(Vec::new()),
             }),
         }
     }
 
     /// Publishes to every current subscriber of this process (with none, the
     /// event is dropped) and, with a relay attached, to the other replicas.
+    /// Observers have seen the event when this returns.
     pub fn publish(&self, event: DomainEvent) {
         if let Some(remote) = self.inner.remote.get()
             && remote.try_send(event.clone()).is_err()
         {
             tracing::warn!("event relay is behind; an event reaches this replica only");
         }
+        self.notify_observers(&event);
         let _ = self.inner.tx.send(event);
     }
 
     /// Delivers an event that another replica published, here only.
     pub(crate) fn deliver_remote(&self, event: DomainEvent) {
+        self.notify_observers(&event);
         let _ = self.inner.tx.send(event);
+    }
+
+    /// Calls `f` with every event, local or relayed, before
+    /// [`publish`](Self::publish) returns and before any subscriber can
+    /// receive it: for in-memory state (caches) that must never be read
+    /// stale once the change is visible. `f` runs on the publisher's task
+    /// and must be quick and must not block.
+    pub fn observe(&self, f: impl Fn(&DomainEvent) + Send + Sync + 'static) {
+        self.inner
+            .observers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Box::new(f));
+    }
+
+    fn notify_observers(&self, event: &DomainEvent) {
+        let observers = self
+            .inner
+            .observers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for f in observers.iter() {
+            f(event);
+        }
     }
 
     pub(crate) fn attach_remote(&self, tx: mpsc::Sender<DomainEvent>) -> bool {

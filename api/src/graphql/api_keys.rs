@@ -139,7 +139,7 @@ impl ApiKeysMutation {
         r.policy.viewer()?;
         let id = ids::expect(&input.api_key, kind::API_KEY, "apiKey")?;
         Ok(RevokeApiKeyPayload {
-            api_key: ApiKey(api_keys::revoke(r.svc(), id).await?),
+            api_key: ApiKey(api_keys::revoke(r.svc(), &r.services.bus, id).await?),
         })
     }
 }

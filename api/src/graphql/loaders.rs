@@ -10,6 +10,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::error::ApiError;
 use crate::policy::Policy;
+use crate::service::directory::UnitDirectory;
 use crate::service::metrics::delivery::DeliveryMetrics;
 use crate::service::metrics::{FlowMetrics, FlowParts, MetricFilter, Window, siblings};
 use crate::service::units::{self, EffectiveWorkflow, effective_workflows};
@@ -45,6 +46,7 @@ impl From<LoadError> for async_graphql::Error {
 pub struct Base {
     pub db: DatabaseConnection,
     pub policy: Arc<Policy>,
+    pub units: UnitDirectory,
 }
 
 impl Base {
@@ -52,12 +54,15 @@ impl Base {
         Ctx {
             db: &self.db,
             policy: &self.policy,
+            units: &self.units,
         }
     }
 }
 
 /// Units by id. The tree is readable by every authenticated caller; this
 /// loader is only reached from objects a root field already authorised.
+/// Served from the replica's snapshot of the tree; units it does not know
+/// yet are read from the database.
 pub struct UnitLoader(pub Arc<Base>);
 
 impl Loader<i64> for UnitLoader {
@@ -65,11 +70,23 @@ impl Loader<i64> for UnitLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, unit::Model>, LoadError> {
-        Ok(units::find_many_unchecked(&self.0.db, keys)
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u))
-            .collect())
+        let mut out = HashMap::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        let tree = self.0.units.tree(&self.0.db).await?;
+        for k in keys {
+            match tree.as_ref().and_then(|t| t.unit(*k)) {
+                Some(u) => {
+                    out.insert(*k, u.clone());
+                }
+                None => missing.push(*k),
+            }
+        }
+        if !missing.is_empty() {
+            for u in units::find_many_unchecked(&self.0.db, &missing).await? {
+                out.insert(u.id, u);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -138,7 +155,8 @@ impl Loader<i64> for UserLoader {
     }
 }
 
-/// The effective workflow of each unit.
+/// The effective workflow of each unit, from the replica's snapshot of the
+/// tree when it knows the unit.
 pub struct WorkflowLoader(pub Arc<Base>);
 
 impl Loader<i64> for WorkflowLoader {
@@ -147,11 +165,23 @@ impl Loader<i64> for WorkflowLoader {
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, LoadError> {
         self.0.policy.viewer()?;
-        Ok(effective_workflows(&self.0.db, keys)
-            .await?
-            .into_iter()
-            .map(|(k, w)| (k, Arc::new(w)))
-            .collect())
+        let mut out = HashMap::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        let tree = self.0.units.tree(&self.0.db).await?;
+        for k in keys {
+            match tree.as_ref().and_then(|t| t.effective_workflow(*k)) {
+                Some(w) => {
+                    out.insert(*k, w);
+                }
+                None => missing.push(*k),
+            }
+        }
+        if !missing.is_empty() {
+            for (k, w) in effective_workflows(&self.0.db, &missing).await? {
+                out.insert(k, Arc::new(w));
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -40,13 +40,14 @@ use loaders::{
 };
 pub use subscription::Subscription;
 
-use crate::auth::TokenKeys;
 use crate::auth::rate_limit::LoginLimiter;
+use crate::auth::{AuthCache, TokenKeys};
 use crate::config::Settings;
 use crate::error::{ApiError, GqlResult};
 use crate::events::EventBus;
 use crate::policy::Policy;
 use crate::service::Ctx;
+use crate::service::directory::UnitDirectory;
 use crate::service::live::LiveHub;
 
 /// The read entry points of the API. Every field needs a signed-in caller
@@ -93,6 +94,10 @@ pub struct Services {
     pub live: LiveHub,
     /// Each caller's cost budget.
     pub budgets: budget::Budgets,
+    /// Who the callers are, kept current by the access-change events.
+    pub auth_cache: AuthCache,
+    /// The tree and its workflows, kept current by the unit change events.
+    pub units: UnitDirectory,
 }
 
 impl Services {
@@ -109,6 +114,12 @@ impl Services {
             budgets: budget::Budgets::new(
                 settings.budget_points,
                 settings.budget_refill_per_second,
+            ),
+            units: UnitDirectory::attached(settings.tree_cache_ttl, &bus),
+            auth_cache: AuthCache::attached(
+                settings.auth_cache_ttl,
+                settings.auth_cache_capacity,
+                &bus,
             ),
             settings,
             bus,
@@ -145,6 +156,7 @@ impl RequestCtx {
         let base = Arc::new(Base {
             db: db.clone(),
             policy: policy.clone(),
+            units: services.units.clone(),
         });
         Self {
             units: DataLoader::with_cache(
@@ -211,6 +223,7 @@ impl RequestCtx {
         Ctx {
             db: &self.db,
             policy: &self.policy,
+            units: &self.services.units,
         }
     }
 }

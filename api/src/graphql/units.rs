@@ -18,6 +18,7 @@ use super::work_items::{WorkItemConnection, WorkItemFilter, list_work_items};
 use super::workflows::Workflow;
 use crate::domain::UnitKind;
 use crate::error::{ApiError, GqlResult};
+use crate::events::{ChangeKind, DomainEvent};
 use crate::service::units::{self, NewUnit};
 use crate::service::{delivery, outcomes, value_streams};
 
@@ -388,6 +389,11 @@ impl UnitsQuery {
     async fn organization(&self, ctx: &Context<'_>) -> GqlResult<Unit> {
         let r = rc(ctx)?;
         r.policy.viewer()?;
+        if let Some(tree) = r.services.units.tree(&r.db).await?
+            && let Some(org) = tree.organisation()
+        {
+            return Ok(Unit(org.clone()));
+        }
         Ok(Unit(units::organisation(&r.db).await?))
     }
 
@@ -432,6 +438,9 @@ impl UnitsMutation {
             },
         )
         .await?;
+        r.services
+            .bus
+            .publish(DomainEvent::new(ChangeKind::UnitUpserted, unit.id, unit.id));
         Ok(CreateUnitPayload { unit: Unit(unit) })
     }
 }

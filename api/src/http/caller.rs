@@ -11,7 +11,6 @@ use axum::response::Response;
 
 use super::AppState;
 use super::graphql::{Media, error_response, negotiate};
-use crate::auth;
 use crate::error::ApiError;
 use crate::policy::{KeyGrant, Policy};
 use crate::service::api_keys;
@@ -50,12 +49,16 @@ async fn policy_for(state: &AppState, headers: &HeaderMap) -> Result<Policy, Api
             "expected `Authorization: Bearer <token>`",
         ))?;
     if token.starts_with(api_keys::PREFIX) {
-        let key = api_keys::authenticate(&state.db, token).await?;
+        let key = state.services.auth_cache.api_key(&state.db, token).await?;
         return Ok(Policy::for_api_key(KeyGrant {
             key_id: key.id,
             unit_root: key.unit_id,
         }));
     }
-    let viewer = auth::authenticate(&state.db, &state.services.keys, token).await?;
+    let viewer = state
+        .services
+        .auth_cache
+        .viewer(&state.db, &state.services.keys, token)
+        .await?;
     Ok(Policy::for_viewer(viewer))
 }

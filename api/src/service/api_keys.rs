@@ -12,11 +12,13 @@ use sha2::{Digest, Sha256};
 
 use super::Ctx;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{ChangeKind, DomainEvent, EventBus};
 
 /// Every key starts with this, so logs and scanners can recognise one.
 pub const PREFIX: &str = "gk_";
 
-fn digest(secret: &str) -> String {
+/// How a secret is stored and looked up.
+pub(crate) fn digest(secret: &str) -> String {
     Sha256::digest(secret.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -67,9 +69,11 @@ pub async fn create(ctx: Ctx<'_>, name: &str, unit_id: Option<i64>) -> ApiResult
     Ok(NewKey { key, secret })
 }
 
+/// Revokes a key; replicas forget it at once (`ApiKeyRevoked` on `bus`).
+///
 /// # Errors
 /// `FORBIDDEN` unless admin; `NOT_FOUND` for an unknown key.
-pub async fn revoke(ctx: Ctx<'_>, id: i64) -> ApiResult<api_key::Model> {
+pub async fn revoke(ctx: Ctx<'_>, bus: &EventBus, id: i64) -> ApiResult<api_key::Model> {
     ctx.policy.require_admin()?;
     let key = api_key::Entity::find_by_id(id)
         .one(ctx.db)
@@ -80,7 +84,13 @@ pub async fn revoke(ctx: Ctx<'_>, id: i64) -> ApiResult<api_key::Model> {
     }
     let mut m = key.into_active_model();
     m.revoked_at = Set(Some(Utc::now()));
-    Ok(m.update(ctx.db).await?)
+    let revoked = m.update(ctx.db).await?;
+    bus.publish(DomainEvent::new(
+        ChangeKind::ApiKeyRevoked,
+        revoked.unit_id.unwrap_or(0),
+        revoked.id,
+    ));
+    Ok(revoked)
 }
 
 /// # Errors

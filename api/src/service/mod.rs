@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod boards;
 pub mod delivery;
+pub mod directory;
 pub mod facts;
 pub mod forecast;
 pub mod ingest;
@@ -33,6 +34,8 @@ use crate::policy::Policy;
 pub struct Ctx<'a> {
     pub db: &'a DatabaseConnection,
     pub policy: &'a Policy,
+    /// The replica's snapshot of the tree and its workflows.
+    pub units: &'a directory::UnitDirectory,
 }
 
 /// Largest page a connection returns (as GitHub's API).

@@ -18,6 +18,11 @@ use crate::policy::UnitPath;
 /// `UNAUTHENTICATED` for anonymous callers; database errors.
 pub async fn find_by_key(ctx: Ctx<'_>, key: &str) -> ApiResult<Option<unit::Model>> {
     ctx.policy.viewer()?;
+    if let Some(tree) = ctx.units.tree(ctx.db).await?
+        && let Some(u) = tree.unit_by_key(key)
+    {
+        return Ok(Some(u.clone()));
+    }
     Ok(unit::Entity::find()
         .filter(unit::Column::Key.eq(key))
         .one(ctx.db)
@@ -28,6 +33,11 @@ pub async fn find_by_key(ctx: Ctx<'_>, key: &str) -> ApiResult<Option<unit::Mode
 /// `UNAUTHENTICATED` for anonymous callers; database errors.
 pub async fn find(ctx: Ctx<'_>, id: i64) -> ApiResult<Option<unit::Model>> {
     ctx.policy.viewer()?;
+    if let Some(tree) = ctx.units.tree(ctx.db).await?
+        && let Some(u) = tree.unit(id)
+    {
+        return Ok(Some(u.clone()));
+    }
     Ok(unit::Entity::find_by_id(id).one(ctx.db).await?)
 }
 

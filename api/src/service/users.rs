@@ -129,7 +129,8 @@ pub async fn create(
 }
 
 /// Changes a user's name or active flag. A deactivated user loses access at
-/// their next request: every request reloads the user; their open
+/// their next request: the `AccessChanged` event drops the user from every
+/// replica's authentication cache (`auth::cache`); their open
 /// subscriptions re-check it at once (`AccessChanged` on `bus`).
 ///
 /// # Errors

@@ -2,6 +2,7 @@
 
 mod access;
 mod auth;
+mod auth_cache;
 mod boards;
 mod demo;
 mod forecasts;

@@ -1,0 +1,273 @@
+//! The replica's memory of who its callers are, so that a caller's repeated
+//! requests run no authentication statement.
+//!
+//! A verified session token's [`Viewer`] (user and grants, and the fact that
+//! the token is not revoked) is kept by the token's `jti`; a live API key by
+//! its secret's digest. An entry is dropped:
+//!
+//! - on this replica, **before** the change's `publish` returns, by the
+//!   access-change events ([`ChangeKind::AccessChanged`] for a membership
+//!   granted or revoked, a user updated or deactivated, a logout;
+//!   [`ChangeKind::ApiKeyRevoked`]): the very next request reloads;
+//! - on the other replicas, when the relay (PostgreSQL `LISTEN/NOTIFY`)
+//!   delivers the same event, usually within milliseconds; a relay that
+//!   lost its connection drops every entry when it reconnects;
+//! - in any case once it is older than the time to live
+//!   (`GEMBA_AUTH_CACHE_TTL_MS`, 2 s by default): the bound on staleness
+//!   for what no event reached (a missed notification, a change made by
+//!   another process such as the CLI).
+//!
+//! The guarantee is thus: on the replica that made the change, at once; on
+//! the others, on the notification, and at worst after the time to live.
+//! A request that loaded a viewer while an invalidation happened does not
+//! store it (an epoch counter tells), so a load never resurrects access
+//! taken away meanwhile. The token's signature and expiry are verified on
+//! every request, cached or not.
+//!
+//! Each map holds at most `GEMBA_AUTH_CACHE_CAPACITY` entries: a full map
+//! first forgets expired entries, then its oldest one. A time to live of 0
+//! turns the cache off.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use entity::api_key;
+use sea_orm::DatabaseConnection;
+
+use super::{TokenKeys, Viewer};
+use crate::error::ApiResult;
+use crate::events::{ChangeKind, DomainEvent, EventBus};
+use crate::service::api_keys;
+
+/// A capped map whose entries expire, with an epoch that every
+/// invalidation advances.
+#[derive(Debug)]
+struct TtlMap<K, V> {
+    state: Mutex<State<K, V>>,
+    ttl: Duration,
+    capacity: usize,
+}
+
+#[derive(Debug)]
+struct State<K, V> {
+    entries: HashMap<K, (V, Instant)>,
+    epoch: u64,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                entries: HashMap::new(),
+                epoch: 0,
+            }),
+            ttl,
+            capacity,
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        !self.ttl.is_zero() && self.capacity > 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<K, V>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A fresh entry, or `None` (an expired one is forgotten).
+    fn get(&self, key: &K) -> Option<V> {
+        if !self.enabled() {
+            return None;
+        }
+        let mut state = self.lock();
+        match state.entries.get(key) {
+            Some((v, at)) if at.elapsed() < self.ttl => Some(v.clone()),
+            Some(_) => {
+                state.entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// The epoch to pass to [`insert`](Self::insert) for a value about to
+    /// be loaded.
+    fn epoch(&self) -> u64 {
+        self.lock().epoch
+    }
+
+    /// Stores a value loaded since `epoch`, unless an invalidation happened
+    /// meanwhile (the value may predate it).
+    fn insert(&self, epoch: u64, key: K, value: V) {
+        if !self.enabled() {
+            return;
+        }
+        let mut state = self.lock();
+        if state.epoch != epoch {
+            return;
+        }
+        if state.entries.len() >= self.capacity && !state.entries.contains_key(&key) {
+            let ttl = self.ttl;
+            state.entries.retain(|_, (_, at)| at.elapsed() < ttl);
+            if state.entries.len() >= self.capacity {
+                let oldest = state
+                    .entries
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    state.entries.remove(&k);
+                }
+            }
+        }
+        state.entries.insert(key, (value, Instant::now()));
+    }
+
+    /// Forgets the entries for which `drop` holds.
+    fn invalidate(&self, drop: impl Fn(&V) -> bool) {
+        let mut state = self.lock();
+        state.epoch += 1;
+        state.entries.retain(|_, (v, _)| !drop(v));
+    }
+}
+
+/// The authentication cache of one replica (see the module's comment).
+#[derive(Clone, Debug)]
+pub struct AuthCache {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Session tokens by `jti`.
+    viewers: TtlMap<String, Viewer>,
+    /// Live API keys by their secret's digest.
+    api_keys: TtlMap<String, api_key::Model>,
+}
+
+impl AuthCache {
+    /// A cache keeping entries for `ttl` (0: no caching), at most
+    /// `capacity` tokens and as many API keys.
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                viewers: TtlMap::new(ttl, capacity),
+                api_keys: TtlMap::new(ttl, capacity),
+            }),
+        }
+    }
+
+    /// A cache that forgets what the access-change events on `bus` (local
+    /// or relayed from other replicas) make stale, before they are
+    /// published.
+    pub fn attached(ttl: Duration, capacity: usize, bus: &EventBus) -> Self {
+        let cache = Self::new(ttl, capacity);
+        let observer = cache.clone();
+        bus.observe(move |e| observer.on_event(e));
+        cache
+    }
+
+    /// Applies one event: forgets the viewers of a user whose access
+    /// changed (everyone's for `entity_id` 0), or a revoked API key.
+    pub fn on_event(&self, event: &DomainEvent) {
+        match event.kind {
+            ChangeKind::AccessChanged if event.entity_id == 0 => {
+                self.inner.viewers.invalidate(|_| true);
+                self.inner.api_keys.invalidate(|_| true);
+            }
+            ChangeKind::AccessChanged => {
+                let user = event.entity_id;
+                self.inner.viewers.invalidate(|v| v.user.id == user);
+            }
+            ChangeKind::ApiKeyRevoked => {
+                let key = event.entity_id;
+                self.inner.api_keys.invalidate(|k| k.id == key);
+            }
+            _ => {}
+        }
+    }
+
+    /// [`super::authenticate`], from memory when this token was seen within
+    /// the time to live and no access change came since.
+    ///
+    /// # Errors
+    /// As [`super::authenticate`].
+    pub async fn viewer(
+        &self,
+        db: &DatabaseConnection,
+        keys: &TokenKeys,
+        bearer: &str,
+    ) -> ApiResult<Viewer> {
+        let token = keys.verify(bearer)?;
+        let viewers = &self.inner.viewers;
+        if let Some(v) = viewers.get(&token.jti)
+            && v.token.user_id == token.user_id
+            && v.token.expires_at == token.expires_at
+        {
+            return Ok(v);
+        }
+        let epoch = viewers.epoch();
+        let viewer = super::load_viewer(db, token).await?;
+        viewers.insert(epoch, viewer.token.jti.clone(), viewer.clone());
+        Ok(viewer)
+    }
+
+    /// [`api_keys::authenticate`], from memory likewise.
+    ///
+    /// # Errors
+    /// As [`api_keys::authenticate`].
+    pub async fn api_key(
+        &self,
+        db: &DatabaseConnection,
+        secret: &str,
+    ) -> ApiResult<api_key::Model> {
+        let digest = api_keys::digest(secret);
+        let cached = &self.inner.api_keys;
+        if let Some(k) = cached.get(&digest) {
+            return Ok(k);
+        }
+        let epoch = cached.epoch();
+        let key = api_keys::authenticate(db, secret).await?;
+        cached.insert(epoch, digest, key.clone());
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_and_the_oldest_goes_first() {
+        let m: TtlMap<i64, i64> = TtlMap::new(Duration::from_millis(50), 2);
+        m.insert(m.epoch(), 1, 10);
+        m.insert(m.epoch(), 2, 20);
+        m.insert(m.epoch(), 3, 30);
+        assert_eq!(m.get(&1), None, "the oldest was evicted");
+        assert_eq!((m.get(&2), m.get(&3)), (Some(20), Some(30)));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(m.get(&2), None, "expired");
+    }
+
+    #[test]
+    fn a_load_that_raced_an_invalidation_is_not_stored() {
+        let m: TtlMap<i64, i64> = TtlMap::new(Duration::from_secs(5), 10);
+        let epoch = m.epoch();
+        m.invalidate(|_| true);
+        m.insert(epoch, 1, 10);
+        assert_eq!(m.get(&1), None);
+        m.insert(m.epoch(), 1, 10);
+        assert_eq!(m.get(&1), Some(10));
+        m.invalidate(|v| *v == 10);
+        assert_eq!(m.get(&1), None);
+    }
+
+    #[test]
+    fn a_zero_ttl_caches_nothing() {
+        let m: TtlMap<i64, i64> = TtlMap::new(Duration::ZERO, 10);
+        m.insert(m.epoch(), 1, 10);
+        assert_eq!(m.get(&1), None);
+    }
+}

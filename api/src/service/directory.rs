@@ -1,0 +1,219 @@
+//! The organisation tree and its workflows, served from memory.
+//!
+//! Units and workflows are few and rarely change, yet nearly every request
+//! reads some: the unit a list starts from, the unit of each item, the
+//! workflow of a board. Each replica keeps a snapshot of every unit, its
+//! ancestors and the workflows with their states, loaded in four statements
+//! and dropped:
+//!
+//! - by a unit created or renamed ([`ChangeKind::UnitUpserted`]), on this
+//!   replica before the change's `publish` returns, on the others when the
+//!   relay delivers it (a relay that reconnects drops it too);
+//! - in any case once older than `GEMBA_TREE_CACHE_TTL_MS` (2 s by
+//!   default), the bound for what no event reached (a seed or import run by
+//!   another process). 0 turns the snapshot off.
+//!
+//! A unit or workflow the snapshot does not know (created since it was
+//! loaded) is read from the database, so a new unit is never missed. Units
+//! never move nor change kind, so a unit's ancestors never go stale. The
+//! snapshot's `next_item_number` is not to be trusted: the numbering reads
+//! the row itself ([`super::units::next_item_number`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use entity::{unit, unit_closure, workflow, workflow_state};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+
+use super::units::EffectiveWorkflow;
+use crate::domain::UnitKind;
+use crate::error::ApiResult;
+use crate::events::{ChangeKind, DomainEvent, EventBus};
+use crate::policy::UnitPath;
+
+/// One reading of the tree.
+#[derive(Debug, Default)]
+pub struct Tree {
+    units: HashMap<i64, unit::Model>,
+    by_key: HashMap<String, i64>,
+    /// Strict ancestors of each unit, farthest first.
+    ancestors: HashMap<i64, Vec<i64>>,
+    organisation: Option<i64>,
+    /// Workflows by the unit that defines them.
+    workflows: HashMap<i64, Arc<EffectiveWorkflow>>,
+}
+
+impl Tree {
+    async fn load(db: &DatabaseConnection) -> ApiResult<Self> {
+        let units = unit::Entity::find().all(db).await?;
+        let closure = unit_closure::Entity::find()
+            .filter(unit_closure::Column::Depth.gt(0))
+            .order_by_desc(unit_closure::Column::Depth)
+            .all(db)
+            .await?;
+        let workflows = workflow::Entity::find().all(db).await?;
+        let states = workflow_state::Entity::find()
+            .order_by_asc(workflow_state::Column::Position)
+            .all(db)
+            .await?;
+        let mut tree = Tree::default();
+        for c in closure {
+            tree.ancestors
+                .entry(c.descendant_id)
+                .or_default()
+                .push(c.ancestor_id);
+        }
+        let mut states_of: HashMap<i64, Vec<workflow_state::Model>> = HashMap::new();
+        for s in states {
+            states_of.entry(s.workflow_id).or_default().push(s);
+        }
+        for wf in workflows {
+            let states = states_of.remove(&wf.id).unwrap_or_default();
+            tree.workflows.insert(
+                wf.unit_id,
+                Arc::new(EffectiveWorkflow {
+                    workflow: wf,
+                    states,
+                }),
+            );
+        }
+        for u in units {
+            if u.kind == UnitKind::Organization.as_str() {
+                tree.organisation = Some(u.id);
+            }
+            tree.by_key.insert(u.key.clone(), u.id);
+            tree.units.insert(u.id, u);
+        }
+        Ok(tree)
+    }
+
+    pub fn unit(&self, id: i64) -> Option<&unit::Model> {
+        self.units.get(&id)
+    }
+
+    pub fn unit_by_key(&self, key: &str) -> Option<&unit::Model> {
+        self.by_key.get(key).and_then(|id| self.units.get(id))
+    }
+
+    pub fn organisation(&self) -> Option<&unit::Model> {
+        self.organisation.and_then(|id| self.units.get(&id))
+    }
+
+    /// The unit's place in the tree, as the policy needs it.
+    pub fn path(&self, id: i64) -> Option<UnitPath> {
+        let unit = self.units.get(&id)?;
+        Some(UnitPath {
+            id,
+            kind: UnitKind::parse(&unit.kind).ok()?,
+            ancestors: self.ancestors.get(&id).cloned().unwrap_or_default(),
+        })
+    }
+
+    /// The workflow the unit uses: its own, or its nearest ancestor's.
+    pub fn effective_workflow(&self, id: i64) -> Option<Arc<EffectiveWorkflow>> {
+        self.units.get(&id)?;
+        std::iter::once(&id)
+            .chain(self.ancestors.get(&id).into_iter().flatten().rev())
+            .find_map(|u| self.workflows.get(u).cloned())
+    }
+}
+
+/// The replica's snapshot of the tree (see the module's comment).
+#[derive(Clone, Debug)]
+pub struct UnitDirectory {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    ttl: Duration,
+    state: Mutex<State>,
+    /// One reload at a time; the others wait for it.
+    reload: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    tree: Option<(Arc<Tree>, Instant)>,
+    /// Advanced by every invalidation: a load that overlapped one is not kept.
+    epoch: u64,
+}
+
+impl UnitDirectory {
+    /// A snapshot kept for `ttl` at most (0: always read the database).
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                ttl,
+                state: Mutex::new(State::default()),
+                reload: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// A directory that the tree's change events on `bus` (local or relayed)
+    /// keep current.
+    pub fn attached(ttl: Duration, bus: &EventBus) -> Self {
+        let dir = Self::new(ttl);
+        let observer = dir.clone();
+        bus.observe(move |e| observer.on_event(e));
+        dir
+    }
+
+    /// Drops the snapshot after a change to the tree (or a relay that
+    /// reconnected, whose missed events may have been such).
+    pub fn on_event(&self, event: &DomainEvent) {
+        let stale = match event.kind {
+            ChangeKind::UnitUpserted => true,
+            ChangeKind::AccessChanged => event.entity_id == 0,
+            _ => false,
+        };
+        if stale {
+            let mut state = self.lock();
+            state.epoch += 1;
+            state.tree = None;
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn fresh(&self) -> Option<Arc<Tree>> {
+        let state = self.lock();
+        state
+            .tree
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < self.inner.ttl)
+            .map(|(t, _)| t.clone())
+    }
+
+    /// The current snapshot, loaded if missing or expired; `None` when the
+    /// snapshot is turned off.
+    ///
+    /// # Errors
+    /// Database errors only.
+    pub async fn tree(&self, db: &DatabaseConnection) -> ApiResult<Option<Arc<Tree>>> {
+        if self.inner.ttl.is_zero() {
+            return Ok(None);
+        }
+        if let Some(t) = self.fresh() {
+            return Ok(Some(t));
+        }
+        let _reloading = self.inner.reload.lock().await;
+        if let Some(t) = self.fresh() {
+            return Ok(Some(t));
+        }
+        let epoch = self.lock().epoch;
+        let tree = Arc::new(Tree::load(db).await?);
+        let mut state = self.lock();
+        if state.epoch == epoch {
+            state.tree = Some((tree.clone(), Instant::now()));
+        }
+        Ok(Some(tree))
+    }
+}
