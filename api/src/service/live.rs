@@ -378,3 +378,40 @@ impl<K: Hash + Eq, V: Clone> Shared<K, V> {
         slot.value.get_or_try_init(compute).await.cloned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::Shared;
+
+    #[tokio::test]
+    async fn a_computation_serves_those_who_need_no_later_one() {
+        let shared = Shared::<&str, u64>::default();
+        let runs = AtomicU64::new(0);
+        let compute = || async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok::<_, ()>(runs.fetch_add(1, Ordering::SeqCst) + 1)
+        };
+        let since = Instant::now();
+        // Together, after the same change: one computation.
+        let (a, b) = tokio::join!(
+            shared.get("org", since, compute),
+            shared.get("org", since, compute)
+        );
+        assert_eq!((a, b), (Ok(1), Ok(1)));
+        // A change read later needs a computation started after it.
+        let later = Instant::now();
+        assert_eq!(shared.get("org", later, compute).await, Ok(2));
+        // Another key is another computation; an error is not shared.
+        assert_eq!(shared.get("team", since, compute).await, Ok(3));
+        let now = Instant::now();
+        assert_eq!(
+            shared.get("x", now, || async { Err::<u64, ()>(()) }).await,
+            Err(())
+        );
+        assert_eq!(shared.get("x", now, compute).await, Ok(4));
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
+    }
+}
