@@ -150,15 +150,12 @@ where
                     return Some((Ok(next), (rx, pending, convert)));
                 }
                 match rx.recv().await {
-                    // The hub skipped events: this subscriber may have
-                    // missed some, as if it had lagged itself.
-                    Ok(event) if matches!(*event, LiveEvent::Missed(_)) => {
-                        let LiveEvent::Missed(n) = *event else {
-                            continue;
-                        };
-                        return Some((Err(lagged(n)), (rx, pending, convert)));
-                    }
                     Ok(event) => {
+                        // The hub skipped events: this subscriber may have
+                        // missed some, as if it had lagged itself.
+                        if let LiveEvent::Missed(n) = *event {
+                            return Some((Err(lagged(n)), (rx, pending, convert)));
+                        }
                         // Fields below the event load afresh for each event.
                         r.clear_caches();
                         pending.extend(convert(r, &event));
