@@ -6,8 +6,13 @@
 # moves stories at RATE moves/s (default 5) for SECONDS (default 30). Prints
 # event-to-delivery latency (p50/p95/p99/max), deliveries against the
 # expected count, and the server's resident memory (now and peak).
+# FLOW_METRICS=1: the subscribers are the executive's, on flowMetricsUpdates
+# (30 days) of the organisation, the payments portfolio and team-atlas, a
+# third each; latency runs from each move's response to the first message
+# computed after it (the coalescing of live metrics included).
 #   bash docs/bench/live.sh            # SQLite in a temporary directory
 #   DB=postgres bash docs/bench/live.sh
+#   FLOW_METRICS=1 SUBSCRIBERS=1000 bash docs/bench/live.sh
 # PostgreSQL: GEMBA_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -16,7 +21,7 @@ rate="${RATE:-5}"
 seconds="${SECONDS_OF_MOVES:-30}"
 port="${PORT:-18181}"
 cargo build --release -q -p gemba --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/gemba"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/gemba"
 # Each side holds one descriptor per connection.
 ulimit -n "$(ulimit -Hn)"
 work="$(mktemp -d)"
@@ -47,5 +52,6 @@ password="$(grep 'team@gemba.local' "$work/out.log" | awk '{print $NF}' || true)
 [ -n "$password" ] || { echo "the server did not start"; cat "$work/err.log"; exit 1; }
 echo "server pid $pid ($(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB), ${DB:-sqlite}"
 GEMBA_LOG=warn "$bin" bench live --url "http://127.0.0.1:$port/graphql" --password "$password" \
-  --subscribers "$subscribers" --rate "$rate" --seconds "$seconds" --server-pid "$pid"
+  --subscribers "$subscribers" --rate "$rate" --seconds "$seconds" --server-pid "$pid" \
+  ${FLOW_METRICS:+--flow-metrics}
 grep -i "warn\|error" "$work/err.log" | sort | uniq -c | sort -rn | head -5 || true

@@ -7,6 +7,14 @@
 //! `payments-checkout` program; a team member of `team-atlas` moves stories
 //! at a fixed rate. Latency is the delivery instant minus the event's `at`
 //! (when the server published it), on the same clock.
+//!
+//! With `--flow-metrics`, the subscribers are the executive's, subscribed to
+//! `flowMetricsUpdates` (30 days) of the organisation, the `payments`
+//! portfolio and `team-atlas` in turn, each of which every move touches.
+//! A move's latency, per subscriber, is the delivery instant of the first
+//! message computed after the move's response came back (its `window.to`
+//! is when the server computed it) minus that response's instant: it
+//! includes the up-to-a-second coalescing of live metrics.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,7 +42,15 @@ pub struct Options {
     pub seconds: u64,
     /// The server's process id, to read its memory.
     pub server_pid: Option<u32>,
+    /// Subscribe to `flowMetricsUpdates` of the organisation, a portfolio
+    /// and a team instead of `workItemEvents` of a program.
+    pub flow_metrics: bool,
 }
+
+const ITEM_EVENTS: &str =
+    "subscription($u: ID!) { workItemEvents(unit: $u) { kind at workItem { key state } } }";
+const FLOW_METRICS: &str = "subscription($u: ID!) { flowMetricsUpdates(unit: $u, lastDays: 30) {
+    window { to } throughput wipAtEnd averageWip leadTime { p50 p85 } cycleTime { p50 p85 } } }";
 
 /// What it measured.
 #[derive(Debug)]
@@ -118,6 +134,21 @@ struct Shared {
     latencies: Mutex<Vec<u32>>,
     delivered: AtomicU64,
     lagged: AtomicU64,
+    /// Live metrics: each subscriber's messages, as (computed at, delivered
+    /// at), in order.
+    pushes: Mutex<Vec<Pushes>>,
+}
+
+/// One subscriber's live metrics messages: (computed at, delivered at).
+type Pushes = Vec<(DateTime<Utc>, DateTime<Utc>)>;
+
+/// `window.to` of a live metrics message: when the server computed it.
+fn computed_at(text: &str) -> Option<DateTime<Utc>> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let to = v["payload"]["data"]["flowMetricsUpdates"]["window"]["to"].as_str()?;
+    DateTime::parse_from_rfc3339(to)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// One subscriber: connects, subscribes, then records latencies until
@@ -126,6 +157,7 @@ async fn subscriber(
     ws_url: String,
     token: String,
     unit: Value,
+    flow_metrics: bool,
     shared: Arc<Shared>,
     ready: tokio::sync::mpsc::Sender<anyhow::Result<()>>,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -151,7 +183,7 @@ async fn subscriber(
         socket
             .send(Message::Text(
                 json!({"type": "subscribe", "id": "1", "payload": {
-                    "query": "subscription($u: ID!) { workItemEvents(unit: $u) { kind at workItem { key state } } }",
+                    "query": if flow_metrics { FLOW_METRICS } else { ITEM_EVENTS },
                     "variables": {"u": unit}
                 }})
                 .to_string()
@@ -171,6 +203,7 @@ async fn subscriber(
         }
     };
     let mut local = Vec::new();
+    let mut pushes = Vec::new();
     let mut stop = stop;
     loop {
         tokio::select! {
@@ -185,6 +218,12 @@ async fn subscriber(
                     shared.lagged.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
+                if flow_metrics {
+                    if let Some(at) = computed_at(text.as_str()) {
+                        pushes.push((at, Utc::now()));
+                    }
+                    continue;
+                }
                 if let Some(at) = event_at(text.as_str()) {
                     let ms = (Utc::now() - at).num_microseconds().unwrap_or(0).max(0) / 100;
                     local.push(u32::try_from(ms).unwrap_or(u32::MAX));
@@ -195,7 +234,29 @@ async fn subscriber(
         }
     }
     shared.latencies.lock().await.extend(local);
+    if flow_metrics {
+        shared.pushes.lock().await.push(pushes);
+    }
     let _ = socket.close(None).await;
+}
+
+/// For each move and each subscriber: the first of the subscriber's
+/// messages computed after the move: when it was delivered. Returns the latencies
+/// (in tenths of a millisecond) and how many (move, subscriber) pairs got a
+/// message.
+fn move_latencies(moved_at: &[DateTime<Utc>], pushes: &[Pushes]) -> (Vec<u32>, u64) {
+    let mut out = Vec::new();
+    for mine in pushes {
+        for moved in moved_at {
+            let i = mine.partition_point(|(computed, _)| computed <= moved);
+            if let Some((_, delivered)) = mine.get(i) {
+                let tenths = (*delivered - *moved).num_microseconds().unwrap_or(0).max(0) / 100;
+                out.push(u32::try_from(tenths).unwrap_or(u32::MAX));
+            }
+        }
+    }
+    let delivered = out.len() as u64;
+    (out, delivered)
 }
 
 fn rss_mib(pid: u32) -> Option<(f64, f64)> {
@@ -217,9 +278,22 @@ fn rss_mib(pid: u32) -> Option<(f64, f64)> {
 pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let http = reqwest::Client::new();
     let url = opts.url.as_str();
-    let watcher = login(&http, url, "program@gemba.local", &opts.password).await?;
+    let watcher_email = if opts.flow_metrics {
+        "exec@gemba.local"
+    } else {
+        "program@gemba.local"
+    };
+    let watcher = login(&http, url, watcher_email, &opts.password).await?;
     let mover = login(&http, url, "team@gemba.local", &opts.password).await?;
-    let program = unit_id(&http, url, &watcher, "payments-checkout").await?;
+    let watched_keys: &[&str] = if opts.flow_metrics {
+        &["org", "payments", "team-atlas"]
+    } else {
+        &["payments-checkout"]
+    };
+    let mut watched = Vec::new();
+    for key in watched_keys {
+        watched.push(unit_id(&http, url, &watcher, key).await?);
+    }
     let atlas = unit_id(&http, url, &mover, "team-atlas").await?;
     let stories = gql(
         &http,
@@ -244,6 +318,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         latencies: Mutex::new(Vec::new()),
         delivered: AtomicU64::new(0),
         lagged: AtomicU64::new(0),
+        pushes: Mutex::new(Vec::new()),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(opts.subscribers.max(1));
@@ -253,7 +328,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         tasks.push(tokio::spawn(subscriber(
             ws_url.clone(),
             watcher.clone(),
-            program.clone(),
+            watched[i % watched.len()].clone(),
+            opts.flow_metrics,
             shared.clone(),
             ready_tx.clone(),
             stop_rx.clone(),
@@ -285,6 +361,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let mut ticker = tokio::time::interval(interval);
     let total = (opts.rate * opts.seconds as f64).round() as u64;
     let mut moves = 0u64;
+    let mut moved_at = Vec::new();
     let mut step = 0usize;
     while moves < total {
         ticker.tick().await;
@@ -300,15 +377,24 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         )
         .await;
         match r {
-            Ok(_) => moves += 1,
+            Ok(_) => {
+                moves += 1;
+                moved_at.push(Utc::now());
+            }
             Err(e) => tracing::warn!(error = %e, "a move failed"),
         }
     }
     // Deliveries in flight.
     let expected = moves * opts.subscribers as u64;
     let drain = Instant::now();
-    while shared.delivered.load(Ordering::Relaxed) < expected
-        && drain.elapsed() < Duration::from_secs(10)
+    let wait = if opts.flow_metrics {
+        // The last change's message comes within a second or so.
+        Duration::from_secs(3)
+    } else {
+        Duration::from_secs(10)
+    };
+    while (opts.flow_metrics || shared.delivered.load(Ordering::Relaxed) < expected)
+        && drain.elapsed() < wait
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -316,6 +402,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;
+    }
+    if opts.flow_metrics {
+        let pushes = std::mem::take(&mut *shared.pushes.lock().await);
+        let (lat, delivered) = move_latencies(&moved_at, &pushes);
+        shared.latencies.lock().await.extend(lat);
+        shared.delivered.store(delivered, Ordering::Relaxed);
     }
     let mut lat = std::mem::take(&mut *shared.latencies.lock().await);
     lat.sort_unstable();
@@ -350,7 +442,7 @@ pub fn table(r: &Report, opts: &Options) -> String {
         "| subscribers | moves/s | moves | deliveries (expected) | lagged | p50 | p95 | p99 | max | server RSS |\n\
          |---|---|---|---|---|---|---|---|---|---|\n\
          | {} | {} | {} | {} ({}) | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} |\n\n\
-         {} connections opened and subscribed in {:.1} s.\n",
+         {} connections opened and subscribed to {} in {:.1} s.\n",
         r.subscribers,
         opts.rate,
         r.moves,
@@ -363,6 +455,11 @@ pub fn table(r: &Report, opts: &Options) -> String {
         r.max_ms,
         rss,
         r.subscribers,
+        if opts.flow_metrics {
+            "flowMetricsUpdates of org, payments and team-atlas (a third each)"
+        } else {
+            "workItemEvents of payments-checkout"
+        },
         r.connect_seconds
     )
 }

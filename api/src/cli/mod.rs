@@ -144,6 +144,11 @@ enum BenchCommand {
         /// The server's process id, to read its resident memory.
         #[arg(long)]
         server_pid: Option<u32>,
+        /// Subscribe the executive to `flowMetricsUpdates` of the
+        /// organisation, a portfolio and a team (a third each) instead of
+        /// the program manager to `workItemEvents` of a program.
+        #[arg(long)]
+        flow_metrics: bool,
     },
 }
 
@@ -306,6 +311,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     rate,
                     seconds,
                     server_pid,
+                    flow_metrics,
                 },
         } => {
             let opts = live_bench::Options {
@@ -315,6 +321,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 rate,
                 seconds,
                 server_pid,
+                flow_metrics,
             };
             let report = live_bench::run(&opts).await?;
             out(&live_bench::table(&report, &opts))

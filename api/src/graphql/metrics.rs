@@ -32,6 +32,21 @@ pub(crate) fn window_cost(window: &TimeWindowInput) -> usize {
     100 + usize::try_from(days).unwrap_or(usize::MAX / 2)
 }
 
+/// The complexity of live metrics over the last `days` days: as a metric's
+/// window of that length ([`window_cost`]).
+pub(crate) fn days_cost(days: i32) -> usize {
+    100 + usize::try_from(days.max(0)).unwrap_or(usize::MAX / 2)
+}
+
+/// A half-open time window `[from, to)` in UTC.
+#[derive(SimpleObject)]
+pub struct TimeWindow {
+    /// Start of the window, included.
+    pub from: DateTime<Utc>,
+    /// End of the window, excluded.
+    pub to: DateTime<Utc>,
+}
+
 /// Which work items a flow metric covers; every item of the unit's subtree
 /// when omitted. The conditions combine with AND, and an empty list matches
 /// no item.
@@ -150,6 +165,15 @@ pub struct FlowMetrics(pub(super) metrics::FlowMetrics);
 /// end; it starts at its first entry into an `ACTIVE` or `WAITING` state.
 #[Object]
 impl FlowMetrics {
+    /// The window `[from, to)` these metrics cover (for live metrics, the
+    /// last days up to the instant they were computed).
+    async fn window(&self) -> TimeWindow {
+        TimeWindow {
+            from: self.0.window.from,
+            to: self.0.window.to,
+        }
+    }
+
     /// Flow velocity: the number of items completed in the window.
     async fn throughput(&self) -> i32 {
         count(self.0.throughput)
@@ -385,6 +409,15 @@ pub(super) fn flow_request(
         window.to,
         r.services.settings.max_metric_window_days,
     )?;
+    let (filter, parts) = flow_selection(ctx, filter);
+    Ok((window, filter, parts))
+}
+
+/// The filter and the parts a flow metrics field (or subscription) asks for.
+pub(super) fn flow_selection(
+    ctx: &Context<'_>,
+    filter: Option<MetricFilterInput>,
+) -> (MetricFilter, metrics::FlowParts) {
     let f = filter.unwrap_or_default();
     let filter = MetricFilter {
         types: f.types,
@@ -411,7 +444,7 @@ pub(super) fn flow_request(
         time_in_state: asked(&["timeInState"]),
         cumulative_flow: asked(&["cumulativeFlow"]),
     };
-    Ok((window, filter, parts))
+    (filter, parts)
 }
 
 pub(super) async fn flow_metrics(

@@ -1,10 +1,12 @@
 //! Subscriptions (served at `/graphql/ws`): live work item and board events
-//! of a unit, each filtered by the subscriber's access. The connection
+//! of a unit, each filtered by the subscriber's access, and live flow
+//! metrics of a unit, pushed again when its subtree changes. The connection
 //! restarts its subscriptions with fresh access whenever the subscriber's
 //! memberships change, so revoked access stops the events.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_graphql::{Context, Enum, ID, Object, SimpleObject, Subscription as GqlSubscription};
 use chrono::{DateTime, Utc};
@@ -13,14 +15,17 @@ use tokio::sync::broadcast;
 
 use super::boards::{BoardCard, BoardColumn};
 use super::ids::{self, kind};
+use super::metrics::{FlowMetrics, MetricFilterInput, flow_selection};
 use super::units::Unit;
 use super::work_items::WorkItem;
 use super::{RequestCtx, rc};
 use crate::error::{ApiError, GqlResult};
 use crate::events::ChangeKind;
 use crate::policy::UnitPath;
+use crate::service::Reach;
 use crate::service::boards;
-use crate::service::live::{ItemChange, LiveEvent};
+use crate::service::live::{FlowFollow, ItemChange, LiveEvent};
+use crate::service::metrics::{self, Window};
 use crate::service::units;
 
 pub struct Subscription;
@@ -146,6 +151,11 @@ where
                 }
                 match rx.recv().await {
                     Ok(event) => {
+                        // The hub skipped events: this subscriber may have
+                        // missed some, as if it had lagged itself.
+                        if let LiveEvent::Missed(n) = *event {
+                            return Some((Err(lagged(n)), (rx, pending, convert)));
+                        }
                         // Fields below the event load afresh for each event.
                         r.clear_caches();
                         pending.extend(convert(r, &event));
@@ -190,7 +200,7 @@ fn card_for(r: &RequestCtx, change: &ItemChange, now: DateTime<Utc>) -> Option<B
 fn board_events(r: &RequestCtx, board: &UnitPath, event: &LiveEvent) -> Vec<BoardEvent> {
     let now = Utc::now();
     match event {
-        LiveEvent::Access { .. } => Vec::new(),
+        LiveEvent::Access { .. } | LiveEvent::Missed(_) => Vec::new(),
         LiveEvent::Board {
             unit: u,
             columns,
@@ -269,6 +279,105 @@ fn board_events(r: &RequestCtx, board: &UnitPath, event: &LiveEvent) -> Vec<Boar
     }
 }
 
+/// Live flow metrics send at most one message per this, per subscription.
+pub const COALESCE: Duration = Duration::from_secs(1);
+/// Without a change, live flow metrics are pushed again after this long: the
+/// rolling window moves with time (ages grow, old completions leave it).
+pub const REFRESH: Duration = Duration::from_secs(60);
+
+/// Whether `event` may change the flow metrics of `root` (with `reach`):
+/// an item of its subtree created, changed or moved, or events missed.
+fn touches(root: &UnitPath, reach: Reach, event: &LiveEvent) -> bool {
+    match event {
+        LiveEvent::Item { kind, change, .. } => {
+            *kind != ChangeKind::WorkItemRanked
+                && match reach {
+                    Reach::Subtree => change.unit.is_under(root.id),
+                    Reach::UnitOnly => change.unit.id == root.id,
+                }
+        }
+        LiveEvent::Missed(_) => true,
+        LiveEvent::Board { .. } | LiveEvent::Access { .. } => false,
+    }
+}
+
+/// The instant after which a computation includes `event`.
+fn read_at(event: &LiveEvent) -> Instant {
+    match event {
+        LiveEvent::Item { change, .. } => change.read_at,
+        _ => Instant::now(),
+    }
+}
+
+/// The flow metrics `follow` asks for over the last `follow.days` days up to
+/// now, through the root field's service path, computed after `since`:
+/// shared with the subscribers that follow the same, unless the parts
+/// depend on the viewer (`oldestWip` lists the items they may read).
+async fn live_flow(r: &RequestCtx, follow: &FlowFollow, since: Instant) -> GqlResult<FlowMetrics> {
+    r.clear_caches();
+    let max_days = r.services.settings.max_metric_window_days;
+    let compute = || async {
+        let to = Utc::now();
+        let window = Window::new(to - chrono::Duration::days(follow.days), to, max_days)?;
+        metrics::flow_metrics(r.svc(), follow.unit, window, &follow.filter, follow.parts)
+            .await
+            .map(Arc::new)
+    };
+    let m = if follow.parts.oldest {
+        compute().await?
+    } else {
+        r.services
+            .live
+            .flows()
+            .get(follow.clone(), since, compute)
+            .await?
+    };
+    Ok(FlowMetrics((*m).clone()))
+}
+
+/// Waits for the next moment live metrics should be pushed: a change that
+/// touches the unit (then no sooner than [`COALESCE`] after the last
+/// message, folding every change meanwhile into one), or [`REFRESH`]
+/// without any. Returns the instant after which the next computation must
+/// start, `None` when the hub is gone.
+async fn next_push(
+    rx: &mut broadcast::Receiver<Arc<LiveEvent>>,
+    root: &UnitPath,
+    reach: Reach,
+    sent: Instant,
+) -> Option<Instant> {
+    let refresh = tokio::time::sleep_until((sent + REFRESH).into());
+    tokio::pin!(refresh);
+    let mut since = loop {
+        tokio::select! {
+            got = rx.recv() => match got {
+                Ok(event) if touches(root, reach, &event) => break read_at(&event),
+                Ok(_) => {}
+                // Missed events may have touched it: recompute.
+                Err(broadcast::error::RecvError::Lagged(_)) => break Instant::now(),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            },
+            () = &mut refresh => {
+                // Any result of the last second is recent enough.
+                break Instant::now().checked_sub(COALESCE).unwrap_or(sent);
+            }
+        }
+    };
+    let due = tokio::time::sleep_until((sent + COALESCE).into());
+    tokio::pin!(due);
+    loop {
+        tokio::select! {
+            () = &mut due => return Some(since),
+            got = rx.recv() => match got {
+                Ok(event) if touches(root, reach, &event) => since = since.max(read_at(&event)),
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => since = Instant::now(),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            },
+        }
+    }
+}
+
 /// Live events over WebSocket at `/graphql/ws` (`graphql-transport-ws`), with
 /// the session token in the `connection_init` payload. Events are filtered by
 /// your access, and follow changes to your memberships.
@@ -304,6 +413,69 @@ impl Subscription {
                 at: *at,
             }]
         }))
+    }
+
+    /// Flow metrics of `unit` over the last `lastDays` days up to now, as
+    /// `flowMetrics` computes them for that window (`window` says which):
+    /// now, then again whenever a work item of the unit's subtree is
+    /// created, changed or moved (by a mutation or by ingest), at most once
+    /// a second (changes meanwhile come together in the next message, and
+    /// the last state always comes), and every 60 seconds without a change
+    /// as the window moves on. Only the fields you select are computed.
+    /// `FORBIDDEN` when you may not read the unit's aggregates.
+    #[graphql(complexity = "super::metrics::days_cost(last_days) + child_complexity")]
+    async fn flow_metrics_updates<'a>(
+        &self,
+        ctx: &Context<'a>,
+        #[graphql(
+            desc = "Global id of the unit to measure (with its subtree unless the filter says otherwise); an unknown unit is `NOT_FOUND`."
+        )]
+        unit: ID,
+        #[graphql(
+            desc = "Length of the rolling window in days: each message covers the last `lastDays` days up to the instant it was computed. At least 1 and at most the longest metric window (1,827 days by default), else `BAD_USER_INPUT`."
+        )]
+        last_days: i32,
+        #[graphql(
+            desc = "Which items to count (types, flow types, owning unit levels, scope); every item of the unit's subtree when omitted."
+        )]
+        filter: Option<MetricFilterInput>,
+    ) -> async_graphql::Result<impl Stream<Item = GqlResult<FlowMetrics>> + use<'a>> {
+        let r = rc(ctx)?;
+        r.policy.viewer()?;
+        let max_days = r.services.settings.max_metric_window_days;
+        if last_days < 1 || i64::from(last_days) > max_days {
+            return Err(ApiError::bad_input(format!(
+                "`lastDays` must be between 1 and {max_days}"
+            ))
+            .into());
+        }
+        let root = scoped_unit(r, &unit).await?;
+        let (filter, parts) = flow_selection(ctx, filter);
+        let reach = filter.reach;
+        let follow = FlowFollow {
+            unit: root.id,
+            days: i64::from(last_days),
+            filter,
+            parts,
+        };
+        // Listening before the first computation: no change escapes.
+        let rx = r.services.live.subscribe();
+        let subscribed = Instant::now();
+        Ok(futures::stream::unfold(
+            (rx, None::<Instant>),
+            move |(mut rx, sent)| {
+                let root = root.clone();
+                let follow = follow.clone();
+                async move {
+                    let since = match sent {
+                        None => subscribed,
+                        Some(sent) => next_push(&mut rx, &root, reach, sent).await?,
+                    };
+                    let m = live_flow(r, &follow, since).await;
+                    Some((m, (rx, Some(Instant::now()))))
+                }
+            },
+        ))
     }
 
     /// Changes on `unit`'s board: its cards moving, its counts and WIP

@@ -54,11 +54,19 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          gemba_rate_limited_total {}\n\
          # HELP gemba_request_timeouts_total GraphQL requests cancelled at their deadline.\n\
          # TYPE gemba_request_timeouts_total counter\n\
-         gemba_request_timeouts_total {}\n",
+         gemba_request_timeouts_total {}\n\
+         # HELP gemba_live_events_total Events the live hub read and passed to subscribers (none while nobody subscribes).\n\
+         # TYPE gemba_live_events_total counter\n\
+         gemba_live_events_total {}\n\
+         # HELP gemba_live_missed_total Events the live hub skipped because it fell behind the event bus, each time reported to subscribers.\n\
+         # TYPE gemba_live_missed_total counter\n\
+         gemba_live_missed_total {}\n",
         state.statements.get(),
         state.graphql_requests.load(Ordering::Relaxed),
         state.services.budgets.refused(),
         state.timeouts.load(Ordering::Relaxed),
+        state.services.live.completed(),
+        state.services.live.missed(),
     );
     (
         [(

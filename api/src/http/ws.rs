@@ -10,7 +10,8 @@
 //!   a subscription id in use with 4409, a malformed message with 4400;
 //! - the socket closes with 4403 when the token expires, is revoked or its
 //!   user is deactivated; when the user's memberships change, the open
-//!   subscriptions restart with the new access (a subscription the user may
+//!   subscriptions restart with the new access (with the same access they
+//!   go on) (a subscription the user may
 //!   no longer make ends with `FORBIDDEN`);
 //! - the database away at `connection_init` closes with 1013 (try again
 //!   later), and during an outage open subscriptions keep the access checked
@@ -174,6 +175,29 @@ fn is_transient(e: &crate::error::ApiError) -> bool {
     )
 }
 
+/// Whether two authentications of one token give the same access: the same
+/// user record and the same memberships, in the same places of the tree.
+fn same_access(a: &Viewer, b: &Viewer) -> bool {
+    let grants = |v: &Viewer| {
+        let mut g: Vec<_> = v
+            .grants
+            .iter()
+            .map(|g| {
+                (
+                    g.membership_id,
+                    g.role,
+                    g.unit_id,
+                    g.unit_kind,
+                    g.ancestors.clone(),
+                )
+            })
+            .collect();
+        g.sort_by_key(|x| x.0);
+        g
+    };
+    a.user == b.user && grants(a) == grants(b)
+}
+
 /// A request error (no data, errors without a path): the document did not
 /// parse or validate. Sent as `error`, not `next`.
 fn is_request_error(r: &Response) -> bool {
@@ -300,7 +324,8 @@ impl Connection {
                 event = live.recv(), if self.auth.is_some() => {
                     let recheck = match event {
                         Ok(event) => match *event {
-                            LiveEvent::Access { user_id: None } => true,
+                            // Missed events may have changed anyone's access.
+                            LiveEvent::Access { user_id: None } | LiveEvent::Missed(_) => true,
                             LiveEvent::Access { user_id: Some(u) } => {
                                 self.auth.as_ref().is_some_and(|(_, _, v)| v.user.id == u)
                             }
@@ -429,9 +454,15 @@ impl Connection {
                 self.auth = Some((token, policy, viewer));
                 true
             }
-            Ok(viewer) => {
-                let policy = Arc::new(Policy::for_viewer(viewer.clone()));
-                self.auth = Some((token, policy, viewer));
+            Ok(fresh) => {
+                // The same access: the subscriptions go on undisturbed (an
+                // event they are about to deliver is not lost to a restart).
+                if same_access(&fresh, &viewer) {
+                    self.auth = Some((token, policy, fresh));
+                    return true;
+                }
+                let policy = Arc::new(Policy::for_viewer(fresh.clone()));
+                self.auth = Some((token, policy, fresh));
                 let running: Vec<(String, SubscribePayload)> = self
                     .subs
                     .drain()

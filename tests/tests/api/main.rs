@@ -12,6 +12,7 @@ mod hostile;
 mod http;
 mod ingest;
 mod live;
+mod live_metrics;
 mod loaders;
 mod metrics;
 mod outage;

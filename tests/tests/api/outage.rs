@@ -223,6 +223,8 @@ async fn a_database_outage_fails_fast_and_recovers() {
         json!({ "u": atlas }),
     )
     .await;
+    // Lets the server start the subscription before the database goes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(get(&app, "/readyz").await.0, 200);
 
     pg.down();
