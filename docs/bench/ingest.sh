@@ -5,6 +5,7 @@
 # RSS per run, and the medians.
 #   bash docs/bench/ingest.sh [N]
 # PostgreSQL: GEMBA_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres).
+# The binary is built under CARGO_TARGET_DIR when set (default ./target).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 n="${1:-1000000}"
@@ -13,7 +14,7 @@ pg="${GEMBA_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cargo build --release -q -p gemba --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/gemba"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/gemba"
 python3 "$root/docs/bench/gen_events.py" "$n" > "$work/events.ndjson"
 echo "events: $(wc -l < "$work/events.ndjson") ($(du -h "$work/events.ndjson" | cut -f1)); $runs runs per database"
 

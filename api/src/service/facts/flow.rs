@@ -176,6 +176,19 @@ async fn lines(db: &impl ConnectionTrait, unit_ids: &[i64]) -> Result<HashMap<i6
     Ok(out)
 }
 
+/// The history of an item created in the running batch, as the batch wrote
+/// it: the item's columns the facts carry and its transitions in the order
+/// they were inserted (by time, then by arrival, as they read back).
+#[derive(Clone, Debug)]
+pub struct Known {
+    pub unit_id: i64,
+    pub item_type: String,
+    pub flow_type: String,
+    pub created_at: DateTime<Utc>,
+    /// `(at, to_state, to_category)` of each transition.
+    pub steps: Vec<(DateTime<Utc>, String, String)>,
+}
+
 /// Rewrites the facts of the work items touched by `events` (created,
 /// updated or moved), and the delivery facts of the deployments, changes
 /// and incidents they wrote ([`super::delivery::refresh_touched`]).
@@ -185,6 +198,21 @@ async fn lines(db: &impl ConnectionTrait, unit_ids: &[i64]) -> Result<HashMap<i6
 pub async fn refresh_touched(
     db: &impl ConnectionTrait,
     events: &[DomainEvent],
+) -> Result<(), DbErr> {
+    refresh_touched_known(db, events, &HashMap::new()).await
+}
+
+/// [`refresh_touched`], deriving the facts of the items that `known` holds
+/// and `events` created from those histories instead of reading them back.
+/// The caller vouches that each is the item's whole history: it created the
+/// item and wrote every transition since, nothing else wrote to it.
+///
+/// # Errors
+/// Database errors only.
+pub async fn refresh_touched_known(
+    db: &impl ConnectionTrait,
+    events: &[DomainEvent],
+    known: &HashMap<i64, Known>,
 ) -> Result<(), DbErr> {
     let mut ids: Vec<i64> = Vec::new();
     let mut created: Vec<i64> = Vec::new();
@@ -199,14 +227,16 @@ pub async fn refresh_touched(
     ids.sort_unstable();
     ids.dedup();
     created.sort_unstable();
+    let is_created = |id: &i64| created.binary_search(id).is_ok();
     for chunk in ids.chunks(CHUNK) {
         // Items created by these events have no facts to delete.
-        let old: Vec<i64> = chunk
+        let old: Vec<i64> = chunk.iter().copied().filter(|id| !is_created(id)).collect();
+        let mine: HashMap<i64, &Known> = chunk
             .iter()
-            .copied()
-            .filter(|id| created.binary_search(id).is_err())
+            .filter(|id| is_created(id))
+            .filter_map(|id| known.get(id).map(|k| (*id, k)))
             .collect();
-        refresh_chunk(db, chunk, &old).await?;
+        refresh_chunk(db, chunk, &old, &mine).await?;
     }
     super::delivery::refresh_touched(db, events).await
 }
@@ -217,13 +247,20 @@ pub async fn refresh_touched(
 /// Database errors only.
 pub async fn refresh(db: &impl ConnectionTrait, item_ids: &[i64]) -> Result<(), DbErr> {
     for ids in item_ids.chunks(CHUNK) {
-        refresh_chunk(db, ids, ids).await?;
+        refresh_chunk(db, ids, ids, &HashMap::new()).await?;
     }
     Ok(())
 }
 
-/// Rewrites the facts of `ids`, deleting the existing ones of `old` first.
-async fn refresh_chunk(db: &impl ConnectionTrait, ids: &[i64], old: &[i64]) -> Result<(), DbErr> {
+/// Rewrites the facts of `ids`, deleting the existing ones of `old` first;
+/// those of the items in `known` come from there, the others from their
+/// rows and histories read back.
+async fn refresh_chunk(
+    db: &impl ConnectionTrait,
+    ids: &[i64],
+    old: &[i64],
+    known: &HashMap<i64, &Known>,
+) -> Result<(), DbErr> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -241,38 +278,54 @@ async fn refresh_chunk(db: &impl ConnectionTrait, ids: &[i64], old: &[i64]) -> R
             .exec(db)
             .await?;
     }
-    let items: Vec<(i64, i64, String, String, DateTime<Utc>)> = work_item::Entity::find()
-        .select_only()
-        .column(work_item::Column::Id)
-        .column(work_item::Column::UnitId)
-        .column(work_item::Column::ItemType)
-        .column(work_item::Column::FlowType)
-        .column(work_item::Column::CreatedAt)
-        .filter(work_item::Column::Id.is_in(ids.iter().copied()))
-        .order_by_asc(work_item::Column::Id)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let steps: Vec<(i64, DateTime<Utc>, String, String)> = transition::Entity::find()
-        .select_only()
-        .column(transition::Column::WorkItemId)
-        .column(transition::Column::At)
-        .column(transition::Column::ToState)
-        .column(transition::Column::ToCategory)
-        .filter(transition::Column::WorkItemId.is_in(ids.iter().copied()))
-        .order_by_asc(transition::Column::WorkItemId)
-        .order_by_asc(transition::Column::At)
-        .order_by_asc(transition::Column::Id)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut unit_ids: Vec<i64> = items.iter().map(|i| i.1).collect();
+    let unknown: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !known.contains_key(id))
+        .collect();
+    let (items, steps) = if unknown.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        read_back(db, &unknown).await?
+    };
+    let mut unit_ids: Vec<i64> = items
+        .iter()
+        .map(|i| i.1)
+        .chain(known.values().map(|k| k.unit_id))
+        .collect();
     unit_ids.sort_unstable();
     unit_ids.dedup();
     let lines = lines(db, &unit_ids).await?;
     let mut rows = Rows::default();
+    // In id order, as read back: the known items merged into the others.
+    let mut order = ids.to_vec();
+    order.sort_unstable();
+    order.dedup();
+    let mut read = items.iter().peekable();
     let mut rest = steps.as_slice();
-    for (id, unit_id, item_type, flow_type, created_at) in &items {
+    for id in &order {
+        if let Some(k) = known.get(id) {
+            let history: Vec<Step<'_>> = k
+                .steps
+                .iter()
+                .map(|(at, state, category)| (ms(*at), state.as_str(), category.as_str()))
+                .collect();
+            let item = Item {
+                id: *id,
+                unit_id: k.unit_id,
+                item_type: &k.item_type,
+                flow_type: &k.flow_type,
+                created_ms: ms(k.created_at),
+            };
+            let line = lines.get(&k.unit_id).cloned().unwrap_or_default();
+            rows.push(&item, &line, &history);
+            continue;
+        }
+        let Some((_, unit_id, item_type, flow_type, created_at)) = read.next_if(|i| i.0 == *id)
+        else {
+            // Gone (deleted meanwhile): no facts.
+            continue;
+        };
         while rest.first().is_some_and(|s| s.0 < *id) {
             rest = &rest[1..];
         }
@@ -294,6 +347,45 @@ async fn refresh_chunk(db: &impl ConnectionTrait, ids: &[i64], old: &[i64]) -> R
         rows.push(&item, &line, &history);
     }
     rows.write(db).await
+}
+
+/// An item's columns the facts carry: id, unit, type, flow type, creation.
+type ItemRow = (i64, i64, String, String, DateTime<Utc>);
+/// A transition: item, instant, state entered and its category.
+type StepRow = (i64, DateTime<Utc>, String, String);
+
+/// The rows of `ids` (in id order) and their transitions (by item, time,
+/// then arrival).
+async fn read_back(
+    db: &impl ConnectionTrait,
+    ids: &[i64],
+) -> Result<(Vec<ItemRow>, Vec<StepRow>), DbErr> {
+    let items: Vec<ItemRow> = work_item::Entity::find()
+        .select_only()
+        .column(work_item::Column::Id)
+        .column(work_item::Column::UnitId)
+        .column(work_item::Column::ItemType)
+        .column(work_item::Column::FlowType)
+        .column(work_item::Column::CreatedAt)
+        .filter(work_item::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(work_item::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let steps: Vec<StepRow> = transition::Entity::find()
+        .select_only()
+        .column(transition::Column::WorkItemId)
+        .column(transition::Column::At)
+        .column(transition::Column::ToState)
+        .column(transition::Column::ToCategory)
+        .filter(transition::Column::WorkItemId.is_in(ids.iter().copied()))
+        .order_by_asc(transition::Column::WorkItemId)
+        .order_by_asc(transition::Column::At)
+        .order_by_asc(transition::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok((items, steps))
 }
 
 /// The item-level columns of the facts.
@@ -534,7 +626,7 @@ pub async fn rebuild_all(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
             .await?;
         let Some(last) = ids.last() else { break };
         after = *last;
-        refresh_chunk(db, &ids, &ids).await?;
+        refresh_chunk(db, &ids, &ids, &HashMap::new()).await?;
         done += ids.len() as u64;
     }
     Ok(done)

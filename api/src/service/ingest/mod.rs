@@ -9,6 +9,7 @@
 //! of each event).
 
 use std::sync::Mutex;
+use std::time::Instant;
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, TransactionTrait};
 
@@ -75,16 +76,35 @@ where
         Err(e) => return failed(e),
     };
     let applied = Mutex::new(Vec::new());
-    let mut results = match batch::run(&txn, scope, dry_run, &applied, batch).await {
+    let started = Instant::now();
+    let ran = match batch::run(&txn, scope, dry_run, &applied, batch).await {
         Ok(r) => r,
         Err(e) => return failed(e),
     };
+    let (mut results, timing) = (ran.results, ran.timing);
     let touched = std::mem::take(&mut *applied.lock().unwrap_or_else(|p| p.into_inner()));
-    if let Err(e) = facts::refresh_touched(&txn, &touched).await {
+    let facts_started = Instant::now();
+    if let Err(e) = facts::refresh_touched_known(&txn, &touched, &ran.known).await {
         return failed(e);
     }
+    let facts_time = facts_started.elapsed();
     *applied.lock().unwrap_or_else(|p| p.into_inner()) = touched;
-    if let Err(e) = txn.commit().await {
+    let commit_started = Instant::now();
+    let committed = txn.commit().await;
+    tracing::debug!(
+        target: "gemba::ingest::timing",
+        events = lines.len(),
+        claim_us = timing.claim.as_micros(),
+        prefetch_us = timing.prefetch.as_micros(),
+        plan_us = timing.plan.as_micros(),
+        write_us = timing.write.as_micros(),
+        slow_us = timing.slow.as_micros(),
+        facts_us = facts_time.as_micros(),
+        commit_us = commit_started.elapsed().as_micros(),
+        total_us = started.elapsed().as_micros(),
+        "ingest batch"
+    );
+    if let Err(e) = committed {
         let err = ApiError::from(e);
         if matches!(err.code(), ErrorCode::Unavailable | ErrorCode::Timeout) {
             return Err(err);

@@ -21,6 +21,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, TransactionTrait};
@@ -31,8 +32,9 @@ use self::queue::{Id, Pending, Target, Written};
 use super::event::{Envelope, Raw, envelope};
 use super::handlers::Ingestor;
 use super::outcome::{EventResult, Status};
-use crate::events::DomainEvent;
+use crate::events::{ChangeKind, DomainEvent};
 use crate::policy::IngestScope;
+use crate::service::facts::flow::Known;
 
 mod cache;
 mod planner;
@@ -52,6 +54,35 @@ struct Batcher<'a> {
     /// Ids processed so far in this batch, and whether they applied.
     processed: HashMap<String, bool>,
     applied: &'a Mutex<Vec<DomainEvent>>,
+    /// The whole histories of the items this batch created, as written,
+    /// so that their facts need not be read back (see [`Ran::known`]).
+    known: HashMap<i64, Known>,
+    timing: Timing,
+}
+
+/// What [`run`] did.
+pub(super) struct Ran {
+    /// One result per event, in the batch's order.
+    pub(super) results: Vec<EventResult>,
+    /// The items the batch created on this path with every write to them
+    /// since, by row id: the per-event path wrote to none of them.
+    pub(super) known: HashMap<i64, Known>,
+    pub(super) timing: Timing,
+}
+
+/// Where a batch's time went, for the debug log of [`super::apply_batch`].
+#[derive(Default)]
+pub(super) struct Timing {
+    /// Claiming the ids in the ingest log.
+    pub(super) claim: Duration,
+    /// Loading what the events refer to.
+    pub(super) prefetch: Duration,
+    /// Checking and queueing in memory.
+    pub(super) plan: Duration,
+    /// Writing the queued rows.
+    pub(super) write: Duration,
+    /// The per-event path.
+    pub(super) slow: Duration,
 }
 
 /// Applies `batch` inside `txn`; the caller commits. Results come back in
@@ -62,7 +93,7 @@ pub(super) async fn run(
     dry_run: bool,
     applied: &Mutex<Vec<DomainEvent>>,
     batch: Vec<(usize, Raw)>,
-) -> Result<Vec<EventResult>, DbErr> {
+) -> Result<Ran, DbErr> {
     let mut results = Vec::with_capacity(batch.len());
     let mut events = Vec::with_capacity(batch.len());
     for (line, raw) in batch {
@@ -86,7 +117,9 @@ pub(super) async fn run(
         txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
             .await?;
     }
+    let started = Instant::now();
     let claimed = writer::claim(txn, &events, scope.key_id).await?;
+    let claim = started.elapsed();
     let mut b = Batcher {
         txn,
         dry_run,
@@ -104,13 +137,30 @@ pub(super) async fn run(
         claimed,
         processed: HashMap::new(),
         applied,
+        known: HashMap::new(),
+        timing: Timing {
+            claim,
+            ..Timing::default()
+        },
     };
+    let started = Instant::now();
     b.planner.cache.prefetch(&events, scope.unit_root).await?;
+    b.timing.prefetch = started.elapsed();
+    let started = Instant::now();
     for (slot, line, env) in events {
         b.step(&mut results, slot, line, env).await?;
     }
     b.flush(&mut results).await?;
-    Ok(results)
+    let mut timing = b.timing;
+    timing.plan = started
+        .elapsed()
+        .saturating_sub(timing.write)
+        .saturating_sub(timing.slow);
+    Ok(Ran {
+        results,
+        known: b.known,
+        timing,
+    })
 }
 
 fn parse(line: usize, raw: Raw) -> Result<Envelope, EventResult> {
@@ -191,7 +241,7 @@ impl Batcher<'_> {
                 // Sent again after a rejection in this batch: the per-event
                 // path claims it anew, once the rejection is written.
                 self.flush(results).await?;
-                let r = self.slow.envelope_event(line, &env).await;
+                let r = self.slow_event(line, &env, false).await;
                 self.processed
                     .insert(env.id.clone(), r.status == Status::Applied);
                 self.planner.cache.forget(&env);
@@ -224,7 +274,7 @@ impl Batcher<'_> {
                 Plan::Flush if !self.planner.pending.is_empty() => self.flush(results).await?,
                 Plan::Flush | Plan::Slow => {
                     self.flush(results).await?;
-                    let r = self.slow.claimed_event(line, &env).await;
+                    let r = self.slow_event(line, &env, true).await;
                     self.processed
                         .insert(env.id.clone(), r.status == Status::Applied);
                     self.planner.cache.forget(&env);
@@ -242,11 +292,17 @@ impl Batcher<'_> {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.planner.pending);
+        let started = Instant::now();
         let sp = self.txn.begin().await?;
-        match writer::write(&sp, &pending).await {
+        let written = writer::write(&sp, &pending).await;
+        self.timing.write += started.elapsed();
+        match written {
             Ok(ids) => {
+                let started = Instant::now();
                 sp.commit().await?;
+                self.timing.write += started.elapsed();
                 self.planner.cache.settle(&pending, &ids);
+                self.remember(&pending, &ids);
                 self.publish(pending, &ids);
             }
             Err(e) => {
@@ -254,7 +310,7 @@ impl Batcher<'_> {
                 tracing::warn!(error = %e, "batched ingest writes failed; replaying event by event");
                 self.planner.cache = Cache::new(self.txn);
                 for (slot, line, env) in pending.events {
-                    let r = self.slow.claimed_event(line, &env).await;
+                    let r = self.slow_event(line, &env, true).await;
                     self.processed
                         .insert(env.id.clone(), r.status == Status::Applied);
                     results[slot] = r;
@@ -262,6 +318,64 @@ impl Batcher<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Runs an event on the per-event path (`claimed`: its id is claimed
+    /// already). The items it wrote to leave [`Batcher::known`]: their facts
+    /// will be read back.
+    async fn slow_event(&mut self, line: usize, env: &Envelope, claimed: bool) -> EventResult {
+        let started = Instant::now();
+        let before = self.applied.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let r = if claimed {
+            self.slow.claimed_event(line, env).await
+        } else {
+            self.slow.envelope_event(line, env).await
+        };
+        if !self.known.is_empty() {
+            let applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+            for e in applied.iter().skip(before) {
+                if matches!(
+                    e.kind,
+                    ChangeKind::WorkItemCreated
+                        | ChangeKind::WorkItemUpdated
+                        | ChangeKind::WorkItemMoved
+                        | ChangeKind::WorkItemRanked
+                ) {
+                    self.known.remove(&e.entity_id);
+                }
+            }
+        }
+        self.timing.slow += started.elapsed();
+        r
+    }
+
+    /// Adds the items a written segment created to [`Batcher::known`], and
+    /// the transitions it wrote to the histories of those known.
+    fn remember(&mut self, pending: &Pending, ids: &Written) {
+        if self.dry_run {
+            return;
+        }
+        for (m, row) in pending.items.iter().zip(&ids.items) {
+            self.known.insert(
+                *row,
+                Known {
+                    unit_id: m.unit_id,
+                    item_type: m.item_type.clone(),
+                    flow_type: m.flow_type.clone(),
+                    created_at: m.created_at,
+                    steps: Vec::new(),
+                },
+            );
+        }
+        for t in &pending.transitions {
+            let row = match t.item {
+                Id::New(n) => ids.items[n],
+                Id::Row(r) => r,
+            };
+            if let Some(k) = self.known.get_mut(&row) {
+                k.steps.push((t.at, t.to.clone(), t.category.clone()));
+            }
+        }
     }
 
     /// Adds the written segment's changes to those to publish.
