@@ -14,6 +14,7 @@ use crate::db::{self, PoolOptions};
 use crate::events::EventBus;
 use crate::graphql::Services;
 use crate::http::{AppState, serve};
+use crate::service::analytics::Analytics;
 use crate::service::live::LiveHub;
 
 /// A replica, built and listening, not yet serving.
@@ -40,7 +41,12 @@ impl Application {
             .context("cannot open the database")?;
         let bus = EventBus::default();
         let live = LiveHub::start(&conn, &bus);
-        let state = AppState::new(conn, statements, Services::new(keys, settings, bus, live));
+        let analytics = Analytics::start(&conn, &bus, &settings);
+        let state = AppState::new(
+            conn,
+            statements,
+            Services::new(keys, settings, bus, live, analytics),
+        );
         let listener = TcpListener::bind(bind)
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;

@@ -129,9 +129,31 @@ pub struct ServeArgs {
     #[arg(long, env = "GEMBA_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
+    /// Where flow metrics are computed: `memory` (the flow facts held as
+    /// columns in this replica, loaded at start and kept current; the SQL
+    /// path answers until loaded and for filters it does not cover) or
+    /// `sql` (always in the database).
+    #[arg(long, env = "GEMBA_ANALYTICS", default_value = "memory")]
+    pub analytics: AnalyticsMode,
+
+    /// Seconds between two full reloads of the in-memory flow facts, a
+    /// backstop behind the per-change updates; 0 turns it off.
+    #[arg(long, env = "GEMBA_ANALYTICS_RELOAD_SECONDS", default_value_t = 900)]
+    pub analytics_reload_seconds: u64,
+
     /// Seed the demo organisation when the database is empty.
     #[arg(long)]
     pub demo: bool,
+}
+
+/// Where flow metrics are computed (`GEMBA_ANALYTICS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnalyticsMode {
+    /// From the flow facts held in memory, once loaded.
+    #[default]
+    Memory,
+    /// In the database.
+    Sql,
 }
 
 /// The resolved runtime settings the server needs.
@@ -159,6 +181,10 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Time a WebSocket client has to send `connection_init`.
     pub ws_init_timeout: Duration,
+    /// Where flow metrics are computed.
+    pub analytics: AnalyticsMode,
+    /// Between two full reloads of the in-memory facts; zero: never.
+    pub analytics_reload: Duration,
 }
 
 impl Settings {
@@ -181,6 +207,8 @@ impl Settings {
             login_failures_per_address: args.login_failures_per_address,
             login_window: Duration::from_secs(args.login_window_seconds),
             ws_init_timeout: Duration::from_millis(args.ws_init_timeout_ms),
+            analytics: args.analytics,
+            analytics_reload: Duration::from_secs(args.analytics_reload_seconds),
             cors_origins: args
                 .cors_origins
                 .iter()
@@ -212,6 +240,8 @@ impl Default for Settings {
             login_window: Duration::from_secs(900),
             cors_origins: Vec::new(),
             ws_init_timeout: Duration::from_secs(3),
+            analytics: AnalyticsMode::Memory,
+            analytics_reload: Duration::from_secs(900),
         }
     }
 }

@@ -45,6 +45,7 @@ impl From<LoadError> for async_graphql::Error {
 pub struct Base {
     pub db: DatabaseConnection,
     pub policy: Arc<Policy>,
+    pub analytics: crate::service::analytics::Analytics,
 }
 
 impl Base {
@@ -52,6 +53,7 @@ impl Base {
         Ctx {
             db: &self.db,
             policy: &self.policy,
+            analytics: &self.analytics,
         }
     }
 }

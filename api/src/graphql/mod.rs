@@ -93,12 +93,20 @@ pub struct Services {
     pub live: LiveHub,
     /// Each caller's cost budget.
     pub budgets: budget::Budgets,
+    /// The flow facts held in memory for metrics.
+    pub analytics: crate::service::analytics::Analytics,
 }
 
 impl Services {
     /// The services of one replica: the login limiter and the cost budgets
     /// are sized by `settings`.
-    pub fn new(keys: TokenKeys, settings: Settings, bus: EventBus, live: LiveHub) -> Self {
+    pub fn new(
+        keys: TokenKeys,
+        settings: Settings,
+        bus: EventBus,
+        live: LiveHub,
+        analytics: crate::service::analytics::Analytics,
+    ) -> Self {
         Self {
             keys,
             limiter: LoginLimiter::new(
@@ -113,6 +121,7 @@ impl Services {
             settings,
             bus,
             live,
+            analytics,
         }
     }
 }
@@ -145,6 +154,7 @@ impl RequestCtx {
         let base = Arc::new(Base {
             db: db.clone(),
             policy: policy.clone(),
+            analytics: services.analytics.clone(),
         });
         Self {
             units: DataLoader::with_cache(
@@ -211,6 +221,7 @@ impl RequestCtx {
         Ctx {
             db: &self.db,
             policy: &self.policy,
+            analytics: &self.services.analytics,
         }
     }
 }

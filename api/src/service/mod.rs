@@ -1,6 +1,7 @@
 //! Business operations. Every function takes the request's [`Policy`] and asks
 //! it before reading or writing; nothing here knows about GraphQL.
 
+pub mod analytics;
 pub mod api_keys;
 pub mod boards;
 pub mod delivery;
@@ -33,6 +34,8 @@ use crate::policy::Policy;
 pub struct Ctx<'a> {
     pub db: &'a DatabaseConnection,
     pub policy: &'a Policy,
+    /// The replica's flow facts in memory, when it holds them.
+    pub analytics: &'a analytics::Analytics,
 }
 
 /// Largest page a connection returns (as GitHub's API).

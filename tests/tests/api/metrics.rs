@@ -12,7 +12,7 @@ const DAY: f64 = 86_400.0;
 
 /// Items of team-atlas (and one of team-borealis) in March 2026; the window
 /// is [March 1, March 15).
-fn fixture() -> String {
+pub(crate) fn fixture() -> String {
     let mut events = Vec::new();
     let mut n = 0;
     let mut ev = |kind: &str, data: Value| {

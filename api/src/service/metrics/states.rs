@@ -45,6 +45,7 @@ pub async fn time_in_state(
         sql.values(),
         &per_item,
         &["v"],
+        &[],
         ", MIN(category) AS category",
     )
     .await?;
