@@ -438,7 +438,12 @@ pub async fn progress(
     use crate::policy::IngestScope;
     use crate::service::ingest::{BATCH_SIZE, EventType, Raw, Status, apply_batch};
 
-    let (policy, services) = admin(db, Settings::default()).await?;
+    // An objective's leaves are counted in SQL: no facts in memory needed.
+    let settings = Settings {
+        analytics: AnalyticsMode::Sql,
+        ..Settings::default()
+    };
+    let (policy, services) = admin(db, settings).await?;
     let now = Utc::now().duration_trunc(Duration::hours(1))?;
     let at = |days: f64| (now - Duration::seconds((days * 86_400.0) as i64)).to_rfc3339();
     let mut events: Vec<serde_json::Value> = Vec::new();

@@ -155,8 +155,8 @@ impl Groups {
 /// What one group gathers of its completions.
 #[derive(Default)]
 struct CompletionAcc {
-    /// Per (flow type code, week since the epoch's Monday).
-    counts: std::collections::HashMap<(u32, i64), usize>,
+    /// Per week of the window (from its first) and flow type code.
+    counts: Vec<usize>,
     lead: Vec<i64>,
     lead_sum: i128,
     cycle: Vec<i64>,
@@ -176,8 +176,16 @@ pub fn completions(
     let (from, to) = (ms(window.from), ms(window.to));
     let c = &facts.completions;
     let o = &c.owners;
+    // Weeks since the epoch's Monday grow with the instant: the window's
+    // completions fall between the weeks of its first and last instants.
+    let first_week = (from + MONDAY_SHIFT_MS) / WEEK_MS;
+    let weeks = usize::try_from((to - 1 + MONDAY_SHIFT_MS) / WEEK_MS - first_week + 1).unwrap_or(0);
+    let codes = facts.dicts.names.len() + 1;
     let mut acc: Vec<CompletionAcc> = (0..groups.count)
-        .map(|_| CompletionAcc::default())
+        .map(|_| CompletionAcc {
+            counts: vec![0; weeks * codes],
+            ..CompletionAcc::default()
+        })
         .collect();
     for i in 0..c.len() {
         let done = c.completed[i];
@@ -189,8 +197,8 @@ pub fn completions(
             continue;
         }
         let a = &mut acc[g];
-        let week = (done + MONDAY_SHIFT_MS) / WEEK_MS;
-        *a.counts.entry((o.flow_type[i], week)).or_default() += 1;
+        let week = usize::try_from((done + MONDAY_SHIFT_MS) / WEEK_MS - first_week).unwrap_or(0);
+        a.counts[week * codes + o.flow_type[i] as usize] += 1;
         let lead = done - c.created[i];
         a.lead.push(lead);
         a.lead_sum += i128::from(lead);
@@ -204,10 +212,16 @@ pub fn completions(
     }
     acc.into_iter()
         .map(|a| {
-            let rows = a.counts.into_iter().map(|((flow, week), n)| {
-                let name = facts.dicts.names.value(flow).cloned().unwrap_or_default();
-                (name, week, n)
-            });
+            let rows = a
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| {
+                    let flow = u32::try_from(k % codes).unwrap_or(0);
+                    let name = facts.dicts.names.value(flow).cloned().unwrap_or_default();
+                    (name, first_week + (k / codes) as i64, *n)
+                });
             let mut out = tally(rows);
             out.flow_efficiency = Ratio {
                 numerator: seconds(a.active),
