@@ -9,11 +9,12 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::auth::TokenKeys;
-use crate::config::Settings;
+use crate::config::{AnalyticsMode, Settings};
 use crate::db::{self, PoolOptions};
 use crate::events::EventBus;
 use crate::graphql::Services;
 use crate::http::{AppState, serve};
+use crate::service::analytics::Analytics;
 use crate::service::live::LiveHub;
 
 /// A replica, built and listening, not yet serving.
@@ -40,7 +41,26 @@ impl Application {
             .context("cannot open the database")?;
         let bus = EventBus::default();
         let live = LiveHub::start(&conn, &bus);
-        let state = AppState::new(conn, statements, Services::new(keys, settings, bus, live));
+        let analytics = match settings.analytics {
+            // The facts load on a pool of their own: loading never holds a
+            // serving connection nor runs under the request deadline.
+            AnalyticsMode::Memory => {
+                let own = PoolOptions {
+                    acquire_timeout: pool.acquire_timeout,
+                    statement_timeout: None,
+                };
+                let (facts_db, _) = db::connect_with(database_url, &own)
+                    .await
+                    .context("cannot open the database")?;
+                Analytics::start(&facts_db, &bus, &settings)
+            }
+            AnalyticsMode::Sql => Analytics::default(),
+        };
+        let state = AppState::new(
+            conn,
+            statements,
+            Services::new(keys, settings, bus, live, analytics),
+        );
         let listener = TcpListener::bind(bind)
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;

@@ -147,9 +147,31 @@ pub struct ServeArgs {
     #[arg(long, env = "GEMBA_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
+    /// Where flow metrics are computed: `memory` (the flow facts held as
+    /// columns in this replica, loaded at start and kept current; the SQL
+    /// path answers until loaded and for filters it does not cover) or
+    /// `sql` (always in the database).
+    #[arg(long, env = "GEMBA_ANALYTICS", default_value = "memory")]
+    pub analytics: AnalyticsMode,
+
+    /// Seconds between two full reloads of the in-memory flow facts, a
+    /// backstop behind the per-change updates; 0 turns it off.
+    #[arg(long, env = "GEMBA_ANALYTICS_RELOAD_SECONDS", default_value_t = 900)]
+    pub analytics_reload_seconds: u64,
+
     /// Seed the demo organisation when the database is empty.
     #[arg(long)]
     pub demo: bool,
+}
+
+/// Where flow metrics are computed (`GEMBA_ANALYTICS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnalyticsMode {
+    /// From the flow facts held in memory, once loaded.
+    #[default]
+    Memory,
+    /// In the database.
+    Sql,
 }
 
 /// The resolved runtime settings the server needs.
@@ -183,6 +205,10 @@ pub struct Settings {
     pub auth_cache_capacity: usize,
     /// Longest life of the tree's snapshot (zero: no snapshot).
     pub tree_cache_ttl: Duration,
+    /// Where flow metrics are computed.
+    pub analytics: AnalyticsMode,
+    /// Between two full reloads of the in-memory facts; zero: never.
+    pub analytics_reload: Duration,
 }
 
 impl Settings {
@@ -208,6 +234,8 @@ impl Settings {
             auth_cache_ttl: Duration::from_millis(args.auth_cache_ttl_ms),
             auth_cache_capacity: args.auth_cache_capacity,
             tree_cache_ttl: Duration::from_millis(args.tree_cache_ttl_ms),
+            analytics: args.analytics,
+            analytics_reload: Duration::from_secs(args.analytics_reload_seconds),
             cors_origins: args
                 .cors_origins
                 .iter()
@@ -242,6 +270,8 @@ impl Default for Settings {
             auth_cache_ttl: Duration::from_secs(2),
             auth_cache_capacity: 10_000,
             tree_cache_ttl: Duration::from_secs(2),
+            analytics: AnalyticsMode::Memory,
+            analytics_reload: Duration::from_secs(900),
         }
     }
 }

@@ -7,17 +7,21 @@
 # window, beside the one-statement SQL floor. Also prints the server-side
 # sizes of the tables involved.
 #   bash docs/bench/metrics.sh [ITEMS]
-# KEEP=1 keeps the database (gemba_bench_metrics) for further runs.
+# KEEP=1 keeps the database (DB, default gemba_bench_metrics) for further runs, REUSE=1
+# runs against the kept one. ANALYTICS (default "sql memory") lists where
+# flow metrics are computed, one benchmark run each (GEMBA_ANALYTICS); the
+# memory run first loads the facts and logs the load time and size.
+# CARGO_TARGET_DIR is honoured.
 # PostgreSQL: GEMBA_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 items="${1:-1000000}"
 runs="${RUNS:-20}"
 pg="${GEMBA_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-db="gemba_bench_metrics"
+db="${DB:-gemba_bench_metrics}"
 url="${pg%/*}/$db"
 cargo build --release -q -p gemba --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/gemba"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/gemba"
 if [ "${REUSE:-0}" != 1 ]; then
   psql "$pg" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
   psql "$pg" -qc "CREATE DATABASE $db"
@@ -28,8 +32,11 @@ if [ "${REUSE:-0}" != 1 ]; then
   psql "$url" -qc "VACUUM ANALYZE"
 fi
 psql "$url" -Atc "SELECT 'rows: work_item ' || (SELECT count(*) FROM work_item) || ', transition ' || (SELECT count(*) FROM transition) || ', flow_completion ' || (SELECT count(*) FROM flow_completion) || ', flow_wip ' || (SELECT count(*) FROM flow_wip) || ', flow_state ' || (SELECT count(*) FROM flow_state) || ', deployment ' || (SELECT count(*) FROM deployment) || '; database ' || pg_size_pretty(pg_database_size(current_database()))"
-GEMBA_DATABASE_URL="$url" GEMBA_LOG=warn /usr/bin/time -f "bench: peak RSS %M KB" \
-  "$bin" bench metrics --runs "$runs"
+for mode in ${ANALYTICS:-sql memory}; do
+  echo "## GEMBA_ANALYTICS=$mode"
+  GEMBA_DATABASE_URL="$url" GEMBA_LOG=warn GEMBA_ANALYTICS="$mode" \
+    /usr/bin/time -f "bench ($mode): peak RSS %M KB" "$bin" bench metrics --runs "$runs"
+done
 if [ "${KEEP:-0}" != 1 ]; then
   psql "$pg" -qc "DROP DATABASE $db WITH (FORCE)"
 fi

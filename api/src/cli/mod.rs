@@ -87,6 +87,9 @@ enum BenchCommand {
         /// Timed runs per series (after one warm-up run).
         #[arg(long, default_value_t = 20)]
         runs: usize,
+        /// Where flow metrics are computed: `memory` (loaded first) or `sql`.
+        #[arg(long, env = "GEMBA_ANALYTICS", default_value = "memory")]
+        analytics: crate::config::AnalyticsMode,
     },
     /// The Monte Carlo forecast's CPU cost (DESIGN §3.8): "when" and "how
     /// many" over a generated daily-throughput sample, median and p95 in
@@ -267,11 +270,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             ))
         }
         Command::Bench {
-            what: BenchCommand::Metrics { db: db_args, runs },
+            what:
+                BenchCommand::Metrics {
+                    db: db_args,
+                    runs,
+                    analytics,
+                },
         } => {
             let (conn, _) = db::connect(&db_args.url()).await?;
             db::migrate(&conn).await?;
-            let series = bench::metrics(&conn, runs).await?;
+            let series = bench::metrics(&conn, runs, analytics).await?;
             out(&bench::table(&series, runs))
         }
         Command::Bench {

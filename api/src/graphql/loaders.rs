@@ -47,6 +47,7 @@ pub struct Base {
     pub db: DatabaseConnection,
     pub policy: Arc<Policy>,
     pub units: UnitDirectory,
+    pub analytics: crate::service::analytics::Analytics,
 }
 
 impl Base {
@@ -55,6 +56,7 @@ impl Base {
             db: &self.db,
             policy: &self.policy,
             units: &self.units,
+            analytics: &self.analytics,
         }
     }
 }

@@ -98,12 +98,20 @@ pub struct Services {
     pub auth_cache: AuthCache,
     /// The tree and its workflows, kept current by the unit change events.
     pub units: UnitDirectory,
+    /// The flow facts held in memory for metrics.
+    pub analytics: crate::service::analytics::Analytics,
 }
 
 impl Services {
     /// The services of one replica: the login limiter and the cost budgets
     /// are sized by `settings`.
-    pub fn new(keys: TokenKeys, settings: Settings, bus: EventBus, live: LiveHub) -> Self {
+    pub fn new(
+        keys: TokenKeys,
+        settings: Settings,
+        bus: EventBus,
+        live: LiveHub,
+        analytics: crate::service::analytics::Analytics,
+    ) -> Self {
         Self {
             keys,
             limiter: LoginLimiter::new(
@@ -124,6 +132,7 @@ impl Services {
             settings,
             bus,
             live,
+            analytics,
         }
     }
 }
@@ -157,6 +166,7 @@ impl RequestCtx {
             db: db.clone(),
             policy: policy.clone(),
             units: services.units.clone(),
+            analytics: services.analytics.clone(),
         });
         Self {
             units: DataLoader::with_cache(
@@ -224,6 +234,7 @@ impl RequestCtx {
             db: &self.db,
             policy: &self.policy,
             units: &self.services.units,
+            analytics: &self.services.analytics,
         }
     }
 }

@@ -60,13 +60,25 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          gemba_live_events_total {}\n\
          # HELP gemba_live_missed_total Events the live hub skipped because it fell behind the event bus, each time reported to subscribers.\n\
          # TYPE gemba_live_missed_total counter\n\
-         gemba_live_missed_total {}\n",
+         gemba_live_missed_total {}\n\
+         # HELP gemba_analytics_loaded Whether flow metrics are answered from the facts in memory.\n\
+         # TYPE gemba_analytics_loaded gauge\n\
+         gemba_analytics_loaded {}\n\
+         # HELP gemba_analytics_bytes Bytes the flow facts in memory take.\n\
+         # TYPE gemba_analytics_bytes gauge\n\
+         gemba_analytics_bytes {}\n\
+         # HELP gemba_analytics_answers_total Flow metric parts answered from memory.\n\
+         # TYPE gemba_analytics_answers_total counter\n\
+         gemba_analytics_answers_total {}\n",
         state.statements.get(),
         state.graphql_requests.load(Ordering::Relaxed),
         state.services.budgets.refused(),
         state.timeouts.load(Ordering::Relaxed),
         state.services.live.completed(),
         state.services.live.missed(),
+        u8::from(state.services.analytics.is_loaded()),
+        state.services.analytics.size().0,
+        state.services.analytics.answers(),
     );
     (
         [(

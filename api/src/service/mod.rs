@@ -1,6 +1,7 @@
 //! Business operations. Every function takes the request's [`Policy`] and asks
 //! it before reading or writing; nothing here knows about GraphQL.
 
+pub mod analytics;
 pub mod api_keys;
 pub mod boards;
 pub mod delivery;
@@ -36,6 +37,8 @@ pub struct Ctx<'a> {
     pub policy: &'a Policy,
     /// The replica's snapshot of the tree and its workflows.
     pub units: &'a directory::UnitDirectory,
+    /// The replica's flow facts in memory, when it holds them.
+    pub analytics: &'a analytics::Analytics,
 }
 
 /// Largest page a connection returns (as GitHub's API).

@@ -1,6 +1,7 @@
 //! One test binary: every module spawns real servers and talks HTTP.
 
 mod access;
+mod analytics;
 mod auth;
 mod auth_cache;
 mod boards;

@@ -12,7 +12,7 @@ const DAY: f64 = 86_400.0;
 
 /// Items of team-atlas (and one of team-borealis) in March 2026; the window
 /// is [March 1, March 15).
-fn fixture() -> String {
+pub(crate) fn fixture() -> String {
     let mut events = Vec::new();
     let mut n = 0;
     let mut ev = |kind: &str, data: Value| {
@@ -1193,12 +1193,18 @@ async fn drill_down_matches_the_root_fields(app: TestApp) {
     for query in [&flow_only, &delivery_only] {
         let mut counts = Vec::new();
         for (program, teams) in [("payments-checkout", 3), ("payments-wallet", 2)] {
-            let before = app.statements().await;
-            let d = app
-                .ok(&admin, query, json!({"k": program, "w": windows[1]}))
-                .await;
-            counts.push(app.statements().await - before);
-            assert_eq!(d["unit"]["children"].as_array().unwrap().len(), teams);
+            // The fewest of three runs: a replica's snapshot of the tree
+            // may expire and be read again during any one of them.
+            let mut fewest = u64::MAX;
+            for _ in 0..3 {
+                let before = app.statements().await;
+                let d = app
+                    .ok(&admin, query, json!({"k": program, "w": windows[1]}))
+                    .await;
+                fewest = fewest.min(app.statements().await - before);
+                assert_eq!(d["unit"]["children"].as_array().unwrap().len(), teams);
+            }
+            counts.push(fewest);
         }
         assert_eq!(
             counts[0], counts[1],

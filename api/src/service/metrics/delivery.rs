@@ -262,6 +262,7 @@ async fn count(
                 sql.values(),
                 &inner,
                 &["lead"],
+                &[],
                 ", AVG(coding) AS coding, AVG(review) AS review, AVG(deploy) AS deploy",
             )
             .await?
@@ -290,7 +291,7 @@ async fn count(
                 cond = i.cond,
             );
             let groups =
-                grouped::by_group::<i64>(db, sql.values(), &inner, &["restore"], "").await?;
+                grouped::by_group::<i64>(db, sql.values(), &inner, &["restore"], &[], "").await?;
             Ok(groups
                 .into_iter()
                 .map(|g| (g.key, g.dists[0]))

@@ -19,10 +19,10 @@ use crate::service::facts::flow::ms;
 use crate::service::sql::Sql;
 
 /// Milliseconds in a week.
-pub(super) const WEEK_MS: i64 = 7 * 86_400_000;
+pub(crate) const WEEK_MS: i64 = 7 * 86_400_000;
 /// 1970-01-01 was a Thursday: shifting by three days makes weeks start on
 /// Mondays (ISO 8601).
-pub(super) const MONDAY_SHIFT_MS: i64 = 3 * 86_400_000;
+pub(crate) const MONDAY_SHIFT_MS: i64 = 3 * 86_400_000;
 
 /// What the facts rows of a metric must match: the unit (or its subtree)
 /// and the filter.
@@ -123,6 +123,13 @@ pub(super) fn seconds_of(expr: &str) -> String {
     format!("CAST({expr} AS DOUBLE PRECISION) / 1000")
 }
 
+/// The mean in seconds of the milliseconds in column `ms`: their sum, an
+/// exact integer whatever the order of the rows, in seconds, over their
+/// count (null for none). The in-memory path computes the same.
+pub(super) fn exact_mean(ms: &str) -> String {
+    format!("CAST(SUM({ms}) AS DOUBLE PRECISION) / 1000 / NULLIF(COUNT({ms}), 0)")
+}
+
 /// The completions in `window`: entered `DONE` inside it and still there at
 /// its end.
 pub(super) fn completed_in(sql: &mut Sql, scope: &Scope<'_>, window: Window) -> String {
@@ -177,7 +184,7 @@ async fn counts(
 
 /// Throughput in all, per flow type and per ISO week, from completions
 /// counted per (flow type, week since the epoch's Monday).
-pub(super) fn tally(rows: impl IntoIterator<Item = (String, i64, usize)>) -> Completions {
+pub(crate) fn tally(rows: impl IntoIterator<Item = (String, i64, usize)>) -> Completions {
     let mut out = Completions::default();
     let mut by_flow = [0usize; 4];
     let mut weeks: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
@@ -217,7 +224,8 @@ async fn durations(
     let lead = seconds_of("completed_ms - created_ms");
     let cycle = seconds_of("completed_ms - start_ms");
     let inner = format!(
-        "SELECT {lead} AS lead, {cycle} AS cycle, active_ms, start_ms, completed_ms \
+        "SELECT {lead} AS lead, {cycle} AS cycle, completed_ms - created_ms AS lead_ms, \
+         completed_ms - start_ms AS cycle_ms, active_ms, start_ms, completed_ms \
          FROM flow_completion WHERE {cond}"
     );
     let pg = sql.pg();
@@ -231,12 +239,14 @@ async fn durations(
         }
     };
     sql.push(&format!(
-        "SELECT COUNT(lead) AS lead_n, AVG(lead) AS lead_mean, MIN(lead) AS lead_min, \
-         MAX(lead) AS lead_max{lp}, COUNT(cycle) AS cycle_n, AVG(cycle) AS cycle_mean, \
+        "SELECT COUNT(lead) AS lead_n, {lead_mean} AS lead_mean, MIN(lead) AS lead_min, \
+         MAX(lead) AS lead_max{lp}, COUNT(cycle) AS cycle_n, {cycle_mean} AS cycle_mean, \
          MIN(cycle) AS cycle_min, MAX(cycle) AS cycle_max{cp}, \
          {active} AS active, {flow} AS flow FROM ({inner}) f",
         lp = pct("lead"),
         cp = pct("cycle"),
+        lead_mean = exact_mean("lead_ms"),
+        cycle_mean = exact_mean("cycle_ms"),
         active = seconds_of("SUM(CASE WHEN start_ms IS NULL THEN 0 ELSE active_ms END)"),
         flow = seconds_of("SUM(completed_ms - start_ms)"),
     ));
@@ -319,7 +329,8 @@ async fn aging(
     let to = sql.bind(ms(window.to));
     let age = seconds_of(&format!("{to} - start_ms"));
     let inner = format!(
-        "SELECT {age} AS age FROM flow_wip WHERE {cond} AND to_ms >= {to} AND from_ms < {to}"
+        "SELECT {age} AS age, {to} - start_ms AS age_ms FROM flow_wip \
+         WHERE {cond} AND to_ms >= {to} AND from_ms < {to}"
     );
     let pct = if sql.pg() {
         ", percentile_cont(ARRAY[0.5, 0.85, 0.95]::float8[]) WITHIN GROUP (ORDER BY age) AS age_p"
@@ -328,8 +339,9 @@ async fn aging(
     };
     let values = sql.values.clone();
     sql.push(&format!(
-        "SELECT COUNT(age) AS age_n, AVG(age) AS age_mean, MIN(age) AS age_min, \
-         MAX(age) AS age_max{pct} FROM ({inner}) f"
+        "SELECT COUNT(age) AS age_n, {mean} AS age_mean, MIN(age) AS age_min, \
+         MAX(age) AS age_max{pct} FROM ({inner}) f",
+        mean = exact_mean("age_ms"),
     ));
     if let Some(row) = db.query_one_raw(sql.statement()).await? {
         out.aging = distribution(&row, "age", sql.pg())?;

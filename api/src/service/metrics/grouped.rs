@@ -10,7 +10,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr, QueryResult, StreamTrait, TryGetable, Value,
 };
 
-use super::flow::{distribution, set_percentiles};
+use super::flow::{distribution, exact_mean, set_percentiles};
 use super::stats::{Distribution, RankPicker};
 use crate::service::sql::Sql;
 
@@ -26,7 +26,9 @@ pub struct Group<G> {
 /// Groups the rows of `inner` (bound with `values`) by its column `g` and
 /// takes the distribution of each of its value columns `cols` (nulls are
 /// left out). `extra` adds aggregate expressions to the grouped row, each
-/// starting with a comma.
+/// starting with a comma. With `means_of` (one per value column), each
+/// mean is the exact one of [`exact_mean`] over that column of milliseconds
+/// instead of the average of the values.
 ///
 /// # Errors
 /// Database errors only.
@@ -35,6 +37,7 @@ pub async fn by_group<G>(
     values: &[Value],
     inner: &str,
     cols: &[&str],
+    means_of: &[&str],
     extra: &str,
 ) -> Result<Vec<Group<G>>, DbErr>
 where
@@ -45,9 +48,12 @@ where
     let mut sql = Sql::new(backend);
     sql.set_values(values.to_vec());
     let mut select = String::from("SELECT g");
-    for c in cols {
+    for (i, c) in cols.iter().enumerate() {
+        let mean = means_of
+            .get(i)
+            .map_or_else(|| format!("AVG({c})"), |ms| exact_mean(ms));
         select.push_str(&format!(
-            ", SUM({c}) AS {c}_sum, COUNT({c}) AS {c}_n, AVG({c}) AS {c}_mean, \
+            ", SUM({c}) AS {c}_sum, COUNT({c}) AS {c}_n, {mean} AS {c}_mean, \
              MIN({c}) AS {c}_min, MAX({c}) AS {c}_max"
         ));
         if pg {

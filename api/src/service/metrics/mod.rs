@@ -4,7 +4,9 @@
 //! Every metric aggregates inside the database: flow metrics and the value
 //! stream map over per-item facts kept at write time ([`crate::service::facts`]), delivery
 //! metrics over deployments, changes and incidents. A request's memory does
-//! not grow with the subtree. The flow and delivery metrics of sibling units
+//! not grow with the subtree. The completions and WIP parts of flow metrics
+//! come from the replica's facts in memory when it holds them
+//! ([`crate::service::analytics`]), with the same numbers. The flow and delivery metrics of sibling units
 //! (a drill-down's children) are computed together ([`siblings`]): their
 //! statements do not grow with the number of units.
 
@@ -286,6 +288,9 @@ pub(crate) async fn assemble(
             match pre.completions {
                 Some(c) => Ok::<_, ApiError>(Some(c)),
                 None if parts.completions => {
+                    if let Some(c) = ctx.analytics.completions(&scope, window).await {
+                        return Ok(Some(c));
+                    }
                     Ok(Some(flow::completions(ctx.db, &scope, window).await?))
                 }
                 None => Ok(None),
@@ -294,7 +299,12 @@ pub(crate) async fn assemble(
         async {
             match pre.wip {
                 Some(w) => Ok::<_, ApiError>(Some(w)),
-                None if parts.wip => Ok(Some(flow::wip(ctx.db, &scope, window).await?)),
+                None if parts.wip => {
+                    if let Some(w) = ctx.analytics.wip(&scope, window).await {
+                        return Ok(Some(w));
+                    }
+                    Ok(Some(flow::wip(ctx.db, &scope, window).await?))
+                }
                 None => Ok(None),
             }
         },

@@ -26,6 +26,7 @@ use super::{
 use crate::domain::{UnitKind, WorkItemType};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::UnitPath;
+use crate::service::analytics::compute::UnitCol;
 use crate::service::facts::flow::ms;
 use crate::service::sql::Sql;
 use crate::service::{Ctx, Reach, units};
@@ -141,6 +142,17 @@ fn column(reach: Reach, kind: UnitKind) -> &'static str {
     }
 }
 
+/// The in-memory column matching the facts column `column`.
+fn memory_column(column: &str) -> Option<UnitCol> {
+    match column {
+        "unit_id" => Some(UnitCol::Unit),
+        "portfolio_id" => Some(UnitCol::Portfolio),
+        "program_id" => Some(UnitCol::Program),
+        "team_id" => Some(UnitCol::Team),
+        _ => None,
+    }
+}
+
 /// The filter's conditions alone (no unit), and `column IN (ids)`.
 fn condition(sql: &mut Sql, column: &str, ids: &[i64], filter: &MetricFilter) -> String {
     let everything = UnitPath {
@@ -170,20 +182,35 @@ async fn grouped(
     parts: FlowParts,
 ) -> ApiResult<HashMap<i64, Precomputed>> {
     let states = parts.time_in_state || parts.cumulative_flow;
-    let (completions, wip, (time_in_state, cumulative_flow), quality) = futures::try_join!(
-        async {
-            if parts.completions {
-                completions(ctx, column, ids, window, filter).await
-            } else {
-                Ok(HashMap::new())
+    let memory = match memory_column(column) {
+        Some(col) => {
+            ctx.analytics
+                .grouped(col, ids, filter, window, (parts.completions, parts.wip))
+                .await
+        }
+        None => None,
+    };
+    let ((completions, wip), (time_in_state, cumulative_flow), quality) = futures::try_join!(
+        async move {
+            if let Some(both) = memory {
+                return Ok(both);
             }
-        },
-        async {
-            if parts.wip {
-                wip(ctx, column, ids, window, filter).await
-            } else {
-                Ok(HashMap::new())
-            }
+            futures::try_join!(
+                async {
+                    if parts.completions {
+                        completions(ctx, column, ids, window, filter).await
+                    } else {
+                        Ok(HashMap::new())
+                    }
+                },
+                async {
+                    if parts.wip {
+                        wip(ctx, column, ids, window, filter).await
+                    } else {
+                        Ok(HashMap::new())
+                    }
+                },
+            )
         },
         async {
             futures::try_join!(
@@ -398,6 +425,7 @@ async fn completions(
     let cond = completed(&mut durations);
     let inner = format!(
         "SELECT {column} AS g, {lead} AS lead, {cycle} AS cycle, \
+         completed_ms - created_ms AS lead_ms, \
          CASE WHEN start_ms IS NULL THEN 0 ELSE active_ms END AS active_ms, \
          completed_ms - start_ms AS flow_ms FROM flow_completion WHERE {cond}",
         lead = seconds_of("completed_ms - created_ms"),
@@ -413,6 +441,7 @@ async fn completions(
         &durations.values,
         &inner,
         &["lead", "cycle"],
+        &["lead_ms", "flow_ms"],
         &extra,
     )
     .await?
@@ -469,11 +498,11 @@ async fn wip(
     let cond = condition(&mut aging, column, ids, filter);
     let to = aging.bind(ms(window.to));
     let inner = format!(
-        "SELECT {column} AS g, {age} AS age FROM flow_wip \
+        "SELECT {column} AS g, {age} AS age, {to} - start_ms AS age_ms FROM flow_wip \
          WHERE {cond} AND to_ms >= {to} AND from_ms < {to}",
         age = seconds_of(&format!("{to} - start_ms")),
     );
-    for g in by_group::<i64>(ctx.db, &aging.values, &inner, &["age"], "").await? {
+    for g in by_group::<i64>(ctx.db, &aging.values, &inner, &["age"], &["age_ms"], "").await? {
         out.entry(g.key).or_default().aging = g.dists.into_iter().next().unwrap_or_default();
     }
     Ok(out)

@@ -34,6 +34,7 @@ pub async fn time_in_state(
         sql.values(),
         &per_item(&completed, None),
         &["v"],
+        &[],
         ", MIN(category) AS category",
     )
     .await?;

@@ -177,6 +177,7 @@ pub async fn compute(
             sql.values(),
             &per_stage,
             &["process", "wait"],
+            &[],
             ", SUM(accurate) AS accurate",
         ),
         grouped::by_group::<i64>(
@@ -184,6 +185,7 @@ pub async fn compute(
             sql.values(),
             &per_item,
             &["lead", "process", "wait"],
+            &[],
             ""
         ),
     )?;

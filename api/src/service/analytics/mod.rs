@@ -1,0 +1,351 @@
+//! Flow analytics in memory: each replica holds the flow facts
+//! (`flow_completion`, `flow_wip`) as columns ([`columns`]) and computes the
+//! completions and WIP parts of flow metrics from them ([`compute`]), with
+//! the same numbers as the SQL path, which stays the reference and answers
+//! whatever the store cannot (see `docs/performance.md`, "Analytics in
+//! memory").
+//!
+//! The database stays the source of truth. The store is loaded in the
+//! background at start; until it is, metrics come from SQL. It is kept
+//! current from the event bus: every work item change (this replica's, and
+//! through the PostgreSQL relay the other replicas') names the item whose
+//! facts were rewritten; its rows are read again and replace the held ones.
+//! A metric read first applies every event already published (it waits for
+//! an update in progress): a change whose mutation has answered is in the
+//! next metric read on the same replica. A bus that overflowed (events
+//! lost) drops the store back to SQL until a full reload; a full reload also
+//! runs periodically as a backstop (`GEMBA_ANALYTICS_RELOAD_SECONDS`).
+
+pub mod columns;
+pub mod compute;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use sea_orm::{DatabaseConnection, DbErr};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{Notify, broadcast, watch};
+
+use self::columns::Facts;
+use self::compute::{Filter, Groups, UnitCol};
+use crate::config::{AnalyticsMode, Settings};
+use crate::events::{ChangeKind, DomainEvent, EventBus};
+use crate::service::metrics::flow::{Completions, Scope, Wip};
+use crate::service::metrics::{MetricFilter, Window};
+
+/// Wait before retrying a failed load.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// A replica's in-memory flow facts, or nothing when metrics are computed
+/// in the database (`GEMBA_ANALYTICS=sql`). Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Analytics {
+    inner: Option<Arc<Inner>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: DatabaseConnection,
+    /// `None` until loaded, and after events were lost.
+    facts: RwLock<Option<Facts>>,
+    /// This replica's bus, read by whoever applies changes: the update
+    /// task and every metric read.
+    rx: tokio::sync::Mutex<broadcast::Receiver<DomainEvent>>,
+    /// While a full load runs: the items changed since it began, to read
+    /// again once it is done.
+    touched: Mutex<Option<Vec<i64>>>,
+    /// Events were lost (the bus overflowed) or a refresh failed: the held
+    /// facts may be stale.
+    lost: AtomicBool,
+    reload: Notify,
+    loaded: watch::Sender<bool>,
+    /// Metric parts answered from memory.
+    answers: AtomicU64,
+}
+
+impl Analytics {
+    /// Starts loading the facts of `db` in the background and listening to
+    /// `bus`, unless `settings` asks for SQL.
+    pub fn start(db: &DatabaseConnection, bus: &EventBus, settings: &Settings) -> Self {
+        if settings.analytics == AnalyticsMode::Sql {
+            return Self::default();
+        }
+        let inner = Arc::new(Inner {
+            db: db.clone(),
+            facts: RwLock::new(None),
+            rx: tokio::sync::Mutex::new(bus.subscribe()),
+            touched: Mutex::new(None),
+            lost: AtomicBool::new(false),
+            reload: Notify::new(),
+            loaded: watch::channel(false).0,
+            answers: AtomicU64::new(0),
+        });
+        tokio::spawn(run(
+            inner.clone(),
+            bus.subscribe(),
+            settings.analytics_reload,
+        ));
+        Self { inner: Some(inner) }
+    }
+
+    /// Whether metrics are answered from memory now.
+    pub fn is_loaded(&self) -> bool {
+        self.inner.as_ref().is_some_and(|i| *i.loaded.borrow())
+    }
+
+    /// Metric parts answered from memory so far.
+    pub fn answers(&self) -> u64 {
+        self.inner
+            .as_ref()
+            .map_or(0, |i| i.answers.load(Ordering::Relaxed))
+    }
+
+    /// Waits until the facts are loaded; `false` in SQL mode.
+    pub async fn wait_loaded(&self) -> bool {
+        let Some(inner) = &self.inner else {
+            return false;
+        };
+        let mut rx = inner.loaded.subscribe();
+        rx.wait_for(|loaded| *loaded).await.is_ok()
+    }
+
+    /// Bytes the held columns take, and their rows.
+    pub fn size(&self) -> (usize, usize) {
+        self.inner.as_ref().map_or((0, 0), |i| {
+            i.read().as_ref().map_or((0, 0), |f| (f.bytes(), f.rows()))
+        })
+    }
+
+    /// The completions part of one unit's flow metrics; `None` when the
+    /// store cannot answer (not loaded, or a filter it does not hold).
+    pub async fn completions(&self, scope: &Scope<'_>, window: Window) -> Option<Completions> {
+        let inner = self.ready(scope.filter).await?;
+        let facts = inner.read();
+        let facts = facts.as_ref()?;
+        let filter = Filter::of(scope.filter, facts)?;
+        let groups = Groups::one(scope, facts);
+        let out = compute::completions(facts, &groups, &filter, window);
+        inner.answers.fetch_add(1, Ordering::Relaxed);
+        out.into_iter().next()
+    }
+
+    /// The WIP part of one unit's flow metrics; `None` as for
+    /// [`Self::completions`].
+    pub async fn wip(&self, scope: &Scope<'_>, window: Window) -> Option<Wip> {
+        let inner = self.ready(scope.filter).await?;
+        let facts = inner.read();
+        let facts = facts.as_ref()?;
+        let filter = Filter::of(scope.filter, facts)?;
+        let groups = Groups::one(scope, facts);
+        let out = compute::wip(facts, &groups, &filter, window);
+        inner.answers.fetch_add(1, Ordering::Relaxed);
+        out.into_iter().next()
+    }
+
+    /// The completions and WIP parts (as asked) of sibling units, each
+    /// found in `col`, in one pass over each table.
+    pub async fn grouped(
+        &self,
+        col: UnitCol,
+        ids: &[i64],
+        filter: &MetricFilter,
+        window: Window,
+        parts: (bool, bool),
+    ) -> Option<(HashMap<i64, Completions>, HashMap<i64, Wip>)> {
+        let inner = self.ready(filter).await?;
+        let facts = inner.read();
+        let facts = facts.as_ref()?;
+        let filter = Filter::of(filter, facts)?;
+        let groups = Groups::many(col, ids, facts);
+        let mut completions = HashMap::new();
+        let mut wip = HashMap::new();
+        if parts.0 {
+            let out = compute::completions(facts, &groups, &filter, window);
+            completions = ids.iter().copied().zip(out).collect();
+            inner.answers.fetch_add(1, Ordering::Relaxed);
+        }
+        if parts.1 {
+            let out = compute::wip(facts, &groups, &filter, window);
+            wip = ids.iter().copied().zip(out).collect();
+            inner.answers.fetch_add(1, Ordering::Relaxed);
+        }
+        Some((completions, wip))
+    }
+
+    /// The store, current with every event published so far, when it can
+    /// answer for `filter`.
+    async fn ready(&self, filter: &MetricFilter) -> Option<&Inner> {
+        let inner = self.inner.as_deref()?;
+        if filter.leaves_of.is_some() || !*inner.loaded.borrow() {
+            return None;
+        }
+        inner.sync().await;
+        (*inner.loaded.borrow()).then_some(inner)
+    }
+}
+
+impl Inner {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Option<Facts>> {
+        self.facts.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Option<Facts>> {
+        self.facts.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stops answering from memory until the next full load.
+    fn drop_facts(&self, why: &str) {
+        tracing::warn!(why, "flow facts in memory dropped until reloaded");
+        self.lost.store(true, Ordering::SeqCst);
+        self.loaded.send_replace(false);
+        *self.write() = None;
+        self.reload.notify_one();
+    }
+
+    /// The items changed by the events waiting in `rx`; `None` when some
+    /// were lost.
+    fn drain(rx: &mut broadcast::Receiver<DomainEvent>) -> Option<Vec<i64>> {
+        let mut ids = Vec::new();
+        let mut complete = true;
+        loop {
+            match rx.try_recv() {
+                Ok(e) => {
+                    if matches!(
+                        e.kind,
+                        ChangeKind::WorkItemCreated
+                            | ChangeKind::WorkItemUpdated
+                            | ChangeKind::WorkItemMoved
+                    ) {
+                        ids.push(e.entity_id);
+                    }
+                }
+                Err(TryRecvError::Lagged(_)) => complete = false,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        complete.then_some(ids)
+    }
+
+    /// Applies every event published so far.
+    async fn sync(&self) {
+        let mut rx = self.rx.lock().await;
+        let Some(ids) = Self::drain(&mut rx) else {
+            self.drop_facts("the event bus overflowed");
+            return;
+        };
+        if ids.is_empty() {
+            return;
+        }
+        if let Some(t) = self
+            .touched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            t.extend(&ids);
+        }
+        if self.read().is_none() {
+            return;
+        }
+        match Facts::fetch(&self.db, &ids).await {
+            Ok(rows) => {
+                let mut facts = self.write();
+                if let Some(f) = facts.as_mut()
+                    && let Err(e) = f.replace(&rows)
+                {
+                    drop(facts);
+                    self.drop_facts(&e.to_string());
+                }
+            }
+            Err(e) => self.drop_facts(&e.to_string()),
+        }
+    }
+
+    /// Reads every fact again and puts it in place of the held ones, then
+    /// the rows of the items changed meanwhile; until it succeeds, again
+    /// after [`RETRY`].
+    async fn load(&self) {
+        loop {
+            self.lost.store(false, Ordering::SeqCst);
+            *self.touched.lock().unwrap_or_else(PoisonError::into_inner) = Some(Vec::new());
+            let started = Instant::now();
+            match self.load_once().await {
+                Ok(true) => {
+                    let (bytes, rows) = self
+                        .read()
+                        .as_ref()
+                        .map_or((0, 0), |f| (f.bytes(), f.rows()));
+                    tracing::info!(
+                        rows,
+                        mib = bytes / (1 << 20),
+                        seconds = started.elapsed().as_secs_f64(),
+                        "flow facts loaded in memory"
+                    );
+                    return;
+                }
+                Ok(false) => {
+                    tracing::info!("events lost while loading the flow facts: loading again");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot load the flow facts; metrics come from SQL");
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+    }
+
+    /// `Ok(false)` when events were lost meanwhile.
+    async fn load_once(&self) -> Result<bool, DbErr> {
+        let mut facts = Facts::load(&self.db).await?;
+        let mut rx = self.rx.lock().await;
+        let Some(ids) = Self::drain(&mut rx) else {
+            return Ok(false);
+        };
+        if self.lost.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let mut touched = self
+            .touched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        touched.extend(ids);
+        if !touched.is_empty() {
+            facts.replace(&Facts::fetch(&self.db, &touched).await?)?;
+        }
+        *self.write() = Some(facts);
+        self.loaded.send_replace(true);
+        drop(rx);
+        Ok(true)
+    }
+}
+
+/// Loads, then applies changes as they come, and loads again every
+/// `period` (never for zero) or after events were lost.
+async fn run(inner: Arc<Inner>, mut wake: broadcast::Receiver<DomainEvent>, period: Duration) {
+    inner.load().await;
+    let mut next = Instant::now() + period;
+    loop {
+        let reload = tokio::select! {
+            r = wake.recv() => {
+                if matches!(r, Err(RecvError::Closed)) {
+                    return;
+                }
+                // One sync applies every event waiting.
+                while matches!(wake.try_recv(), Ok(_) | Err(TryRecvError::Lagged(_))) {}
+                false
+            }
+            () = inner.reload.notified() => true,
+            () = tokio::time::sleep_until(next.into()), if !period.is_zero() => true,
+        };
+        if reload {
+            inner.load().await;
+            next = Instant::now() + period;
+        } else {
+            inner.sync().await;
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Flow metrics from the facts held in memory against the SQL path, the
+//! reference: two servers on one database, one computing in memory (the
+//! default), one in SQL (`GEMBA_ANALYTICS=sql`), answer every query of a
+//! battery with identical numbers, over the hand-computed fixture and over
+//! randomized histories with late and out-of-order transitions; and a move
+//! shows in the next metric read.
+
+use std::time::Duration;
+
+use gemba::config::{AnalyticsMode, Settings};
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::harness::{ADMIN, TestApp};
+use crate::ingest::post_ndjson;
+use crate::writes::unit_id;
+
+/// Every field of the parts computed in memory, and the others beside.
+const Q: &str = "query($u: ID!, $f: MetricFilterInput, $from: DateTime!, $to: DateTime!) {
+  flowMetrics(unit: $u, window: {from: $from, to: $to}, filter: $f) {
+    throughput
+    throughputByFlowType { flowType count share }
+    throughputByWeek { week start count }
+    leadTime { count mean p50 p85 p95 min max }
+    cycleTime { count mean p50 p85 p95 min max }
+    flowEfficiency { numerator denominator value }
+    wipAtEnd averageWip
+    agingWip { count mean p50 p85 p95 min max }
+    oldestWip { workItem { key } age }
+    littlesLaw { averageWip predictedWip }
+  } }";
+
+/// A drill-down: the children of a unit together (the grouped path).
+const CHILDREN: &str =
+    "query($k: String!, $f: MetricFilterInput, $from: DateTime!, $to: DateTime!) {
+  unit(key: $k) { children { key
+    flowMetrics(window: {from: $from, to: $to}, filter: $f) {
+      throughput
+      throughputByFlowType { flowType count }
+      throughputByWeek { week count }
+      leadTime { count mean p50 p85 p95 min max }
+      cycleTime { count mean p50 p85 p95 min max }
+      flowEfficiency { numerator denominator value }
+      wipAtEnd averageWip
+      agingWip { count mean p50 p85 p95 min max }
+    } } } }";
+
+const TREE: &str =
+    "{ organization { id key children { id key children { id key children { id key } } } } }";
+
+/// (id, key) of every unit, the organisation first.
+async fn units(app: &TestApp, token: &str) -> Vec<(Value, String)> {
+    let data = app.ok(token, TREE, json!({})).await;
+    let mut out = Vec::new();
+    let mut stack = vec![data["organization"].clone()];
+    while let Some(u) = stack.pop() {
+        out.push((u["id"].clone(), u["key"].as_str().unwrap().to_owned()));
+        if let Some(children) = u["children"].as_array() {
+            stack.extend(children.iter().cloned());
+        }
+    }
+    out
+}
+
+/// Waits until `app` answers flow metrics from memory.
+async fn loaded(app: &TestApp) {
+    for _ in 0..1200 {
+        if app.metric("gemba_analytics_loaded").await == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the flow facts were not loaded in 30 s");
+}
+
+/// The battery's windows: the fixture's, and longer ones around the
+/// generated histories, one ending in the past.
+fn windows() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("2026-03-01T00:00:00Z", "2026-03-15T00:00:00Z"),
+        ("2026-01-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+        ("2025-06-01T00:00:00Z", "2027-06-01T00:00:00Z"),
+        ("2026-02-10T12:00:00Z", "2026-02-24T06:30:00Z"),
+    ]
+}
+
+fn filters() -> Vec<Value> {
+    vec![
+        Value::Null,
+        json!({"types": ["STORY", "DEFECT"]}),
+        json!({"flowTypes": ["DEFECT"]}),
+        json!({"scope": "UNIT_ONLY"}),
+        json!({"levels": ["TEAM"]}),
+    ]
+}
+
+/// Runs the battery on both servers and requires identical answers;
+/// returns how many queries ran.
+async fn same_both_ways(memory: &TestApp, sql: &TestApp, token: &str) -> usize {
+    let units = units(memory, token).await;
+    let mut n = 0;
+    for (from, to) in windows() {
+        for (i, f) in filters().into_iter().enumerate() {
+            // Every unit unfiltered; the organisation, a portfolio, a
+            // program and teams with each filter.
+            let some = if i == 0 { units.len() } else { 6 };
+            for (id, key) in units.iter().take(some) {
+                let vars = json!({"u": id, "f": f, "from": from, "to": to});
+                let a = memory.ok(token, Q, vars.clone()).await;
+                let b = sql.ok(token, Q, vars).await;
+                assert_eq!(a, b, "{key} {from}..{to} {f}");
+                n += 1;
+            }
+            for (_, key) in units.iter().take(3) {
+                let vars = json!({"k": key, "f": f, "from": from, "to": to});
+                let a = memory.ok(token, CHILDREN, vars.clone()).await;
+                let b = sql.ok(token, CHILDREN, vars).await;
+                assert_eq!(a, b, "children of {key} {from}..{to} {f}");
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// splitmix64: small, seedable, the same everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+const TEAMS: &[&str] = &[
+    "team-atlas",
+    "team-borealis",
+    "team-comet",
+    "team-delta",
+    "team-fjord",
+    "team-iris",
+];
+const STATES: &[&str] = &[
+    "Backlog",
+    "In Progress",
+    "In Review",
+    "Blocked",
+    "Testing",
+    "Done",
+    "Done",
+    "Canceled",
+];
+const TYPES: &[&str] = &["STORY", "DEFECT", "TASK", "DEBT"];
+
+/// `items` generated items with random histories in early 2026, the
+/// transitions shuffled (so many arrive before earlier ones), with ties
+/// and instants at odd milliseconds; and a second batch of late
+/// transitions for the same items, backdated.
+fn histories(seed: u64, items: usize) -> (String, String) {
+    let mut rng = Rng(seed);
+    let base = chrono::DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let at = |ms: u64| (base + chrono::Duration::milliseconds(ms as i64)).to_rfc3339();
+    let day = 86_400_000u64;
+    let mut first = Vec::new();
+    let mut moves = Vec::new();
+    let mut late = Vec::new();
+    for i in 0..items {
+        let key = format!("RND-{seed}-{i}");
+        let created = rng.below(60 * day);
+        first.push(json!({"id": format!("{key}-c"), "type": "work_item.upserted", "source": "rnd",
+            "data": {"external_id": key, "key": key, "unit": TEAMS[rng.below(TEAMS.len() as u64) as usize],
+                     "type": TYPES[rng.below(TYPES.len() as u64) as usize], "title": key,
+                     "state": "Backlog", "created_at": at(created)}}));
+        let mut t = created;
+        for j in 0..rng.below(7) {
+            // Sometimes the same instant as the previous transition.
+            if rng.below(6) > 0 {
+                t += rng.below(9 * day) + rng.below(1000);
+            }
+            let state = STATES[rng.below(STATES.len() as u64) as usize];
+            moves.push(
+                json!({"id": format!("{key}-m{j}"), "type": "work_item.transitioned",
+                "source": "rnd", "data": {"external_id": key, "to_state": state, "at": at(t)}}),
+            );
+        }
+        if rng.below(3) == 0 {
+            let state = STATES[rng.below(STATES.len() as u64) as usize];
+            let t = created + rng.below(40 * day);
+            late.push(
+                json!({"id": format!("{key}-late"), "type": "work_item.transitioned",
+                "source": "rnd", "data": {"external_id": key, "to_state": state, "at": at(t)}}),
+            );
+        }
+    }
+    // Shuffle the transitions: out of order, as a backfill sends them.
+    for i in (1..moves.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        moves.swap(i, j);
+    }
+    first.extend(moves);
+    let lines = |v: &[Value]| v.iter().map(|e| format!("{e}\n")).collect::<String>();
+    (lines(&first), lines(&late))
+}
+
+async fn a_sql_twin(app: &TestApp) -> TestApp {
+    let settings = Settings {
+        analytics: AnalyticsMode::Sql,
+        ..Settings::default()
+    };
+    TestApp::serve_on(&app.db_url, app.backend, settings).await
+}
+
+async fn memory_and_sql_agree(app: TestApp) {
+    let sql = a_sql_twin(&app).await;
+    let admin = app.login(ADMIN).await;
+    loaded(&app).await;
+    let answered = app.metric("gemba_analytics_answers_total").await;
+
+    // The demo organisation and the hand-computed fixture of the metrics
+    // tests.
+    let (status, report) = post_ndjson(&app, &admin, &crate::metrics::fixture()).await;
+    assert_eq!((status, &report["rejected"]), (200, &json!(0)), "{report}");
+    let mut n = same_both_ways(&app, &sql, &admin).await;
+    // Randomized histories, sent out of order; then late transitions.
+    let (histories, late) = histories(7, 120);
+    let (status, report) = post_ndjson(&app, &admin, &histories).await;
+    assert_eq!((status, &report["rejected"]), (200, &json!(0)), "{report}");
+    n += same_both_ways(&app, &sql, &admin).await;
+    let (status, report) = post_ndjson(&app, &admin, &late).await;
+    assert_eq!((status, &report["rejected"]), (200, &json!(0)), "{report}");
+    n += same_both_ways(&app, &sql, &admin).await;
+
+    // The memory server answered every query's completions and WIP from
+    // memory, the SQL one never.
+    let answered = app.metric("gemba_analytics_answers_total").await - answered;
+    assert!(answered >= 2 * n as u64, "{answered} parts for {n} queries");
+    assert_eq!(sql.metric("gemba_analytics_answers_total").await, 0);
+    assert_eq!(sql.metric("gemba_analytics_loaded").await, 0);
+}
+both!(memory_and_sql_agree);
+
+/// A move through the API is in the next flowMetrics read of the same
+/// server, answered from memory: the read applies the changes published
+/// before it.
+async fn a_move_shows_in_the_next_read(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    loaded(&app).await;
+    let atlas = unit_id(&app, &admin, "team-atlas").await;
+    let now = chrono::Utc::now();
+    let vars = json!({"u": atlas, "f": {"scope": "UNIT_ONLY"},
+        "from": (now - chrono::Duration::days(1)).to_rfc3339(),
+        "to": (now + chrono::Duration::days(1)).to_rfc3339()});
+    let m = |v: &Value, f: &str| v["flowMetrics"][f].as_i64().unwrap();
+    for round in 0..5 {
+        let created = app
+            .ok(
+                &admin,
+                "mutation($u: ID!) { createWorkItem(input: {unit: $u, type: STORY, title: \"fresh\"}) { workItem { id } } }",
+                json!({"u": atlas}),
+            )
+            .await;
+        let item = created["createWorkItem"]["workItem"]["id"].clone();
+        let before = app.ok(&admin, Q, vars.clone()).await;
+        let answered = app.metric("gemba_analytics_answers_total").await;
+        for (state, wip, done) in [("In Progress", 1, 0), ("Done", 0, 1)] {
+            app.ok(
+                &admin,
+                "mutation($i: ID!, $s: String!) { moveWorkItem(input: {workItem: $i, toState: $s}) { workItem { state } } }",
+                json!({"i": item, "s": state}),
+            )
+            .await;
+            let after = app.ok(&admin, Q, vars.clone()).await;
+            assert_eq!(
+                m(&after, "wipAtEnd"),
+                m(&before, "wipAtEnd") + wip,
+                "round {round}, {state}: {after}"
+            );
+            assert_eq!(
+                m(&after, "throughput"),
+                m(&before, "throughput") + done,
+                "round {round}, {state}: {after}"
+            );
+        }
+        assert!(app.metric("gemba_analytics_answers_total").await >= answered + 4);
+    }
+}
+both!(a_move_shows_in_the_next_read);
