@@ -61,6 +61,7 @@ pub(crate) async fn time_in_state_by_unit(
         sql.values(),
         &per_item(completed, Some(column)),
         &["v"],
+        &[],
         ", MIN(category) AS category",
     )
     .await?;
