@@ -370,7 +370,7 @@ pub async fn delivery_of(
     as_of: Option<DateTime<Utc>>,
 ) -> ApiResult<Progress> {
     let roots = linked_ids(ctx, objective.id).await?;
-    forecast::progress_of(ctx.db, &roots, as_of).await
+    forecast::progress_of(ctx, &roots, as_of).await
 }
 
 /// "When will the objective's linked work be done?", against its period's
@@ -385,7 +385,7 @@ pub async fn forecast_of(
     max_days: i64,
 ) -> ApiResult<WhenForecast> {
     let roots = linked_ids(ctx, objective.id).await?;
-    forecast::when_of(ctx.db, &roots, input, Some(objective.period_end), max_days).await
+    forecast::when_of(ctx, &roots, input, Some(objective.period_end), max_days).await
 }
 
 /// The flow of the objective's linked work (DESIGN §3.7): the flow metrics

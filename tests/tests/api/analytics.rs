@@ -295,3 +295,260 @@ async fn a_move_shows_in_the_next_read(app: TestApp) {
     }
 }
 both!(a_move_shows_in_the_next_read);
+
+/// Generated trees (epics, features under them, stories under those) with
+/// random histories sent out of order, and late transitions for some.
+/// `lines` are (portfolio, program, team) keys: an epic lives in a
+/// portfolio, its features in a program below it, stories in a team.
+fn trees(seed: u64, epics: usize, lines: &[[String; 3]]) -> (String, String) {
+    let mut rng = Rng(seed);
+    let base = chrono::DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let at = |ms: u64| (base + chrono::Duration::milliseconds(ms as i64)).to_rfc3339();
+    let day = 86_400_000u64;
+    let mut first = Vec::new();
+    let mut moves = Vec::new();
+    let mut late = Vec::new();
+    let mut item = |rng: &mut Rng, key: String, kind: &str, unit: &str, parent: Option<&str>| {
+        let created = rng.below(60 * day);
+        first.push(
+            json!({"id": format!("{key}-c"), "type": "work_item.upserted", "source": "rnd",
+            "data": {"external_id": key, "key": key, "unit": unit, "type": kind, "title": key,
+                     "state": "Backlog", "created_at": at(created), "parent": parent}}),
+        );
+        let mut t = created;
+        for j in 0..rng.below(6) {
+            if rng.below(6) > 0 {
+                t += rng.below(9 * day) + rng.below(1000);
+            }
+            let state = STATES[rng.below(STATES.len() as u64) as usize];
+            moves.push(
+                json!({"id": format!("{key}-m{j}"), "type": "work_item.transitioned",
+                "source": "rnd", "data": {"external_id": key, "to_state": state, "at": at(t)}}),
+            );
+        }
+        if rng.below(3) == 0 {
+            let state = STATES[rng.below(STATES.len() as u64) as usize];
+            late.push(
+                json!({"id": format!("{key}-late"), "type": "work_item.transitioned",
+                "source": "rnd", "data": {"external_id": key, "to_state": state,
+                "at": at(created + rng.below(40 * day))}}),
+            );
+        }
+        key
+    };
+    for e in 0..epics {
+        let [portfolio, program, team] = &lines[rng.below(lines.len() as u64) as usize];
+        let epic = item(&mut rng, format!("TR{seed}-E{e}"), "EPIC", portfolio, None);
+        for f in 0..rng.below(4) {
+            let feature = item(
+                &mut rng,
+                format!("{epic}F{f}"),
+                "FEATURE",
+                program,
+                Some(&epic),
+            );
+            for s in 0..rng.below(7) {
+                item(
+                    &mut rng,
+                    format!("{feature}S{s}"),
+                    "STORY",
+                    team,
+                    Some(&feature),
+                );
+            }
+        }
+    }
+    for i in (1..moves.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        moves.swap(i, j);
+    }
+    first.extend(moves);
+    let lines = |v: &[Value]| v.iter().map(|e| format!("{e}\n")).collect::<String>();
+    (lines(&first), lines(&late))
+}
+
+const PROGRESS: &str = "query($k: String!, $at: DateTime, $i: ForecastInput) {
+  workItem(key: $k) {
+    delivery(asOf: $at) { total done inProgress notStarted progress }
+    forecast(input: $i) {
+      remaining sampleDays sampleCompleted trials p50 p85 p95 probabilityByTarget
+    }
+  } }";
+
+const OBJECTIVES: &str = "{ organization { children { key objectives { key
+  delivery { total done inProgress notStarted progress }
+  forecast(input: {trials: 2000, seed: 5}) { remaining p50 p85 p95 probabilityByTarget }
+} } } }";
+
+/// The epics and features of the organisation: every item with children.
+async fn parents(app: &TestApp, token: &str) -> Vec<String> {
+    let org =
+        app.ok(token, "{ organization { id } }", json!({})).await["organization"]["id"].clone();
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = app
+            .ok(
+                token,
+                "query($o: ID!, $a: String) { workItems(unit: $o, first: 100, after: $a, filter: {types: [EPIC, FEATURE]}) {
+                   nodes { key } pageInfo { hasNextPage endCursor } } }",
+                json!({"o": org, "a": after}),
+            )
+            .await;
+        let c = &page["workItems"];
+        out.extend(
+            c["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["key"].as_str().unwrap().to_owned()),
+        );
+        if c["pageInfo"]["hasNextPage"] != true {
+            return out;
+        }
+        after = c["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+}
+
+/// Delivery progress and "when" forecasts of every epic and feature at
+/// several instants, and of every objective, on both servers.
+async fn progress_both_ways(memory: &TestApp, sql: &TestApp, token: &str) -> usize {
+    let mut n = 0;
+    let instants = [
+        Some("2026-01-01T00:00:00Z"),
+        Some("2026-02-01T00:00:00.123Z"),
+        Some("2026-03-10T12:00:00Z"),
+        Some("2026-06-01T00:00:00Z"),
+        None,
+    ];
+    let now = chrono::Utc::now().to_rfc3339();
+    for key in parents(memory, token).await {
+        for at in instants {
+            // Without an instant, delivery counts now and the forecast
+            // starts from a fixed one (its default, now, moves on between
+            // the two reads).
+            let input = match at {
+                Some(a) => {
+                    let a = chrono::DateTime::parse_from_rfc3339(a).unwrap();
+                    json!({"asOf": a.to_rfc3339(), "sampleFrom": (a - chrono::Duration::days(60)).to_rfc3339(),
+                           "trials": 2000, "seed": 11})
+                }
+                None => json!({"asOf": now, "trials": 2000, "seed": 11}),
+            };
+            let vars = json!({"k": key, "at": at, "i": input});
+            let a = memory.ok(token, PROGRESS, vars.clone()).await;
+            let b = sql.ok(token, PROGRESS, vars).await;
+            assert_eq!(a, b, "{key} at {at:?}");
+            n += 1;
+        }
+    }
+    let a = memory.ok(token, OBJECTIVES, json!({})).await;
+    let b = sql.ok(token, OBJECTIVES, json!({})).await;
+    assert_eq!(a, b, "objectives");
+    n
+}
+
+/// Delivery progress walks the tree held in memory and counts exactly what
+/// the recursive SQL counts: the demo's epics and objectives, generated
+/// trees with out-of-order and late transitions, and after a reparenting
+/// and a move.
+async fn delivery_from_memory_and_sql_agree(app: TestApp) {
+    let sql = a_sql_twin(&app).await;
+    let admin = app.login(ADMIN).await;
+    loaded(&app).await;
+    let answered = app.metric("gemba_analytics_answers_total").await;
+    let mut n = progress_both_ways(&app, &sql, &admin).await;
+
+    let tree = app.ok(&admin, TREE, json!({})).await;
+    let mut lines = Vec::new();
+    for p in tree["organization"]["children"].as_array().unwrap() {
+        for g in p["children"].as_array().unwrap() {
+            for t in g["children"].as_array().unwrap() {
+                lines.push(
+                    [&p["key"], &g["key"], &t["key"]].map(|k| k.as_str().unwrap().to_owned()),
+                );
+            }
+        }
+    }
+    let (trees, late) = trees(3, 12, &lines);
+    let (status, report) = post_ndjson(&app, &admin, &trees).await;
+    assert_eq!((status, &report["rejected"]), (200, &json!(0)), "{report}");
+    let (status, report) = post_ndjson(&app, &admin, &late).await;
+    assert_eq!((status, &report["rejected"]), (200, &json!(0)), "{report}");
+    n += progress_both_ways(&app, &sql, &admin).await;
+
+    // A story moves to another epic's feature, and is done.
+    let id = |key: &str| {
+        let key = key.to_owned();
+        let app = &app;
+        let admin = &admin;
+        async move {
+            app.ok(
+                admin,
+                "query($k: String!) { workItem(key: $k) { id } }",
+                json!({"k": key}),
+            )
+            .await["workItem"]["id"]
+                .clone()
+        }
+    };
+    let keys = parents(&app, &admin).await;
+    let generated: Vec<&String> = keys.iter().filter(|k| k.starts_with("TR3-")).collect();
+    let mut moved = false;
+    for feature in generated.iter().filter(|k| k.contains('F')) {
+        let children = app
+            .ok(
+                &admin,
+                "query($k: String!) { workItem(key: $k) { children(first: 1) { nodes { id } } } }",
+                json!({"k": feature}),
+            )
+            .await;
+        let Some(story) = children["workItem"]["children"]["nodes"][0]["id"].as_str() else {
+            continue;
+        };
+        // Another epic's feature of the story's program.
+        let epic = &feature[..feature.find('F').unwrap()];
+        let mut reparented = false;
+        for other in generated
+            .iter()
+            .filter(|k| k.contains('F') && !k.starts_with(&format!("{epic}F")))
+        {
+            let r = app
+                .gql(
+                    Some(&admin),
+                    "mutation($i: ID!, $p: ID) { updateWorkItem(input: {workItem: $i, parent: $p}) { workItem { id } } }",
+                    json!({"i": story, "p": id(other).await}),
+                )
+                .await;
+            if r.get("errors").is_none() {
+                reparented = true;
+                break;
+            }
+        }
+        if !reparented {
+            continue;
+        }
+        app.ok(
+            &admin,
+            "mutation($i: ID!) { moveWorkItem(input: {workItem: $i, toState: \"Done\"}) { workItem { id } } }",
+            json!({"i": story}),
+        )
+        .await;
+        moved = true;
+        break;
+    }
+    assert!(moved, "no generated feature has a story");
+    n += progress_both_ways(&app, &sql, &admin).await;
+
+    // Every delivery progress and forecast on the memory server counted its
+    // leaves from memory.
+    let answered = app.metric("gemba_analytics_answers_total").await - answered;
+    assert!(
+        answered >= 2 * n as u64,
+        "{answered} answers for {n} queries"
+    );
+    assert_eq!(sql.metric("gemba_analytics_answers_total").await, 0);
+}
+both!(delivery_from_memory_and_sql_agree);

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 
+use super::tree::{Tree, TreeRows};
 use crate::service::sql::Sql;
 
 /// Rows read per statement while loading.
@@ -268,6 +269,9 @@ pub struct Facts {
     pub dicts: Dicts,
     pub completions: CompletionCols,
     pub wip: WipCols,
+    /// The item tree, `None` when it cannot be held (delivery progress
+    /// then comes from SQL).
+    pub tree: Option<Tree>,
 }
 
 /// Fact rows of some items, read from the database.
@@ -275,6 +279,7 @@ pub struct Fetched {
     items: Vec<i64>,
     completions: Vec<QueryResult>,
     wip: Vec<QueryResult>,
+    tree: Option<TreeRows>,
 }
 
 impl Facts {
@@ -319,6 +324,7 @@ impl Facts {
         }
         facts.completions.shrink();
         facts.wip.shrink();
+        facts.tree = Tree::load(db).await?;
         Ok(facts)
     }
 
@@ -375,6 +381,7 @@ impl Facts {
             items,
             completions: Vec::new(),
             wip: Vec::new(),
+            tree: None,
         };
         for chunk in out.items.chunks(ITEMS) {
             for (table, columns) in [
@@ -395,6 +402,7 @@ impl Facts {
                 }
             }
         }
+        out.tree = Tree::fetch(db, &out.items).await?;
         Ok(out)
     }
 
@@ -416,12 +424,17 @@ impl Facts {
         for row in &fetched.wip {
             self.wip.push(&mut self.dicts, row)?;
         }
+        match (&mut self.tree, &fetched.tree) {
+            (Some(tree), Some(rows)) => tree.apply(rows, &fetched.items),
+            (Some(_), None) => self.tree = None,
+            (None, _) => {}
+        }
         Ok(())
     }
 
     /// Bytes the columns take.
     pub fn bytes(&self) -> usize {
-        self.completions.bytes() + self.wip.bytes()
+        self.completions.bytes() + self.wip.bytes() + self.tree.as_ref().map_or(0, Tree::bytes)
     }
 
     /// Rows held in both tables.

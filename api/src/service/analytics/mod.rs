@@ -18,6 +18,7 @@
 
 pub mod columns;
 pub mod compute;
+pub mod tree;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -172,6 +173,16 @@ impl Analytics {
             inner.answers.fetch_add(1, Ordering::Relaxed);
         }
         Some((completions, wip))
+    }
+
+    /// The leaves below `roots` by category at `at` (epoch ms), as
+    /// delivery progress counts them; `None` when the store cannot answer.
+    pub async fn leaves(&self, roots: &[i64], at: i64) -> Option<tree::LeafCounts> {
+        let inner = self.ready(&MetricFilter::default()).await?;
+        let facts = inner.read();
+        let out = facts.as_ref()?.tree.as_ref()?.leaves(roots, at);
+        inner.answers.fetch_add(1, Ordering::Relaxed);
+        Some(out)
     }
 
     /// The store, current with every event published so far, when it can

@@ -116,15 +116,39 @@ impl Progress {
 
 /// The leaves of `roots` (each counted once) at `as_of`: their categories
 /// and the units that own the unfinished ones.
-struct Leaves {
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Leaves {
     progress: Progress,
     open_units: BTreeSet<i64>,
 }
 
 /// Reads the leaves below `roots` (an item with no children is its own
-/// leaf) in the state each was in at `as_of`, from the per-visit facts.
-/// Leaves that did not exist yet at `as_of` are not counted.
-async fn leaves(
+/// leaf) in the state each was in at `as_of`, from the tree in memory when
+/// the replica holds it, else from the per-visit facts. Leaves that did not
+/// exist yet at `as_of` are not counted.
+async fn leaves(ctx: Ctx<'_>, roots: &[i64], as_of: DateTime<Utc>) -> Result<Leaves, DbErr> {
+    if roots.is_empty() {
+        return Ok(Leaves {
+            progress: Progress::default(),
+            open_units: BTreeSet::new(),
+        });
+    }
+    if let Some(l) = ctx.analytics.leaves(roots, ms(as_of)).await {
+        return Ok(Leaves {
+            progress: Progress {
+                total: l.done + l.in_progress + l.not_started,
+                done: l.done,
+                in_progress: l.in_progress,
+                not_started: l.not_started,
+            },
+            open_units: l.open_units.into_iter().collect(),
+        });
+    }
+    leaves_in_sql(ctx.db, roots, as_of).await
+}
+
+/// [`leaves`] from the per-visit facts: the reference.
+pub(crate) async fn leaves_in_sql(
     db: &impl ConnectionTrait,
     roots: &[i64],
     as_of: DateTime<Utc>,
@@ -281,11 +305,11 @@ async fn paths(db: &DatabaseConnection, ids: &BTreeSet<i64>) -> ApiResult<Vec<Un
 /// # Errors
 /// Database errors.
 pub async fn progress_of(
-    db: &DatabaseConnection,
+    ctx: Ctx<'_>,
     roots: &[i64],
     as_of: Option<DateTime<Utc>>,
 ) -> ApiResult<Progress> {
-    Ok(leaves(db, roots, as_of.unwrap_or_else(Utc::now))
+    Ok(leaves(ctx, roots, as_of.unwrap_or_else(Utc::now))
         .await?
         .progress)
 }
@@ -300,7 +324,7 @@ pub async fn item_progress(
     as_of: Option<DateTime<Utc>>,
 ) -> ApiResult<Progress> {
     item_in_scope(ctx, item).await?;
-    progress_of(ctx.db, &[item.id], as_of).await
+    progress_of(ctx, &[item.id], as_of).await
 }
 
 /// "When will `roots` be done?" (DESIGN §3.8). The caller has checked
@@ -309,16 +333,16 @@ pub async fn item_progress(
 /// # Errors
 /// `BAD_USER_INPUT` for bad inputs; database errors.
 pub async fn when_of(
-    db: &DatabaseConnection,
+    ctx: Ctx<'_>,
     roots: &[i64],
     input: Input,
     default_target: Option<DateTime<Utc>>,
     max_days: i64,
 ) -> ApiResult<WhenForecast> {
     let settled = input.settle(max_days)?;
-    let leaves = leaves(db, roots, settled.as_of).await?;
-    let owners = paths(db, &leaves.open_units).await?;
-    let sample = daily_throughput(db, &owners, &settled).await?;
+    let leaves = leaves(ctx, roots, settled.as_of).await?;
+    let owners = paths(ctx.db, &leaves.open_units).await?;
+    let sample = daily_throughput(ctx.db, &owners, &settled).await?;
     let target = settled.target.or(default_target);
     let target_days = target.map(|t| (ms(t) - ms(settled.as_of)).div_euclid(DAY_MS));
     let remaining = leaves.progress.remaining();
@@ -353,7 +377,7 @@ pub async fn item_when(
     max_days: i64,
 ) -> ApiResult<WhenForecast> {
     item_in_scope(ctx, item).await?;
-    when_of(ctx.db, &[item.id], input, None, max_days).await
+    when_of(ctx, &[item.id], input, None, max_days).await
 }
 
 /// "How many leaf items will the unit's subtree finish in `days` days?"
