@@ -15,7 +15,19 @@
 //! next metric read on the same replica. A bus that overflowed (events
 //! lost) drops the store back to SQL until a full reload; a full reload also
 //! runs periodically as a backstop (`GEMBA_ANALYTICS_RELOAD_SECONDS`).
+//!
+//! Events from other replicas come through `LISTEN/NOTIFY`, which loses
+//! whatever is sent while a listener is reconnecting. So on PostgreSQL the
+//! store also catches up by itself: every `GEMBA_ANALYTICS_CATCHUP_MS`
+//! (1 s), and at once when the relay has reconnected, it asks the database
+//! which items' facts changed since it last looked ([`catchup`]) and reads
+//! them again. Reading an item's rows again is idempotent, so an item both
+//! announced and found is only read twice. A catch-up that fails keeps the
+//! facts held and retries; past [`BEHIND`] without one, the replica reports
+//! not ready. On SQLite one process writes and its bus misses nothing but
+//! an overflow, which reloads: no catch-up runs there.
 
+pub mod catchup;
 pub mod columns;
 pub mod compute;
 
@@ -24,10 +36,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{Notify, broadcast, watch};
 
+use self::catchup::Mark;
 use self::columns::Facts;
 use self::compute::{Filter, Groups, UnitCol};
 use crate::config::{AnalyticsMode, Settings};
@@ -37,6 +50,10 @@ use crate::service::metrics::{MetricFilter, Window};
 
 /// Wait before retrying a failed load.
 const RETRY: Duration = Duration::from_secs(5);
+
+/// Longest a replica serves its facts without a catch-up that succeeded
+/// before it reports not ready (or three catch-up periods, if longer).
+pub const BEHIND: Duration = Duration::from_secs(10);
 
 /// A replica's in-memory flow facts, or nothing when metrics are computed
 /// in the database (`GEMBA_ANALYTICS=sql`). Cheap to clone.
@@ -63,6 +80,16 @@ struct Inner {
     loaded: watch::Sender<bool>,
     /// Metric parts answered from memory.
     answers: AtomicU64,
+    /// Between two catch-ups; zero when none runs (SQLite, or turned off).
+    catchup: Duration,
+    /// Where the next catch-up starts, set by each full load.
+    mark: Mutex<Option<Mark>>,
+    /// When the facts were last known current: loaded or caught up.
+    current_at: Mutex<Instant>,
+    /// The last catch-up failed (logged once until one succeeds).
+    failing: AtomicBool,
+    /// Items read again because a catch-up found them changed.
+    caught_up: AtomicU64,
 }
 
 impl Analytics {
@@ -72,6 +99,11 @@ impl Analytics {
         if settings.analytics == AnalyticsMode::Sql {
             return Self::default();
         }
+        let catchup = if db.get_database_backend() == DbBackend::Postgres {
+            settings.analytics_catchup
+        } else {
+            Duration::ZERO
+        };
         let inner = Arc::new(Inner {
             db: db.clone(),
             facts: RwLock::new(None),
@@ -81,10 +113,16 @@ impl Analytics {
             reload: Notify::new(),
             loaded: watch::channel(false).0,
             answers: AtomicU64::new(0),
+            catchup,
+            mark: Mutex::new(None),
+            current_at: Mutex::new(Instant::now()),
+            failing: AtomicBool::new(false),
+            caught_up: AtomicU64::new(0),
         });
         tokio::spawn(run(
             inner.clone(),
             bus.subscribe(),
+            bus.gaps(),
             settings.analytics_reload,
         ));
         Self { inner: Some(inner) }
@@ -93,6 +131,25 @@ impl Analytics {
     /// Whether metrics are answered from memory now.
     pub fn is_loaded(&self) -> bool {
         self.inner.as_ref().is_some_and(|i| *i.loaded.borrow())
+    }
+
+    /// Whether the facts in memory answer metrics but no catch-up has
+    /// reached the database for longer than [`BEHIND`] (or three catch-up
+    /// periods): they may miss other replicas' changes, so the replica is
+    /// not ready.
+    pub fn is_behind(&self) -> bool {
+        self.inner.as_ref().is_some_and(|i| {
+            !i.catchup.is_zero()
+                && *i.loaded.borrow()
+                && i.current_at().elapsed() > BEHIND.max(i.catchup * 3)
+        })
+    }
+
+    /// Items read again because a catch-up found them changed, so far.
+    pub fn caught_up(&self) -> u64 {
+        self.inner
+            .as_ref()
+            .map_or(0, |i| i.caught_up.load(Ordering::Relaxed))
     }
 
     /// Metric parts answered from memory so far.
@@ -193,6 +250,78 @@ impl Inner {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Option<Facts>> {
         self.facts.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn current_at(&self) -> Instant {
+        *self
+            .current_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_current(&self, mark: Option<Mark>) {
+        *self
+            .current_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        if mark.is_some() {
+            *self.mark.lock().unwrap_or_else(PoisonError::into_inner) = mark;
+        }
+    }
+
+    /// Reads again the items whose facts changed since the last catch-up
+    /// (or load), announced or not; on failure keeps the facts held and
+    /// the mark, for the next one to retry.
+    async fn catch_up(&self) {
+        let mark = self
+            .mark
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(mark) = mark else { return };
+        if self.read().is_none() {
+            // Dropped: the reload coming sets a new mark.
+            return;
+        }
+        match self.catch_up_from(&mark).await {
+            Ok(items) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(items, "flow facts in memory caught up with the database");
+                }
+            }
+            Err(e) => {
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        error = %e,
+                        "cannot catch up with the database; serving the flow facts held"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Items read again.
+    async fn catch_up_from(&self, mark: &Mark) -> Result<usize, DbErr> {
+        let (next, items) = mark.changes(&self.db).await?;
+        if !items.is_empty() {
+            // One writer at a time, as [`Self::sync`]: an item's rows read
+            // earlier never replace rows read later.
+            let _rx = self.rx.lock().await;
+            let rows = Facts::fetch(&self.db, &items).await?;
+            let mut facts = self.write();
+            let Some(f) = facts.as_mut() else {
+                return Ok(0);
+            };
+            if let Err(e) = f.replace(&rows) {
+                drop(facts);
+                self.drop_facts(&e.to_string());
+                return Ok(0);
+            }
+            self.caught_up
+                .fetch_add(items.len() as u64, Ordering::Relaxed);
+        }
+        self.set_current(Some(next));
+        Ok(items.len())
     }
 
     /// Stops answering from memory until the next full load.
@@ -298,6 +427,13 @@ impl Inner {
 
     /// `Ok(false)` when events were lost meanwhile.
     async fn load_once(&self) -> Result<bool, DbErr> {
+        // Marked before reading: whatever commits during the load, the
+        // first catch-up reads again.
+        let mark = if self.catchup.is_zero() {
+            None
+        } else {
+            Some(Mark::now(&self.db).await?)
+        };
         let mut facts = Facts::load(&self.db).await?;
         let mut rx = self.rx.lock().await;
         let Some(ids) = Self::drain(&mut rx) else {
@@ -317,35 +453,62 @@ impl Inner {
             facts.replace(&Facts::fetch(&self.db, &touched).await?)?;
         }
         *self.write() = Some(facts);
+        self.set_current(mark);
         self.loaded.send_replace(true);
         drop(rx);
         Ok(true)
     }
 }
 
-/// Loads, then applies changes as they come, and loads again every
-/// `period` (never for zero) or after events were lost.
-async fn run(inner: Arc<Inner>, mut wake: broadcast::Receiver<DomainEvent>, period: Duration) {
+/// What the update task does next.
+enum Step {
+    Sync,
+    CatchUp,
+    Reload,
+}
+
+/// Loads, then applies changes as they come, catches up with the database
+/// every catch-up period and whenever `gaps` says the relay may have lost
+/// events, and loads again every `period` (never for zero) or after events
+/// were lost.
+async fn run(
+    inner: Arc<Inner>,
+    mut wake: broadcast::Receiver<DomainEvent>,
+    mut gaps: watch::Receiver<u64>,
+    period: Duration,
+) {
     inner.load().await;
     let mut next = Instant::now() + period;
+    let catchup = !inner.catchup.is_zero();
+    let mut tick = tokio::time::interval(inner.catchup.max(Duration::from_millis(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let reload = tokio::select! {
+        let step = tokio::select! {
             r = wake.recv() => {
                 if matches!(r, Err(RecvError::Closed)) {
                     return;
                 }
                 // One sync applies every event waiting.
                 while matches!(wake.try_recv(), Ok(_) | Err(TryRecvError::Lagged(_))) {}
-                false
+                Step::Sync
             }
-            () = inner.reload.notified() => true,
-            () = tokio::time::sleep_until(next.into()), if !period.is_zero() => true,
+            r = gaps.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                Step::CatchUp
+            }
+            _ = tick.tick(), if catchup => Step::CatchUp,
+            () = inner.reload.notified() => Step::Reload,
+            () = tokio::time::sleep_until(next.into()), if !period.is_zero() => Step::Reload,
         };
-        if reload {
-            inner.load().await;
-            next = Instant::now() + period;
-        } else {
-            inner.sync().await;
+        match step {
+            Step::Sync => inner.sync().await,
+            Step::CatchUp => inner.catch_up().await,
+            Step::Reload => {
+                inner.load().await;
+                next = Instant::now() + period;
+            }
         }
     }
 }
