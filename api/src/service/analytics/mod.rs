@@ -86,8 +86,11 @@ struct Inner {
     mark: Mutex<Option<Mark>>,
     /// When the facts were last known current: loaded or caught up.
     current_at: Mutex<Instant>,
-    /// The last catch-up failed (logged once until one succeeds).
-    failing: AtomicBool,
+    /// Since when catch-ups and loads have failed, none succeeding (logged
+    /// once until one does).
+    failing_since: Mutex<Option<Instant>>,
+    /// A full load is running (and no catch-up meanwhile).
+    loading: AtomicBool,
     /// Items read again because a catch-up found them changed.
     caught_up: AtomicU64,
 }
@@ -116,7 +119,8 @@ impl Analytics {
             catchup,
             mark: Mutex::new(None),
             current_at: Mutex::new(Instant::now()),
-            failing: AtomicBool::new(false),
+            failing_since: Mutex::new(None),
+            loading: AtomicBool::new(false),
             caught_up: AtomicU64::new(0),
         });
         tokio::spawn(run(
@@ -133,15 +137,21 @@ impl Analytics {
         self.inner.as_ref().is_some_and(|i| *i.loaded.borrow())
     }
 
-    /// Whether the facts in memory answer metrics but no catch-up has
-    /// reached the database for longer than [`BEHIND`] (or three catch-up
-    /// periods): they may miss other replicas' changes, so the replica is
-    /// not ready.
+    /// Whether the facts in memory answer metrics but cannot catch up
+    /// with the database: every catch-up or reload failed for longer than
+    /// [`BEHIND`] (or three catch-up periods), or none has ended for that
+    /// long outside a reload. They may miss other replicas' changes, so the
+    /// replica is not ready.
     pub fn is_behind(&self) -> bool {
         self.inner.as_ref().is_some_and(|i| {
-            !i.catchup.is_zero()
-                && *i.loaded.borrow()
-                && i.current_at().elapsed() > BEHIND.max(i.catchup * 3)
+            let bound = BEHIND.max(i.catchup * 3);
+            let failing = i
+                .failing_since
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some_and(|t| t.elapsed() > bound);
+            let stuck = !i.loading.load(Ordering::SeqCst) && i.current_at().elapsed() > bound;
+            !i.catchup.is_zero() && *i.loaded.borrow() && (failing || stuck)
         })
     }
 
@@ -269,6 +279,26 @@ impl Inner {
         }
     }
 
+    /// Notes a failed catch-up or load; `true` for the first of a run.
+    fn failed(&self) -> bool {
+        let mut since = self
+            .failing_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let first = since.is_none();
+        since.get_or_insert_with(Instant::now);
+        first
+    }
+
+    /// Notes a catch-up or load that succeeded; `true` after failures.
+    fn succeeded(&self) -> bool {
+        self.failing_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .is_some()
+    }
+
     /// Reads again the items whose facts changed since the last catch-up
     /// (or load), announced or not; on failure keeps the facts held and
     /// the mark, for the next one to retry.
@@ -285,12 +315,12 @@ impl Inner {
         }
         match self.catch_up_from(&mark).await {
             Ok(items) => {
-                if self.failing.swap(false, Ordering::Relaxed) {
+                if self.succeeded() {
                     tracing::info!(items, "flow facts in memory caught up with the database");
                 }
             }
             Err(e) => {
-                if !self.failing.swap(true, Ordering::Relaxed) {
+                if self.failed() {
                     tracing::warn!(
                         error = %e,
                         "cannot catch up with the database; serving the flow facts held"
@@ -396,6 +426,7 @@ impl Inner {
     /// the rows of the items changed meanwhile; until it succeeds, again
     /// after [`RETRY`].
     async fn load(&self) {
+        self.loading.store(true, Ordering::SeqCst);
         loop {
             self.lost.store(false, Ordering::SeqCst);
             *self.touched.lock().unwrap_or_else(PoisonError::into_inner) = Some(Vec::new());
@@ -412,13 +443,16 @@ impl Inner {
                         seconds = started.elapsed().as_secs_f64(),
                         "flow facts loaded in memory"
                     );
+                    self.succeeded();
+                    self.loading.store(false, Ordering::SeqCst);
                     return;
                 }
                 Ok(false) => {
                     tracing::info!("events lost while loading the flow facts: loading again");
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot load the flow facts; metrics come from SQL");
+                    self.failed();
+                    tracing::warn!(error = %e, "cannot load the flow facts; retrying");
                     tokio::time::sleep(RETRY).await;
                 }
             }
