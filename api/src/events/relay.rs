@@ -121,8 +121,8 @@ async fn listen_loop(db: DatabaseConnection, bus: EventBus, origin: String) {
         reconnect = true;
         backoff = Duration::from_millis(100);
         loop {
-            // `try_recv` reports a lost connection as `None`; the listener is
-            // opened again below, to know when it listens again.
+            // `try_recv` reports a lost connection as `None`; the outer loop
+            // then opens a new listener, to know when it listens again.
             match listener.try_recv().await {
                 Ok(Some(n)) => match serde_json::from_str::<Packet>(n.payload()) {
                     Ok(p) if p.origin == origin => {}
