@@ -159,6 +159,13 @@ pub struct ServeArgs {
     #[arg(long, env = "GEMBA_ANALYTICS_RELOAD_SECONDS", default_value_t = 900)]
     pub analytics_reload_seconds: u64,
 
+    /// Milliseconds between two catch-ups of the in-memory flow facts with
+    /// the database (PostgreSQL): each reads the items whose facts changed
+    /// since the last, so a replica that missed other replicas'
+    /// notifications serves them within about this long. 0 turns it off.
+    #[arg(long, env = "GEMBA_ANALYTICS_CATCHUP_MS", default_value_t = 1000)]
+    pub analytics_catchup_ms: u64,
+
     /// Seed the demo organisation when the database is empty.
     #[arg(long)]
     pub demo: bool,
@@ -209,6 +216,8 @@ pub struct Settings {
     pub analytics: AnalyticsMode,
     /// Between two full reloads of the in-memory facts; zero: never.
     pub analytics_reload: Duration,
+    /// Between two catch-ups of the in-memory facts; zero: none.
+    pub analytics_catchup: Duration,
 }
 
 impl Settings {
@@ -236,6 +245,7 @@ impl Settings {
             tree_cache_ttl: Duration::from_millis(args.tree_cache_ttl_ms),
             analytics: args.analytics,
             analytics_reload: Duration::from_secs(args.analytics_reload_seconds),
+            analytics_catchup: Duration::from_millis(args.analytics_catchup_ms),
             cors_origins: args
                 .cors_origins
                 .iter()
@@ -272,6 +282,7 @@ impl Default for Settings {
             tree_cache_ttl: Duration::from_secs(2),
             analytics: AnalyticsMode::Memory,
             analytics_reload: Duration::from_secs(900),
+            analytics_catchup: Duration::from_secs(1),
         }
     }
 }

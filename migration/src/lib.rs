@@ -16,6 +16,7 @@ mod m20261201_000008_flow_states;
 mod m20261201_000009_delivery_facts;
 mod m20261202_000010_boards;
 mod m20261203_000011_objective_links;
+mod m20261204_000012_flow_changes;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_delivery_facts::Migration),
             Box::new(m20261202_000010_boards::Migration),
             Box::new(m20261203_000011_objective_links::Migration),
+            Box::new(m20261204_000012_flow_changes::Migration),
         ]
     }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 /// What changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +78,8 @@ struct Inner {
     /// To the PostgreSQL relay, once attached.
     remote: OnceLock<mpsc::Sender<DomainEvent>>,
     observers: RwLock<Vec<Observer>>,
+    /// Counts the times other replicas' events may have been lost.
+    gaps: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -108,6 +110,7 @@ impl EventBus {
                 tx,
                 remote: OnceLock::new(),
                 observers: RwLock::new(Vec::new()),
+                gaps: watch::channel(0).0,
             }),
         }
     }
@@ -153,6 +156,18 @@ impl EventBus {
         for f in observers.iter() {
             f(event);
         }
+    }
+
+    /// Says that other replicas' events may have been lost (the relay's
+    /// listener reconnected): state kept current from events catches up
+    /// from the database.
+    pub(crate) fn report_gap(&self) {
+        self.inner.gaps.send_modify(|n| *n += 1);
+    }
+
+    /// Changes each time events from other replicas may have been lost.
+    pub fn gaps(&self) -> watch::Receiver<u64> {
+        self.inner.gaps.subscribe()
     }
 
     pub(crate) fn attach_remote(&self, tx: mpsc::Sender<DomainEvent>) -> bool {

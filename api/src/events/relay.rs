@@ -6,7 +6,10 @@
 //! `pg_notify`; a listener task `LISTEN`s on its own connection and hands the
 //! other replicas' events to the local bus. A lost connection is reopened
 //! with backoff; events published meanwhile reach this replica only, as
-//! notifications are not stored.
+//! notifications are not stored. Once listening again, the relay reports a
+//! gap on the bus ([`EventBus::gaps`]): state kept from events catches up
+//! from the database (`service::analytics`), or is bounded by a time to
+//! live (the authentication cache, the tree's snapshot).
 
 use std::time::Duration;
 
@@ -92,6 +95,7 @@ async fn send_loop(db: DatabaseConnection, mut rx: mpsc::Receiver<DomainEvent>, 
 
 async fn listen_loop(db: DatabaseConnection, bus: EventBus, origin: String) {
     let mut backoff = Duration::from_millis(100);
+    let mut reconnect = false;
     loop {
         let pool = db.get_postgres_connection_pool();
         let mut listener = match sea_orm::sqlx::postgres::PgListener::connect_with(pool).await {
@@ -110,10 +114,15 @@ async fn listen_loop(db: DatabaseConnection, bus: EventBus, origin: String) {
             continue;
         }
         tracing::info!("listening for other replicas' events");
+        if reconnect {
+            // What was sent while no listener was in place is lost.
+            bus.report_gap();
+        }
+        reconnect = true;
         backoff = Duration::from_millis(100);
         loop {
-            // `try_recv` reports a lost connection as `None` and reconnects
-            // (and re-LISTENs) on the next call.
+            // `try_recv` reports a lost connection as `None`; the outer loop
+            // then opens a new listener, to know when it listens again.
             match listener.try_recv().await {
                 Ok(Some(n)) => match serde_json::from_str::<Packet>(n.payload()) {
                     Ok(p) if p.origin == origin => {}
@@ -125,7 +134,9 @@ async fn listen_loop(db: DatabaseConnection, bus: EventBus, origin: String) {
                     // Notifications sent meanwhile are gone: whatever access
                     // changes they carried, every connection re-checks.
                     bus.deliver_remote(DomainEvent::new(ChangeKind::AccessChanged, 0, 0));
+                    bus.report_gap();
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    break;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "event listener failed; reconnecting");

@@ -1,5 +1,5 @@
-//! `/healthz` (the process is up), `/readyz` (the database answers) and
-//! `/metrics` (Prometheus text).
+//! `/healthz` (the process is up), `/readyz` (the database answers, and the
+//! flow facts in memory keep up with it) and `/metrics` (Prometheus text).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -28,6 +28,18 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "database unavailable\n",
     )
         .into_response();
+    if state.services.analytics.is_behind() {
+        tracing::warn!("the flow facts in memory cannot catch up with the database");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(
+                header::RETRY_AFTER,
+                UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
+            )],
+            "flow facts behind the database\n",
+        )
+            .into_response();
+    }
     match tokio::time::timeout(READY_TIMEOUT, state.db.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
         Ok(Err(e)) => {
@@ -69,7 +81,13 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          gemba_analytics_bytes {}\n\
          # HELP gemba_analytics_answers_total Flow metric parts answered from memory.\n\
          # TYPE gemba_analytics_answers_total counter\n\
-         gemba_analytics_answers_total {}\n",
+         gemba_analytics_answers_total {}\n\
+         # HELP gemba_analytics_caught_up_total Items whose facts in memory were read again because a catch-up with the database found them changed.\n\
+         # TYPE gemba_analytics_caught_up_total counter\n\
+         gemba_analytics_caught_up_total {}\n\
+         # HELP gemba_analytics_behind Whether the flow facts in memory have not caught up with the database for too long.\n\
+         # TYPE gemba_analytics_behind gauge\n\
+         gemba_analytics_behind {}\n",
         state.statements.get(),
         state.graphql_requests.load(Ordering::Relaxed),
         state.services.budgets.refused(),
@@ -79,6 +97,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         u8::from(state.services.analytics.is_loaded()),
         state.services.analytics.size().0,
         state.services.analytics.answers(),
+        state.services.analytics.caught_up(),
+        u8::from(state.services.analytics.is_behind()),
     );
     (
         [(

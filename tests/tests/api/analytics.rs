@@ -2,16 +2,20 @@
 //! reference: two servers on one database, one computing in memory (the
 //! default), one in SQL (`GEMBA_ANALYTICS=sql`), answer every query of a
 //! battery with identical numbers, over the hand-computed fixture and over
-//! randomized histories with late and out-of-order transitions; and a move
-//! shows in the next metric read.
+//! randomized histories with late and out-of-order transitions; a move
+//! shows in the next metric read; and across replicas on PostgreSQL, a
+//! write through one is in the other's metrics within a second, and still
+//! within a few seconds when the other's listener missed the notifications.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use gemba::config::{AnalyticsMode, Settings};
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::harness::{ADMIN, TestApp};
+use crate::harness::{ADMIN, Backend, TestApp};
 use crate::ingest::post_ndjson;
 use crate::writes::unit_id;
 
@@ -552,3 +556,164 @@ async fn delivery_from_memory_and_sql_agree(app: TestApp) {
     assert_eq!(sql.metric("gemba_analytics_answers_total").await, 0);
 }
 both!(delivery_from_memory_and_sql_agree);
+
+const CREATE: &str = "mutation($u: ID!) { createWorkItem(input: {unit: $u, type: STORY, title: \"fresh\"}) { workItem { id } } }";
+const MOVE: &str = "mutation($i: ID!, $s: String!) { moveWorkItem(input: {workItem: $i, toState: $s}) { workItem { state } } }";
+
+/// The organisation's id and key, a team's id, and a window around the
+/// test's start.
+struct Units {
+    org: Value,
+    key: String,
+    team: Value,
+    from: String,
+    to: String,
+}
+
+/// What the freshness test compares between servers: the organisation's
+/// and a team's flow metrics and the organisation's children's.
+async fn around_now(app: &TestApp, token: &str, units: &Units) -> Value {
+    let Units {
+        org,
+        key,
+        team,
+        from,
+        to,
+    } = units;
+    let mut out = Vec::new();
+    for (u, f) in [(org, Value::Null), (team, json!({"scope": "UNIT_ONLY"}))] {
+        let vars = json!({"u": u, "f": f, "from": from, "to": to});
+        out.push(app.ok(token, Q, vars).await);
+    }
+    let vars = json!({"k": key, "f": Value::Null, "from": from, "to": to});
+    out.push(app.ok(token, CHILDREN, vars).await);
+    Value::Array(out)
+}
+
+/// Reads `app` until it answers `want`; the time it took.
+async fn until_same(
+    app: &TestApp,
+    token: &str,
+    units: &Units,
+    want: &Value,
+    limit: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let got = around_now(app, token, units).await;
+        if &got == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "not the same after {limit:?}:\n{got}\nwanted\n{want}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Two replicas with the facts in memory on one PostgreSQL database: a
+/// move through A is in B's metrics within a second (the relay); then,
+/// with every listener cut and cut again as soon as it is back while A
+/// writes (so B misses the notifications), B catches up by itself from the
+/// database within a few seconds, to A's numbers and the SQL path's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_catch_up_without_notifications() {
+    let Some(a) = TestApp::spawn(Backend::Postgres).await else {
+        eprintln!("GEMBA_TEST_POSTGRES_URL is not set: PostgreSQL variant skipped");
+        return;
+    };
+    let b = a.replica().await;
+    let sql = a_sql_twin(&a).await;
+    let admin = a.login(ADMIN).await;
+    loaded(&a).await;
+    loaded(&b).await;
+    let org = a.ok(&admin, "{ organization { id key } }", json!({})).await["organization"].clone();
+    let atlas = unit_id(&a, &admin, "team-atlas").await;
+    let now = chrono::Utc::now();
+    let units = Units {
+        org: org["id"].clone(),
+        key: org["key"].as_str().unwrap().to_owned(),
+        team: atlas.clone(),
+        from: (now - chrono::Duration::days(1)).to_rfc3339(),
+        to: (now + chrono::Duration::days(1)).to_rfc3339(),
+    };
+    let create = || async {
+        a.ok(&admin, CREATE, json!({"u": atlas})).await["createWorkItem"]["workItem"]["id"].clone()
+    };
+    let limit = Duration::from_secs(5);
+
+    // Through the relay.
+    let first = create().await;
+    let want = around_now(&a, &admin, &units).await;
+    until_same(&b, &admin, &units, &want, limit).await;
+    let mut relayed = Vec::new();
+    for state in ["In Progress", "Done"] {
+        a.ok(&admin, MOVE, json!({"i": first, "s": state})).await;
+        let written = Instant::now();
+        let want = around_now(&a, &admin, &units).await;
+        until_same(&b, &admin, &units, &want, limit).await;
+        relayed.push(written.elapsed());
+    }
+    println!("a move through replica A was in replica B's metrics after {relayed:?}");
+    for took in &relayed {
+        assert!(*took < Duration::from_secs(1), "{relayed:?}");
+    }
+
+    // Without notifications: every listener is cut as soon as it listens
+    // again, while A writes and until B has caught up.
+    let cutting = Arc::new(AtomicBool::new(true));
+    let cutter = {
+        let (url, cutting) = (a.db_url.clone(), cutting.clone());
+        tokio::spawn(async move {
+            use sea_orm::ConnectionTrait;
+            let db = sea_orm::Database::connect(&url).await.unwrap();
+            let mut cut = 0u64;
+            while cutting.load(Ordering::SeqCst) {
+                let row = db
+                    .query_one_raw(sea_orm::Statement::from_string(
+                        db.get_database_backend(),
+                        "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+                         WHERE datname = current_database() AND pid <> pg_backend_pid()
+                           AND query ILIKE 'LISTEN%'",
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                cut += row.try_get::<i64>("", "n").unwrap() as u64;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let _ = db.close().await;
+            cut
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let caught_up = b.metric("gemba_analytics_caught_up_total").await;
+    let second = create().await;
+    let third = create().await;
+    for (item, state) in [
+        (&second, "In Progress"),
+        (&third, "In Progress"),
+        (&third, "In Review"),
+        (&second, "Done"),
+    ] {
+        a.ok(&admin, MOVE, json!({"i": item, "s": state})).await;
+    }
+    let written = Instant::now();
+    let want = around_now(&a, &admin, &units).await;
+    until_same(&b, &admin, &units, &want, limit).await;
+    let took = written.elapsed();
+    cutting.store(false, Ordering::SeqCst);
+    let cut = cutter.await.unwrap();
+    println!(
+        "with its listener cut {cut} times, replica B caught up with A's writes after {took:?}"
+    );
+    assert!(took <= limit, "{took:?}");
+    assert!(cut >= 1, "no listener was cut");
+    // B read the changed items again because the database said so.
+    assert!(b.metric("gemba_analytics_caught_up_total").await >= caught_up + 2);
+    assert_eq!(b.metric("gemba_analytics_behind").await, 0);
+    // The same as the SQL path's.
+    assert_eq!(around_now(&sql, &admin, &units).await, want);
+    drop(b);
+}

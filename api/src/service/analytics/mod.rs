@@ -15,7 +15,19 @@
 //! next metric read on the same replica. A bus that overflowed (events
 //! lost) drops the store back to SQL until a full reload; a full reload also
 //! runs periodically as a backstop (`GEMBA_ANALYTICS_RELOAD_SECONDS`).
+//!
+//! Events from other replicas come through `LISTEN/NOTIFY`, which loses
+//! whatever is sent while a listener is reconnecting. So on PostgreSQL the
+//! store also catches up by itself: every `GEMBA_ANALYTICS_CATCHUP_MS`
+//! (1 s), and at once when the relay has reconnected, it asks the database
+//! which items' facts changed since it last looked ([`catchup`]) and reads
+//! them again. Reading an item's rows again is idempotent, so an item both
+//! announced and found is only read twice. A catch-up that fails keeps the
+//! facts held and retries; past [`BEHIND`] without one, the replica reports
+//! not ready. On SQLite one process writes and its bus misses nothing but
+//! an overflow, which reloads: no catch-up runs there.
 
+pub mod catchup;
 pub mod columns;
 pub mod compute;
 pub mod tree;
@@ -25,10 +37,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{Notify, broadcast, watch};
 
+use self::catchup::Mark;
 use self::columns::Facts;
 use self::compute::{Filter, Groups, UnitCol};
 use crate::config::{AnalyticsMode, Settings};
@@ -38,6 +51,10 @@ use crate::service::metrics::{MetricFilter, Window};
 
 /// Wait before retrying a failed load.
 const RETRY: Duration = Duration::from_secs(5);
+
+/// Longest a replica serves its facts without a catch-up that succeeded
+/// before it reports not ready (or three catch-up periods, if longer).
+pub const BEHIND: Duration = Duration::from_secs(10);
 
 /// A replica's in-memory flow facts, or nothing when metrics are computed
 /// in the database (`GEMBA_ANALYTICS=sql`). Cheap to clone.
@@ -64,6 +81,19 @@ struct Inner {
     loaded: watch::Sender<bool>,
     /// Metric parts answered from memory.
     answers: AtomicU64,
+    /// Between two catch-ups; zero when none runs (SQLite, or turned off).
+    catchup: Duration,
+    /// Where the next catch-up starts, set by each full load.
+    mark: Mutex<Option<Mark>>,
+    /// When the facts were last known current: loaded or caught up.
+    current_at: Mutex<Instant>,
+    /// Since when catch-ups and loads have failed, none succeeding (logged
+    /// once until one does).
+    failing_since: Mutex<Option<Instant>>,
+    /// A full load is running (and no catch-up meanwhile).
+    loading: AtomicBool,
+    /// Items read again because a catch-up found them changed.
+    caught_up: AtomicU64,
 }
 
 impl Analytics {
@@ -73,6 +103,11 @@ impl Analytics {
         if settings.analytics == AnalyticsMode::Sql {
             return Self::default();
         }
+        let catchup = if db.get_database_backend() == DbBackend::Postgres {
+            settings.analytics_catchup
+        } else {
+            Duration::ZERO
+        };
         let inner = Arc::new(Inner {
             db: db.clone(),
             facts: RwLock::new(None),
@@ -82,10 +117,17 @@ impl Analytics {
             reload: Notify::new(),
             loaded: watch::channel(false).0,
             answers: AtomicU64::new(0),
+            catchup,
+            mark: Mutex::new(None),
+            current_at: Mutex::new(Instant::now()),
+            failing_since: Mutex::new(None),
+            loading: AtomicBool::new(false),
+            caught_up: AtomicU64::new(0),
         });
         tokio::spawn(run(
             inner.clone(),
             bus.subscribe(),
+            bus.gaps(),
             settings.analytics_reload,
         ));
         Self { inner: Some(inner) }
@@ -94,6 +136,31 @@ impl Analytics {
     /// Whether metrics are answered from memory now.
     pub fn is_loaded(&self) -> bool {
         self.inner.as_ref().is_some_and(|i| *i.loaded.borrow())
+    }
+
+    /// Whether the facts in memory answer metrics but cannot catch up
+    /// with the database: every catch-up or reload failed for longer than
+    /// [`BEHIND`] (or three catch-up periods), or none has ended for that
+    /// long outside a reload. They may miss other replicas' changes, so the
+    /// replica is not ready.
+    pub fn is_behind(&self) -> bool {
+        self.inner.as_ref().is_some_and(|i| {
+            let bound = BEHIND.max(i.catchup * 3);
+            let failing = i
+                .failing_since
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some_and(|t| t.elapsed() > bound);
+            let stuck = !i.loading.load(Ordering::SeqCst) && i.current_at().elapsed() > bound;
+            !i.catchup.is_zero() && *i.loaded.borrow() && (failing || stuck)
+        })
+    }
+
+    /// Items read again because a catch-up found them changed, so far.
+    pub fn caught_up(&self) -> u64 {
+        self.inner
+            .as_ref()
+            .map_or(0, |i| i.caught_up.load(Ordering::Relaxed))
     }
 
     /// Metric parts answered from memory so far.
@@ -206,6 +273,98 @@ impl Inner {
         self.facts.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn current_at(&self) -> Instant {
+        *self
+            .current_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_current(&self, mark: Option<Mark>) {
+        *self
+            .current_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        if mark.is_some() {
+            *self.mark.lock().unwrap_or_else(PoisonError::into_inner) = mark;
+        }
+    }
+
+    /// Notes a failed catch-up or load; `true` for the first of a run.
+    fn failed(&self) -> bool {
+        let mut since = self
+            .failing_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let first = since.is_none();
+        since.get_or_insert_with(Instant::now);
+        first
+    }
+
+    /// Notes a catch-up or load that succeeded; `true` after failures.
+    fn succeeded(&self) -> bool {
+        self.failing_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .is_some()
+    }
+
+    /// Reads again the items whose facts changed since the last catch-up
+    /// (or load), announced or not; on failure keeps the facts held and
+    /// the mark, for the next one to retry.
+    async fn catch_up(&self) {
+        let mark = self
+            .mark
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(mark) = mark else { return };
+        if self.read().is_none() {
+            // Dropped: the reload coming sets a new mark.
+            return;
+        }
+        match self.catch_up_from(&mark).await {
+            Ok(items) => {
+                if self.succeeded() {
+                    tracing::info!(items, "flow facts in memory caught up with the database");
+                }
+            }
+            Err(e) => {
+                if self.failed() {
+                    tracing::warn!(
+                        error = %e,
+                        "cannot catch up with the database; serving the flow facts held"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Items read again.
+    async fn catch_up_from(&self, mark: &Mark) -> Result<usize, DbErr> {
+        let (next, items) = mark.changes(&self.db).await?;
+        if !items.is_empty() {
+            // One writer at a time, as [`Self::sync`]: an item's rows read
+            // earlier never replace rows read later.
+            let _rx = self.rx.lock().await;
+            let rows = Facts::fetch(&self.db, &items).await?;
+            let mut facts = self.write();
+            let Some(f) = facts.as_mut() else {
+                return Ok(0);
+            };
+            if let Err(e) = f.replace(&rows) {
+                drop(facts);
+                self.drop_facts(&e.to_string());
+                return Ok(0);
+            }
+            self.caught_up
+                .fetch_add(items.len() as u64, Ordering::Relaxed);
+        }
+        self.set_current(Some(next));
+        Ok(items.len())
+    }
+
     /// Stops answering from memory until the next full load.
     fn drop_facts(&self, why: &str) {
         tracing::warn!(why, "flow facts in memory dropped until reloaded");
@@ -278,6 +437,7 @@ impl Inner {
     /// the rows of the items changed meanwhile; until it succeeds, again
     /// after [`RETRY`].
     async fn load(&self) {
+        self.loading.store(true, Ordering::SeqCst);
         loop {
             self.lost.store(false, Ordering::SeqCst);
             *self.touched.lock().unwrap_or_else(PoisonError::into_inner) = Some(Vec::new());
@@ -294,13 +454,16 @@ impl Inner {
                         seconds = started.elapsed().as_secs_f64(),
                         "flow facts loaded in memory"
                     );
+                    self.succeeded();
+                    self.loading.store(false, Ordering::SeqCst);
                     return;
                 }
                 Ok(false) => {
                     tracing::info!("events lost while loading the flow facts: loading again");
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot load the flow facts; metrics come from SQL");
+                    self.failed();
+                    tracing::warn!(error = %e, "cannot load the flow facts; retrying");
                     tokio::time::sleep(RETRY).await;
                 }
             }
@@ -309,6 +472,13 @@ impl Inner {
 
     /// `Ok(false)` when events were lost meanwhile.
     async fn load_once(&self) -> Result<bool, DbErr> {
+        // Marked before reading: whatever commits during the load, the
+        // first catch-up reads again.
+        let mark = if self.catchup.is_zero() {
+            None
+        } else {
+            Some(Mark::now(&self.db).await?)
+        };
         let mut facts = Facts::load(&self.db).await?;
         let mut rx = self.rx.lock().await;
         let Some(ids) = Self::drain(&mut rx) else {
@@ -328,35 +498,62 @@ impl Inner {
             facts.replace(&Facts::fetch(&self.db, &touched).await?)?;
         }
         *self.write() = Some(facts);
+        self.set_current(mark);
         self.loaded.send_replace(true);
         drop(rx);
         Ok(true)
     }
 }
 
-/// Loads, then applies changes as they come, and loads again every
-/// `period` (never for zero) or after events were lost.
-async fn run(inner: Arc<Inner>, mut wake: broadcast::Receiver<DomainEvent>, period: Duration) {
+/// What the update task does next.
+enum Step {
+    Sync,
+    CatchUp,
+    Reload,
+}
+
+/// Loads, then applies changes as they come, catches up with the database
+/// every catch-up period and whenever `gaps` says the relay may have lost
+/// events, and loads again every `period` (never for zero) or after events
+/// were lost.
+async fn run(
+    inner: Arc<Inner>,
+    mut wake: broadcast::Receiver<DomainEvent>,
+    mut gaps: watch::Receiver<u64>,
+    period: Duration,
+) {
     inner.load().await;
     let mut next = Instant::now() + period;
+    let catchup = !inner.catchup.is_zero();
+    let mut tick = tokio::time::interval(inner.catchup.max(Duration::from_millis(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let reload = tokio::select! {
+        let step = tokio::select! {
             r = wake.recv() => {
                 if matches!(r, Err(RecvError::Closed)) {
                     return;
                 }
                 // One sync applies every event waiting.
                 while matches!(wake.try_recv(), Ok(_) | Err(TryRecvError::Lagged(_))) {}
-                false
+                Step::Sync
             }
-            () = inner.reload.notified() => true,
-            () = tokio::time::sleep_until(next.into()), if !period.is_zero() => true,
+            r = gaps.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                Step::CatchUp
+            }
+            _ = tick.tick(), if catchup => Step::CatchUp,
+            () = inner.reload.notified() => Step::Reload,
+            () = tokio::time::sleep_until(next.into()), if !period.is_zero() => Step::Reload,
         };
-        if reload {
-            inner.load().await;
-            next = Instant::now() + period;
-        } else {
-            inner.sync().await;
+        match step {
+            Step::Sync => inner.sync().await,
+            Step::CatchUp => inner.catch_up().await,
+            Step::Reload => {
+                inner.load().await;
+                next = Instant::now() + period;
+            }
         }
     }
 }

@@ -346,7 +346,26 @@ async fn refresh_chunk(
         let line = lines.get(unit_id).cloned().unwrap_or_default();
         rows.push(&item, &line, &history);
     }
-    rows.write(db).await
+    rows.write(db).await?;
+    mark_changed(db, ids).await
+}
+
+/// Records in `flow_change`, on PostgreSQL, that the running transaction
+/// rewrote the facts of `ids`: replicas holding the facts in memory find
+/// them there when the notification of the change did not reach them
+/// ([`crate::service::analytics`]). In id order, so that two transactions
+/// over the same items lock the rows in the same order.
+async fn mark_changed(db: &impl ConnectionTrait, ids: &[i64]) -> Result<(), DbErr> {
+    if ids.is_empty() || db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let sql = r#"INSERT INTO "flow_change" ("work_item_id", "xid")
+SELECT DISTINCT id, pg_current_xact_id()::text::bigint FROM UNNEST($1::bigint[]) AS x(id)
+ORDER BY id
+ON CONFLICT ("work_item_id") DO UPDATE SET "xid" = EXCLUDED."xid""#;
+    db.execute_raw(statement(sql, vec![bigints(ids.iter().copied())]))
+        .await?;
+    Ok(())
 }
 
 /// An item's columns the facts carry: id, unit, type, flow type, creation.
