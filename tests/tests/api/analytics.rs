@@ -417,7 +417,8 @@ async fn parents(app: &TestApp, token: &str) -> Vec<String> {
 }
 
 /// Delivery progress and "when" forecasts of every epic and feature at
-/// several instants, and of every objective, on both servers.
+/// several instants, of every objective, and every unit's "how many", on
+/// both servers.
 async fn progress_both_ways(memory: &TestApp, sql: &TestApp, token: &str) -> usize {
     let mut n = 0;
     let instants = [
@@ -451,8 +452,26 @@ async fn progress_both_ways(memory: &TestApp, sql: &TestApp, token: &str) -> usi
     let a = memory.ok(token, OBJECTIVES, json!({})).await;
     let b = sql.ok(token, OBJECTIVES, json!({})).await;
     assert_eq!(a, b, "objectives");
+    // "How many" of every unit, over a sample in the generated histories
+    // and one ending now.
+    for (_, key) in units(memory, token).await {
+        for input in [
+            json!({"asOf": "2026-03-10T12:00:00Z", "sampleFrom": "2026-01-01T00:00:00Z", "trials": 2000, "seed": 3}),
+            json!({"asOf": now, "trials": 2000, "seed": 3}),
+        ] {
+            let vars = json!({"k": key, "i": input});
+            let a = memory.ok(token, HOW_MANY, vars.clone()).await;
+            let b = sql.ok(token, HOW_MANY, vars).await;
+            assert_eq!(a, b, "how many of {key} {input}");
+            n += 1;
+        }
+    }
     n
 }
+
+const HOW_MANY: &str = "query($k: String!, $i: ForecastInput) { unit(key: $k) {
+  throughputForecast(days: 30, input: $i) { days sampleDays sampleCompleted trials p50 p85 p95 }
+} }";
 
 /// Delivery progress walks the tree held in memory and counts exactly what
 /// the recursive SQL counts: the demo's epics and objectives, generated
@@ -547,7 +566,7 @@ async fn delivery_from_memory_and_sql_agree(app: TestApp) {
     n += progress_both_ways(&app, &sql, &admin).await;
 
     // Every delivery progress and forecast on the memory server counted its
-    // leaves from memory.
+    // leaves and its sample from memory.
     let answered = app.metric("gemba_analytics_answers_total").await - answered;
     assert!(
         answered >= 2 * n as u64,

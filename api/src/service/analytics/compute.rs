@@ -6,7 +6,9 @@
 //! found by selection rather than by sorting.
 
 use super::columns::{Facts, NO_START, Owners};
+use super::tree::Tree;
 use crate::domain::UnitKind;
+use crate::policy::UnitPath;
 use crate::service::Reach;
 use crate::service::facts::flow::ms;
 use crate::service::metrics::flow::{Completions, MONDAY_SHIFT_MS, Scope, WEEK_MS, Wip, tally};
@@ -320,6 +322,65 @@ fn distribution(mut values: Vec<i64>, sum: i128) -> Distribution {
         min: Some(seconds(i128::from(min))),
         max: Some(seconds(i128::from(max))),
     }
+}
+
+/// Per day from `from` (`days` of them, the last maybe partial, ending at
+/// `to`), the completions of leaf items (no children in `tree`) inside
+/// `[from, to)` and still done at `to`, owned in the subtree of one of
+/// `units`: a forecast's sample (DESIGN §3.8), as the SQL path counts it.
+pub fn daily_leaf_throughput(
+    facts: &Facts,
+    tree: &Tree,
+    units: &[UnitPath],
+    (from, to): (i64, i64),
+    days: usize,
+) -> Vec<u32> {
+    const DAY_MS: i64 = 86_400_000;
+    let mut out = vec![0u32; days];
+    if units.is_empty() || days == 0 {
+        return out;
+    }
+    // Per column, the unit codes whose subtree counts; every row for the
+    // organisation.
+    let n = facts.dicts.units.len() + 1;
+    let mut wanted = [vec![false; n], vec![false; n], vec![false; n]];
+    let mut everything = false;
+    for u in units {
+        let column = match u.kind {
+            UnitKind::Organization => {
+                everything = true;
+                continue;
+            }
+            UnitKind::Portfolio => 0,
+            UnitKind::Program => 1,
+            UnitKind::Team => 2,
+        };
+        if let Some(code) = facts.dicts.units.get(&u.id) {
+            wanted[column][code as usize] = true;
+        }
+    }
+    let c = &facts.completions;
+    let o = &c.owners;
+    for i in 0..c.len() {
+        let done = c.completed[i];
+        if done < from || done >= to || c.left[i] < to {
+            continue;
+        }
+        let ours = everything
+            || wanted[0][o.portfolio[i] as usize]
+            || wanted[1][o.program[i] as usize]
+            || wanted[2][o.team[i] as usize];
+        if !ours || !tree.is_leaf(o.item[i]) {
+            continue;
+        }
+        if let Some(slot) = usize::try_from((done - from) / DAY_MS)
+            .ok()
+            .and_then(|d| out.get_mut(d))
+        {
+            *slot = slot.saturating_add(1);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

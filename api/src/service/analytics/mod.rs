@@ -252,6 +252,24 @@ impl Analytics {
         Some(out)
     }
 
+    /// A forecast's sample from memory: per day of `[from, to)` the leaf
+    /// completions in the subtrees of `units` (see
+    /// [`compute::daily_leaf_throughput`]); `None` when the store cannot
+    /// answer.
+    pub async fn daily_throughput(
+        &self,
+        units: &[crate::policy::UnitPath],
+        span: (i64, i64),
+        days: usize,
+    ) -> Option<Vec<u32>> {
+        let inner = self.ready(&MetricFilter::default()).await?;
+        let facts = inner.read();
+        let facts = facts.as_ref()?;
+        let out = compute::daily_leaf_throughput(facts, facts.tree.as_ref()?, units, span, days);
+        inner.answers.fetch_add(1, Ordering::Relaxed);
+        Some(out)
+    }
+
     /// The store, current with every event published so far, when it can
     /// answer for `filter`.
     async fn ready(&self, filter: &MetricFilter) -> Option<&Inner> {

@@ -454,6 +454,13 @@ impl Tree {
         out
     }
 
+    /// Whether item `id` has no children.
+    pub fn is_leaf(&self, id: i64) -> bool {
+        slot(id)
+            .and_then(|s| self.first_child.get(s))
+            .is_none_or(|&c| c == 0)
+    }
+
     /// Bytes the tree takes.
     pub fn bytes(&self) -> usize {
         self.present.capacity()

@@ -200,7 +200,26 @@ pub(crate) async fn leaves_in_sql(
 /// (counted once each) over the sample: one entry per day, zeros included.
 /// A completion counts as in every flow metric: its last entry into `DONE`,
 /// still done at the sample's end.
+///
+/// From the facts in memory when the replica holds them, else in SQL.
 async fn daily_throughput(
+    ctx: Ctx<'_>,
+    units: &[UnitPath],
+    settled: &Settled,
+) -> Result<Vec<u32>, DbErr> {
+    let span = (ms(settled.sample.from), ms(settled.sample.to));
+    if let Some(days) = ctx
+        .analytics
+        .daily_throughput(units, span, settled.sample_days())
+        .await
+    {
+        return Ok(days);
+    }
+    daily_throughput_in_sql(ctx.db, units, settled).await
+}
+
+/// [`daily_throughput`] in the database: the reference.
+async fn daily_throughput_in_sql(
     db: &impl ConnectionTrait,
     units: &[UnitPath],
     settled: &Settled,
@@ -342,7 +361,7 @@ pub async fn when_of(
     let settled = input.settle(max_days)?;
     let leaves = leaves(ctx, roots, settled.as_of).await?;
     let owners = paths(ctx.db, &leaves.open_units).await?;
-    let sample = daily_throughput(ctx.db, &owners, &settled).await?;
+    let sample = daily_throughput(ctx, &owners, &settled).await?;
     let target = settled.target.or(default_target);
     let target_days = target.map(|t| (ms(t) - ms(settled.as_of)).div_euclid(DAY_MS));
     let remaining = leaves.progress.remaining();
@@ -403,7 +422,7 @@ pub async fn unit_how_many(
         .filter(|d| (1..=MAX_DAYS).contains(&i64::from(*d)))
         .ok_or_else(|| ApiError::bad_input(format!("`days` must be between 1 and {MAX_DAYS}")))?;
     let settled = input.settle(max_days)?;
-    let sample = daily_throughput(ctx.db, std::slice::from_ref(&path), &settled).await?;
+    let sample = daily_throughput(ctx, std::slice::from_ref(&path), &settled).await?;
     let (trials, seed) = (settled.trials, settled.seed);
     let (sample, outcome) = off_the_runtime(move || {
         let outcome = engine::how_many(&sample, days, trials, seed);
