@@ -381,9 +381,9 @@ const PROGRESS: &str = "query($k: String!, $at: DateTime, $i: ForecastInput) {
     }
   } }";
 
-const OBJECTIVES: &str = "{ organization { children { key objectives { key
+const OBJECTIVES: &str = "query($at: DateTime!) { organization { children { key objectives { key
   delivery { total done inProgress notStarted progress }
-  forecast(input: {trials: 2000, seed: 5}) { remaining p50 p85 p95 probabilityByTarget }
+  forecast(input: {asOf: $at, trials: 2000, seed: 5}) { remaining p50 p85 p95 probabilityByTarget }
 } } } }";
 
 /// The epics and features of the organisation: every item with children.
@@ -449,8 +449,8 @@ async fn progress_both_ways(memory: &TestApp, sql: &TestApp, token: &str) -> usi
             n += 1;
         }
     }
-    let a = memory.ok(token, OBJECTIVES, json!({})).await;
-    let b = sql.ok(token, OBJECTIVES, json!({})).await;
+    let a = memory.ok(token, OBJECTIVES, json!({"at": now})).await;
+    let b = sql.ok(token, OBJECTIVES, json!({"at": now})).await;
     assert_eq!(a, b, "objectives");
     // "How many" of every unit, over a sample in the generated histories
     // and one ending now.
