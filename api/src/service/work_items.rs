@@ -464,6 +464,12 @@ pub async fn update(
 ) -> ApiResult<work_item::Model> {
     let (item, unit) = writable_item(ctx, id).await?;
     let item_type = WorkItemType::parse(&item.item_type)?;
+    // The flow facts carry the flow type, and the replicas' trees the
+    // parent: either change rewrites them.
+    let rewrites_facts = changes
+        .flow_type
+        .is_some_and(|f| f.as_str() != item.flow_type)
+        || !matches!(changes.parent, Patch::Keep);
     let mut model = item.clone().into_active_model();
     if let Some(title) = &changes.title {
         model.title = Set(validate_title(title)?);
@@ -535,7 +541,15 @@ pub async fn update(
         model.blocked = Set(b);
     }
     model.updated_at = Set(Utc::now());
-    let updated = model.update(ctx.db).await?;
+    let updated = if rewrites_facts {
+        let txn = ctx.db.begin().await?;
+        let updated = model.update(&txn).await?;
+        facts::refresh(&txn, &[updated.id]).await?;
+        txn.commit().await?;
+        updated
+    } else {
+        model.update(ctx.db).await?
+    };
     publish(bus, ChangeKind::WorkItemUpdated, &updated);
     Ok(updated)
 }

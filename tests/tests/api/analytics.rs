@@ -736,3 +736,33 @@ async fn replicas_catch_up_without_notifications() {
     assert_eq!(around_now(&sql, &admin, &units).await, want);
     drop(b);
 }
+
+/// Changing an item's flow type rewrites its facts: a flow-type filter
+/// counts it at once, from memory as in SQL.
+async fn a_flow_type_change_shows_in_filtered_metrics(app: TestApp) {
+    let sql = a_sql_twin(&app).await;
+    let admin = app.login(ADMIN).await;
+    loaded(&app).await;
+    let atlas = unit_id(&app, &admin, "team-atlas").await;
+    let now = chrono::Utc::now();
+    let vars = json!({"u": atlas, "f": {"scope": "UNIT_ONLY", "flowTypes": ["DEBT"]},
+        "from": (now - chrono::Duration::days(1)).to_rfc3339(),
+        "to": (now + chrono::Duration::days(1)).to_rfc3339()});
+    let wip = |v: &Value| v["flowMetrics"]["wipAtEnd"].as_i64().unwrap();
+    let created = app.ok(&admin, CREATE, json!({"u": atlas})).await;
+    let item = created["createWorkItem"]["workItem"]["id"].clone();
+    app.ok(&admin, MOVE, json!({"i": item, "s": "In Progress"}))
+        .await;
+    let before = app.ok(&admin, Q, vars.clone()).await;
+    assert_eq!(before, sql.ok(&admin, Q, vars.clone()).await);
+    app.ok(
+        &admin,
+        "mutation($i: ID!) { updateWorkItem(input: {workItem: $i, flowType: DEBT}) { workItem { flowType } } }",
+        json!({"i": item}),
+    )
+    .await;
+    let after = app.ok(&admin, Q, vars.clone()).await;
+    assert_eq!(wip(&after), wip(&before) + 1, "{after}");
+    assert_eq!(after, sql.ok(&admin, Q, vars).await);
+}
+both!(a_flow_type_change_shows_in_filtered_metrics);
