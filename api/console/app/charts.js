@@ -1,0 +1,89 @@
+// Hand-written SVG charts: throughput per week (bars) and the cumulative
+// flow diagram (stacked areas). Each is an image with a text alternative
+// that states what it shows.
+
+import { h } from './format.js';
+
+const W = 560;
+const H = 220;
+const PAD = { top: 12, right: 12, bottom: 28, left: 36 };
+/** Distinct colours with at least 3:1 contrast against white, by state category order. */
+const PALETTE = ['#5b6b7f', '#1f6fb2', '#b35c00', '#7a4fb5', '#0f7b5f', '#a3324a', '#3f6e1f', '#8a6d00', '#2f5d8a', '#6b4226'];
+
+function frame(label, children) {
+  return h('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label, class: 'chart', preserveAspectRatio: 'xMidYMid meet' },
+    h('title', {}, label), children);
+}
+
+function axisY(max) {
+  const ticks = [0, Math.round(max / 2), max];
+  const innerH = H - PAD.top - PAD.bottom;
+  return ticks.map((t) => {
+    const y = PAD.top + innerH - (max ? (t / max) * innerH : 0);
+    return h('g', { class: 'tick' },
+      h('line', { x1: PAD.left, x2: W - PAD.right, y1: y, y2: y }),
+      h('text', { x: PAD.left - 6, y: y + 4, 'text-anchor': 'end' }, t));
+  });
+}
+
+/** Bars of `weeks` (`{ week, count }`, oldest first). */
+export function throughputChart(weeks, name) {
+  const label = weeks.length
+    ? `Throughput per week for ${name}: ${weeks.map((w) => `${w.week} ${w.count}`).join(', ')}`
+    : `Throughput per week for ${name}: nothing completed in the window`;
+  const max = Math.max(1, ...weeks.map((w) => w.count));
+  const innerW = W - PAD.left - PAD.right;
+  const innerH = H - PAD.top - PAD.bottom;
+  const step = innerW / Math.max(1, weeks.length);
+  const bars = weeks.map((w, i) => {
+    const bh = (w.count / max) * innerH;
+    const x = PAD.left + i * step + step * 0.15;
+    return h('g', {},
+      h('rect', { x, y: PAD.top + innerH - bh, width: step * 0.7, height: bh, class: 'bar' }),
+      weeks.length <= 14 || i % 2 === 0
+        ? h('text', { x: x + step * 0.35, y: H - 10, 'text-anchor': 'middle', class: 'label' }, w.week.slice(5))
+        : null);
+  });
+  return frame(label, [axisY(max), bars]);
+}
+
+/** Stacked areas of `days` (`{ date, counts: [{ state, count }] }`), done states at the bottom. */
+export function cumulativeFlowChart(days, name) {
+  if (!days.length) return frame(`Cumulative flow for ${name}: no data`, []);
+  // Workflow order puts NEW first and DONE last; a CFD stacks done at the bottom.
+  const states = days[0].counts.map((c) => c.state).reverse();
+  const totals = days.map((d) => d.counts.reduce((s, c) => s + c.count, 0));
+  const max = Math.max(1, ...totals);
+  const innerW = W - PAD.left - PAD.right;
+  const innerH = H - PAD.top - PAD.bottom;
+  const x = (i) => PAD.left + (days.length === 1 ? innerW : (i / (days.length - 1)) * innerW);
+  const y = (v) => PAD.top + innerH - (v / max) * innerH;
+  const below = days.map(() => 0);
+  const areas = [];
+  states.forEach((state, si) => {
+    const lower = below.slice();
+    days.forEach((d, i) => {
+      const c = d.counts.find((k) => k.state === state);
+      below[i] += c ? c.count : 0;
+    });
+    const top = days.map((_, i) => `${x(i).toFixed(1)},${y(below[i]).toFixed(1)}`);
+    const bottom = days.map((_, i) => `${x(i).toFixed(1)},${y(lower[i]).toFixed(1)}`).reverse();
+    areas.push(h('path', { d: `M${top.join('L')}L${bottom.join('L')}Z`, fill: PALETTE[si % PALETTE.length], class: 'area' },
+      h('title', {}, state)));
+  });
+  const last = days[days.length - 1];
+  const label = `Cumulative flow for ${name}, ${days[0].date} to ${last.date}; on the last day ${last.counts.map((c) => `${c.state} ${c.count}`).join(', ')}`;
+  const legend = h('ul', { class: 'legend', 'aria-hidden': 'true' },
+    states.map((s, i) => h('li', {}, h('span', { class: `swatch swatch-${i % PALETTE.length}` }), s)).reverse());
+  return h('div', { class: 'cfd' }, frame(label, [axisY(max), areas]), legend);
+}
+
+/** A horizontal progress bar 0..1 with its text. */
+export function progressBar(share, label) {
+  const value = share === null || share === undefined ? 0 : Math.round(share * 100);
+  const bar = h('div', { class: 'progress', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': value, 'aria-label': label });
+  const fill = h('div', { class: 'progress-fill' });
+  fill.style.width = `${value}%`;
+  bar.append(fill);
+  return bar;
+}
