@@ -8,12 +8,15 @@
 
 import { gql, ApiError } from './api.js';
 import { UNIT, BOARD, UNIT_FLOW, MOVE, BOARD_EVENTS } from './queries.js';
-import { h, duration, lastDays, words } from './format.js';
-import { cumulativeFlowChart, progressBar } from './charts.js';
+import { h, duration, lastDays, words, crumbs } from './format.js';
+import { cumulativeFlowChart, agingChart, progressBar } from './charts.js';
 import { notAvailable } from './executive.js';
 
 /** The item type of the swimlanes under a board of each unit kind. */
 const LANES = { ORGANIZATION: 'EPIC', PORTFOLIO: 'FEATURE', PROGRAM: 'STORY' };
+const PLURAL = { EPIC: 'epics', FEATURE: 'features', STORY: 'stories' };
+/** Cards shown in a done or canceled column; the rest are counted. */
+const FINISHED_CARDS = 3;
 
 function cardView(card, { movable }) {
   const c = card.children;
@@ -49,7 +52,9 @@ function columnHead(col, idPrefix) {
 
 function columnView(col, i, { movable, cardsVisible, idPrefix }) {
   const id = `${idPrefix}-${i}`;
-  const cards = cardsVisible ? col.cards.nodes : [];
+  // Finished work matters less on a board than work in flow: a few cards.
+  const finished = col.category === 'DONE' || col.category === 'CANCELED';
+  const cards = cardsVisible ? col.cards.nodes.slice(0, finished ? FINISHED_CARDS : undefined) : [];
   const more = cardsVisible && col.cards.totalCount > cards.length ? h('p', { class: 'more' }, `and ${col.cards.totalCount - cards.length} more`) : null;
   return h('section', { class: `column cat-${col.category.toLowerCase()}`, 'aria-labelledby': `${id}-h`, dataset: { state: col.name } },
     columnHead(col, id),
@@ -68,15 +73,19 @@ export async function renderBoard(main, { key, days, live, announce }) {
   const lanes = LANES[unit.kind];
   const boardHost = h('div', { class: 'board-host' }, h('p', {}, 'Loading the board…'));
   const cfdHost = h('div', { class: 'cfd-host' });
+  const agingHost = h('div', { class: 'aging-host' });
   const status = h('p', { id: 'board-status', role: 'status', class: 'status' });
   const alert = h('p', { id: 'board-alert', role: 'alert', class: 'alert' });
   main.replaceChildren(
+    crumbs(unit, 'board'),
     h('h1', { tabindex: -1 }, `${unit.name} board`),
     h('p', { class: 'lede' }, h('a', { href: `#/overview/${unit.key}` }, `${unit.name} overview`)),
     h('p', { id: 'move-help', class: 'help' }, 'To move a card with the keyboard: focus it, press Space to pick it up, the arrow keys to carry it, Space to drop it or Escape to cancel.'),
     status, alert,
     h('section', { 'aria-labelledby': 'board-h' }, h('h2', { id: 'board-h', class: 'sr-only' }, 'Columns'), boardHost),
-    h('section', { 'aria-labelledby': 'cfd-h', class: 'panel' }, h('h2', { id: 'cfd-h' }, `Cumulative flow, last ${days} days`), cfdHost),
+    h('div', { class: 'charts' },
+      h('section', { 'aria-labelledby': 'cfd-h', class: 'panel' }, h('h2', { id: 'cfd-h' }, `Cumulative flow, last ${days} days`), cfdHost),
+      h('section', { 'aria-labelledby': 'aging-h', class: 'panel' }, h('h2', { id: 'aging-h' }, 'Aging work in progress'), agingHost)),
   );
 
   let board = null;
@@ -104,14 +113,14 @@ export async function renderBoard(main, { key, days, live, announce }) {
       board.columns.map((col, i) => columnView(col, i, { movable, cardsVisible: board.cardsVisible, idPrefix: 'col' })));
     const parts = [board.cardsVisible ? null : h('p', { class: 'note' }, 'Cards of this board are not available to you: columns show counts only.'), own];
     if (board.lanes && board.lanes.length) {
-      parts.push(h('h2', { class: 'lanes-title' }, `Swimlanes: ${words(lanes)}s of the units below`));
+      parts.push(h('h2', { class: 'lanes-title' }, `Swimlanes: ${PLURAL[lanes]} of the units below`));
       board.lanes.forEach((lane, li) => {
         parts.push(h('section', { class: 'lane', 'aria-labelledby': `lane-${li}-t`, dataset: { lane: lane.unit.key } },
           h('h3', { id: `lane-${li}-t`, class: 'lane-title' }, lane.unit.name),
           h('div', { class: 'board lane-board', role: 'region', tabindex: 0, 'aria-label': `${lane.unit.name} columns` }, lane.columns.map((col, i) => columnView(col, i, { movable: false, cardsVisible: true, idPrefix: `lane-${li}` })))));
       });
     }
-    boardHost.replaceChildren(...parts);
+    boardHost.replaceChildren(...parts.filter(Boolean));
     if (movable) wire(own);
     if (focused) {
       const again = boardHost.querySelector(`.card[data-key="${CSS.escape(focused)}"]`);
@@ -125,8 +134,11 @@ export async function renderBoard(main, { key, days, live, announce }) {
       if (closed) return;
       const flow = res.data.node && res.data.node.flowMetrics;
       cfdHost.replaceChildren(flow ? cumulativeFlowChart(flow.cumulativeFlow, unit.name) : notAvailable('Cumulative flow', 'FORBIDDEN'));
+      agingHost.replaceChildren(flow ? agingChart(flow.oldestWip, flow.cycleTime, unit.name) : notAvailable('Aging work in progress', 'FORBIDDEN'));
     } catch (e) {
-      if (!closed) cfdHost.replaceChildren(notAvailable('Cumulative flow', e.code));
+      if (closed) return;
+      cfdHost.replaceChildren(notAvailable('Cumulative flow', e.code));
+      agingHost.replaceChildren(notAvailable('Aging work in progress', e.code));
     }
   }
 

@@ -78,6 +78,36 @@ export function cumulativeFlowChart(days, name) {
   return h('div', { class: 'cfd' }, frame(label, [axisY(max), areas]), legend);
 }
 
+/**
+ * Aging WIP: the oldest items in progress as bars of their age, against
+ * the cycle-time p50 and p85 of the items completed in the window; a bar
+ * past p85 is older than 85 % of finished work took.
+ */
+export function agingChart(items, cycle, name) {
+  if (!items.length) return h('p', { class: 'note' }, 'Nothing in progress.');
+  const DAY = 86400;
+  const rowH = 22;
+  const left = 150;
+  const height = PAD.top + items.length * rowH + 20;
+  const max = Math.max(...items.map((i) => i.age), cycle.p85 || 0, 1);
+  const x = (s) => left + (s / max) * (W - left - PAD.right);
+  const days = (s) => `${(s / DAY).toFixed(1)} d`;
+  const label = `Aging work in progress for ${name}: ${items.map((i) => `${i.workItem.key} ${days(i.age)}`).join(', ')}; cycle time p50 ${cycle.p50 ? days(cycle.p50) : 'unknown'}, p85 ${cycle.p85 ? days(cycle.p85) : 'unknown'}`;
+  const rows = items.map((i, n) => {
+    const y = PAD.top + n * rowH;
+    const late = cycle.p85 && i.age > cycle.p85;
+    return h('g', {},
+      h('text', { x: left - 6, y: y + 14, 'text-anchor': 'end' }, i.workItem.key),
+      h('rect', { x: left, y: y + 3, width: Math.max(1, x(i.age) - left), height: rowH - 8, class: late ? 'bar late' : 'bar' },
+        h('title', {}, `${i.workItem.key} ${i.workItem.title}: ${days(i.age)} in progress (${i.workItem.state})`)));
+  });
+  const line = (v, text) => (v ? h('g', { class: 'pline' },
+    h('line', { x1: x(v), x2: x(v), y1: PAD.top - 4, y2: height - 16 }),
+    h('text', { x: x(v), y: height - 4, 'text-anchor': 'middle' }, `${text} ${days(v)}`)) : null);
+  return h('svg', { viewBox: `0 0 ${W} ${height}`, role: 'img', 'aria-label': label, class: 'chart' },
+    h('title', {}, label), rows, line(cycle.p50, 'p50'), line(cycle.p85, 'p85'));
+}
+
 /** A horizontal progress bar 0..1 with its text. */
 export function progressBar(share, label) {
   const value = share === null || share === undefined ? 0 : Math.round(share * 100);

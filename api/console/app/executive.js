@@ -5,7 +5,7 @@
 
 import { gql, errorAt } from './api.js';
 import { OVERVIEW } from './queries.js';
-import { h, duration, percent, number, date, lastDays, words } from './format.js';
+import { h, duration, percent, number, date, lastDays, words, crumbs } from './format.js';
 import { throughputChart, cumulativeFlowChart, progressBar } from './charts.js';
 
 export function notAvailable(what, code) {
@@ -90,6 +90,7 @@ export async function renderOverview(main, { key, days, navigate }) {
   const flowCode = errorAt(errors, ['unit', 'flowMetrics']);
   const flow = unit.flowMetrics;
   main.replaceChildren(
+    crumbs(unit, 'overview'),
     h('h1', { tabindex: -1 }, `${unit.name} overview`),
     h('p', { class: 'lede' }, `Last ${days} days. `, h('a', { href: `#/board/${unit.key}` }, `Open the ${unit.name} board`)),
     h('section', { 'aria-labelledby': 'unit-flow' },

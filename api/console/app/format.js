@@ -61,3 +61,11 @@ export function lastDays(days) {
 export function words(value) {
   return String(value || '').toLowerCase().replaceAll('_', ' ');
 }
+
+/** The path from the organisation down to `unit`, each ancestor a link to the same view. */
+export function crumbs(unit, view) {
+  return h('nav', { 'aria-label': 'Breadcrumb', class: 'crumbs' },
+    h('ol', {},
+      (unit.ancestors || []).map((a) => h('li', {}, h('a', { href: `#/${view}/${a.key}` }, a.name))),
+      h('li', { 'aria-current': 'page' }, unit.name)));
+}

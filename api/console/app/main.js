@@ -93,7 +93,7 @@ function shell() {
     h('span', { class: 'role' }, words(m.role)), ' of ',
     h('a', { href: `#/overview/${m.unit.key}` }, m.unit.name), ' · ',
     h('a', { href: `#/board/${m.unit.key}` }, 'board')));
-  const liveState = h('span', { id: 'live-state', class: 'live-state' }, 'connecting');
+  const liveState = h('span', { id: 'live-state', class: 'live-state', title: 'Live updates' });
   app.replaceChildren(
     h('a', { href: '#main', class: 'skip' }, 'Skip to content'),
     h('header', { class: 'top' },

@@ -89,6 +89,7 @@ export const UNIT_FLOW = `query UnitFlow($unit: ID!, $window: TimeWindowInput!) 
         throughput wipAtEnd
         cycleTime { p50 p85 }
         agingWip { count p50 p85 }
+        oldestWip { age workItem { key title state } }
         cumulativeFlow { date counts { state count } }
       }
     }

@@ -5,7 +5,8 @@
 // CI runs `npm ci && node vendor.mjs` and fails when the committed files
 // differ from what this script produces.
 //
-// Usage: (cd api/console/vendor && npm ci && node vendor.mjs)
+// Usage: (cd api/console/vendor && npm ci && node vendor.mjs [--out <dir>])
+//   --out writes elsewhere than ../graphiql (CI compares the two).
 
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,7 +14,12 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const modules = join(here, 'node_modules');
-const out = join(here, '..', 'graphiql');
+const outAt = process.argv.indexOf('--out');
+const out = outAt >= 0 ? process.argv[outAt + 1] : join(here, '..', 'graphiql');
+if (!out) {
+  console.error('usage: node vendor.mjs [--out <dir>]');
+  process.exit(2);
+}
 
 // Source file in node_modules → embedded name.
 const FILES = [
