@@ -185,6 +185,7 @@ await test('executive lands on the organisation: both portfolios, metrics, chart
   check(await page.locator('article.peer .metric').count() >= 8, 'flow metrics per portfolio');
   check(await page.locator('article.peer .dora').count() === 2, 'DORA levels per portfolio');
   check(await page.locator('article.peer .objective').count() >= 1, 'objectives with key results and delivery');
+  check(await page.locator('article.peer .investment .streams li').count() >= 2, 'value stream investment, which executives may see');
   check(await page.locator('svg.chart rect.bar').count() >= 1, 'a throughput-per-week chart with bars');
   check(await page.locator('svg.chart path.area').count() >= 1, 'a cumulative flow chart');
   const text = await page.locator('main').innerText();
@@ -320,6 +321,23 @@ await test('a move refused by a blocking WIP limit snaps back and says CONFLICT'
     await api('mutation($u: ID!) { setWipPolicy(input: {unit: $u, wipPolicy: WARN}) { __typename } }', { u: atlas }, manager);
     await api('mutation($u: ID!, $s: String!) { setWipLimit(input: {unit: $u, state: $s, wipLimit: null}) { __typename } }', { u: atlas, s: active }, manager);
   }
+});
+
+await test('what the API refuses a team member shows as not available, not as an error', async () => {
+  const page = await newPage();
+  await signIn(page, 'team@gemba.local');
+  await settled(page, 'Team Atlas board');
+  await page.goto(`${base}/#/overview/org`);
+  await settled(page, 'Acme Bank overview');
+  const payments = page.locator('article.peer', { has: page.getByRole('link', { name: 'Payments', exact: true }) });
+  const lending = page.locator('article.peer', { has: page.getByRole('link', { name: 'Lending', exact: true }) });
+  check(await payments.locator('.metric').count() >= 4, 'the metrics of the team\'s own portfolio');
+  check((await payments.locator('.investment').innerText()).includes('Investment: not available'), 'investment refused to a team member');
+  check((await lending.innerText()).includes('Flow metrics: not available'), 'another portfolio\'s metrics refused');
+  check((await lending.innerText()).includes('DORA: not available'), 'another portfolio\'s DORA refused');
+  check(!(await page.locator('.error').count()), 'no error');
+  await axe(page, 'overview with refused panels');
+  await page.context().close();
 });
 
 await test('GraphiQL renders from the server and runs a query', async () => {

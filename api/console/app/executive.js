@@ -4,7 +4,7 @@
 // drills down to it.
 
 import { gql, errorAt } from './api.js';
-import { OVERVIEW } from './queries.js';
+import { OVERVIEW, FLOW_UPDATES } from './queries.js';
 import { h, duration, percent, number, date, lastDays, words, crumbs } from './format.js';
 import { throughputChart, cumulativeFlowChart, progressBar } from './charts.js';
 
@@ -47,6 +47,21 @@ function doraPanel(delivery, code) {
       metric('Time to restore', level(p.timeToRestore))));
 }
 
+/** Budgets and run-rate costs of the unit's value streams: sensitive, so FORBIDDEN for some roles. */
+function investmentPanel(streams, errors, index) {
+  if (!streams || !streams.length) return null;
+  const refused = streams.some((_, j) => errorAt(errors, ['unit', 'children', index, 'valueStreams', j, 'budget']));
+  const money = (v) => (v === null || v === undefined ? '–' : Math.round(v).toLocaleString('en-GB'));
+  return h('div', { class: 'investment' },
+    h('h4', {}, 'Investment'),
+    refused
+      ? notAvailable('Investment', 'FORBIDDEN')
+      : h('ul', { class: 'streams' }, streams.map((v) => h('li', {},
+        h('span', { class: 'stream-name' }, v.name), ' ',
+        h('span', { class: 'hint' }, words(v.kind)), ': ',
+        `budget ${money(v.budget)}${v.budgetPeriod ? ` (${v.budgetPeriod})` : ''}, cost ${money(v.costPerPeriod)}${v.costPeriod ? ` per ${words(v.costPeriod)}` : ''}`))));
+}
+
 export function objectivesPanel(objectives) {
   if (!objectives || !objectives.length) return null;
   return h('div', { class: 'objectives' },
@@ -67,7 +82,7 @@ export function objectivesPanel(objectives) {
 }
 
 /** Renders the overview of `key` over the last `days` days into `main`. */
-export async function renderOverview(main, { key, days, navigate }) {
+export async function renderOverview(main, { key, days, navigate, live }) {
   const { data, errors } = await gql(OVERVIEW, { key, window: lastDays(days) });
   const unit = data.unit;
   if (!unit) {
@@ -85,17 +100,19 @@ export async function renderOverview(main, { key, days, navigate }) {
       flowPanel(c.flowMetrics, flowCode),
       distribution(c.flowMetrics),
       doraPanel(c.deliveryMetrics, doraCode),
+      investmentPanel(c.valueStreams, errors, i),
       objectivesPanel(c.objectives));
   });
   const flowCode = errorAt(errors, ['unit', 'flowMetrics']);
   const flow = unit.flowMetrics;
+  let unitFlow = flowPanel(flow, flowCode);
   main.replaceChildren(
     crumbs(unit, 'overview'),
     h('h1', { tabindex: -1 }, `${unit.name} overview`),
     h('p', { class: 'lede' }, `Last ${days} days. `, h('a', { href: `#/board/${unit.key}` }, `Open the ${unit.name} board`)),
     h('section', { 'aria-labelledby': 'unit-flow' },
       h('h2', { id: 'unit-flow' }, unit.name),
-      flowPanel(flow, flowCode),
+      unitFlow,
       flow ? h('div', { class: 'charts' },
         h('figure', {}, h('figcaption', {}, 'Throughput per week'), throughputChart(flow.throughputByWeek, unit.name)),
         h('figure', {}, h('figcaption', {}, 'Cumulative flow'), cumulativeFlowChart(flow.cumulativeFlow, unit.name))) : null,
@@ -106,5 +123,14 @@ export async function renderOverview(main, { key, days, navigate }) {
         h('div', { class: 'peers' }, cards))
       : null,
   );
-  return () => {};
+  // The unit's headline numbers follow the live metric subscription: the
+  // server pushes them when its work changes (at most once a second).
+  if (!flow) return () => {};
+  return live.subscribe(FLOW_UPDATES, { unit: unit.id, days }, {
+    next: (data) => {
+      const fresh = flowPanel({ ...flow, ...data.flowMetricsUpdates });
+      unitFlow.replaceWith(fresh);
+      unitFlow = fresh;
+    },
+  });
 }

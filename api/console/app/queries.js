@@ -51,7 +51,17 @@ export const OVERVIEW = `query Overview($key: String!, $window: TimeWindowInput!
         performance { deploymentFrequency leadTimeForChanges changeFailureRate timeToRestore }
       }
       ${OBJECTIVES}
+      valueStreams { key name kind budget budgetPeriod costPerPeriod costPeriod }
     }
+  }
+}`;
+
+export const FLOW_UPDATES = `subscription FlowUpdates($unit: ID!, $days: Int!) {
+  flowMetricsUpdates(unit: $unit, lastDays: $days) {
+    throughput
+    wipAtEnd
+    cycleTime { p85 }
+    flowEfficiency { value }
   }
 }`;
 
