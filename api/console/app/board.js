@@ -234,7 +234,6 @@ export async function renderBoard(main, { key, days, live, announce }) {
         e.preventDefault();
         if (!grabbed) {
           card.classList.add('grabbed');
-          card.setAttribute('aria-pressed', 'true');
           status.textContent = `${card.dataset.key} picked up in ${card.dataset.state}. Arrow keys move it, Space drops it, Escape cancels.`;
         } else {
           card.classList.remove('grabbed');
