@@ -211,7 +211,7 @@ await test('executive lands on the organisation: both portfolios, metrics, chart
 });
 
 let teamPage;
-await test('team member lands on the team board: columns, WIP, cards', async () => {
+await test('team member lands on the team board: columns, WIP, cards, cycle time, forecast', async () => {
   teamPage = await newPage();
   await signIn(teamPage, 'team@gemba.local');
   await settled(teamPage, 'Team Atlas board');
@@ -220,6 +220,9 @@ await test('team member lands on the team board: columns, WIP, cards', async () 
   check(JSON.stringify(columns) === JSON.stringify(expected), `columns ${columns} != ${expected}`);
   check(await teamPage.locator('.board[data-unit="team-atlas"] .card').count() > 0, 'cards on the board');
   check(await teamPage.locator('svg.chart path.area').count() >= 1, 'cumulative flow');
+  check(await teamPage.locator('svg.chart circle.dot').count() >= 1, 'a cycle-time scatterplot');
+  check(await teamPage.locator('svg.chart .pline').count() >= 2, 'p50 and p85 lines');
+  check((await teamPage.locator('.forecast-note').innerText()).includes('Forecast for the next 14 days'), 'the throughput forecast');
   await axe(teamPage, 'team board');
   await shot(teamPage, 'team-member');
 });

@@ -7,9 +7,9 @@
 // `boardEvents` while it is open.
 
 import { gql, ApiError } from './api.js';
-import { UNIT, BOARD, UNIT_FLOW, MOVE, BOARD_EVENTS } from './queries.js';
+import { UNIT, BOARD, UNIT_FLOW, MOVE, BOARD_EVENTS, TEAM_INSIGHTS } from './queries.js';
 import { h, duration, lastDays, words, crumbs } from './format.js';
-import { cumulativeFlowChart, agingChart, progressBar } from './charts.js';
+import { cumulativeFlowChart, agingChart, cycleScatter, progressBar } from './charts.js';
 import { notAvailable } from './executive.js';
 
 /** The item type of the swimlanes under a board of each unit kind. */
@@ -74,6 +74,7 @@ export async function renderBoard(main, { key, days, live, announce }) {
   const boardHost = h('div', { class: 'board-host' }, h('p', {}, 'Loading the board…'));
   const cfdHost = h('div', { class: 'cfd-host' });
   const agingHost = h('div', { class: 'aging-host' });
+  const cycleHost = h('div', { class: 'cycle-host' });
   const status = h('p', { id: 'board-status', role: 'status', class: 'status' });
   const alert = h('p', { id: 'board-alert', role: 'alert', class: 'alert' });
   main.replaceChildren(
@@ -85,7 +86,10 @@ export async function renderBoard(main, { key, days, live, announce }) {
     h('section', { 'aria-labelledby': 'board-h' }, h('h2', { id: 'board-h', class: 'sr-only' }, 'Columns'), boardHost),
     h('div', { class: 'charts' },
       h('section', { 'aria-labelledby': 'cfd-h', class: 'panel' }, h('h2', { id: 'cfd-h' }, `Cumulative flow, last ${days} days`), cfdHost),
-      h('section', { 'aria-labelledby': 'aging-h', class: 'panel' }, h('h2', { id: 'aging-h' }, 'Aging work in progress'), agingHost)),
+      h('section', { 'aria-labelledby': 'aging-h', class: 'panel' }, h('h2', { id: 'aging-h' }, 'Aging work in progress'), agingHost),
+      unit.kind === 'TEAM'
+        ? h('section', { 'aria-labelledby': 'cycle-h', class: 'panel' }, h('h2', { id: 'cycle-h' }, `Cycle time, last ${days} days`), cycleHost)
+        : null),
   );
 
   let board = null;
@@ -139,6 +143,36 @@ export async function renderBoard(main, { key, days, live, announce }) {
       if (closed) return;
       cfdHost.replaceChildren(notAvailable('Cumulative flow', e.code));
       agingHost.replaceChildren(notAvailable('Aging work in progress', e.code));
+    }
+  }
+
+  /** A team's completed items as a cycle-time scatterplot, and how many it will finish in the next two weeks. */
+  async function loadInsights() {
+    const window = lastDays(days);
+    try {
+      const res = await gql(TEAM_INSIGHTS, { unit: unit.id, window });
+      if (closed) return;
+      const u = res.data.node;
+      if (!u || !u.flowMetrics) {
+        cycleHost.replaceChildren(notAvailable('Cycle time', 'FORBIDDEN'));
+        return;
+      }
+      const from = Date.parse(window.from);
+      const points = res.data.workItems.nodes.flatMap((item) => {
+        const active = item.transitions.find((t) => t.toCategory === 'ACTIVE' || t.toCategory === 'WAITING');
+        const done = [...item.transitions].reverse().find((t) => t.toCategory === 'DONE');
+        if (!active || !done) return [];
+        const end = Date.parse(done.at);
+        return end >= from ? [{ key: item.key, title: item.title, done: end, cycle: (end - Date.parse(active.at)) / 1000 }] : [];
+      });
+      const f = u.throughputForecast;
+      cycleHost.replaceChildren(
+        cycleScatter(points, u.flowMetrics.cycleTime, window, unit.name),
+        h('p', { class: 'forecast-note' }, f.p85 === null
+          ? 'No forecast: nothing was completed over the sample (the last 90 days).'
+          : `Forecast for the next ${f.days} days: at least ${f.p85} item${f.p85 === 1 ? '' : 's'} with 85 % confidence, ${f.p50} with 50 % (Monte Carlo over ${f.sampleCompleted} recent completions).`));
+    } catch (e) {
+      if (!closed) cycleHost.replaceChildren(notAvailable('Cycle time', e.code));
     }
   }
 
@@ -264,7 +298,7 @@ export async function renderBoard(main, { key, days, live, announce }) {
     });
   }
 
-  await Promise.all([loadBoard(), loadFlow()]);
+  await Promise.all([loadBoard(), loadFlow(), unit.kind === 'TEAM' ? loadInsights() : null]);
 
   let pending = null;
   const refresh = () => {

@@ -108,6 +108,32 @@ export function agingChart(items, cycle, name) {
     h('title', {}, label), rows, line(cycle.p50, 'p50'), line(cycle.p85, 'p85'));
 }
 
+/**
+ * Cycle-time scatterplot: one dot per item completed in the window (x its
+ * completion, y its cycle time in days), with the p50 and p85 lines.
+ */
+export function cycleScatter(points, cycle, window, name) {
+  const DAY = 86400;
+  const from = Date.parse(window.from);
+  const to = Date.parse(window.to);
+  const maxY = Math.max(1, ...points.map((p) => p.cycle / DAY), (cycle.p85 || 0) / DAY);
+  const innerW = W - PAD.left - PAD.right;
+  const innerH = H - PAD.top - PAD.bottom;
+  const x = (t) => PAD.left + ((t - from) / (to - from)) * innerW;
+  const y = (d) => PAD.top + innerH - (d / maxY) * innerH;
+  const days = (s) => `${(s / DAY).toFixed(1)} d`;
+  const label = `Cycle time of ${points.length} items of ${name} completed in the window; p50 ${cycle.p50 ? days(cycle.p50) : 'unknown'}, p85 ${cycle.p85 ? days(cycle.p85) : 'unknown'}`;
+  const ticks = [0, Math.round(maxY / 2), Math.round(maxY)].map((t) => h('g', { class: 'tick' },
+    h('line', { x1: PAD.left, x2: W - PAD.right, y1: y(t), y2: y(t) }),
+    h('text', { x: PAD.left - 6, y: y(t) + 4, 'text-anchor': 'end' }, `${t} d`)));
+  const dots = points.map((p) => h('circle', { cx: x(p.done).toFixed(1), cy: y(p.cycle / DAY).toFixed(1), r: 4, class: cycle.p85 && p.cycle > cycle.p85 ? 'dot late' : 'dot' },
+    h('title', {}, `${p.key} ${p.title}: ${days(p.cycle)}, done ${new Date(p.done).toISOString().slice(0, 10)}`)));
+  const line = (v, text) => (v ? h('g', { class: 'pline' },
+    h('line', { x1: PAD.left, x2: W - PAD.right, y1: y(v / DAY), y2: y(v / DAY) }),
+    h('text', { x: W - PAD.right, y: y(v / DAY) - 4, 'text-anchor': 'end' }, `${text} ${days(v)}`)) : null);
+  return frame(label, [ticks, dots, line(cycle.p50, 'p50'), line(cycle.p85, 'p85')]);
+}
+
 /** A horizontal progress bar 0..1 with its text. */
 export function progressBar(share, label) {
   const value = share === null || share === undefined ? 0 : Math.round(share * 100);

@@ -116,3 +116,15 @@ export const MOVE = `mutation Move($item: ID!, $state: String!, $position: CardP
 export const BOARD_EVENTS = `subscription BoardEvents($unit: ID!) {
   boardEvents(unit: $unit) { kind at lane { key } }
 }`;
+
+export const TEAM_INSIGHTS = `query TeamInsights($unit: ID!, $window: TimeWindowInput!) {
+  workItems(unit: $unit, filter: { stateCategories: [DONE], scope: UNIT_ONLY }, first: 100) {
+    nodes { key title transitions { toCategory at } }
+  }
+  node(id: $unit) {
+    ... on Unit {
+      flowMetrics(window: $window) { cycleTime { count p50 p85 } }
+      throughputForecast(days: 14, input: { trials: 2000 }) { days p50 p85 p95 sampleCompleted }
+    }
+  }
+}`;
