@@ -132,10 +132,10 @@ async function signIn(page, email) {
   return formShown;
 }
 
-/** The view has finished loading: its heading is there and nothing says Loading. */
+/** The view has finished loading: its heading is there and `main` is no longer busy. */
 async function settled(page, heading) {
   await page.getByRole('heading', { level: 1, name: heading }).waitFor();
-  await page.waitForFunction(() => !document.querySelector('.loading') && !/Loading the board/.test(document.body.textContent));
+  await page.locator('main[aria-busy="false"]').waitFor();
 }
 
 async function axe(page, label) {
@@ -227,12 +227,13 @@ await test('team member lands on the team board: columns, WIP, cards, cycle time
   await shot(teamPage, 'team-member');
 });
 
-await test('portfolio manager lands on the portfolio board with feature swimlanes', async () => {
+await test('portfolio manager lands on the portfolio board with feature swimlanes and value stream maps', async () => {
   const page = await newPage();
   await signIn(page, 'portfolio@gemba.local');
   await settled(page, 'Payments board');
   check(await page.locator('.board[data-unit="payments"] section.column').count() > 0, 'columns');
   check(await page.locator('section.lane').count() >= 2, 'a swimlane per program');
+  check(await page.locator('section.vsm .stage').count() >= 2, 'the value stream maps of the portfolio, with their stages');
   await axe(page, 'portfolio board');
   await shot(page, 'portfolio-manager');
   await page.context().close();

@@ -7,8 +7,8 @@
 // `boardEvents` while it is open.
 
 import { gql, ApiError } from './api.js';
-import { UNIT, BOARD, UNIT_FLOW, MOVE, BOARD_EVENTS, TEAM_INSIGHTS } from './queries.js';
-import { h, duration, lastDays, words, crumbs } from './format.js';
+import { UNIT, BOARD, UNIT_FLOW, MOVE, BOARD_EVENTS, TEAM_INSIGHTS, VALUE_STREAM_MAP } from './queries.js';
+import { h, duration, lastDays, words, crumbs, percent } from './format.js';
 import { cumulativeFlowChart, agingChart, cycleScatter, progressBar } from './charts.js';
 import { notAvailable } from './executive.js';
 
@@ -62,6 +62,24 @@ function columnView(col, i, { movable, cardsVisible, idPrefix }) {
     more);
 }
 
+/** A value stream map: its stages in order with process and wait time and %C&A, then the totals. */
+function streamMap(stream, map) {
+  const stage = (st) => h('li', { class: `stage${st.valueAdding ? '' : ' non-value'}` },
+    h('p', { class: 'stage-name' }, st.name),
+    h('dl', {},
+      h('dt', {}, 'Items'), h('dd', {}, st.items),
+      h('dt', {}, 'Process time'), h('dd', {}, duration(st.processTime.mean)),
+      h('dt', {}, 'Wait time'), h('dd', {}, duration(st.waitTime.mean)),
+      h('dt', {}, '%C&A'), h('dd', {}, percent(st.completeAndAccurate.value))));
+  return h('section', { class: 'vsm', 'aria-label': `Value stream map: ${stream.name}` },
+    h('h3', {}, stream.name, h('span', { class: 'kind' }, ` ${words(stream.kind)} stream`)),
+    h('ol', { class: 'stages' }, map.stages.map(stage)),
+    h('p', { class: 'vsm-totals' },
+      `${map.items} items completed; mean lead time ${duration(map.leadTime.mean)}, `,
+      `process ${duration(map.processTime.mean)}, wait ${duration(map.waitTime.mean)}; `,
+      `activity ratio ${percent(map.activityRatio.value)}; rolled %C&A ${percent(map.rolledCompleteAndAccurate)}`));
+}
+
 /** Renders the board of `key` into `main`; returns the function that closes it. */
 export async function renderBoard(main, { key, days, live, announce }) {
   const { data } = await gql(UNIT, { key });
@@ -75,6 +93,7 @@ export async function renderBoard(main, { key, days, live, announce }) {
   const cfdHost = h('div', { class: 'cfd-host' });
   const agingHost = h('div', { class: 'aging-host' });
   const cycleHost = h('div', { class: 'cycle-host' });
+  const vsmHost = h('div', { class: 'vsm-host' });
   const status = h('p', { id: 'board-status', role: 'status', class: 'status' });
   const alert = h('p', { id: 'board-alert', role: 'alert', class: 'alert' });
   main.replaceChildren(
@@ -84,6 +103,9 @@ export async function renderBoard(main, { key, days, live, announce }) {
     h('p', { id: 'move-help', class: 'help' }, 'To move a card with the keyboard: focus it, press Space to pick it up, the arrow keys to carry it, Space to drop it or Escape to cancel.'),
     status, alert,
     h('section', { 'aria-labelledby': 'board-h' }, h('h2', { id: 'board-h', class: 'sr-only' }, 'Columns'), boardHost),
+    unit.valueStreams.length
+      ? h('section', { 'aria-labelledby': 'vsm-h', class: 'panel vsm-panel' }, h('h2', { id: 'vsm-h' }, `Value stream maps, last ${days} days`), vsmHost)
+      : null,
     h('div', { class: 'charts' },
       h('section', { 'aria-labelledby': 'cfd-h', class: 'panel' }, h('h2', { id: 'cfd-h' }, `Cumulative flow, last ${days} days`), cfdHost),
       h('section', { 'aria-labelledby': 'aging-h', class: 'panel' }, h('h2', { id: 'aging-h' }, 'Aging work in progress'), agingHost),
@@ -174,6 +196,19 @@ export async function renderBoard(main, { key, days, live, announce }) {
     } catch (e) {
       if (!closed) cycleHost.replaceChildren(notAvailable('Cycle time', e.code));
     }
+  }
+
+  async function loadStreams() {
+    const window = lastDays(days);
+    const maps = await Promise.all(unit.valueStreams.map(async (stream) => {
+      try {
+        const res = await gql(VALUE_STREAM_MAP, { stream: stream.id, window });
+        return streamMap(stream, res.data.valueStreamMap);
+      } catch (e) {
+        return notAvailable(`Value stream map of ${stream.name}`, e.code);
+      }
+    }));
+    if (!closed) vsmHost.replaceChildren(...maps);
   }
 
   /** Where the card now sits in the DOM, as a `CardPosition`. */
@@ -298,7 +333,7 @@ export async function renderBoard(main, { key, days, live, announce }) {
     });
   }
 
-  await Promise.all([loadBoard(), loadFlow(), unit.kind === 'TEAM' ? loadInsights() : null]);
+  await Promise.all([loadBoard(), loadFlow(), unit.kind === 'TEAM' ? loadInsights() : null, unit.valueStreams.length ? loadStreams() : null]);
 
   let pending = null;
   const refresh = () => {

@@ -88,7 +88,7 @@ export function agingChart(items, cycle, name) {
   const DAY = 86400;
   const rowH = 22;
   const left = 150;
-  const height = PAD.top + items.length * rowH + 20;
+  const height = PAD.top + items.length * rowH + 32;
   const max = Math.max(...items.map((i) => i.age), cycle.p85 || 0, 1);
   const x = (s) => left + (s / max) * (W - left - PAD.right);
   const days = (s) => `${(s / DAY).toFixed(1)} d`;
@@ -101,11 +101,12 @@ export function agingChart(items, cycle, name) {
       h('rect', { x: left, y: y + 3, width: Math.max(1, x(i.age) - left), height: rowH - 8, class: late ? 'bar late' : 'bar' },
         h('title', {}, `${i.workItem.key} ${i.workItem.title}: ${days(i.age)} in progress (${i.workItem.state})`)));
   });
-  const line = (v, text) => (v ? h('g', { class: 'pline' },
-    h('line', { x1: x(v), x2: x(v), y1: PAD.top - 4, y2: height - 16 }),
-    h('text', { x: x(v), y: height - 4, 'text-anchor': 'middle' }, `${text} ${days(v)}`)) : null);
+  // The two labels sit on two rows, so close percentiles stay readable.
+  const line = (v, text, row) => (v ? h('g', { class: 'pline' },
+    h('line', { x1: x(v), x2: x(v), y1: PAD.top - 4, y2: height - 28 + row * 12 }),
+    h('text', { x: x(v), y: height - 16 + row * 12, 'text-anchor': 'middle' }, `${text} ${days(v)}`)) : null);
   return h('svg', { viewBox: `0 0 ${W} ${height}`, role: 'img', 'aria-label': label, class: 'chart' },
-    h('title', {}, label), rows, line(cycle.p50, 'p50'), line(cycle.p85, 'p85'));
+    h('title', {}, label), rows, line(cycle.p50, 'p50', 0), line(cycle.p85, 'p85', 1));
 }
 
 /**

@@ -139,6 +139,7 @@ async function route() {
     return;
   }
   main.replaceChildren(h('p', { class: 'loading' }, 'Loading…'));
+  main.setAttribute('aria-busy', 'true');
   const announce = (text) => { document.getElementById('announce').textContent = text; };
   const navigate = (hash) => { window.location.hash = hash; };
   try {
@@ -150,6 +151,7 @@ async function route() {
     main.replaceChildren(h('h1', { tabindex: -1 }, 'This view is not available'),
       h('p', { class: 'error', dataset: { code } }, `The server answered with code ${code}: ${e.message}`));
   }
+  main.setAttribute('aria-busy', 'false');
   const title = main.querySelector('h1');
   if (title) {
     document.title = `${title.textContent} · Gemba`;

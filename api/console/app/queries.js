@@ -78,6 +78,7 @@ export const UNIT = `query Unit($key: String!) {
     id key name kind
     ancestors { key name kind }
     children { key name kind }
+    valueStreams { id key name kind }
   }
 }`;
 
@@ -126,5 +127,17 @@ export const TEAM_INSIGHTS = `query TeamInsights($unit: ID!, $window: TimeWindow
       flowMetrics(window: $window) { cycleTime { count p50 p85 } }
       throughputForecast(days: 14, input: { trials: 2000 }) { days p50 p85 p95 sampleCompleted }
     }
+  }
+}`;
+
+export const VALUE_STREAM_MAP = `query ValueStreamMap($stream: ID!, $window: TimeWindowInput!) {
+  valueStreamMap(valueStream: $stream, window: $window) {
+    items
+    leadTime { mean }
+    processTime { mean }
+    waitTime { mean }
+    activityRatio { value }
+    rolledCompleteAndAccurate
+    stages { name valueAdding items processTime { mean } waitTime { mean } completeAndAccurate { value } }
   }
 }`;
