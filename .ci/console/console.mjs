@@ -174,7 +174,7 @@ const atlasBoard = (await api(`query($u: ID!) { board(unit: $u) { columns { name
 const teamTitles = atlasBoard.columns.flatMap((c) => c.cards.nodes.map((n) => n.title));
 
 // ---- tests -------------------------------------------------------------------
-await test('executive lands on the organisation: both portfolios, metrics, charts, no team cards', async () => {
+await test('executive lands on the organisation: both portfolios, metrics, charts, no team cards, live numbers', async () => {
   const page = await newPage();
   const formShown = await signIn(page, 'exec@gemba.local');
   const signedIn = Date.now();
@@ -199,6 +199,26 @@ await test('executive lands on the organisation: both portfolios, metrics, chart
   await page.getByLabel('Time window').selectOption('30');
   await settled(page, 'Acme Bank overview');
   check((await page.locator('.lede').first().innerText()).includes('Last 30 days'), 'window picker applied');
+  // The unit tree names every unit, down to the teams.
+  await page.locator('details.tree summary').click();
+  await page.locator('details.tree').getByRole('link', { name: 'Team Juniper', exact: true }).waitFor();
+  await axe(page, 'unit tree');
+  await page.locator('details.tree summary').click();
+  // The headline numbers follow flowMetricsUpdates: a story started
+  // elsewhere raises the organisation's WIP on screen, then is put back.
+  const wip = () => page.locator('section[aria-labelledby="unit-flow"] .metric').nth(2).locator('dd').innerText();
+  const wipBefore = Number(await wip());
+  const fresh = atlasBoard.columns.find((c) => c.category === 'NEW').cards.nodes[0];
+  const move = 'mutation($i: ID!, $s: String!) { moveWorkItem(input: {workItem: $i, toState: $s}) { __typename } }';
+  await api(move, { i: fresh.workItem.id, s: atlasBoard.columns.find((c) => c.category === 'ACTIVE').name }, teamToken);
+  try {
+    await page.waitForFunction(([n]) => {
+      const dd = document.querySelectorAll('section[aria-labelledby="unit-flow"] .metric dd')[2];
+      return dd && Number(dd.textContent) === n;
+    }, [wipBefore + 1], { timeout: 5_000 });
+  } finally {
+    await api(move, { i: fresh.workItem.id, s: atlasBoard.columns.find((c) => c.category === 'NEW').name }, teamToken);
+  }
   // Drill down: a portfolio, then a program.
   await page.getByRole('link', { name: 'Payments', exact: true }).click();
   await settled(page, 'Payments overview');

@@ -90,6 +90,22 @@ export async function renderOverview(main, { key, days, navigate, live }) {
     return () => {};
   }
   const peers = unit.children.length ? unit.children : null;
+  // Every flow panel the viewer may read follows the live metric
+  // subscription: the server pushes new numbers when the unit's work
+  // changes, at most once a second.
+  const stops = [];
+  const follow = (u, panel) => {
+    if (!u.flowMetrics) return panel;
+    let shown = panel;
+    stops.push(live.subscribe(FLOW_UPDATES, { unit: u.id, days }, {
+      next: (data) => {
+        const fresh = flowPanel({ ...u.flowMetrics, ...data.flowMetricsUpdates });
+        shown.replaceWith(fresh);
+        shown = fresh;
+      },
+    }));
+    return panel;
+  };
   const cards = (peers || []).map((c, i) => {
     const flowCode = errorAt(errors, ['unit', 'children', i, 'flowMetrics']);
     const doraCode = errorAt(errors, ['unit', 'children', i, 'deliveryMetrics']);
@@ -97,7 +113,7 @@ export async function renderOverview(main, { key, days, navigate, live }) {
       h('h3', { id: `peer-${c.key}` },
         h('a', { href: `#/overview/${c.key}`, onclick: (e) => { e.preventDefault(); navigate(`#/overview/${c.key}`); } }, c.name),
         h('span', { class: 'kind' }, ` ${words(c.kind)}`)),
-      flowPanel(c.flowMetrics, flowCode),
+      follow(c, flowPanel(c.flowMetrics, flowCode)),
       distribution(c.flowMetrics),
       doraPanel(c.deliveryMetrics, doraCode),
       investmentPanel(c.valueStreams, errors, i),
@@ -105,7 +121,7 @@ export async function renderOverview(main, { key, days, navigate, live }) {
   });
   const flowCode = errorAt(errors, ['unit', 'flowMetrics']);
   const flow = unit.flowMetrics;
-  let unitFlow = flowPanel(flow, flowCode);
+  const unitFlow = follow(unit, flowPanel(flow, flowCode));
   main.replaceChildren(
     crumbs(unit, 'overview'),
     h('h1', { tabindex: -1 }, `${unit.name} overview`),
@@ -123,14 +139,5 @@ export async function renderOverview(main, { key, days, navigate, live }) {
         h('div', { class: 'peers' }, cards))
       : null,
   );
-  // The unit's headline numbers follow the live metric subscription: the
-  // server pushes them when its work changes (at most once a second).
-  if (!flow) return () => {};
-  return live.subscribe(FLOW_UPDATES, { unit: unit.id, days }, {
-    next: (data) => {
-      const fresh = flowPanel({ ...flow, ...data.flowMetricsUpdates });
-      unitFlow.replaceWith(fresh);
-      unitFlow = fresh;
-    },
-  });
+  return () => stops.forEach((stop) => stop());
 }

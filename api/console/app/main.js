@@ -7,7 +7,7 @@
 
 import { gql, ApiError, token, setToken, whenSessionEnds } from './api.js';
 import { Live } from './live.js';
-import { LOGIN, LOGOUT, ME } from './queries.js';
+import { LOGIN, LOGOUT, ME, TREE } from './queries.js';
 import { h, words } from './format.js';
 import { renderOverview } from './executive.js';
 import { renderBoard } from './board.js';
@@ -93,12 +93,15 @@ function shell() {
     h('span', { class: 'role' }, words(m.role)), ' of ',
     h('a', { href: `#/overview/${m.unit.key}` }, m.unit.name), ' · ',
     h('a', { href: `#/board/${m.unit.key}` }, 'board')));
+  const tree = h('details', { class: 'tree' }, h('summary', {}, 'All units'), h('p', {}, 'Loading…'));
+  loadTree(tree);
   const liveState = h('span', { id: 'live-state', class: 'live-state', title: 'Live updates' });
   app.replaceChildren(
     h('a', { href: '#main', class: 'skip' }, 'Skip to content'),
     h('header', { class: 'top' },
       h('a', { href: '#/', class: 'brand' }, 'Gemba'),
       h('nav', { 'aria-label': 'Your units' }, h('ul', { class: 'roles' }, roles)),
+      tree,
       h('div', { class: 'tools' },
         h('label', { for: 'window' }, 'Time window'), picker,
         h('span', { class: 'who' }, me.user.name), liveState,
@@ -110,6 +113,27 @@ function shell() {
     onStatus: (s) => { liveState.textContent = s; },
     onAuthLost: () => { gql(ME).catch(() => {}); },
   });
+}
+
+/** The organisation tree, readable by every signed-in user: each unit links to its overview and board. */
+async function loadTree(details) {
+  try {
+    const { data } = await gql(TREE);
+    const org = data.organization;
+    const children = new Map();
+    for (const u of org.descendants) {
+      const parent = u.parent ? u.parent.key : org.key;
+      if (!children.has(parent)) children.set(parent, []);
+      children.get(parent).push(u);
+    }
+    const item = (u) => h('li', {},
+      h('a', { href: `#/overview/${u.key}` }, u.name), ' ',
+      h('a', { href: `#/board/${u.key}`, class: 'tree-board', 'aria-label': `${u.name} board` }, 'board'),
+      children.has(u.key) ? h('ul', {}, children.get(u.key).map(item)) : null);
+    details.replaceChildren(details.firstChild, h('nav', { 'aria-label': 'Organisation' }, h('ul', {}, item(org))));
+  } catch (e) {
+    details.replaceChildren(details.firstChild, h('p', {}, `The unit tree is not available (${e.code}).`));
+  }
 }
 
 async function signOut() {

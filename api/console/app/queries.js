@@ -141,3 +141,10 @@ export const VALUE_STREAM_MAP = `query ValueStreamMap($stream: ID!, $window: Tim
     stages { name valueAdding items processTime { mean } waitTime { mean } completeAndAccurate { value } }
   }
 }`;
+
+export const TREE = `query Tree {
+  organization {
+    key name kind
+    descendants { key name kind parent { key } }
+  }
+}`;
