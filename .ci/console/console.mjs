@@ -364,6 +364,31 @@ await test('what the API refuses a team member shows as not available, not as an
   await page.context().close();
 });
 
+await test('a lost socket reconnects and the board refetches what it missed', async () => {
+  const page = await newPage();
+  // Every socket goes through to the server; the test can cut the current one.
+  let current = null;
+  await page.routeWebSocket('**/graphql/ws', (ws) => {
+    ws.connectToServer();
+    current = ws;
+  });
+  await signIn(page, 'team@gemba.local');
+  await settled(page, 'Team Atlas board');
+  await page.locator('#live-state', { hasText: 'live' }).waitFor();
+  const card = movableCard(page, '');
+  const key = await card.getAttribute('data-key');
+  const from = await card.getAttribute('data-state');
+  const to = atlasBoard.columns.find((c) => c.name !== from && c.category !== 'DONE' && c.category !== 'CANCELED').name;
+  const id = await card.getAttribute('data-id');
+  await current.close({ code: 1011, reason: 'test: connection lost' });
+  await page.locator('#live-state', { hasText: 'reconnecting' }).waitFor({ timeout: 3_000 });
+  // Missed while away: only a refetch after the reconnection shows it.
+  await api('mutation($i: ID!, $s: String!) { moveWorkItem(input: {workItem: $i, toState: $s}) { __typename } }', { i: id, s: to }, teamToken);
+  await page.locator('#live-state', { hasText: 'live' }).waitFor({ timeout: 5_000 });
+  await page.locator(`section.column[data-state="${to}"] .card[data-key="${key}"]`).waitFor({ timeout: 5_000 });
+  await page.context().close();
+});
+
 await test('GraphiQL renders from the server and runs a query', async () => {
   // Signed in to the console, GraphiQL in the same tab sends its token.
   await teamPage.goto(`${base}/graphql`);
