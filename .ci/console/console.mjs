@@ -227,6 +227,14 @@ await test('executive lands on the organisation: both portfolios, metrics, chart
   await page.getByRole('link', { name: 'Checkout', exact: true }).click();
   await settled(page, 'Checkout overview');
   check(await page.locator('article.peer').count() >= 3, 'teams of the program');
+  // A team's board shows an executive counts, never cards.
+  await page.goto(`${base}/#/board/team-atlas`);
+  await settled(page, 'Team Atlas board');
+  check(await page.locator('.card').count() === 0, 'no cards on a team board for an executive');
+  check((await page.locator('main').innerText()).includes('not available to you'), 'the items said to be unavailable');
+  const teamText = await page.locator('main').innerText();
+  check(!teamTitles.some((t) => teamText.includes(t)), 'no team card title on the team board');
+  await axe(page, 'team board as an executive');
   await page.context().close();
 });
 

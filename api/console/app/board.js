@@ -160,7 +160,13 @@ export async function renderBoard(main, { key, days, live, announce }) {
       if (closed) return;
       const flow = res.data.node && res.data.node.flowMetrics;
       cfdHost.replaceChildren(flow ? cumulativeFlowChart(flow.cumulativeFlow, unit.name) : notAvailable('Cumulative flow', 'FORBIDDEN'));
-      agingHost.replaceChildren(flow ? agingChart(flow.oldestWip, flow.cycleTime, unit.name) : notAvailable('Aging work in progress', 'FORBIDDEN'));
+      // oldestWip lists only items the viewer may read; agingWip counts them all.
+      const hidden = flow && !flow.oldestWip.length && flow.agingWip.count > 0;
+      agingHost.replaceChildren(!flow
+        ? notAvailable('Aging work in progress', 'FORBIDDEN')
+        : hidden
+          ? h('p', { class: 'note' }, `${flow.agingWip.count} items in progress, median age ${duration(flow.agingWip.p50)}; the items themselves are not available to you.`)
+          : agingChart(flow.oldestWip, flow.cycleTime, unit.name));
     } catch (e) {
       if (closed) return;
       cfdHost.replaceChildren(notAvailable('Cumulative flow', e.code));
@@ -188,8 +194,11 @@ export async function renderBoard(main, { key, days, live, announce }) {
         return end >= from ? [{ key: item.key, title: item.title, done: end, cycle: (end - Date.parse(active.at)) / 1000 }] : [];
       });
       const f = u.throughputForecast;
+      const scatter = points.length || !u.flowMetrics.cycleTime.count
+        ? cycleScatter(points, u.flowMetrics.cycleTime, window, unit.name)
+        : h('p', { class: 'note' }, `${u.flowMetrics.cycleTime.count} items completed; the items themselves are not available to you.`);
       cycleHost.replaceChildren(
-        cycleScatter(points, u.flowMetrics.cycleTime, window, unit.name),
+        scatter,
         h('p', { class: 'forecast-note' }, f.p85 === null
           ? 'No forecast: nothing was completed over the sample (the last 90 days).'
           : `Forecast for the next ${f.days} days: at least ${f.p85} item${f.p85 === 1 ? '' : 's'} with 85 % confidence, ${f.p50} with 50 % (Monte Carlo over ${f.sampleCompleted} recent completions).`));
