@@ -14,8 +14,9 @@
 //! hash and are never cached. Text files are gzipped once, on the first
 //! request that accepts gzip.
 
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{LazyLock, OnceLock};
 
+use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,7 +26,7 @@ use sha2::{Digest, Sha256};
 struct File {
     name: &'static str,
     bytes: &'static [u8],
-    gzipped: OnceLock<Arc<Vec<u8>>>,
+    gzipped: OnceLock<Bytes>,
 }
 
 /// One directory of embedded files, served under `/assets/<prefix>-<hash>/`.
@@ -225,14 +226,15 @@ fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 /// The gzipped form of `file`, computed on first use off the async
-/// workers; `None` when compressing failed (the file goes uncompressed).
-async fn gzipped(file: &'static File) -> Option<Arc<Vec<u8>>> {
+/// workers and shared by reference after; `None` when compressing failed
+/// (the file goes uncompressed).
+async fn gzipped(file: &'static File) -> Option<Bytes> {
     if let Some(done) = file.gzipped.get() {
         return Some(done.clone());
     }
     let bytes = file.bytes;
     match tokio::task::spawn_blocking(move || gzip(bytes)).await {
-        Ok(Ok(gz)) => Some(file.gzipped.get_or_init(|| Arc::new(gz)).clone()),
+        Ok(Ok(gz)) => Some(file.gzipped.get_or_init(|| Bytes::from(gz)).clone()),
         Ok(Err(e)) => {
             tracing::warn!(file = file.name, error = %e, "cannot gzip an asset");
             None
@@ -282,7 +284,7 @@ pub async fn asset(Path((bundle, name)): Path<(String, String)>, headers: Header
         && let Some(gz) = gzipped(file).await
     {
         res_headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        return (res_headers, gz.as_ref().clone()).into_response();
+        return (res_headers, gz).into_response();
     }
     (res_headers, file.bytes).into_response()
 }
