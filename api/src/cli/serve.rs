@@ -104,7 +104,7 @@ pub(super) async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = app.local_addr()?;
     tracing::info!(%addr, "listening");
     out(&format!(
-        "Gemba is running.\n  GraphiQL:  http://{addr}/graphql (open in a browser)\n  Log in with the `login` mutation, then send `Authorization: Bearer <token>`.\n"
+        "Gemba is running.\n  Console:   http://{addr}/ (open in a browser and sign in)\n  GraphiQL:  http://{addr}/graphql (open in a browser)\n  Log in with the `login` mutation, then send `Authorization: Bearer <token>`.\n"
     ))?;
     app.run(shutdown_signal()).await?;
     Ok(())

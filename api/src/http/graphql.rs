@@ -1,18 +1,18 @@
 //! GraphQL over HTTP, as the GraphQL-over-HTTP specification describes:
 //! `POST` with JSON, `GET` for queries only, `application/graphql-response+json`
-//! or `application/json` by the `Accept` header, GraphiQL for browsers.
+//! or `application/json` by the `Accept` header, GraphiQL for browsers
+//! (served from the binary by [`super::console`]).
 
 use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Request, Variables};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
@@ -486,14 +486,7 @@ pub async fn graphql_get(
     }
     let Some(params) = params else {
         if wants_html(&headers) {
-            return Html(
-                GraphiQLSource::build()
-                    .endpoint("/graphql")
-                    .subscription_endpoint("/graphql/ws")
-                    .title("Gemba GraphiQL")
-                    .finish(),
-            )
-            .into_response();
+            return super::console::graphiql();
         }
         let media = negotiate(&headers).unwrap_or(Media::Json);
         return request_error(

@@ -1,6 +1,7 @@
 //! HTTP: the axum router, its layers, and serving with graceful shutdown.
 
 mod caller;
+mod console;
 mod graphql;
 mod health;
 mod ingest;
@@ -70,6 +71,8 @@ pub fn app(state: AppState) -> Router {
             get(graphql::graphql_get).post(graphql::graphql_post),
         )
         .route("/graphql/ws", get(ws::graphql_ws))
+        .route("/", get(console::index))
+        .route("/assets/{bundle}/{*file}", get(console::asset))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

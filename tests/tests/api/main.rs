@@ -5,6 +5,7 @@ mod analytics;
 mod auth;
 mod auth_cache;
 mod boards;
+mod console;
 mod demo;
 mod forecasts;
 mod fuzz;
