@@ -13,8 +13,13 @@ runs="${RUNS:-3}"
 pg="${GEMBA_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-cargo build --release -q -p gemba --manifest-path "$root/Cargo.toml"
-bin="${CARGO_TARGET_DIR:-$root/target}/release/gemba"
+# BIN: a gemba binary to measure instead of building this checkout's.
+if [ -n "${BIN:-}" ]; then
+  bin="$BIN"
+else
+  cargo build --release -q -p gemba --manifest-path "$root/Cargo.toml"
+  bin="${CARGO_TARGET_DIR:-$root/target}/release/gemba"
+fi
 python3 "$root/docs/bench/gen_events.py" "$n" > "$work/events.ndjson"
 echo "events: $(wc -l < "$work/events.ndjson") ($(du -h "$work/events.ndjson" | cut -f1)); $runs runs per database"
 

@@ -20,8 +20,13 @@ subscribers="${SUBSCRIBERS:-5000}"
 rate="${RATE:-5}"
 seconds="${SECONDS_OF_MOVES:-30}"
 port="${PORT:-18181}"
-cargo build --release -q -p gemba --manifest-path "$root/Cargo.toml"
-bin="${CARGO_TARGET_DIR:-$root/target}/release/gemba"
+# BIN: a gemba binary to measure instead of building this checkout's.
+if [ -n "${BIN:-}" ]; then
+  bin="$BIN"
+else
+  cargo build --release -q -p gemba --manifest-path "$root/Cargo.toml"
+  bin="${CARGO_TARGET_DIR:-$root/target}/release/gemba"
+fi
 # Each side holds one descriptor per connection.
 ulimit -n "$(ulimit -Hn)"
 work="$(mktemp -d)"

@@ -20,8 +20,13 @@ runs="${RUNS:-20}"
 pg="${GEMBA_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 db="${DB:-gemba_bench_metrics}"
 url="${pg%/*}/$db"
-cargo build --release -q -p gemba --manifest-path "$root/Cargo.toml"
-bin="${CARGO_TARGET_DIR:-$root/target}/release/gemba"
+# BIN: a gemba binary to measure instead of building this checkout's.
+if [ -n "${BIN:-}" ]; then
+  bin="$BIN"
+else
+  cargo build --release -q -p gemba --manifest-path "$root/Cargo.toml"
+  bin="${CARGO_TARGET_DIR:-$root/target}/release/gemba"
+fi
 if [ "${REUSE:-0}" != 1 ]; then
   psql "$pg" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
   psql "$pg" -qc "CREATE DATABASE $db"

@@ -17,8 +17,13 @@ requests="${REQUESTS:-20000}"
 runs="${RUNS:-3}"
 port="${PORT:-18182}"
 command -v ab >/dev/null || { echo "needs ab (apt-get install apache2-utils)"; exit 1; }
-cargo build --release -q -p gemba --manifest-path "$root/Cargo.toml"
-bin="${CARGO_TARGET_DIR:-$root/target}/release/gemba"
+# BIN: a gemba binary to measure instead of building this checkout's.
+if [ -n "${BIN:-}" ]; then
+  bin="$BIN"
+else
+  cargo build --release -q -p gemba --manifest-path "$root/Cargo.toml"
+  bin="${CARGO_TARGET_DIR:-$root/target}/release/gemba"
+fi
 work="$(mktemp -d)"
 pid=""
 pg="${GEMBA_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
