@@ -7,8 +7,11 @@
 //   eg: node console.mjs http://127.0.0.1:18080/graphql /tmp/x/stdout.log --screenshots docs/console
 //
 // The demo password is read from the server's stdout log (the last field of
-// the line naming team@gemba.local; every demo user shares it). The browser
-// is $CHROMIUM or /usr/bin/chromium.
+// the line naming team@gemba.local; every demo user shares it). Expired
+// tokens are signed with the server's own secret: the `gemba.jwt-secret` the
+// zero-configuration server keeps in its working directory (write the log
+// there), else $GEMBA_JWT_SECRET. The browser is $CHROMIUM or
+// /usr/bin/chromium.
 //
 // What it checks, each a named test below:
 //   - every request of every page goes to the server itself (127.0.0.1):
@@ -22,14 +25,18 @@
 //     board within a second (boardEvents);
 //   - a keyboard move; a move refused by a WIP limit that blocks snaps back
 //     and says CONFLICT;
-//   - a garbage token and a revoked token return to the login with a message;
+//   - a garbage token, an expired one and a revoked one return to the login
+//     with a message, and so does a session whose token expires while a board
+//     is open;
 //   - GraphiQL renders from the server's own assets and runs a query;
 //   - axe-core finds no serious or critical violation on each view.
 //
 // Exit codes: 0 every check passed, 1 a failure, 2 usage error.
 
 import { readFileSync, mkdirSync } from 'node:fs';
+import { createHmac, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const require = createRequire(import.meta.url);
@@ -52,6 +59,17 @@ if (!line) {
   process.exit(2);
 }
 const PASSWORD = line.trim().split(/\s+/).pop();
+const secretFile = join(dirname(logPath), 'gemba.jwt-secret');
+let SECRET;
+try {
+  SECRET = readFileSync(secretFile, 'utf8').trim();
+} catch {
+  SECRET = process.env.GEMBA_JWT_SECRET;
+}
+if (!SECRET) {
+  console.error(`no ${secretFile} and no GEMBA_JWT_SECRET: write the log in the server's working directory`);
+  process.exit(2);
+}
 if (shots) mkdirSync(shots, { recursive: true });
 
 const timer = setTimeout(() => {
@@ -72,6 +90,18 @@ async function api(query, variables = {}, token) {
   const json = await res.json();
   if (json.errors) throw new Error(`${query.slice(0, 60)}…: ${JSON.stringify(json.errors)}`);
   return json.data;
+}
+
+/**
+ * A session token as the server signs them (HS256; sub, jti, iat, nbf, exp,
+ * iss, aud: api/src/auth/token.rs) for the user of `like`, valid from
+ * `from` to `to` (seconds since the epoch).
+ */
+function signToken(like, from, to) {
+  const sub = JSON.parse(Buffer.from(like.split('.')[1], 'base64url')).sub;
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const body = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ sub, jti: randomBytes(16).toString('hex'), iat: from, nbf: from, exp: to, iss: 'gemba', aud: 'gemba-api' })}`;
+  return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`;
 }
 
 const apiLogin = async (email) =>
@@ -417,6 +447,38 @@ await test('a garbage token returns to the login with a message', async () => {
   await page.getByRole('alert').filter({ hasText: 'session has ended' }).waitFor({ timeout: 5_000 });
   check(await page.getByLabel('Email').isVisible(), 'the login form');
   await axe(page, 'login');
+  await page.context().close();
+});
+
+await test('an expired token returns to the login with a message', async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const expired = signToken(teamToken, now - 7200, now - 3600);
+  // The server takes it for what it is: well signed, and expired.
+  const res = await fetch(graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${expired}` }, body: '{"query":"{ me { user { email } } }"}' });
+  const said = JSON.stringify(await res.json());
+  check(res.status === 401 && said.includes('expired'), `the server on the expired token: ${res.status} ${said}`);
+  const page = await newPage();
+  await page.addInitScript((t) => window.sessionStorage.setItem('gemba.token', t), expired);
+  await page.goto(`${base}/#/board/team-atlas`);
+  await page.getByRole('alert').filter({ hasText: 'session has ended' }).waitFor({ timeout: 5_000 });
+  check(await page.getByLabel('Email').isVisible(), 'the login form');
+  await page.context().close();
+});
+
+await test('a token expiring while a board is open returns to the login with a message', async () => {
+  // What the console keeps after `login`: the token and its expiresAt.
+  const now = Math.floor(Date.now() / 1000);
+  const short = signToken(teamToken, now, now + 6);
+  const page = await newPage();
+  await page.addInitScript(([t, at]) => {
+    window.sessionStorage.setItem('gemba.token', t);
+    window.sessionStorage.setItem('gemba.expires', at);
+  }, [short, new Date((now + 6) * 1000).toISOString()]);
+  await page.goto(`${base}/#/board/team-atlas`);
+  await settled(page, 'Team Atlas board');
+  await page.getByRole('alert').filter({ hasText: 'session has expired' }).waitFor({ timeout: 10_000 });
+  check(await page.getByLabel('Email').isVisible(), 'the login form');
+  check(!(await page.evaluate(() => window.sessionStorage.getItem('gemba.token'))), 'the token forgotten');
   await page.context().close();
 });
 
