@@ -21,6 +21,7 @@
 //     portfolio and program managers see their unit's board with swimlanes;
 //     the team member sees their board's columns and cards;
 //   - the time window picker and drilling down from a portfolio;
+//   - panels without a live subscription refresh on a timer;
 //   - a card dragged by the team member moves on the program manager's open
 //     board within a second (boardEvents);
 //   - a keyboard move; a move refused by a WIP limit that blocks snaps back
@@ -265,6 +266,31 @@ await test('executive lands on the organisation: both portfolios, metrics, chart
   const teamText = await page.locator('main').innerText();
   check(!teamTitles.some((t) => teamText.includes(t)), 'no team card title on the team board');
   await axe(page, 'team board as an executive');
+  await page.context().close();
+});
+
+await test('panels without a live subscription refresh on a timer', async () => {
+  // `?refresh=1` turns the 30 s of the console into 1 s. The throughput per
+  // week has no subscription: a story finished elsewhere shows in it only
+  // when the timer reads the overview again.
+  const page = await newPage();
+  await signIn(page, 'exec@gemba.local');
+  await page.goto(`${base}/?refresh=1#/overview/org`);
+  await settled(page, 'Acme Bank overview');
+  const chart = page.locator('section[aria-labelledby="unit-flow"] svg.chart').first();
+  const before = await chart.getAttribute('aria-label');
+  check(before.startsWith('Throughput per week'), `the first chart: ${before}`);
+  const fresh = atlasBoard.columns.find((c) => c.category === 'NEW').cards.nodes[0];
+  const move = 'mutation($i: ID!, $s: String!) { moveWorkItem(input: {workItem: $i, toState: $s}) { __typename } }';
+  await api(move, { i: fresh.workItem.id, s: atlasBoard.columns.find((c) => c.category === 'DONE').name }, teamToken);
+  try {
+    await page.waitForFunction(([b]) => {
+      const svg = document.querySelector('section[aria-labelledby="unit-flow"] svg.chart');
+      return svg && svg.getAttribute('aria-label') !== b;
+    }, [before], { timeout: 8_000 });
+  } finally {
+    await api(move, { i: fresh.workItem.id, s: atlasBoard.columns.find((c) => c.category === 'NEW').name }, teamToken);
+  }
   await page.context().close();
 });
 

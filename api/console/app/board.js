@@ -4,11 +4,11 @@
 // dragging (mouse, pen or touch) or by keyboard (Space picks a card up, the arrows carry it,
 // Space drops it, Escape puts it back); a move the server refuses (a WIP
 // limit that blocks, a conflict) snaps back and says why. The board follows
-// `boardEvents` while it is open.
+// `boardEvents` while it is open; its charts are read again on a timer.
 
 import { gql, ApiError } from './api.js';
 import { UNIT, BOARD, UNIT_FLOW, MOVE, BOARD_EVENTS, TEAM_INSIGHTS, VALUE_STREAM_MAP } from './queries.js';
-import { h, duration, lastDays, words, crumbs, percent } from './format.js';
+import { h, duration, lastDays, words, crumbs, percent, everyWhileVisible } from './format.js';
 import { cumulativeFlowChart, agingChart, cycleScatter, progressBar } from './charts.js';
 import { notAvailable } from './executive.js';
 
@@ -343,6 +343,9 @@ export async function renderBoard(main, { key, days, live, announce }) {
   }
 
   await Promise.all([loadBoard(), loadFlow(), unit.kind === 'TEAM' ? loadInsights() : null, unit.valueStreams.length ? loadStreams() : null]);
+  // The charts, the forecast and the value stream maps have no live
+  // subscription: they are read again on a timer while the page is visible.
+  const stopTimer = everyWhileVisible(() => Promise.all([loadFlow(), unit.kind === 'TEAM' ? loadInsights() : null, unit.valueStreams.length ? loadStreams() : null]));
 
   let pending = null;
   const refresh = () => {
@@ -365,5 +368,6 @@ export async function renderBoard(main, { key, days, live, announce }) {
   return () => {
     closed = true;
     stop();
+    stopTimer();
   };
 }
