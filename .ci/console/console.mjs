@@ -19,7 +19,8 @@
 //   - per role, the landing view: the executive sees both portfolios side by
 //     side with their metrics and charts, and no team-level card title; the
 //     portfolio and program managers see their unit's board with swimlanes;
-//     the team member sees their board's columns and cards;
+//     the team member sees their board's columns and cards, and the 85 %
+//     forecast dates of the features their cards belong to;
 //   - the time window picker and drilling down from a portfolio;
 //   - panels without a live subscription refresh on a timer;
 //   - a card dragged by the team member moves on the program manager's open
@@ -170,6 +171,9 @@ async function settled(page, heading) {
 }
 
 async function axe(page, label) {
+  // A view that writes a missing value as text instead of leaving it out.
+  const text = await page.locator('body').innerText();
+  check(!/\b(null|undefined|NaN)\b/.test(text), `"null", "undefined" or "NaN" on ${label}: …${text.match(/.{0,40}\b(null|undefined|NaN)\b.{0,40}/s)?.[0]}…`);
   await page.evaluate(AXE_SOURCE);
   const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
   const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
@@ -201,8 +205,15 @@ const columnCount = (page, lane, state) =>
 // ---- what the API says the views should show ---------------------------------
 const teamToken = await apiLogin('team@gemba.local');
 const atlas = (await api('{ unit(key: "team-atlas") { id } }', {}, teamToken)).unit.id;
-const atlasBoard = (await api(`query($u: ID!) { board(unit: $u) { columns { name category count cards(first: 100) { nodes { title workItem { id } } } } } }`, { u: atlas }, teamToken)).board;
+const atlasBoard = (await api(`query($u: ID!) { board(unit: $u) { columns { name category count cards(first: 100) { nodes { key title children { total } workItem { id parent { key stateCategory } } } } } } }`, { u: atlas }, teamToken)).board;
 const teamTitles = atlasBoard.columns.flatMap((c) => c.cards.nodes.map((n) => n.title));
+// The items whose forecast the team board shows: the unfinished parents of
+// its cards, and its unfinished cards with children.
+const finished = (category) => category === 'DONE' || category === 'CANCELED';
+const forecastKeys = [...new Set(atlasBoard.columns.flatMap((c) => c.cards.nodes.flatMap((n) => [
+  ...(n.workItem.parent && !finished(n.workItem.parent.stateCategory) ? [n.workItem.parent.key] : []),
+  ...(n.children.total > 0 && !finished(c.category) ? [n.key] : []),
+])))].sort();
 
 // ---- tests -------------------------------------------------------------------
 await test('executive lands on the organisation: both portfolios, metrics, charts, no team cards, live numbers', async () => {
@@ -295,7 +306,7 @@ await test('panels without a live subscription refresh on a timer', async () => 
 });
 
 let teamPage;
-await test('team member lands on the team board: columns, WIP, cards, cycle time, forecast', async () => {
+await test('team member lands on the team board: columns, WIP, cards, cycle time, forecasts', async () => {
   teamPage = await newPage();
   await signIn(teamPage, 'team@gemba.local');
   await settled(teamPage, 'Team Atlas board');
@@ -307,6 +318,15 @@ await test('team member lands on the team board: columns, WIP, cards, cycle time
   check(await teamPage.locator('svg.chart circle.dot').count() >= 1, 'a cycle-time scatterplot');
   check(await teamPage.locator('svg.chart .pline').count() >= 2, 'p50 and p85 lines');
   check((await teamPage.locator('.forecast-note').innerText()).includes('Forecast for the next 14 days'), 'the throughput forecast');
+  // The items' forecast: one row per unfinished feature of the team's cards
+  // and unfinished card with children, with its 85 % date.
+  check(forecastKeys.length > 0, 'the demo has features in progress');
+  const rows = teamPage.locator('table.item-forecasts tbody tr');
+  const keys = (await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.key))).sort();
+  check(JSON.stringify(keys) === JSON.stringify(forecastKeys), `items forecast ${keys} != ${forecastKeys}`);
+  const p85 = await teamPage.locator('table.item-forecasts td.p85').allTextContents();
+  check(p85.every((t) => /^\d{1,2} \w{3} \d{4}$|^nothing left$|^no forecast$/.test(t)), `85 % dates: ${p85}`);
+  check(p85.some((t) => /\d{4}$/.test(t)), `an 85 % date: ${p85}`);
   await axe(teamPage, 'team board');
   await shot(teamPage, 'team-member');
 });

@@ -166,7 +166,8 @@ export async function renderOverview(main, { key, days, navigate, live }) {
     }
   }));
 
-  main.replaceChildren(
+  // replaceChildren would write a null as the text "null": leave them out.
+  main.replaceChildren(...[
     crumbs(unit, 'overview'),
     h('h1', { tabindex: -1 }, `${unit.name} overview`),
     h('p', { class: 'lede' }, `Last ${days} days. `, h('a', { href: `#/board/${unit.key}` }, `Open the ${unit.name} board`)),
@@ -178,6 +179,6 @@ export async function renderOverview(main, { key, days, navigate, live }) {
         h('h2', { id: 'peers' }, `${words(peers[0].kind)}s of ${unit.name}`.replace(/^./, (c) => c.toUpperCase())),
         h('div', { class: 'peers' }, cards))
       : null,
-  );
+  ].filter(Boolean));
   return () => stops.forEach((stop) => stop());
 }
