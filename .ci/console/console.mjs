@@ -18,7 +18,8 @@
 //     a request to any other host fails the run;
 //   - per role, the landing view: the executive sees both portfolios side by
 //     side with their metrics and charts, and no team-level card title; the
-//     portfolio and program managers see their unit's board with swimlanes;
+//     portfolio and program managers see their unit's board with swimlanes
+//     and their portfolio's value stream maps;
 //     the team member sees their board's columns and cards, and the 85 %
 //     forecast dates of the features their cards belong to;
 //   - the time window picker and drilling down from a portfolio;
@@ -344,12 +345,17 @@ await test('portfolio manager lands on the portfolio board with feature swimlane
 });
 
 let programPage;
-await test('program manager lands on the program board with the teams\' stories', async () => {
+await test('program manager lands on the program board with the teams\' stories and the portfolio\'s value streams', async () => {
   programPage = await newPage();
   await signIn(programPage, 'program@gemba.local');
   await settled(programPage, 'Checkout board');
   check(await programPage.locator('section.lane[data-lane="team-atlas"]').count() === 1, 'Team Atlas swimlane');
   check(await programPage.locator('.board[data-unit="payments-checkout"] .card .children').count() >= 1, 'feature cards with their children\'s progress');
+  // The portfolio's value streams, which program managers may read.
+  await programPage.getByRole('heading', { level: 2, name: /^Value stream maps of Payments/ }).waitFor();
+  check(await programPage.locator('section.vsm').count() === 2, 'a map per stream of the portfolio');
+  check(await programPage.locator('section.vsm .stage').count() >= 2, 'the streams\' stages');
+  check(!(await programPage.locator('section.vsm-panel .not-available').count()), 'no map refused');
   await axe(programPage, 'program board');
   await shot(programPage, 'program-manager');
 });

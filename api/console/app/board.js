@@ -109,6 +109,12 @@ export async function renderBoard(main, { key, days, live, announce }) {
     return () => {};
   }
   const lanes = LANES[unit.kind];
+  // A portfolio's board maps its own value streams; a program's maps its
+  // portfolio's, which its managers may read but not change (only the
+  // portfolio's managers write them).
+  const portfolio = unit.kind === 'PROGRAM' ? unit.ancestors.find((a) => a.kind === 'PORTFOLIO') : null;
+  const streams = unit.valueStreams.length ? unit.valueStreams : portfolio ? portfolio.valueStreams : [];
+  const inherited = !unit.valueStreams.length && streams.length > 0;
   const boardHost = h('div', { class: 'board-host' }, h('p', {}, 'Loading the board…'));
   const cfdHost = h('div', { class: 'cfd-host' });
   const agingHost = h('div', { class: 'aging-host' });
@@ -125,8 +131,11 @@ export async function renderBoard(main, { key, days, live, announce }) {
     h('p', { id: 'move-help', class: 'help' }, 'To move a card with the keyboard: focus it, press Space to pick it up, the arrow keys to carry it, Space to drop it or Escape to cancel.'),
     status, alert,
     h('section', { 'aria-labelledby': 'board-h' }, h('h2', { id: 'board-h', class: 'sr-only' }, 'Columns'), boardHost),
-    unit.valueStreams.length
-      ? h('section', { 'aria-labelledby': 'vsm-h', class: 'panel vsm-panel' }, h('h2', { id: 'vsm-h' }, `Value stream maps, last ${days} days`), vsmHost)
+    streams.length
+      ? h('section', { 'aria-labelledby': 'vsm-h', class: 'panel vsm-panel' },
+        h('h2', { id: 'vsm-h' }, inherited ? `Value stream maps of ${portfolio.name}, last ${days} days` : `Value stream maps, last ${days} days`),
+        inherited ? h('p', { class: 'help' }, `The value streams of the ${portfolio.name} portfolio, which ${unit.name} works in: read only, its portfolio managers maintain them.`) : null,
+        vsmHost)
       : null,
     h('div', { class: 'charts' },
       h('section', { 'aria-labelledby': 'cfd-h', class: 'panel' }, h('h2', { id: 'cfd-h' }, `Cumulative flow, last ${days} days`), cfdHost),
@@ -273,7 +282,7 @@ export async function renderBoard(main, { key, days, live, announce }) {
 
   async function loadStreams() {
     const window = lastDays(days);
-    const maps = await Promise.all(unit.valueStreams.map(async (stream) => {
+    const maps = await Promise.all(streams.map(async (stream) => {
       try {
         const res = await gql(VALUE_STREAM_MAP, { stream: stream.id, window });
         return streamMap(stream, res.data.valueStreamMap);
@@ -406,14 +415,14 @@ export async function renderBoard(main, { key, days, live, announce }) {
     });
   }
 
-  await Promise.all([loadBoard(), loadFlow(), unit.kind === 'TEAM' ? loadInsights() : null, unit.valueStreams.length ? loadStreams() : null]);
+  await Promise.all([loadBoard(), loadFlow(), unit.kind === 'TEAM' ? loadInsights() : null, streams.length ? loadStreams() : null]);
   // The charts, the forecast and the value stream maps have no live
   // subscription: they are read again on a timer while the page is visible.
   const stopTimer = everyWhileVisible(() => Promise.all([
     loadFlow(),
     unit.kind === 'TEAM' ? loadInsights() : null,
     unit.kind === 'TEAM' ? loadForecasts(true) : null,
-    unit.valueStreams.length ? loadStreams() : null,
+    streams.length ? loadStreams() : null,
   ]));
 
   let pending = null;

@@ -76,7 +76,7 @@ const COLUMN = `name category wipLimit count overLimit`;
 export const UNIT = `query Unit($key: String!) {
   unit(key: $key) {
     id key name kind
-    ancestors { key name kind }
+    ancestors { key name kind valueStreams { id key name kind } }
     children { key name kind }
     valueStreams { id key name kind }
   }
