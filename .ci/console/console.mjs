@@ -7,29 +7,39 @@
 //   eg: node console.mjs http://127.0.0.1:18080/graphql /tmp/x/stdout.log --screenshots docs/console
 //
 // The demo password is read from the server's stdout log (the last field of
-// the line naming team@gemba.local; every demo user shares it). The browser
-// is $CHROMIUM or /usr/bin/chromium.
+// the line naming team@gemba.local; every demo user shares it). Expired
+// tokens are signed with the server's own secret: the `gemba.jwt-secret` the
+// zero-configuration server keeps in its working directory (write the log
+// there), else $GEMBA_JWT_SECRET. The browser is $CHROMIUM or
+// /usr/bin/chromium.
 //
 // What it checks, each a named test below:
 //   - every request of every page goes to the server itself (127.0.0.1):
 //     a request to any other host fails the run;
 //   - per role, the landing view: the executive sees both portfolios side by
 //     side with their metrics and charts, and no team-level card title; the
-//     portfolio and program managers see their unit's board with swimlanes;
-//     the team member sees their board's columns and cards;
+//     portfolio and program managers see their unit's board with swimlanes
+//     and their portfolio's value stream maps;
+//     the team member sees their board's columns and cards, and the 85 %
+//     forecast dates of the features their cards belong to;
 //   - the time window picker and drilling down from a portfolio;
+//   - panels without a live subscription refresh on a timer;
 //   - a card dragged by the team member moves on the program manager's open
 //     board within a second (boardEvents);
 //   - a keyboard move; a move refused by a WIP limit that blocks snaps back
 //     and says CONFLICT;
-//   - a garbage token and a revoked token return to the login with a message;
+//   - a garbage token, an expired one and a revoked one return to the login
+//     with a message, and so does a session whose token expires while a board
+//     is open;
 //   - GraphiQL renders from the server's own assets and runs a query;
 //   - axe-core finds no serious or critical violation on each view.
 //
 // Exit codes: 0 every check passed, 1 a failure, 2 usage error.
 
 import { readFileSync, mkdirSync } from 'node:fs';
+import { createHmac, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const require = createRequire(import.meta.url);
@@ -52,6 +62,17 @@ if (!line) {
   process.exit(2);
 }
 const PASSWORD = line.trim().split(/\s+/).pop();
+const secretFile = join(dirname(logPath), 'gemba.jwt-secret');
+let SECRET;
+try {
+  SECRET = readFileSync(secretFile, 'utf8').trim();
+} catch {
+  SECRET = process.env.GEMBA_JWT_SECRET;
+}
+if (!SECRET) {
+  console.error(`no ${secretFile} and no GEMBA_JWT_SECRET: write the log in the server's working directory`);
+  process.exit(2);
+}
 if (shots) mkdirSync(shots, { recursive: true });
 
 const timer = setTimeout(() => {
@@ -72,6 +93,18 @@ async function api(query, variables = {}, token) {
   const json = await res.json();
   if (json.errors) throw new Error(`${query.slice(0, 60)}…: ${JSON.stringify(json.errors)}`);
   return json.data;
+}
+
+/**
+ * A session token as the server signs them (HS256; sub, jti, iat, nbf, exp,
+ * iss, aud: api/src/auth/token.rs) for the user of `like`, valid from
+ * `from` to `to` (seconds since the epoch).
+ */
+function signToken(like, from, to) {
+  const sub = JSON.parse(Buffer.from(like.split('.')[1], 'base64url')).sub;
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const body = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ sub, jti: randomBytes(16).toString('hex'), iat: from, nbf: from, exp: to, iss: 'gemba', aud: 'gemba-api' })}`;
+  return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`;
 }
 
 const apiLogin = async (email) =>
@@ -139,6 +172,9 @@ async function settled(page, heading) {
 }
 
 async function axe(page, label) {
+  // A view that writes a missing value as text instead of leaving it out.
+  const text = await page.locator('body').innerText();
+  check(!/\b(null|undefined|NaN)\b/.test(text), `"null", "undefined" or "NaN" on ${label}: …${text.match(/.{0,40}\b(null|undefined|NaN)\b.{0,40}/s)?.[0]}…`);
   await page.evaluate(AXE_SOURCE);
   const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
   const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
@@ -170,8 +206,15 @@ const columnCount = (page, lane, state) =>
 // ---- what the API says the views should show ---------------------------------
 const teamToken = await apiLogin('team@gemba.local');
 const atlas = (await api('{ unit(key: "team-atlas") { id } }', {}, teamToken)).unit.id;
-const atlasBoard = (await api(`query($u: ID!) { board(unit: $u) { columns { name category count cards(first: 100) { nodes { title workItem { id } } } } } }`, { u: atlas }, teamToken)).board;
+const atlasBoard = (await api(`query($u: ID!) { board(unit: $u) { columns { name category count cards(first: 100) { nodes { key title children { total } workItem { id parent { key stateCategory } } } } } } }`, { u: atlas }, teamToken)).board;
 const teamTitles = atlasBoard.columns.flatMap((c) => c.cards.nodes.map((n) => n.title));
+// The items whose forecast the team board shows: the unfinished parents of
+// its cards, and its unfinished cards with children.
+const finished = (category) => category === 'DONE' || category === 'CANCELED';
+const forecastKeys = [...new Set(atlasBoard.columns.flatMap((c) => c.cards.nodes.flatMap((n) => [
+  ...(n.workItem.parent && !finished(n.workItem.parent.stateCategory) ? [n.workItem.parent.key] : []),
+  ...(n.children.total > 0 && !finished(c.category) ? [n.key] : []),
+])))].sort();
 
 // ---- tests -------------------------------------------------------------------
 await test('executive lands on the organisation: both portfolios, metrics, charts, no team cards, live numbers', async () => {
@@ -238,8 +281,33 @@ await test('executive lands on the organisation: both portfolios, metrics, chart
   await page.context().close();
 });
 
+await test('panels without a live subscription refresh on a timer', async () => {
+  // `?refresh=1` turns the 30 s of the console into 1 s. The throughput per
+  // week has no subscription: a story finished elsewhere shows in it only
+  // when the timer reads the overview again.
+  const page = await newPage();
+  await signIn(page, 'exec@gemba.local');
+  await page.goto(`${base}/?refresh=1#/overview/org`);
+  await settled(page, 'Acme Bank overview');
+  const chart = page.locator('section[aria-labelledby="unit-flow"] svg.chart').first();
+  const before = await chart.getAttribute('aria-label');
+  check(before.startsWith('Throughput per week'), `the first chart: ${before}`);
+  const fresh = atlasBoard.columns.find((c) => c.category === 'NEW').cards.nodes[0];
+  const move = 'mutation($i: ID!, $s: String!) { moveWorkItem(input: {workItem: $i, toState: $s}) { __typename } }';
+  await api(move, { i: fresh.workItem.id, s: atlasBoard.columns.find((c) => c.category === 'DONE').name }, teamToken);
+  try {
+    await page.waitForFunction(([b]) => {
+      const svg = document.querySelector('section[aria-labelledby="unit-flow"] svg.chart');
+      return svg && svg.getAttribute('aria-label') !== b;
+    }, [before], { timeout: 8_000 });
+  } finally {
+    await api(move, { i: fresh.workItem.id, s: atlasBoard.columns.find((c) => c.category === 'NEW').name }, teamToken);
+  }
+  await page.context().close();
+});
+
 let teamPage;
-await test('team member lands on the team board: columns, WIP, cards, cycle time, forecast', async () => {
+await test('team member lands on the team board: columns, WIP, cards, cycle time, forecasts', async () => {
   teamPage = await newPage();
   await signIn(teamPage, 'team@gemba.local');
   await settled(teamPage, 'Team Atlas board');
@@ -251,6 +319,15 @@ await test('team member lands on the team board: columns, WIP, cards, cycle time
   check(await teamPage.locator('svg.chart circle.dot').count() >= 1, 'a cycle-time scatterplot');
   check(await teamPage.locator('svg.chart .pline').count() >= 2, 'p50 and p85 lines');
   check((await teamPage.locator('.forecast-note').innerText()).includes('Forecast for the next 14 days'), 'the throughput forecast');
+  // The items' forecast: one row per unfinished feature of the team's cards
+  // and unfinished card with children, with its 85 % date.
+  check(forecastKeys.length > 0, 'the demo has features in progress');
+  const rows = teamPage.locator('table.item-forecasts tbody tr');
+  const keys = (await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.key))).sort();
+  check(JSON.stringify(keys) === JSON.stringify(forecastKeys), `items forecast ${keys} != ${forecastKeys}`);
+  const p85 = await teamPage.locator('table.item-forecasts td.p85').allTextContents();
+  check(p85.every((t) => /^\d{1,2} \w{3} \d{4}$|^nothing left$|^no forecast$/.test(t)), `85 % dates: ${p85}`);
+  check(p85.some((t) => /\d{4}$/.test(t)), `an 85 % date: ${p85}`);
   await axe(teamPage, 'team board');
   await shot(teamPage, 'team-member');
 });
@@ -268,12 +345,17 @@ await test('portfolio manager lands on the portfolio board with feature swimlane
 });
 
 let programPage;
-await test('program manager lands on the program board with the teams\' stories', async () => {
+await test('program manager lands on the program board with the teams\' stories and the portfolio\'s value streams', async () => {
   programPage = await newPage();
   await signIn(programPage, 'program@gemba.local');
   await settled(programPage, 'Checkout board');
   check(await programPage.locator('section.lane[data-lane="team-atlas"]').count() === 1, 'Team Atlas swimlane');
   check(await programPage.locator('.board[data-unit="payments-checkout"] .card .children').count() >= 1, 'feature cards with their children\'s progress');
+  // The portfolio's value streams, which program managers may read.
+  await programPage.getByRole('heading', { level: 2, name: /^Value stream maps of Payments/ }).waitFor();
+  check(await programPage.locator('section.vsm').count() === 2, 'a map per stream of the portfolio');
+  check(await programPage.locator('section.vsm .stage').count() >= 2, 'the streams\' stages');
+  check(!(await programPage.locator('section.vsm-panel .not-available').count()), 'no map refused');
   await axe(programPage, 'program board');
   await shot(programPage, 'program-manager');
 });
@@ -417,6 +499,38 @@ await test('a garbage token returns to the login with a message', async () => {
   await page.getByRole('alert').filter({ hasText: 'session has ended' }).waitFor({ timeout: 5_000 });
   check(await page.getByLabel('Email').isVisible(), 'the login form');
   await axe(page, 'login');
+  await page.context().close();
+});
+
+await test('an expired token returns to the login with a message', async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const expired = signToken(teamToken, now - 7200, now - 3600);
+  // The server takes it for what it is: well signed, and expired.
+  const res = await fetch(graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${expired}` }, body: '{"query":"{ me { user { email } } }"}' });
+  const said = JSON.stringify(await res.json());
+  check(res.status === 401 && said.includes('expired'), `the server on the expired token: ${res.status} ${said}`);
+  const page = await newPage();
+  await page.addInitScript((t) => window.sessionStorage.setItem('gemba.token', t), expired);
+  await page.goto(`${base}/#/board/team-atlas`);
+  await page.getByRole('alert').filter({ hasText: 'session has ended' }).waitFor({ timeout: 5_000 });
+  check(await page.getByLabel('Email').isVisible(), 'the login form');
+  await page.context().close();
+});
+
+await test('a token expiring while a board is open returns to the login with a message', async () => {
+  // What the console keeps after `login`: the token and its expiresAt.
+  const now = Math.floor(Date.now() / 1000);
+  const short = signToken(teamToken, now, now + 6);
+  const page = await newPage();
+  await page.addInitScript(([t, at]) => {
+    window.sessionStorage.setItem('gemba.token', t);
+    window.sessionStorage.setItem('gemba.expires', at);
+  }, [short, new Date((now + 6) * 1000).toISOString()]);
+  await page.goto(`${base}/#/board/team-atlas`);
+  await settled(page, 'Team Atlas board');
+  await page.getByRole('alert').filter({ hasText: 'session has expired' }).waitFor({ timeout: 10_000 });
+  check(await page.getByLabel('Email').isVisible(), 'the login form');
+  check(!(await page.evaluate(() => window.sessionStorage.getItem('gemba.token'))), 'the token forgotten');
   await page.context().close();
 });
 

@@ -4,6 +4,7 @@
 // answers PERSISTED_QUERY_NOT_FOUND (Apollo's APQ protocol).
 
 const TOKEN_KEY = 'gemba.token';
+const EXPIRES_KEY = 'gemba.expires';
 
 /** An error the whole request failed with, with its `extensions.code`. */
 export class ApiError extends Error {
@@ -28,17 +29,34 @@ export function token() {
   }
 }
 
-export function setToken(value) {
+/** Keeps the token and when it expires (`login`'s `expiresAt`), or forgets both. */
+export function setToken(value, expiresAt = null) {
   try {
     if (value) window.sessionStorage.setItem(TOKEN_KEY, value);
     else window.sessionStorage.removeItem(TOKEN_KEY);
+    if (value && expiresAt) window.sessionStorage.setItem(EXPIRES_KEY, expiresAt);
+    else window.sessionStorage.removeItem(EXPIRES_KEY);
   } catch {
     // Storage disabled: the session lasts as long as the page.
   }
   memoryToken = value;
+  memoryExpiry = value ? expiresAt : null;
+}
+
+/** When the current token expires, in ms since the epoch; null when unknown. */
+export function tokenExpiry() {
+  let at = memoryExpiry;
+  try {
+    at = window.sessionStorage.getItem(EXPIRES_KEY) || at;
+  } catch {
+    // Storage disabled: what the page remembers.
+  }
+  const ms = at ? Date.parse(at) : NaN;
+  return Number.isNaN(ms) ? null : ms;
 }
 
 let memoryToken = null;
+let memoryExpiry = null;
 const currentToken = () => token() || memoryToken;
 
 const hashes = new Map();

@@ -4,17 +4,20 @@
 // dragging (mouse, pen or touch) or by keyboard (Space picks a card up, the arrows carry it,
 // Space drops it, Escape puts it back); a move the server refuses (a WIP
 // limit that blocks, a conflict) snaps back and says why. The board follows
-// `boardEvents` while it is open.
+// `boardEvents` while it is open; its charts are read again on a timer.
 
 import { gql, ApiError } from './api.js';
-import { UNIT, BOARD, UNIT_FLOW, MOVE, BOARD_EVENTS, TEAM_INSIGHTS, VALUE_STREAM_MAP } from './queries.js';
-import { h, duration, lastDays, words, crumbs, percent } from './format.js';
+import { UNIT, BOARD, UNIT_FLOW, MOVE, BOARD_EVENTS, TEAM_INSIGHTS, VALUE_STREAM_MAP, ITEM_FORECASTS } from './queries.js';
+import { h, duration, lastDays, words, crumbs, percent, date, everyWhileVisible } from './format.js';
 import { cumulativeFlowChart, agingChart, cycleScatter, progressBar } from './charts.js';
 import { notAvailable } from './executive.js';
 
 /** The item type of the swimlanes under a board of each unit kind. */
 const LANES = { ORGANIZATION: 'EPIC', PORTFOLIO: 'FEATURE', PROGRAM: 'STORY' };
 const PLURAL = { EPIC: 'epics', FEATURE: 'features', STORY: 'stories' };
+/** Item types in the order the forecast table lists them. */
+const TYPE_ORDER = ['EPIC', 'FEATURE', 'STORY', 'DEFECT', 'TASK', 'RISK', 'DEBT'];
+const FINISHED = new Set(['DONE', 'CANCELED']);
 /** Cards shown in a done or canceled column; the rest are counted. */
 const FINISHED_CARDS = 3;
 
@@ -80,6 +83,23 @@ function streamMap(stream, map) {
       `activity ratio ${percent(map.activityRatio.value)}; rolled %C&A ${percent(map.rolledCompleteAndAccurate)}`));
 }
 
+/** The items' "when will it be done?" as a table: one row per unfinished item. */
+function forecastTable(items, unitName) {
+  if (!items.length) return h('p', { class: 'note' }, 'No feature or item with children in progress or waiting to start.');
+  const when = (f, iso) => (f.remaining === 0 ? 'nothing left' : iso ? date(iso) : 'no forecast');
+  return h('table', { class: 'item-forecasts' },
+    h('caption', { class: 'sr-only' }, `When the items of ${unitName} will be done`),
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col' }, 'Item'), h('th', { scope: 'col' }, 'State'), h('th', { scope: 'col' }, 'Left'),
+      h('th', { scope: 'col' }, '50 %'), h('th', { scope: 'col' }, '85 %'))),
+    h('tbody', {}, items.map((it) => h('tr', { dataset: { key: it.key } },
+      h('th', { scope: 'row' }, h('span', { class: 'card-key' }, it.key), ' ', h('span', { class: 'hint' }, words(it.type)), h('br'), it.title),
+      h('td', {}, it.state),
+      h('td', { class: 'num' }, it.forecast.remaining),
+      h('td', {}, when(it.forecast, it.forecast.p50)),
+      h('td', { class: 'p85' }, when(it.forecast, it.forecast.p85))))));
+}
+
 /** Renders the board of `key` into `main`; returns the function that closes it. */
 export async function renderBoard(main, { key, days, live, announce }) {
   const { data } = await gql(UNIT, { key });
@@ -89,30 +109,47 @@ export async function renderBoard(main, { key, days, live, announce }) {
     return () => {};
   }
   const lanes = LANES[unit.kind];
+  // A portfolio's board maps its own value streams; a program's maps its
+  // portfolio's, which its managers may read but not change (only the
+  // portfolio's managers write them).
+  const portfolio = unit.kind === 'PROGRAM' ? unit.ancestors.find((a) => a.kind === 'PORTFOLIO') : null;
+  const streams = unit.valueStreams.length ? unit.valueStreams : portfolio ? portfolio.valueStreams : [];
+  const inherited = !unit.valueStreams.length && streams.length > 0;
   const boardHost = h('div', { class: 'board-host' }, h('p', {}, 'Loading the board…'));
   const cfdHost = h('div', { class: 'cfd-host' });
   const agingHost = h('div', { class: 'aging-host' });
   const cycleHost = h('div', { class: 'cycle-host' });
   const vsmHost = h('div', { class: 'vsm-host' });
+  const forecastHost = h('div', { class: 'forecast-host' }, h('p', {}, 'Loading…'));
   const status = h('p', { id: 'board-status', role: 'status', class: 'status' });
   const alert = h('p', { id: 'board-alert', role: 'alert', class: 'alert' });
-  main.replaceChildren(
+  // replaceChildren would write a null as the text "null": leave them out.
+  main.replaceChildren(...[
     crumbs(unit, 'board'),
     h('h1', { tabindex: -1 }, `${unit.name} board`),
     h('p', { class: 'lede' }, h('a', { href: `#/overview/${unit.key}` }, `${unit.name} overview`)),
     h('p', { id: 'move-help', class: 'help' }, 'To move a card with the keyboard: focus it, press Space to pick it up, the arrow keys to carry it, Space to drop it or Escape to cancel.'),
     status, alert,
     h('section', { 'aria-labelledby': 'board-h' }, h('h2', { id: 'board-h', class: 'sr-only' }, 'Columns'), boardHost),
-    unit.valueStreams.length
-      ? h('section', { 'aria-labelledby': 'vsm-h', class: 'panel vsm-panel' }, h('h2', { id: 'vsm-h' }, `Value stream maps, last ${days} days`), vsmHost)
+    streams.length
+      ? h('section', { 'aria-labelledby': 'vsm-h', class: 'panel vsm-panel' },
+        h('h2', { id: 'vsm-h' }, inherited ? `Value stream maps of ${portfolio.name}, last ${days} days` : `Value stream maps, last ${days} days`),
+        inherited ? h('p', { class: 'help' }, `The value streams of the ${portfolio.name} portfolio, which ${unit.name} works in: read only, its portfolio managers maintain them.`) : null,
+        vsmHost)
       : null,
     h('div', { class: 'charts' },
       h('section', { 'aria-labelledby': 'cfd-h', class: 'panel' }, h('h2', { id: 'cfd-h' }, `Cumulative flow, last ${days} days`), cfdHost),
       h('section', { 'aria-labelledby': 'aging-h', class: 'panel' }, h('h2', { id: 'aging-h' }, 'Aging work in progress'), agingHost),
       unit.kind === 'TEAM'
         ? h('section', { 'aria-labelledby': 'cycle-h', class: 'panel' }, h('h2', { id: 'cycle-h' }, `Cycle time, last ${days} days`), cycleHost)
+        : null,
+      unit.kind === 'TEAM'
+        ? h('section', { 'aria-labelledby': 'items-forecast-h', class: 'panel items-forecast' },
+          h('h2', { id: 'items-forecast-h' }, 'When the items will be done'),
+          h('p', { class: 'help' }, 'The features the team\'s cards belong to, and its cards with children, that are in progress or not started: Monte Carlo dates by which half and 85 % of the trials finish the leaves left.'),
+          forecastHost)
         : null),
-  );
+  ].filter(Boolean));
 
   let board = null;
   let closed = false;
@@ -124,8 +161,10 @@ export async function renderBoard(main, { key, days, live, announce }) {
       if (closed) return;
       board = res.data.board;
       draw();
+      if (unit.kind === 'TEAM') await loadForecasts(false);
     } catch (e) {
       if (closed) return;
+      if (unit.kind === 'TEAM') forecastHost.replaceChildren(notAvailable('Forecasts of the items', e.code));
       if (e instanceof ApiError && e.code === 'FORBIDDEN') boardHost.replaceChildren(notAvailable('Board', e.code));
       else boardHost.replaceChildren(h('p', { class: 'error' }, `The board cannot be loaded (${e.code || 'ERROR'}).`));
     }
@@ -207,9 +246,43 @@ export async function renderBoard(main, { key, days, live, announce }) {
     }
   }
 
+  /**
+   * The forecasts of the parents of the team's cards and of its unfinished
+   * cards with children, in one request; again when that set changes or
+   * when `always`.
+   */
+  let forecastIds = null;
+  async function loadForecasts(always) {
+    if (!board || !board.cardsVisible) {
+      forecastHost.replaceChildren(notAvailable('Forecasts of the items', 'FORBIDDEN'));
+      return;
+    }
+    const ids = new Set();
+    for (const col of board.columns) {
+      for (const card of col.cards.nodes) {
+        if (card.workItem.parent) ids.add(card.workItem.parent.id);
+        if (card.children.total > 0 && !FINISHED.has(col.category)) ids.add(card.workItem.id);
+      }
+    }
+    const list = [...ids].sort().slice(0, 100);
+    const key = list.join(' ');
+    if (!always && key === forecastIds) return;
+    forecastIds = key;
+    try {
+      const res = await gql(ITEM_FORECASTS, { ids: list });
+      if (closed || key !== forecastIds) return;
+      const items = res.data.nodes
+        .filter((n) => n && n.forecast && !FINISHED.has(n.stateCategory))
+        .sort((a, b) => TYPE_ORDER.indexOf(a.type) - TYPE_ORDER.indexOf(b.type) || a.key.localeCompare(b.key, 'en', { numeric: true }));
+      forecastHost.replaceChildren(forecastTable(items, unit.name));
+    } catch (e) {
+      if (!closed) forecastHost.replaceChildren(notAvailable('Forecasts of the items', e.code));
+    }
+  }
+
   async function loadStreams() {
     const window = lastDays(days);
-    const maps = await Promise.all(unit.valueStreams.map(async (stream) => {
+    const maps = await Promise.all(streams.map(async (stream) => {
       try {
         const res = await gql(VALUE_STREAM_MAP, { stream: stream.id, window });
         return streamMap(stream, res.data.valueStreamMap);
@@ -342,7 +415,15 @@ export async function renderBoard(main, { key, days, live, announce }) {
     });
   }
 
-  await Promise.all([loadBoard(), loadFlow(), unit.kind === 'TEAM' ? loadInsights() : null, unit.valueStreams.length ? loadStreams() : null]);
+  await Promise.all([loadBoard(), loadFlow(), unit.kind === 'TEAM' ? loadInsights() : null, streams.length ? loadStreams() : null]);
+  // The charts, the forecast and the value stream maps have no live
+  // subscription: they are read again on a timer while the page is visible.
+  const stopTimer = everyWhileVisible(() => Promise.all([
+    loadFlow(),
+    unit.kind === 'TEAM' ? loadInsights() : null,
+    unit.kind === 'TEAM' ? loadForecasts(true) : null,
+    streams.length ? loadStreams() : null,
+  ]));
 
   let pending = null;
   const refresh = () => {
@@ -365,5 +446,6 @@ export async function renderBoard(main, { key, days, live, announce }) {
   return () => {
     closed = true;
     stop();
+    stopTimer();
   };
 }

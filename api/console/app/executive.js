@@ -1,11 +1,12 @@
 // The overview of a unit for executives (and anyone reading aggregates):
 // its children side by side with flow and DORA metrics and objectives,
 // the unit's throughput per week and cumulative flow. Clicking a child
-// drills down to it.
+// drills down to it. The flow numbers are live; the rest is read again on
+// a timer.
 
 import { gql, errorAt } from './api.js';
 import { OVERVIEW, FLOW_UPDATES } from './queries.js';
-import { h, duration, percent, number, date, lastDays, words, crumbs } from './format.js';
+import { h, duration, percent, number, date, lastDays, words, crumbs, everyWhileVisible } from './format.js';
 import { throughputChart, cumulativeFlowChart, progressBar } from './charts.js';
 
 export function notAvailable(what, code) {
@@ -62,7 +63,8 @@ function investmentPanel(streams, errors, index) {
         `budget ${money(v.budget)}${v.budgetPeriod ? ` (${v.budgetPeriod})` : ''}, cost ${money(v.costPerPeriod)}${v.costPeriod ? ` per ${words(v.costPeriod)}` : ''}`))));
 }
 
-export function objectivesPanel(objectives) {
+/** Objectives with their key results (listed in a `details`, open when `open` has the objective's key). */
+export function objectivesPanel(objectives, open = new Set()) {
   if (!objectives || !objectives.length) return null;
   return h('div', { class: 'objectives' },
     h('h4', {}, 'Objectives'),
@@ -76,68 +78,107 @@ export function objectivesPanel(objectives) {
         h('p', { class: late ? 'forecast late' : 'forecast' },
           `85 % forecast ${date(o.forecast.p85)} against period end ${date(o.periodEnd)}`,
           late ? ' — at risk' : ' — on track'),
-        h('details', {}, h('summary', {}, `${o.keyResults.length} key results`),
+        h('details', { dataset: { objective: o.key }, open: open.has(o.key) }, h('summary', {}, `${o.keyResults.length} key results`),
           h('ul', {}, o.keyResults.map((k) => h('li', {}, `${k.title}: ${percent(k.progress)}`)))));
     })));
 }
 
 /** Renders the overview of `key` over the last `days` days into `main`. */
 export async function renderOverview(main, { key, days, navigate, live }) {
-  const { data, errors } = await gql(OVERVIEW, { key, window: lastDays(days) });
-  const unit = data.unit;
+  const first = await gql(OVERVIEW, { key, window: lastDays(days) });
+  const unit = first.data.unit;
   if (!unit) {
     main.replaceChildren(h('h1', { tabindex: -1 }, 'Unknown unit'), h('p', {}, `No unit has the key ${key}.`));
     return () => {};
   }
-  const peers = unit.children.length ? unit.children : null;
-  // Every flow panel the viewer may read follows the live metric
-  // subscription: the server pushes new numbers when the unit's work
-  // changes, at most once a second.
-  const stops = [];
-  const follow = (u, panel) => {
-    if (!u.flowMetrics) return panel;
-    let shown = panel;
-    stops.push(live.subscribe(FLOW_UPDATES, { unit: u.id, days }, {
-      next: (data) => {
-        const fresh = flowPanel({ ...u.flowMetrics, ...data.flowMetricsUpdates });
-        shown.replaceWith(fresh);
-        shown = fresh;
-      },
-    }));
-    return panel;
+  // Each unit shown (this one and its children) has a host for its flow
+  // numbers, which the live metric subscription feeds, and a host for the
+  // rest (charts, distribution, DORA, investment, objectives), which has no
+  // subscription and is read again on a timer.
+  const shown = new Map();
+  const hosts = (u) => {
+    const x = { flow: h('div', { class: 'flow-host' }), rest: h('div', { class: 'rest-host' }), metrics: u.flowMetrics };
+    shown.set(u.key, x);
+    return x;
   };
-  const cards = (peers || []).map((c, i) => {
-    const flowCode = errorAt(errors, ['unit', 'children', i, 'flowMetrics']);
-    const doraCode = errorAt(errors, ['unit', 'children', i, 'deliveryMetrics']);
+  const own = hosts(unit);
+  const peers = unit.children.length ? unit.children : null;
+  const cards = (peers || []).map((c) => {
+    const x = hosts(c);
     return h('article', { class: 'peer', 'aria-labelledby': `peer-${c.key}` },
       h('h3', { id: `peer-${c.key}` },
         h('a', { href: `#/overview/${c.key}`, onclick: (e) => { e.preventDefault(); navigate(`#/overview/${c.key}`); } }, c.name),
         h('span', { class: 'kind' }, ` ${words(c.kind)}`)),
-      follow(c, flowPanel(c.flowMetrics, flowCode)),
-      distribution(c.flowMetrics),
-      doraPanel(c.deliveryMetrics, doraCode),
-      investmentPanel(c.valueStreams, errors, i),
-      objectivesPanel(c.objectives));
+      x.flow, x.rest);
   });
-  const flowCode = errorAt(errors, ['unit', 'flowMetrics']);
-  const flow = unit.flowMetrics;
-  const unitFlow = follow(unit, flowPanel(flow, flowCode));
-  main.replaceChildren(
+
+  /** Paints an answer of OVERVIEW into the hosts, keeping open key results open. */
+  const paint = ({ data, errors }) => {
+    const u = data.unit;
+    if (!u) return;
+    const open = new Set([...main.querySelectorAll('details[open][data-objective]')].map((d) => d.dataset.objective));
+    const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('details[data-objective]');
+    const x = shown.get(u.key);
+    x.metrics = u.flowMetrics;
+    x.flow.replaceChildren(flowPanel(u.flowMetrics, errorAt(errors, ['unit', 'flowMetrics'])));
+    x.rest.replaceChildren(
+      u.flowMetrics ? h('div', { class: 'charts' },
+        h('figure', {}, h('figcaption', {}, 'Throughput per week'), throughputChart(u.flowMetrics.throughputByWeek, u.name)),
+        h('figure', {}, h('figcaption', {}, 'Cumulative flow'), cumulativeFlowChart(u.flowMetrics.cumulativeFlow, u.name))) : '',
+      objectivesPanel(u.objectives, open) || '');
+    u.children.forEach((c, i) => {
+      const y = shown.get(c.key);
+      if (!y) return;
+      y.metrics = c.flowMetrics;
+      y.flow.replaceChildren(flowPanel(c.flowMetrics, errorAt(errors, ['unit', 'children', i, 'flowMetrics'])));
+      y.rest.replaceChildren(...[
+        distribution(c.flowMetrics),
+        doraPanel(c.deliveryMetrics, errorAt(errors, ['unit', 'children', i, 'deliveryMetrics'])),
+        investmentPanel(c.valueStreams, errors, i),
+        objectivesPanel(c.objectives, open),
+      ].filter(Boolean));
+    });
+    if (focused && !focused.isConnected) {
+      const again = main.querySelector(`details[data-objective="${CSS.escape(focused.dataset.objective)}"] summary`);
+      if (again) again.focus();
+    }
+  };
+  paint(first);
+
+  // Every flow panel the viewer may read follows the live metric
+  // subscription: the server pushes new numbers when the unit's work
+  // changes, at most once a second.
+  const stops = [];
+  for (const u of [unit, ...(peers || [])]) {
+    if (!u.flowMetrics) continue;
+    const x = shown.get(u.key);
+    stops.push(live.subscribe(FLOW_UPDATES, { unit: u.id, days }, {
+      next: (data) => {
+        if (x.metrics) x.flow.replaceChildren(flowPanel({ ...x.metrics, ...data.flowMetricsUpdates }));
+      },
+    }));
+  }
+  stops.push(everyWhileVisible(async () => {
+    try {
+      paint(await gql(OVERVIEW, { key, window: lastDays(days) }));
+    } catch {
+      // The next turn tries again; a session that ended has left the view.
+    }
+  }));
+
+  // replaceChildren would write a null as the text "null": leave them out.
+  main.replaceChildren(...[
     crumbs(unit, 'overview'),
     h('h1', { tabindex: -1 }, `${unit.name} overview`),
     h('p', { class: 'lede' }, `Last ${days} days. `, h('a', { href: `#/board/${unit.key}` }, `Open the ${unit.name} board`)),
     h('section', { 'aria-labelledby': 'unit-flow' },
       h('h2', { id: 'unit-flow' }, unit.name),
-      unitFlow,
-      flow ? h('div', { class: 'charts' },
-        h('figure', {}, h('figcaption', {}, 'Throughput per week'), throughputChart(flow.throughputByWeek, unit.name)),
-        h('figure', {}, h('figcaption', {}, 'Cumulative flow'), cumulativeFlowChart(flow.cumulativeFlow, unit.name))) : null,
-      objectivesPanel(unit.objectives)),
+      own.flow, own.rest),
     peers
       ? h('section', { 'aria-labelledby': 'peers' },
         h('h2', { id: 'peers' }, `${words(peers[0].kind)}s of ${unit.name}`.replace(/^./, (c) => c.toUpperCase())),
         h('div', { class: 'peers' }, cards))
       : null,
-  );
+  ].filter(Boolean));
   return () => stops.forEach((stop) => stop());
 }

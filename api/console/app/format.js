@@ -57,6 +57,46 @@ export function lastDays(days) {
   return { from: from.toISOString(), to: to.toISOString() };
 }
 
+/**
+ * Seconds between two refreshes of the panels no live subscription feeds:
+ * 30, or `?refresh=<seconds>` in the page's address (at least 1; the
+ * browser tests use it to see a refresh without waiting).
+ */
+export function refreshSeconds() {
+  const asked = Number(new URLSearchParams(window.location.search).get('refresh'));
+  return Number.isFinite(asked) && asked >= 1 ? asked : 30;
+}
+
+/**
+ * Calls `load` every `refreshSeconds()` while the page is visible, never
+ * twice at once; a page shown again after missing a turn refreshes at
+ * once. Returns the function that stops it.
+ */
+export function everyWhileVisible(load) {
+  const ms = refreshSeconds() * 1000;
+  let last = Date.now();
+  let running = false;
+  const tick = async () => {
+    if (running || document.visibilityState !== 'visible' || Date.now() - last < ms / 2) return;
+    running = true;
+    last = Date.now();
+    try {
+      await load();
+    } finally {
+      running = false;
+    }
+  };
+  const timer = window.setInterval(tick, ms);
+  const shown = () => {
+    if (Date.now() - last >= ms) tick();
+  };
+  document.addEventListener('visibilitychange', shown);
+  return () => {
+    window.clearInterval(timer);
+    document.removeEventListener('visibilitychange', shown);
+  };
+}
+
 /** Human words for enum values: `TEAM_MEMBER` → `team member`. */
 export function words(value) {
   return String(value || '').toLowerCase().replaceAll('_', ' ');

@@ -42,6 +42,13 @@ export class Live {
     this.socket = null;
   }
 
+  /** Connects again after `ms` (after an authentication close the token turned out still good). */
+  reconnectLater(ms) {
+    window.setTimeout(() => {
+      if (!this.closed && this.subs.size) this.connect();
+    }, ms);
+  }
+
   send(message) {
     if (this.socket && this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
   }

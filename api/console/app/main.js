@@ -5,7 +5,7 @@
 //   #/board/<unit-key>      the unit's board
 // Everything goes through the public API (see api.js and live.js).
 
-import { gql, ApiError, token, setToken, whenSessionEnds } from './api.js';
+import { gql, ApiError, token, setToken, tokenExpiry, whenSessionEnds } from './api.js';
 import { Live } from './live.js';
 import { LOGIN, LOGOUT, ME, TREE } from './queries.js';
 import { h, words } from './format.js';
@@ -19,6 +19,7 @@ const ORDER = ['ADMIN', 'EXECUTIVE', 'PORTFOLIO_MANAGER', 'PROGRAM_MANAGER', 'TE
 let me = null;
 let live = null;
 let closeView = () => {};
+let expiryTimer = null;
 let days = Number(readStore('gemba.days')) || 90;
 if (!WINDOWS.includes(days)) days = 90;
 
@@ -47,7 +48,26 @@ function home(memberships) {
   return `#/${overview ? 'overview' : 'board'}/${m.unit.key}`;
 }
 
+/**
+ * Ends the session when the token expires (the `expiresAt` of `login`),
+ * whether or not the page asks the server anything by then.
+ */
+function watchExpiry() {
+  window.clearTimeout(expiryTimer);
+  const at = tokenExpiry();
+  if (at === null) return;
+  const left = at - Date.now();
+  if (left <= 0) {
+    setToken(null);
+    showLogin('Your session has expired. Sign in again.');
+    return;
+  }
+  // setTimeout overflows past 2^31 ms (24.8 days): check again then.
+  expiryTimer = window.setTimeout(watchExpiry, Math.min(left, 2 ** 31 - 1));
+}
+
 function showLogin(message) {
+  window.clearTimeout(expiryTimer);
   closeView();
   closeView = () => {};
   if (live) live.close();
@@ -73,7 +93,7 @@ function showLogin(message) {
     error.textContent = '';
     try {
       const { data } = await gql(LOGIN, { email: email.value, password: password.value });
-      setToken(data.login.token);
+      setToken(data.login.token, data.login.expiresAt);
       await start();
     } catch (err) {
       error.textContent = err.code === 'UNAUTHENTICATED' || err.code === 'BAD_USER_INPUT'
@@ -111,7 +131,11 @@ function shell() {
     h('p', { id: 'announce', class: 'sr-only', 'aria-live': 'polite' }));
   live = new Live({
     onStatus: (s) => { liveState.textContent = s; },
-    onAuthLost: () => { gql(ME).catch(() => {}); },
+    // The socket closes at the token's expiry or revocation. A request
+    // then ends the session (401); the server tolerates a few seconds of
+    // clock skew, so if the token still passes, the socket tries again
+    // a little later.
+    onAuthLost: () => { gql(ME).then(() => { if (live) live.reconnectLater(6000); }).catch(() => {}); },
   });
 }
 
@@ -192,6 +216,7 @@ async function start() {
     return;
   }
   shell();
+  watchExpiry();
   await route();
 }
 

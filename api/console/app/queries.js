@@ -67,7 +67,7 @@ export const FLOW_UPDATES = `subscription FlowUpdates($unit: ID!, $days: Int!) {
 
 const CARD = `
   key title type flowType state blocked ageInState
-  workItem { id }
+  workItem { id parent { id } }
   assignee { name }
   children { total done inProgress blocked progress }`;
 
@@ -76,7 +76,7 @@ const COLUMN = `name category wipLimit count overLimit`;
 export const UNIT = `query Unit($key: String!) {
   unit(key: $key) {
     id key name kind
-    ancestors { key name kind }
+    ancestors { key name kind valueStreams { id key name kind } }
     children { key name kind }
     valueStreams { id key name kind }
   }
@@ -126,6 +126,16 @@ export const TEAM_INSIGHTS = `query TeamInsights($unit: ID!, $window: TimeWindow
     ... on Unit {
       flowMetrics(window: $window) { cycleTime { count p50 p85 } }
       throughputForecast(days: 14, input: { trials: 2000 }) { days p50 p85 p95 sampleCompleted }
+    }
+  }
+}`;
+
+/** "When will it be done?" for several items at once (a team's features, its cards with children). */
+export const ITEM_FORECASTS = `query ItemForecasts($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    ... on WorkItem {
+      id key title type state stateCategory
+      forecast(input: { trials: 2000 }) { remaining p50 p85 sampleCompleted }
     }
   }
 }`;
