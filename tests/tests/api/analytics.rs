@@ -164,56 +164,97 @@ const STATES: &[&str] = &[
 ];
 const TYPES: &[&str] = &["STORY", "DEFECT", "TASK", "DEBT"];
 
-/// `items` generated items with random histories in early 2026, the
-/// transitions shuffled (so many arrive before earlier ones), with ties
-/// and instants at odd milliseconds; and a second batch of late
-/// transitions for the same items, backdated.
-fn histories(seed: u64, items: usize) -> (String, String) {
-    let mut rng = Rng(seed);
-    let base = chrono::DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z")
-        .unwrap()
-        .with_timezone(&chrono::Utc);
-    let at = |ms: u64| (base + chrono::Duration::milliseconds(ms as i64)).to_rfc3339();
-    let day = 86_400_000u64;
-    let mut first = Vec::new();
-    let mut moves = Vec::new();
-    let mut late = Vec::new();
-    for i in 0..items {
-        let key = format!("RND-{seed}-{i}");
-        let created = rng.below(60 * day);
-        first.push(json!({"id": format!("{key}-c"), "type": "work_item.upserted", "source": "rnd",
-            "data": {"external_id": key, "key": key, "unit": TEAMS[rng.below(TEAMS.len() as u64) as usize],
-                     "type": TYPES[rng.below(TYPES.len() as u64) as usize], "title": key,
-                     "state": "Backlog", "created_at": at(created)}}));
+const DAY_MS: u64 = 86_400_000;
+
+/// Random histories in early 2026 as ingest events: each item's creation,
+/// its transitions (with ties and instants at odd milliseconds) sent after
+/// every creation in a shuffled order, so many arrive before earlier ones,
+/// and for some items a late transition, backdated, in a batch of its own.
+struct Generated {
+    rng: Rng,
+    first: Vec<Value>,
+    moves: Vec<Value>,
+    late: Vec<Value>,
+}
+
+impl Generated {
+    fn new(seed: u64) -> Self {
+        Self {
+            rng: Rng(seed),
+            first: Vec::new(),
+            moves: Vec::new(),
+            late: Vec::new(),
+        }
+    }
+
+    fn at(ms: u64) -> String {
+        let base = chrono::DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        (base + chrono::Duration::milliseconds(ms as i64)).to_rfc3339()
+    }
+
+    /// Creates `key` (with `data`'s unit, type and parent) and up to
+    /// `most - 1` transitions.
+    fn item(&mut self, key: &str, mut data: Value, most: u64) {
+        let created = self.rng.below(60 * DAY_MS);
+        for field in ["external_id", "key", "title"] {
+            data[field] = json!(key);
+        }
+        data["state"] = json!("Backlog");
+        data["created_at"] = json!(Self::at(created));
+        self.first.push(
+            json!({"id": format!("{key}-c"), "type": "work_item.upserted",
+            "source": "rnd", "data": data}),
+        );
         let mut t = created;
-        for j in 0..rng.below(7) {
+        for j in 0..self.rng.below(most) {
             // Sometimes the same instant as the previous transition.
-            if rng.below(6) > 0 {
-                t += rng.below(9 * day) + rng.below(1000);
+            if self.rng.below(6) > 0 {
+                t += self.rng.below(9 * DAY_MS) + self.rng.below(1000);
             }
-            let state = STATES[rng.below(STATES.len() as u64) as usize];
-            moves.push(
+            let state = STATES[self.rng.below(STATES.len() as u64) as usize];
+            self.moves.push(
                 json!({"id": format!("{key}-m{j}"), "type": "work_item.transitioned",
-                "source": "rnd", "data": {"external_id": key, "to_state": state, "at": at(t)}}),
+                "source": "rnd", "data": {"external_id": key, "to_state": state, "at": Self::at(t)}}),
             );
         }
-        if rng.below(3) == 0 {
-            let state = STATES[rng.below(STATES.len() as u64) as usize];
-            let t = created + rng.below(40 * day);
-            late.push(
+        if self.rng.below(3) == 0 {
+            let state = STATES[self.rng.below(STATES.len() as u64) as usize];
+            let t = created + self.rng.below(40 * DAY_MS);
+            self.late.push(
                 json!({"id": format!("{key}-late"), "type": "work_item.transitioned",
-                "source": "rnd", "data": {"external_id": key, "to_state": state, "at": at(t)}}),
+                "source": "rnd", "data": {"external_id": key, "to_state": state, "at": Self::at(t)}}),
             );
         }
     }
-    // Shuffle the transitions: out of order, as a backfill sends them.
-    for i in (1..moves.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        moves.swap(i, j);
+
+    /// The creations and shuffled transitions, and the late transitions,
+    /// as NDJSON bodies.
+    fn finish(mut self) -> (String, String) {
+        for i in (1..self.moves.len()).rev() {
+            let j = self.rng.below(i as u64 + 1) as usize;
+            self.moves.swap(i, j);
+        }
+        self.first.extend(self.moves);
+        let lines = |v: &[Value]| v.iter().map(|e| format!("{e}\n")).collect::<String>();
+        (lines(&self.first), lines(&self.late))
     }
-    first.extend(moves);
-    let lines = |v: &[Value]| v.iter().map(|e| format!("{e}\n")).collect::<String>();
-    (lines(&first), lines(&late))
+}
+
+/// `items` generated items of random teams and types (see [`Generated`]).
+fn histories(seed: u64, items: usize) -> (String, String) {
+    let mut g = Generated::new(seed);
+    for i in 0..items {
+        let unit = TEAMS[g.rng.below(TEAMS.len() as u64) as usize];
+        let kind = TYPES[g.rng.below(TYPES.len() as u64) as usize];
+        g.item(
+            &format!("RND-{seed}-{i}"),
+            json!({"unit": unit, "type": kind}),
+            7,
+        );
+    }
+    g.finish()
 }
 
 async fn a_sql_twin(app: &TestApp) -> TestApp {
@@ -301,76 +342,33 @@ async fn a_move_shows_in_the_next_read(app: TestApp) {
 both!(a_move_shows_in_the_next_read);
 
 /// Generated trees (epics, features under them, stories under those) with
-/// random histories sent out of order, and late transitions for some.
-/// `lines` are (portfolio, program, team) keys: an epic lives in a
-/// portfolio, its features in a program below it, stories in a team.
+/// random histories (see [`Generated`]). `lines` are (portfolio, program,
+/// team) keys: an epic lives in a portfolio, its features in a program
+/// below it, stories in a team.
 fn trees(seed: u64, epics: usize, lines: &[[String; 3]]) -> (String, String) {
-    let mut rng = Rng(seed);
-    let base = chrono::DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z")
-        .unwrap()
-        .with_timezone(&chrono::Utc);
-    let at = |ms: u64| (base + chrono::Duration::milliseconds(ms as i64)).to_rfc3339();
-    let day = 86_400_000u64;
-    let mut first = Vec::new();
-    let mut moves = Vec::new();
-    let mut late = Vec::new();
-    let mut item = |rng: &mut Rng, key: String, kind: &str, unit: &str, parent: Option<&str>| {
-        let created = rng.below(60 * day);
-        first.push(
-            json!({"id": format!("{key}-c"), "type": "work_item.upserted", "source": "rnd",
-            "data": {"external_id": key, "key": key, "unit": unit, "type": kind, "title": key,
-                     "state": "Backlog", "created_at": at(created), "parent": parent}}),
-        );
-        let mut t = created;
-        for j in 0..rng.below(6) {
-            if rng.below(6) > 0 {
-                t += rng.below(9 * day) + rng.below(1000);
-            }
-            let state = STATES[rng.below(STATES.len() as u64) as usize];
-            moves.push(
-                json!({"id": format!("{key}-m{j}"), "type": "work_item.transitioned",
-                "source": "rnd", "data": {"external_id": key, "to_state": state, "at": at(t)}}),
-            );
-        }
-        if rng.below(3) == 0 {
-            let state = STATES[rng.below(STATES.len() as u64) as usize];
-            late.push(
-                json!({"id": format!("{key}-late"), "type": "work_item.transitioned",
-                "source": "rnd", "data": {"external_id": key, "to_state": state,
-                "at": at(created + rng.below(40 * day))}}),
-            );
-        }
-        key
-    };
+    let mut g = Generated::new(seed);
     for e in 0..epics {
-        let [portfolio, program, team] = &lines[rng.below(lines.len() as u64) as usize];
-        let epic = item(&mut rng, format!("TR{seed}-E{e}"), "EPIC", portfolio, None);
-        for f in 0..rng.below(4) {
-            let feature = item(
-                &mut rng,
-                format!("{epic}F{f}"),
-                "FEATURE",
-                program,
-                Some(&epic),
+        let [portfolio, program, team] = &lines[g.rng.below(lines.len() as u64) as usize];
+        let epic = format!("TR{seed}-E{e}");
+        g.item(&epic, json!({"unit": portfolio, "type": "EPIC"}), 6);
+        for f in 0..g.rng.below(4) {
+            let feature = format!("{epic}F{f}");
+            g.item(
+                &feature,
+                json!({"unit": program, "type": "FEATURE", "parent": epic}),
+                6,
             );
-            for s in 0..rng.below(7) {
-                item(
-                    &mut rng,
-                    format!("{feature}S{s}"),
-                    "STORY",
-                    team,
-                    Some(&feature),
+            for s in 0..g.rng.below(7) {
+                let story = format!("{feature}S{s}");
+                g.item(
+                    &story,
+                    json!({"unit": team, "type": "STORY", "parent": feature}),
+                    6,
                 );
             }
         }
     }
-    for i in (1..moves.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        moves.swap(i, j);
-    }
-    first.extend(moves);
-    let lines = |v: &[Value]| v.iter().map(|e| format!("{e}\n")).collect::<String>();
-    (lines(&first), lines(&late))
+    g.finish()
 }
 
 const PROGRESS: &str = "query($k: String!, $at: DateTime, $i: ForecastInput) {
