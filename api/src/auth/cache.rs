@@ -48,6 +48,9 @@ struct TtlMap<K, V> {
     state: Mutex<State<K, V>>,
     ttl: Duration,
     capacity: usize,
+    /// A gate per key being loaded: concurrent misses of one key wait for
+    /// a single load instead of each running it.
+    loads: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Debug)]
@@ -65,6 +68,7 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
             }),
             ttl,
             capacity,
+            loads: Mutex::new(HashMap::new()),
         }
     }
 
@@ -123,6 +127,54 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
             }
         }
         state.entries.insert(key, (value, Instant::now()));
+    }
+
+    /// The fresh entry of `key` that `valid` accepts, else the value `load`
+    /// reads (and stores); concurrent misses of one key wait for the first
+    /// one's load and take its value. A failed load stores nothing, and the
+    /// next waiter loads again.
+    async fn get_or_load<E, F>(
+        &self,
+        key: &K,
+        valid: impl Fn(&V) -> bool,
+        load: impl FnOnce() -> F,
+    ) -> Result<V, E>
+    where
+        F: std::future::Future<Output = Result<V, E>>,
+    {
+        let cached = || self.get(key).filter(|v| valid(v));
+        if let Some(v) = cached() {
+            return Ok(v);
+        }
+        if !self.enabled() {
+            return load().await;
+        }
+        let gate = {
+            let mut loads = self.loads.lock().unwrap_or_else(PoisonError::into_inner);
+            loads.entry(key.clone()).or_default().clone()
+        };
+        let turn = gate.lock().await;
+        let out = match cached() {
+            Some(v) => Ok(v),
+            None => {
+                let epoch = self.epoch();
+                let loaded = load().await;
+                if let Ok(v) = &loaded {
+                    self.insert(epoch, key.clone(), v.clone());
+                }
+                loaded
+            }
+        };
+        drop(turn);
+        // The last one through the gate takes it down.
+        let mut loads = self.loads.lock().unwrap_or_else(PoisonError::into_inner);
+        if loads
+            .get(key)
+            .is_some_and(|g| Arc::ptr_eq(g, &gate) && Arc::strong_count(&gate) == 2)
+        {
+            loads.remove(key);
+        }
+        out
     }
 
     /// Forgets the entries for which `drop` holds.
@@ -201,17 +253,15 @@ impl AuthCache {
         bearer: &str,
     ) -> ApiResult<Viewer> {
         let token = keys.verify(bearer)?;
-        let viewers = &self.inner.viewers;
-        if let Some(v) = viewers.get(&token.jti)
-            && v.token.user_id == token.user_id
-            && v.token.expires_at == token.expires_at
-        {
-            return Ok(v);
-        }
-        let epoch = viewers.epoch();
-        let viewer = super::load_viewer(db, token).await?;
-        viewers.insert(epoch, viewer.token.jti.clone(), viewer.clone());
-        Ok(viewer)
+        let (user, expires) = (token.user_id, token.expires_at);
+        self.inner
+            .viewers
+            .get_or_load(
+                &token.jti.clone(),
+                |v| v.token.user_id == user && v.token.expires_at == expires,
+                || super::load_viewer(db, token),
+            )
+            .await
     }
 
     /// [`api_keys::authenticate`], from memory likewise.
@@ -224,14 +274,10 @@ impl AuthCache {
         secret: &str,
     ) -> ApiResult<api_key::Model> {
         let digest = api_keys::digest(secret);
-        let cached = &self.inner.api_keys;
-        if let Some(k) = cached.get(&digest) {
-            return Ok(k);
-        }
-        let epoch = cached.epoch();
-        let key = api_keys::authenticate(db, secret).await?;
-        cached.insert(epoch, digest, key.clone());
-        Ok(key)
+        self.inner
+            .api_keys
+            .get_or_load(&digest, |_| true, || api_keys::authenticate(db, secret))
+            .await
     }
 }
 

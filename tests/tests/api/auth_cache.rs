@@ -45,6 +45,26 @@ async fn repeated_requests_run_no_authentication_statement(app: TestApp) {
 }
 both!(repeated_requests_run_no_authentication_statement);
 
+/// Concurrent first requests of one token authenticate it once: the others
+/// wait for that load instead of each running it.
+async fn concurrent_misses_load_the_viewer_once(app: TestApp) {
+    let probe = app.login(PROGRAM).await;
+    let one = statements_of(&app, &probe, "{ __typename }", json!({})).await;
+    assert!(one >= 5, "{one} statements for a fresh token");
+    let token = app.login(PROGRAM).await;
+    let before = app.statements().await;
+    let requests = (0..16).map(|_| app.post(Some(&token), "{ __typename }", json!({})));
+    for (status, body) in futures::future::join_all(requests).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    let ran = app.statements().await - before;
+    assert_eq!(
+        ran, one,
+        "16 concurrent first requests ran {ran} statements"
+    );
+}
+both!(concurrent_misses_load_the_viewer_once);
+
 /// Past its time to live an entry is read again from the database.
 async fn entries_expire(app: TestApp) {
     let token = app.login(TEAM).await;
