@@ -32,6 +32,8 @@ const Q: &str = "query($u: ID!, $f: MetricFilterInput, $from: DateTime!, $to: Da
     agingWip { count mean p50 p85 p95 min max }
     oldestWip { workItem { key } age }
     littlesLaw { averageWip predictedWip }
+    timeInState { state category total perItem { count mean p50 p85 p95 min max } }
+    cumulativeFlow { date counts { state count } }
   } }";
 
 /// A drill-down: the children of a unit together (the grouped path).
@@ -47,6 +49,8 @@ const CHILDREN: &str =
       flowEfficiency { numerator denominator value }
       wipAtEnd averageWip
       agingWip { count mean p50 p85 p95 min max }
+      timeInState { state category total perItem { count mean p50 p85 p95 min max } }
+      cumulativeFlow { date counts { state count } }
     } } } }";
 
 const TREE: &str =
@@ -285,10 +289,10 @@ async fn memory_and_sql_agree(app: TestApp) {
     assert_eq!((status, &report["rejected"]), (200, &json!(0)), "{report}");
     n += same_both_ways(&app, &sql, &admin).await;
 
-    // The memory server answered every query's completions and WIP from
-    // memory, the SQL one never.
+    // The memory server answered every query's completions, WIP, time in
+    // state and cumulative flow from memory, the SQL one never.
     let answered = app.metric("gemba_analytics_answers_total").await - answered;
-    assert!(answered >= 2 * n as u64, "{answered} parts for {n} queries");
+    assert!(answered >= 4 * n as u64, "{answered} parts for {n} queries");
     assert_eq!(sql.metric("gemba_analytics_answers_total").await, 0);
     assert_eq!(sql.metric("gemba_analytics_loaded").await, 0);
 }

@@ -44,6 +44,11 @@ impl<T: std::hash::Hash + Eq + Clone> Codes<T> {
         self.index.get(v).copied()
     }
 
+    /// Every value, the one coded 1 first.
+    pub fn values(&self) -> &[T] {
+        &self.values
+    }
+
     pub fn value(&self, code: u32) -> Option<&T> {
         self.values.get((code as usize).checked_sub(1)?)
     }
@@ -324,7 +329,7 @@ impl Facts {
         }
         facts.completions.shrink();
         facts.wip.shrink();
-        facts.tree = Tree::load(db).await?;
+        facts.tree = Tree::load(db, &mut facts.dicts).await?;
         Ok(facts)
     }
 
@@ -425,7 +430,12 @@ impl Facts {
             self.wip.push(&mut self.dicts, row)?;
         }
         match (&mut self.tree, &fetched.tree) {
-            (Some(tree), Some(rows)) => tree.apply(rows, &fetched.items),
+            (Some(tree), Some(rows)) => {
+                if let Err(e) = tree.apply(rows, &fetched.items, &mut self.dicts) {
+                    tracing::warn!(error = %e, "the tree is no longer held");
+                    self.tree = None;
+                }
+            }
             (Some(_), None) => self.tree = None,
             (None, _) => {}
         }

@@ -91,7 +91,7 @@ impl Filter {
         })
     }
 
-    fn matches(&self, o: &Owners, i: usize) -> bool {
+    pub(super) fn matches(&self, o: &Owners, i: usize) -> bool {
         let ok = |list: &Option<Vec<u32>>, v: u32| list.as_ref().is_none_or(|l| l.contains(&v));
         ok(&self.types, o.item_type[i])
             && ok(&self.flow_types, o.flow_type[i])
@@ -141,8 +141,13 @@ impl Groups {
         }
     }
 
+    /// Groups told apart.
+    pub(super) fn count(&self) -> usize {
+        self.count
+    }
+
     /// The group of row `i`.
-    fn of(&self, o: &Owners, i: usize) -> Option<usize> {
+    pub(super) fn of(&self, o: &Owners, i: usize) -> Option<usize> {
         let Some(col) = self.col else {
             return Some(0);
         };
@@ -280,14 +285,14 @@ pub fn wip(facts: &Facts, groups: &Groups, filter: &Filter, window: Window) -> V
 }
 
 /// Milliseconds as seconds, as `CAST(ms AS DOUBLE PRECISION) / 1000`.
-fn seconds(ms: i128) -> f64 {
+pub(super) fn seconds(ms: i128) -> f64 {
     ms as f64 / 1000.0
 }
 
 /// The distribution of durations in milliseconds, in seconds: the mean is
 /// the exact sum over the count, the percentiles interpolate between the
 /// two closest ranks found by selection.
-fn distribution(mut values: Vec<i64>, sum: i128) -> Distribution {
+pub(super) fn distribution(mut values: Vec<i64>, sum: i128) -> Distribution {
     let n = values.len();
     if n == 0 {
         return Distribution::default();

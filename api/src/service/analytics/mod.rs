@@ -30,9 +30,10 @@
 pub mod catchup;
 pub mod columns;
 pub mod compute;
+pub mod states;
 pub mod tree;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -47,7 +48,7 @@ use self::compute::{Filter, Groups, UnitCol};
 use crate::config::{AnalyticsMode, Settings};
 use crate::events::{ChangeKind, DomainEvent, EventBus};
 use crate::service::metrics::flow::{Completions, Scope, Wip};
-use crate::service::metrics::{MetricFilter, Window};
+use crate::service::metrics::{FlowParts, MetricFilter, StateTime, Window};
 
 /// Wait before retrying a failed load.
 const RETRY: Duration = Duration::from_secs(5);
@@ -55,6 +56,16 @@ const RETRY: Duration = Duration::from_secs(5);
 /// Longest a replica serves its facts without a catch-up that succeeded
 /// before it reports not ready (or three catch-up periods, if longer).
 pub const BEHIND: Duration = Duration::from_secs(10);
+
+/// Parts of sibling units' flow metrics computed in memory, by unit id;
+/// `None` for a part not asked for or that the store cannot answer.
+#[derive(Debug, Default)]
+pub struct GroupedParts {
+    pub completions: Option<HashMap<i64, Completions>>,
+    pub wip: Option<HashMap<i64, Wip>>,
+    pub time_in_state: Option<HashMap<i64, Vec<StateTime>>>,
+    pub cumulative_flow: Option<HashMap<i64, BTreeMap<String, Vec<usize>>>>,
+}
 
 /// A replica's in-memory flow facts, or nothing when metrics are computed
 /// in the database (`GEMBA_ANALYTICS=sql`). Cheap to clone.
@@ -212,34 +223,92 @@ impl Analytics {
         out.into_iter().next()
     }
 
-    /// The completions and WIP parts (as asked) of sibling units, each
-    /// found in `col`, in one pass over each table.
+    /// Time in state and the cumulative flow of one unit, each if `parts`
+    /// asks for it (time in state, cumulative flow) and the store can
+    /// answer (not when the tree is not held).
+    pub async fn states(
+        &self,
+        scope: &Scope<'_>,
+        window: Window,
+        parts: (bool, bool),
+    ) -> (Option<Vec<StateTime>>, Option<BTreeMap<String, Vec<usize>>>) {
+        if !parts.0 && !parts.1 {
+            return (None, None);
+        }
+        let Some(inner) = self.ready(scope.filter).await else {
+            return (None, None);
+        };
+        let facts = inner.read();
+        let Some((facts, tree)) = facts.as_ref().and_then(|f| Some((f, f.tree.as_ref()?))) else {
+            return (None, None);
+        };
+        let Some(filter) = Filter::of(scope.filter, facts) else {
+            return (None, None);
+        };
+        let groups = Groups::one(scope, facts);
+        let time_in_state = parts.0.then(|| {
+            inner.answers.fetch_add(1, Ordering::Relaxed);
+            states::time_in_state(facts, tree, &groups, &filter, window)
+        });
+        let cumulative_flow = parts.1.then(|| {
+            inner.answers.fetch_add(1, Ordering::Relaxed);
+            states::cumulative_flow(tree, &groups, &filter, window)
+        });
+        (
+            time_in_state.and_then(|v| v.into_iter().next()),
+            cumulative_flow.and_then(|v| v.into_iter().next()),
+        )
+    }
+
+    /// The parts `parts` asks for of sibling units' flow metrics, each
+    /// unit found in `col`, in one pass over each table; a part the store
+    /// cannot answer is `None`.
     pub async fn grouped(
         &self,
         col: UnitCol,
         ids: &[i64],
         filter: &MetricFilter,
         window: Window,
-        parts: (bool, bool),
-    ) -> Option<(HashMap<i64, Completions>, HashMap<i64, Wip>)> {
-        let inner = self.ready(filter).await?;
+        parts: FlowParts,
+    ) -> GroupedParts {
+        let mut out = GroupedParts::default();
+        let Some(inner) = self.ready(filter).await else {
+            return out;
+        };
         let facts = inner.read();
-        let facts = facts.as_ref()?;
-        let filter = Filter::of(filter, facts)?;
+        let Some(facts) = facts.as_ref() else {
+            return out;
+        };
+        let Some(filter) = Filter::of(filter, facts) else {
+            return out;
+        };
         let groups = Groups::many(col, ids, facts);
-        let mut completions = HashMap::new();
-        let mut wip = HashMap::new();
-        if parts.0 {
-            let out = compute::completions(facts, &groups, &filter, window);
-            completions = ids.iter().copied().zip(out).collect();
-            inner.answers.fetch_add(1, Ordering::Relaxed);
+        let mut answered = 0;
+        if parts.completions {
+            out.completions = Some(by_id(
+                ids,
+                compute::completions(facts, &groups, &filter, window),
+            ));
+            answered += 1;
         }
-        if parts.1 {
-            let out = compute::wip(facts, &groups, &filter, window);
-            wip = ids.iter().copied().zip(out).collect();
-            inner.answers.fetch_add(1, Ordering::Relaxed);
+        if parts.wip {
+            out.wip = Some(by_id(ids, compute::wip(facts, &groups, &filter, window)));
+            answered += 1;
         }
-        Some((completions, wip))
+        if let Some(tree) = facts.tree.as_ref() {
+            if parts.time_in_state {
+                let v = states::time_in_state(facts, tree, &groups, &filter, window);
+                out.time_in_state = Some(by_id(ids, v));
+                answered += 1;
+            }
+            if parts.cumulative_flow {
+                let v = states::cumulative_flow(tree, &groups, &filter, window);
+                out.cumulative_flow = Some(by_id(ids, v));
+                answered += 1;
+            }
+        }
+        inner.answers.fetch_add(answered, Ordering::Relaxed);
+        out
     }
 
     /// The leaves below `roots` by category at `at` (epoch ms), as
@@ -247,7 +316,8 @@ impl Analytics {
     pub async fn leaves(&self, roots: &[i64], at: i64) -> Option<tree::LeafCounts> {
         let inner = self.ready(&MetricFilter::default()).await?;
         let facts = inner.read();
-        let out = facts.as_ref()?.tree.as_ref()?.leaves(roots, at);
+        let facts = facts.as_ref()?;
+        let out = facts.tree.as_ref()?.leaves(roots, at, &facts.dicts.units);
         inner.answers.fetch_add(1, Ordering::Relaxed);
         Some(out)
     }
@@ -280,6 +350,11 @@ impl Analytics {
         inner.sync().await;
         (*inner.loaded.borrow()).then_some(inner)
     }
+}
+
+/// Per-group results keyed by the groups' unit ids.
+fn by_id<T>(ids: &[i64], per_group: Vec<T>) -> HashMap<i64, T> {
+    ids.iter().copied().zip(per_group).collect()
 }
 
 impl Inner {

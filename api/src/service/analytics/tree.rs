@@ -1,20 +1,25 @@
-//! The work item tree and each item's state category over time, so that
-//! delivery progress (DESIGN §3.7) walks the leaves below an item in
-//! memory instead of a recursive query and a state lookup per leaf.
+//! The work item tree and each item's visits to states, so that delivery
+//! progress (DESIGN §3.7) walks the leaves below an item in memory instead
+//! of a recursive query and a state lookup per leaf, and time in state
+//! (§3.2) and the cumulative flow (§3.3) add up visits in memory instead of
+//! grouping `flow_state` in the database.
 //!
 //! Items are indexed by id (ids are dense: the tables number them), each
-//! with its parent and its children as a linked list. An item's history is
-//! a run of *spans*, each starting where the previous one ends, read from
-//! its `flow_state` visits: consecutive visits in the same category and
-//! unit make one span, and a gap between visits (none is written today) is
-//! a span in which the item is in no state. The last span is open. Spans
-//! live in one arena; an item whose history grew is written again at its
-//! end, and the arena is compacted when half of it is garbage.
+//! with its parent, its children as a linked list, and the owner columns
+//! its facts carry (unit line, level, type and flow type, coded as in the
+//! rest of the store). An item's history is a run of *entries*, one per
+//! `flow_state` visit in order (empty visits, two transitions at one
+//! instant, included), each starting where the previous one ends; a gap
+//! between visits (none is written today) is an entry in no state. The
+//! last entry is open. Entries live in one arena; an item whose history
+//! grew is written again at its end, and the arena is compacted when half
+//! of it is garbage.
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ConnectionTrait, DbErr, QueryResult};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult};
 
+use super::columns::{Codes, Dicts, Owners};
 use crate::service::facts::flow::OPEN;
 use crate::service::sql::Sql;
 
@@ -27,14 +32,16 @@ const ITEMS: usize = 1000;
 const SPARSE: usize = 8;
 const MARGIN: usize = 1 << 20;
 
-/// A span's category code; [`GAP`] is "in no state".
-const GAP: u8 = 0;
+/// The state code of an entry in no state (a gap), and its category code.
+pub const GAP: u16 = 0;
+
+/// What delivery progress makes of a category.
 const NEW: u8 = 1;
 const IN_PROGRESS: u8 = 2;
 const DONE: u8 = 3;
 const CANCELED: u8 = 4;
 
-fn category_code(category: &str) -> u8 {
+fn progress_kind(category: &str) -> u8 {
     match category {
         "NEW" => NEW,
         "DONE" => DONE,
@@ -53,7 +60,7 @@ pub struct LeafCounts {
     pub open_units: Vec<i64>,
 }
 
-/// The tree and the spans of every item.
+/// The tree and the visits of every item.
 #[derive(Debug, Default)]
 pub struct Tree {
     /// Per id: whether a work item has that id.
@@ -62,15 +69,36 @@ pub struct Tree {
     parent: Vec<u32>,
     first_child: Vec<u32>,
     next_sibling: Vec<u32>,
-    /// Per id: where its spans are in the arena, and how many.
+    /// Per id: where its entries are in the arena, and how many.
     at: Vec<u32>,
-    len: Vec<u16>,
-    /// The arena: a span's start, its unit and its category.
+    len: Vec<u32>,
+    /// Per id: the owner columns of its `flow_state` rows (codes 0 for an
+    /// item without any; `item` is not kept).
+    pub owners: Owners,
+    /// The arena: an entry's start, its state and its category ([`GAP`]
+    /// for none).
     from: Vec<i64>,
-    unit: Vec<i64>,
+    state: Vec<u16>,
     category: Vec<u8>,
+    /// State and category names by code.
+    pub states: Codes<String>,
+    pub categories: Codes<String>,
+    /// Per category code, what progress makes of it.
+    kinds: Vec<u8>,
     /// Arena slots no item uses.
     garbage: usize,
+}
+
+/// The owner columns of an item's `flow_state` rows, as read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OwnerRow {
+    pub unit: i64,
+    pub portfolio: Option<i64>,
+    pub program: Option<i64>,
+    pub team: Option<i64>,
+    pub level: String,
+    pub item_type: String,
+    pub flow_type: String,
 }
 
 /// The tree rows of some items, read from the database.
@@ -78,79 +106,145 @@ pub struct Tree {
 pub struct TreeRows {
     /// `(id, parent)` of the items that exist.
     items: Vec<(i64, Option<i64>)>,
-    /// Spans of each item, in order.
-    spans: HashMap<i64, Vec<Span>>,
+    /// The owner columns of each item with visits.
+    owners: HashMap<i64, OwnerRow>,
+    /// Entries of each item, in order.
+    entries: HashMap<i64, Vec<Entry>>,
+    /// State and category names by (local) code.
+    states: Codes<String>,
+    categories: Codes<String>,
 }
 
-/// A span: its start, its unit and its category code.
-type Span = (i64, i64, u8);
+/// An entry as read: its start, and its state's and category's codes in
+/// [`TreeRows`]'s dictionaries (0 and 0 for a gap).
+type Entry = (i64, u32, u32);
 
-/// One item's visits turned into spans.
+/// One item's visits turned into entries.
 #[derive(Default)]
-struct SpanBuilder {
-    spans: Vec<Span>,
+struct EntryBuilder {
+    entries: Vec<Entry>,
     /// Where the last visit ended.
     end: Option<i64>,
 }
 
-impl SpanBuilder {
+impl EntryBuilder {
     /// Adds a visit `[from, to)`; `Err` when it overlaps the previous one
-    /// (the SQL path would count the item twice: leave it to SQL).
-    fn visit(&mut self, from: i64, to: i64, unit: i64, category: u8) -> Result<(), DbErr> {
-        if from >= to {
-            return Ok(());
+    /// or ends before it starts (the SQL path would count the item twice:
+    /// leave it to SQL).
+    fn visit(&mut self, from: i64, to: i64, state: u32, category: u32) -> Result<(), DbErr> {
+        if to < from {
+            return Err(DbErr::Custom("a state visit ends before it starts".into()));
         }
         if let Some(end) = self.end {
             if from < end {
                 return Err(DbErr::Custom("overlapping state visits".into()));
             }
             if from > end {
-                self.spans.push((end, 0, GAP));
+                self.entries.push((end, 0, 0));
             }
         }
-        match self.spans.last() {
-            Some(&(_, u, c)) if u == unit && c == category && self.end == Some(from) => {}
-            _ => self.spans.push((from, unit, category)),
-        }
+        self.entries.push((from, state, category));
         self.end = Some(to);
         Ok(())
     }
 
-    fn finish(mut self) -> Vec<Span> {
+    fn finish(mut self) -> Vec<Entry> {
         if let Some(end) = self.end
             && end < OPEN
         {
-            self.spans.push((end, 0, GAP));
+            self.entries.push((end, 0, 0));
         }
-        self.spans
+        self.entries
     }
 }
 
-const VISIT_COLUMNS: &str = "work_item_id, unit_id, category, from_ms, to_ms";
+const VISIT_COLUMNS: &str = "work_item_id, state, category, from_ms, to_ms";
 
-/// Reads visit rows (ordered by item and start) into spans per item.
-fn spans_of(rows: &[QueryResult]) -> Result<HashMap<i64, Vec<Span>>, DbErr> {
-    let mut out = HashMap::new();
-    let mut current: Option<(i64, SpanBuilder)> = None;
-    for row in rows {
-        let item: i64 = row.try_get_by_index(0)?;
-        let unit: i64 = row.try_get_by_index(1)?;
-        let category: String = row.try_get_by_index(2)?;
-        let from: i64 = row.try_get_by_index(3)?;
-        let to: i64 = row.try_get_by_index(4)?;
-        if current.as_ref().is_none_or(|(id, _)| *id != item)
-            && let Some((id, b)) = current.replace((item, SpanBuilder::default()))
-        {
-            out.insert(id, b.finish());
+/// The owner columns of each item's visits: the same on every row of an
+/// item (its facts are written together), taken once per item.
+const OWNER_COLUMNS: &str = "work_item_id, MIN(unit_id), MIN(portfolio_id), MIN(program_id), \
+     MIN(team_id), MIN(level), MIN(item_type), MIN(flow_type)";
+
+impl TreeRows {
+    /// Reads visit rows (ordered by item, start and end) into entries.
+    fn read_visits(&mut self, rows: &[QueryResult]) -> Result<(), DbErr> {
+        let mut current: Option<(i64, EntryBuilder)> = None;
+        for row in rows {
+            let item: i64 = row.try_get_by_index(0)?;
+            let state = self.states.code(&row.try_get_by_index::<String>(1)?);
+            let category = self.categories.code(&row.try_get_by_index::<String>(2)?);
+            let from: i64 = row.try_get_by_index(3)?;
+            let to: i64 = row.try_get_by_index(4)?;
+            if current.as_ref().is_none_or(|(id, _)| *id != item)
+                && let Some((id, b)) = current.replace((item, EntryBuilder::default()))
+            {
+                self.entries.insert(id, b.finish());
+            }
+            if let Some((_, b)) = current.as_mut() {
+                b.visit(from, to, state, category)?;
+            }
         }
-        if let Some((_, b)) = current.as_mut() {
-            b.visit(from, to, unit, category_code(&category))?;
+        if let Some((id, b)) = current {
+            self.entries.insert(id, b.finish());
         }
+        Ok(())
     }
-    if let Some((id, b)) = current {
-        out.insert(id, b.finish());
+
+    /// Reads rows of [`OWNER_COLUMNS`].
+    fn read_owners(&mut self, rows: &[QueryResult]) -> Result<(), DbErr> {
+        for row in rows {
+            self.owners.insert(
+                row.try_get_by_index(0)?,
+                OwnerRow {
+                    unit: row.try_get_by_index(1)?,
+                    portfolio: row.try_get_by_index(2)?,
+                    program: row.try_get_by_index(3)?,
+                    team: row.try_get_by_index(4)?,
+                    level: row.try_get_by_index(5)?,
+                    item_type: row.try_get_by_index(6)?,
+                    flow_type: row.try_get_by_index(7)?,
+                },
+            );
+        }
+        Ok(())
     }
-    Ok(out)
+
+    /// Reads the items, visits and owners the conditions of [`by_item`]
+    /// select.
+    async fn read(
+        &mut self,
+        db: &impl ConnectionTrait,
+        ([mut a, mut b, mut c], [items, visits, owners]): ([Sql; 3], [String; 3]),
+    ) -> Result<(), DbErr> {
+        a.push(&format!(
+            "SELECT id, parent_id FROM work_item WHERE {items}"
+        ));
+        for row in db.query_all_raw(a.statement()).await? {
+            self.items
+                .push((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
+        }
+        b.push(&format!(
+            "SELECT {VISIT_COLUMNS} FROM flow_state WHERE {visits} \
+             ORDER BY work_item_id, from_ms, to_ms"
+        ));
+        self.read_visits(&db.query_all_raw(b.statement()).await?)?;
+        c.push(&format!(
+            "SELECT {OWNER_COLUMNS} FROM flow_state WHERE {owners} GROUP BY work_item_id"
+        ));
+        self.read_owners(&db.query_all_raw(c.statement()).await?)
+    }
+}
+
+/// The three statements of [`TreeRows::read`] (items, visits, owners),
+/// each with the condition `cond` binds on its item id column.
+fn by_item(backend: DbBackend, cond: impl Fn(&mut Sql, &str) -> String) -> ([Sql; 3], [String; 3]) {
+    let mut sqls = [Sql::new(backend), Sql::new(backend), Sql::new(backend)];
+    let conds = [
+        cond(&mut sqls[0], "id"),
+        cond(&mut sqls[1], "work_item_id"),
+        cond(&mut sqls[2], "work_item_id"),
+    ];
+    (sqls, conds)
 }
 
 fn slot(id: i64) -> Option<usize> {
@@ -169,7 +263,7 @@ impl Tree {
     ///
     /// # Errors
     /// Database errors only.
-    pub async fn load(db: &impl ConnectionTrait) -> Result<Option<Self>, DbErr> {
+    pub async fn load(db: &impl ConnectionTrait, dicts: &mut Dicts) -> Result<Option<Self>, DbErr> {
         let backend = db.get_database_backend();
         let mut count = Sql::new(backend);
         count.push("SELECT COUNT(*) AS n, MAX(id) AS m FROM work_item");
@@ -194,35 +288,23 @@ impl Tree {
         let mut lo = 0i64;
         while lo < max {
             let hi = lo.saturating_add(ID_STEP);
-            let mut items = Sql::new(backend);
-            let (a, b) = (items.bind(lo), items.bind(hi));
-            items.push(&format!(
-                "SELECT id, parent_id FROM work_item WHERE id > {a} AND id <= {b}"
-            ));
+            let statements = by_item(backend, |sql, col| {
+                let (a, b) = (sql.bind(lo), sql.bind(hi));
+                format!("{col} > {a} AND {col} <= {b}")
+            });
             let mut rows = TreeRows::default();
-            for row in db.query_all_raw(items.statement()).await? {
-                rows.items
-                    .push((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
-            }
-            let mut visits = Sql::new(backend);
-            let (a, b) = (visits.bind(lo), visits.bind(hi));
-            visits.push(&format!(
-                "SELECT {VISIT_COLUMNS} FROM flow_state \
-                 WHERE work_item_id > {a} AND work_item_id <= {b} \
-                 ORDER BY work_item_id, from_ms, to_ms"
-            ));
-            match spans_of(&db.query_all_raw(visits.statement()).await?) {
-                Ok(spans) => rows.spans = spans,
-                Err(e) => {
+            let read = rows.read(db, statements).await;
+            if let Err(e) = read.and_then(|()| tree.apply(&rows, &[], dicts)) {
+                if matches!(e, DbErr::Custom(_)) {
                     tracing::warn!(error = %e, "the tree is not held");
                     return Ok(None);
                 }
+                return Err(e);
             }
-            tree.apply(&rows, &[]);
             lo = hi;
         }
         tree.from.shrink_to_fit();
-        tree.unit.shrink_to_fit();
+        tree.state.shrink_to_fit();
         tree.category.shrink_to_fit();
         Ok(Some(tree))
     }
@@ -241,29 +323,17 @@ impl Tree {
         }
         let mut out = TreeRows::default();
         for chunk in items.chunks(ITEMS) {
-            let mut sql = Sql::new(db.get_database_backend());
-            let marks: Vec<String> = chunk.iter().map(|id| sql.bind(*id)).collect();
-            sql.push(&format!(
-                "SELECT id, parent_id FROM work_item WHERE id IN ({})",
-                marks.join(", ")
-            ));
-            for row in db.query_all_raw(sql.statement()).await? {
-                out.items
-                    .push((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
-            }
-            let mut sql = Sql::new(db.get_database_backend());
-            let marks: Vec<String> = chunk.iter().map(|id| sql.bind(*id)).collect();
-            sql.push(&format!(
-                "SELECT {VISIT_COLUMNS} FROM flow_state WHERE work_item_id IN ({}) \
-                 ORDER BY work_item_id, from_ms, to_ms",
-                marks.join(", ")
-            ));
-            match spans_of(&db.query_all_raw(sql.statement()).await?) {
-                Ok(spans) => out.spans.extend(spans),
-                Err(e) => {
+            let statements = by_item(db.get_database_backend(), |sql, col| {
+                let marks: Vec<String> = chunk.iter().map(|id| sql.bind(*id)).collect();
+                format!("{col} IN ({})", marks.join(", "))
+            });
+            match out.read(db, statements).await {
+                Ok(()) => {}
+                Err(DbErr::Custom(e)) => {
                     tracing::warn!(error = %e, "the tree is no longer held");
                     return Ok(None);
                 }
+                Err(e) => return Err(e),
             }
         }
         Ok(Some(out))
@@ -280,11 +350,43 @@ impl Tree {
         self.next_sibling.resize(n, 0);
         self.at.resize(n, 0);
         self.len.resize(n, 0);
+        let o = &mut self.owners;
+        for col in [
+            &mut o.unit,
+            &mut o.portfolio,
+            &mut o.program,
+            &mut o.team,
+            &mut o.level,
+            &mut o.item_type,
+            &mut o.flow_type,
+        ] {
+            col.resize(n, 0);
+        }
     }
 
     /// Puts `rows` in place: the items it names exist as read, and those of
-    /// `gone` that it does not name no longer exist.
-    pub fn apply(&mut self, rows: &TreeRows, gone: &[i64]) {
+    /// `gone` that it does not name no longer exist. Unit ids and names
+    /// are coded in `dicts`.
+    ///
+    /// # Errors
+    /// More states (65,535) or categories (255) than the arena codes.
+    pub fn apply(&mut self, rows: &TreeRows, gone: &[i64], dicts: &mut Dicts) -> Result<(), DbErr> {
+        // The codes of `rows`' names here.
+        let mut states = vec![GAP; rows.states.len() + 1];
+        for (code, name) in (1..).zip(rows.states.values()) {
+            states[code] = u16::try_from(self.states.code(name))
+                .map_err(|_| DbErr::Custom("too many states to hold".into()))?;
+        }
+        let mut categories = vec![0u8; rows.categories.len() + 1];
+        for (code, name) in (1..).zip(rows.categories.values()) {
+            let c = self.categories.code(name);
+            categories[code] =
+                u8::try_from(c).map_err(|_| DbErr::Custom("too many categories to hold".into()))?;
+            if self.kinds.len() <= c as usize {
+                self.kinds.resize(c as usize + 1, 0);
+                self.kinds[c as usize] = progress_kind(name);
+            }
+        }
         let named: HashSet<i64> = rows.items.iter().map(|(id, _)| *id).collect();
         for &id in gone {
             if !named.contains(&id)
@@ -294,7 +396,8 @@ impl Tree {
             {
                 self.detach(s);
                 self.present[s] = false;
-                self.write_spans(s, &[]);
+                self.write_entries(s, &[], &states, &categories);
+                self.set_owners(s, None, dicts);
             }
         }
         for &(id, parent) in &rows.items {
@@ -309,12 +412,40 @@ impl Tree {
                 self.attach(s, parent);
             }
             self.present[s] = true;
-            let spans = rows.spans.get(&id).map_or(&[][..], Vec::as_slice);
-            self.write_spans(s, spans);
+            let entries = rows.entries.get(&id).map_or(&[][..], Vec::as_slice);
+            self.write_entries(s, entries, &states, &categories);
+            self.set_owners(s, rows.owners.get(&id), dicts);
         }
         if self.garbage > self.from.len() / 2 && self.garbage > 1 << 16 {
             self.compact();
         }
+        Ok(())
+    }
+
+    fn set_owners(&mut self, s: usize, row: Option<&OwnerRow>, dicts: &mut Dicts) {
+        let o = &mut self.owners;
+        let Some(r) = row else {
+            for col in [
+                &mut o.unit,
+                &mut o.portfolio,
+                &mut o.program,
+                &mut o.team,
+                &mut o.level,
+                &mut o.item_type,
+                &mut o.flow_type,
+            ] {
+                col[s] = 0;
+            }
+            return;
+        };
+        let mut unit = |v: Option<i64>| v.map_or(0, |id| dicts.units.code(&id));
+        o.unit[s] = unit(Some(r.unit));
+        o.portfolio[s] = unit(r.portfolio);
+        o.program[s] = unit(r.program);
+        o.team[s] = unit(r.team);
+        o.level[s] = dicts.names.code(&r.level);
+        o.item_type[s] = dicts.names.code(&r.item_type);
+        o.flow_type[s] = dicts.names.code(&r.flow_type);
     }
 
     fn detach(&mut self, s: usize) {
@@ -353,75 +484,100 @@ impl Tree {
         u32::try_from(s).unwrap_or(0)
     }
 
-    fn write_spans(&mut self, s: usize, spans: &[Span]) {
-        let old = usize::from(self.len[s]);
-        let spans = &spans[..spans.len().min(usize::from(u16::MAX))];
-        let at = if spans.len() <= old {
-            self.garbage += old - spans.len();
+    /// Writes the entries of slot `s`, their codes translated by `states`
+    /// and `categories`.
+    fn write_entries(&mut self, s: usize, entries: &[Entry], states: &[u16], categories: &[u8]) {
+        let old = self.len[s] as usize;
+        let at = if entries.len() <= old {
+            self.garbage += old - entries.len();
             self.at[s] as usize
         } else {
             self.garbage += old;
             self.from.len()
         };
-        for (i, &(from, unit, category)) in spans.iter().enumerate() {
+        for (i, &(from, state, category)) in entries.iter().enumerate() {
+            let state = states.get(state as usize).copied().unwrap_or(GAP);
+            let category = categories.get(category as usize).copied().unwrap_or(0);
             if at + i < self.from.len() {
                 self.from[at + i] = from;
-                self.unit[at + i] = unit;
+                self.state[at + i] = state;
                 self.category[at + i] = category;
             } else {
                 self.from.push(from);
-                self.unit.push(unit);
+                self.state.push(state);
                 self.category.push(category);
             }
         }
         self.at[s] = u32::try_from(at).unwrap_or(u32::MAX);
-        self.len[s] = u16::try_from(spans.len()).unwrap_or(u16::MAX);
+        self.len[s] = u32::try_from(entries.len()).unwrap_or(u32::MAX);
     }
 
-    /// Rewrites the arena with only the spans in use.
+    /// Rewrites the arena with only the entries in use.
     fn compact(&mut self) {
         let used = self.from.len() - self.garbage;
-        let (mut from, mut unit, mut category) = (
+        let (mut from, mut state, mut category) = (
             Vec::with_capacity(used),
             Vec::with_capacity(used),
             Vec::with_capacity(used),
         );
         for s in 0..self.present.len() {
-            let (at, len) = (self.at[s] as usize, usize::from(self.len[s]));
+            let (at, len) = (self.at[s] as usize, self.len[s] as usize);
             let start = from.len();
             from.extend_from_slice(&self.from[at..at + len]);
-            unit.extend_from_slice(&self.unit[at..at + len]);
+            state.extend_from_slice(&self.state[at..at + len]);
             category.extend_from_slice(&self.category[at..at + len]);
             self.at[s] = u32::try_from(start).unwrap_or(u32::MAX);
         }
         self.from = from;
-        self.unit = unit;
+        self.state = state;
         self.category = category;
         self.garbage = 0;
     }
 
-    /// The category and unit of item slot `s` at `at`, `None` when it was
-    /// in no state.
-    fn state_at(&self, s: usize, at: i64) -> Option<(u8, i64)> {
-        let start = self.at[s] as usize;
-        let spans = &self.from[start..start + usize::from(self.len[s])];
-        let i = spans.partition_point(|&f| f <= at).checked_sub(1)?;
-        let c = self.category[start + i];
-        (c != GAP).then(|| (c, self.unit[start + i]))
+    /// The slot of item `id`, when it exists.
+    pub fn slot_of(&self, id: i64) -> Option<usize> {
+        slot(id).filter(|&s| s < self.present.len() && self.present[s])
+    }
+
+    /// Slots held, present or not (see [`Self::entries`]).
+    pub fn slots(&self) -> usize {
+        self.present.len()
+    }
+
+    /// The entries of slot `s` in order: starts, states and categories
+    /// ([`GAP`] for none); each ends where the next starts, the last is
+    /// open. Empty for a slot with no item.
+    pub fn entries(&self, s: usize) -> (&[i64], &[u16], &[u8]) {
+        let (at, len) = (self.at[s] as usize, self.len[s] as usize);
+        (
+            &self.from[at..at + len],
+            &self.state[at..at + len],
+            &self.category[at..at + len],
+        )
+    }
+
+    /// What progress makes of the category of item slot `s` at `at`, and
+    /// its unit code; `None` when it was in no state.
+    fn state_at(&self, s: usize, at: i64) -> Option<(u8, u32)> {
+        let (from, state, category) = self.entries(s);
+        // Entries starting at one instant: the last is the state then
+        // (the others are empty).
+        let i = from.partition_point(|&f| f <= at).checked_sub(1)?;
+        (state[i] != GAP).then(|| {
+            let kind = self.kinds.get(category[i] as usize).copied().unwrap_or(0);
+            (kind, self.owners.unit[s])
+        })
     }
 
     /// The leaves below `roots` (an item without children is its own leaf),
     /// each counted once, by category at `at`; leaves in no state then
-    /// (not yet created) and canceled ones are not counted.
-    pub fn leaves(&self, roots: &[i64], at: i64) -> LeafCounts {
+    /// (not yet created) and canceled ones are not counted. Open units are
+    /// told by their ids in `units`.
+    pub fn leaves(&self, roots: &[i64], at: i64, units: &Codes<i64>) -> LeafCounts {
         let mut out = LeafCounts::default();
         let mut seen = vec![0u64; self.present.len() / 64 + 1];
         let mut open = HashSet::new();
-        let mut stack: Vec<usize> = roots
-            .iter()
-            .filter_map(|&id| slot(id))
-            .filter(|&s| s < self.present.len() && self.present[s])
-            .collect();
+        let mut stack: Vec<usize> = roots.iter().filter_map(|&id| self.slot_of(id)).collect();
         while let Some(s) = stack.pop() {
             let (word, bit) = (s / 64, 1u64 << (s % 64));
             if seen[word] & bit != 0 {
@@ -449,7 +605,10 @@ impl Tree {
                 c = id_of(self.next_sibling[c]);
             }
         }
-        out.open_units = open.into_iter().collect();
+        out.open_units = open
+            .into_iter()
+            .filter_map(|code| units.value(code).copied())
+            .collect();
         out.open_units.sort_unstable();
         out
     }
@@ -463,14 +622,23 @@ impl Tree {
 
     /// Bytes the tree takes.
     pub fn bytes(&self) -> usize {
+        let o = &self.owners;
         self.present.capacity()
             + (self.parent.capacity()
                 + self.first_child.capacity()
                 + self.next_sibling.capacity()
-                + self.at.capacity())
+                + self.at.capacity()
+                + self.len.capacity()
+                + o.unit.capacity()
+                + o.portfolio.capacity()
+                + o.program.capacity()
+                + o.team.capacity()
+                + o.level.capacity()
+                + o.item_type.capacity()
+                + o.flow_type.capacity())
                 * 4
-            + self.len.capacity() * 2
-            + (self.from.capacity() + self.unit.capacity()) * 8
+            + self.from.capacity() * 8
+            + self.state.capacity() * 2
             + self.category.capacity()
     }
 
@@ -478,56 +646,90 @@ impl Tree {
     pub fn items(&self) -> usize {
         self.present.iter().filter(|p| **p).count()
     }
+
+    /// Visits held (entries in a state).
+    pub fn visits(&self) -> usize {
+        (0..self.present.len())
+            .map(|s| self.entries(s).1.iter().filter(|&&c| c != GAP).count())
+            .sum()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn rows(items: &[(i64, Option<i64>)], spans: &[(i64, Vec<Span>)]) -> TreeRows {
-        TreeRows {
-            items: items.to_vec(),
-            spans: spans.iter().cloned().collect(),
-        }
-    }
+    /// A visit: from, to, state, category.
+    type Visit<'a> = (i64, i64, &'a str, &'a str);
 
-    fn built(visits: &[(i64, i64, i64, u8)]) -> Vec<Span> {
-        let mut b = SpanBuilder::default();
-        for &(from, to, unit, c) in visits {
-            b.visit(from, to, unit, c).unwrap();
+    /// Rows of `items` with their visits, every item owned by unit 10 + id.
+    fn rows(items: &[(i64, Option<i64>)], visits: &[(i64, &[Visit<'_>])]) -> TreeRows {
+        let mut out = TreeRows {
+            items: items.to_vec(),
+            ..TreeRows::default()
+        };
+        for &(id, list) in visits {
+            let mut b = EntryBuilder::default();
+            for &(from, to, state, category) in list {
+                let state = out.states.code(&state.to_owned());
+                let category = out.categories.code(&category.to_owned());
+                b.visit(from, to, state, category).unwrap();
+            }
+            out.entries.insert(id, b.finish());
+            out.owners.insert(
+                id,
+                OwnerRow {
+                    unit: 10 + id,
+                    level: "TEAM".into(),
+                    item_type: "STORY".into(),
+                    flow_type: "FEATURE".into(),
+                    ..OwnerRow::default()
+                },
+            );
         }
-        b.finish()
+        out
     }
 
     #[test]
-    fn visits_merge_into_spans_and_gaps_show() {
-        // NEW 0..10, NEW 10..20 (same unit) merge; IN_PROGRESS from 20;
-        // an empty visit is skipped; a gap 30..40; DONE open from 40.
-        let spans = built(&[
-            (0, 10, 7, NEW),
-            (10, 20, 7, NEW),
-            (20, 20, 7, CANCELED),
-            (20, 30, 7, IN_PROGRESS),
-            (40, OPEN, 7, DONE),
-        ]);
+    fn visits_become_entries_and_gaps_show() {
+        // Backlog 0..10, Ready 10..20, an empty visit at 20, Doing 20..30,
+        // a gap 30..40, Done open from 40.
+        let mut b = EntryBuilder::default();
+        for (from, to, s) in [
+            (0, 10, 1),
+            (10, 20, 2),
+            (20, 20, 3),
+            (20, 30, 4),
+            (40, OPEN, 5),
+        ] {
+            b.visit(from, to, s, s).unwrap();
+        }
         assert_eq!(
-            spans,
+            b.finish(),
             vec![
-                (0, 7, NEW),
-                (20, 7, IN_PROGRESS),
-                (30, 0, GAP),
-                (40, 7, DONE)
+                (0, 1, 1),
+                (10, 2, 2),
+                (20, 3, 3),
+                (20, 4, 4),
+                (30, 0, 0),
+                (40, 5, 5)
             ]
         );
-        let mut b = SpanBuilder::default();
-        b.visit(0, 10, 1, NEW).unwrap();
-        assert!(b.visit(5, 15, 1, DONE).is_err());
+        let mut b = EntryBuilder::default();
+        b.visit(0, 10, 1, 1).unwrap();
+        assert!(b.visit(5, 15, 2, 2).is_err());
+        assert!(EntryBuilder::default().visit(5, 4, 1, 1).is_err());
+        // A closed last visit ends in a gap.
+        let mut b = EntryBuilder::default();
+        b.visit(0, 10, 1, 1).unwrap();
+        assert_eq!(b.finish(), vec![(0, 1, 1), (10, 0, 0)]);
     }
 
     #[test]
     fn leaves_are_counted_once_at_an_instant() {
         // 1 ─ 2 ─ {4, 5}; 1 ─ 3 (a leaf); 6 alone.
         let mut t = Tree::default();
+        let mut d = Dicts::default();
         let open = OPEN;
         t.apply(
             &rows(
@@ -540,54 +742,72 @@ mod tests {
                     (6, None),
                 ],
                 &[
-                    (3, built(&[(0, 50, 10, NEW), (50, open, 10, DONE)])),
-                    (4, built(&[(0, 20, 11, NEW), (20, open, 11, IN_PROGRESS)])),
-                    (5, built(&[(30, open, 12, CANCELED)])),
-                    (6, built(&[(0, open, 13, NEW)])),
+                    (3, &[(0, 50, "Backlog", "NEW"), (50, open, "Done", "DONE")]),
+                    (
+                        4,
+                        &[
+                            (0, 20, "Backlog", "NEW"),
+                            (20, 20, "Done", "DONE"),
+                            (20, open, "Doing", "ACTIVE"),
+                        ],
+                    ),
+                    (5, &[(30, open, "Dropped", "CANCELED")]),
+                    (6, &[(0, open, "Backlog", "NEW")]),
                 ],
             ),
             &[],
-        );
-        fn at(t: &Tree, roots: &[i64], at: i64) -> (u64, u64, u64, Vec<i64>) {
-            let l = t.leaves(roots, at);
+            &mut d,
+        )
+        .unwrap();
+        let at = |t: &Tree, d: &Dicts, roots: &[i64], at: i64| {
+            let l = t.leaves(roots, at, &d.units);
             (l.done, l.in_progress, l.not_started, l.open_units)
-        }
-        assert_eq!(at(&t, &[1], 10), (0, 0, 2, vec![10, 11]));
-        assert_eq!(at(&t, &[1], 60), (1, 1, 0, vec![11]));
+        };
+        assert_eq!(at(&t, &d, &[1], 10), (0, 0, 2, vec![13, 14]));
+        // At 20 item 4 is in Doing: the empty Done visit does not count.
+        assert_eq!(at(&t, &d, &[1], 20), (0, 1, 1, vec![13, 14]));
+        assert_eq!(at(&t, &d, &[1], 60), (1, 1, 0, vec![14]));
         // Overlapping roots count a leaf once.
-        assert_eq!(at(&t, &[1, 2, 4, 6], 60), (1, 1, 1, vec![11, 13]));
+        assert_eq!(at(&t, &d, &[1, 2, 4, 6], 60), (1, 1, 1, vec![14, 16]));
         // Before anything existed.
-        assert_eq!(at(&t, &[1], -1), (0, 0, 0, vec![]));
+        assert_eq!(at(&t, &d, &[1], -1), (0, 0, 0, vec![]));
 
         // 4 moves under 3: 3 is no longer a leaf, 2 becomes one (with no
         // state: not counted).
         t.apply(
-            &rows(&[(4, Some(3))], &[(4, built(&[(0, open, 11, DONE)]))]),
+            &rows(&[(4, Some(3))], &[(4, &[(0, open, "Done", "DONE")])]),
             &[],
-        );
-        assert_eq!(at(&t, &[1], 60), (1, 0, 0, vec![]));
+            &mut d,
+        )
+        .unwrap();
+        assert_eq!(at(&t, &d, &[1], 60), (1, 0, 0, vec![]));
         // 4 is deleted: 3 is a leaf again.
-        t.apply(&TreeRows::default(), &[4]);
-        assert_eq!(at(&t, &[1], 60), (1, 0, 0, vec![]));
-        assert_eq!(at(&t, &[3], 10), (0, 0, 1, vec![10]));
+        t.apply(&TreeRows::default(), &[4], &mut d).unwrap();
+        assert_eq!(at(&t, &d, &[1], 60), (1, 0, 0, vec![]));
+        assert_eq!(at(&t, &d, &[3], 10), (0, 0, 1, vec![13]));
         assert_eq!(t.items(), 5);
+        assert_eq!(t.owners.unit[4], 0, "a deleted item owns nothing");
+        assert_eq!(t.visits(), 4);
     }
 
     #[test]
-    fn rewritten_histories_reuse_or_move_their_spans() {
+    fn rewritten_histories_reuse_or_move_their_entries() {
         let mut t = Tree::default();
+        let mut d = Dicts::default();
         let open = OPEN;
         for round in 0..200_000i64 {
             let n = 1 + (round % 3);
             let visits: Vec<_> = (0..n)
-                .map(|i| (i * 10, if i + 1 == n { open } else { i * 10 + 10 }, 1, NEW))
+                .map(|i| {
+                    let to = if i + 1 == n { open } else { i * 10 + 10 };
+                    (i * 10, to, "Backlog", "NEW")
+                })
                 .collect();
-            t.apply(
-                &rows(&[(round % 5 + 1, None)], &[(round % 5 + 1, built(&visits))]),
-                &[],
-            );
+            let id = round % 5 + 1;
+            t.apply(&rows(&[(id, None)], &[(id, &visits)]), &[], &mut d)
+                .unwrap();
         }
         assert!(t.from.len() < 1 << 18, "the arena is compacted");
-        assert_eq!(t.leaves(&[1, 2, 3, 4, 5], 0).not_started, 5);
+        assert_eq!(t.leaves(&[1, 2, 3, 4, 5], 0, &d.units).not_started, 5);
     }
 }

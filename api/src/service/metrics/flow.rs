@@ -123,6 +123,12 @@ pub(super) fn seconds_of(expr: &str) -> String {
     format!("CAST({expr} AS DOUBLE PRECISION) / 1000")
 }
 
+/// The sum in seconds of the milliseconds in column `ms`: an exact integer
+/// whatever the order of the rows, then in seconds.
+pub(super) fn exact_sum(ms: &str) -> String {
+    format!("CAST(SUM({ms}) AS DOUBLE PRECISION) / 1000")
+}
+
 /// The mean in seconds of the milliseconds in column `ms`: their sum, an
 /// exact integer whatever the order of the rows, in seconds, over their
 /// count (null for none). The in-memory path computes the same.

@@ -10,7 +10,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr, QueryResult, StreamTrait, TryGetable, Value,
 };
 
-use super::flow::{distribution, exact_mean, set_percentiles};
+use super::flow::{distribution, exact_mean, exact_sum, set_percentiles};
 use super::stats::{Distribution, RankPicker};
 use crate::service::sql::Sql;
 
@@ -27,8 +27,9 @@ pub struct Group<G> {
 /// takes the distribution of each of its value columns `cols` (nulls are
 /// left out). `extra` adds aggregate expressions to the grouped row, each
 /// starting with a comma. With `means_of` (one per value column), each
-/// mean is the exact one of [`exact_mean`] over that column of milliseconds
-/// instead of the average of the values.
+/// mean and sum are the exact ones of [`exact_mean`] and [`exact_sum`] over
+/// that column of milliseconds instead of the average and sum of the
+/// values.
 ///
 /// # Errors
 /// Database errors only.
@@ -49,11 +50,12 @@ where
     sql.set_values(values.to_vec());
     let mut select = String::from("SELECT g");
     for (i, c) in cols.iter().enumerate() {
-        let mean = means_of
-            .get(i)
-            .map_or_else(|| format!("AVG({c})"), |ms| exact_mean(ms));
+        let (sum, mean) = means_of.get(i).map_or_else(
+            || (format!("SUM({c})"), format!("AVG({c})")),
+            |ms| (exact_sum(ms), exact_mean(ms)),
+        );
         select.push_str(&format!(
-            ", SUM({c}) AS {c}_sum, COUNT({c}) AS {c}_n, {mean} AS {c}_mean, \
+            ", {sum} AS {c}_sum, COUNT({c}) AS {c}_n, {mean} AS {c}_mean, \
              MIN({c}) AS {c}_min, MAX({c}) AS {c}_max"
         ));
         if pg {

@@ -467,16 +467,22 @@ async fn state_metrics(
     parts: FlowParts,
     pre: StatesPre,
 ) -> ApiResult<(Vec<StateTime>, Vec<FlowDay>)> {
+    // From memory what the store answers, the rest from SQL side by side.
+    let asked = (
+        parts.time_in_state && pre.time_in_state.is_none(),
+        parts.cumulative_flow && pre.cumulative_flow.is_none(),
+    );
+    let (held_totals, held_counts) = ctx.analytics.states(scope, window, asked).await;
     let (mut totals, flow_counts) = futures::try_join!(
         async {
-            match pre.time_in_state {
+            match pre.time_in_state.or(held_totals) {
                 Some(t) => Ok(t),
                 None if parts.time_in_state => states::time_in_state(ctx.db, scope, window).await,
                 None => Ok(Vec::new()),
             }
         },
         async {
-            match pre.cumulative_flow {
+            match pre.cumulative_flow.or(held_counts) {
                 Some(c) => Ok(c),
                 None if parts.cumulative_flow => {
                     states::cumulative_flow(ctx.db, scope, window).await

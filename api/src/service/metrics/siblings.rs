@@ -26,6 +26,7 @@ use super::{
 use crate::domain::{UnitKind, WorkItemType};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::UnitPath;
+use crate::service::analytics::GroupedParts;
 use crate::service::analytics::compute::UnitCol;
 use crate::service::facts::flow::ms;
 use crate::service::sql::Sql;
@@ -183,49 +184,56 @@ async fn grouped(
 ) -> ApiResult<HashMap<i64, Precomputed>> {
     let states = parts.time_in_state || parts.cumulative_flow;
     let memory = match memory_column(column) {
-        Some(col) => {
-            ctx.analytics
-                .grouped(col, ids, filter, window, (parts.completions, parts.wip))
-                .await
-        }
-        None => None,
+        Some(col) => ctx.analytics.grouped(col, ids, filter, window, parts).await,
+        None => GroupedParts::default(),
     };
+    // Each part from memory when it answered, else from SQL; the SQL
+    // statements run side by side.
+    let GroupedParts {
+        completions: held_completions,
+        wip: held_wip,
+        time_in_state: held_time_in_state,
+        cumulative_flow: held_cumulative_flow,
+    } = memory;
     let ((completions, wip), (time_in_state, cumulative_flow), quality) = futures::try_join!(
         async move {
-            if let Some(both) = memory {
-                return Ok(both);
-            }
             futures::try_join!(
-                async {
-                    if parts.completions {
-                        completions(ctx, column, ids, window, filter).await
-                    } else {
-                        Ok(HashMap::new())
+                async move {
+                    match held_completions {
+                        Some(c) => Ok(c),
+                        None if parts.completions => {
+                            completions(ctx, column, ids, window, filter).await
+                        }
+                        None => Ok(HashMap::new()),
                     }
                 },
-                async {
-                    if parts.wip {
-                        wip(ctx, column, ids, window, filter).await
-                    } else {
-                        Ok(HashMap::new())
+                async move {
+                    match held_wip {
+                        Some(w) => Ok(w),
+                        None if parts.wip => wip(ctx, column, ids, window, filter).await,
+                        None => Ok(HashMap::new()),
                     }
                 },
             )
         },
-        async {
+        async move {
             futures::try_join!(
-                async {
-                    if parts.time_in_state {
-                        time_in_state(ctx, column, ids, window, filter).await
-                    } else {
-                        Ok(HashMap::new())
+                async move {
+                    match held_time_in_state {
+                        Some(t) => Ok(t),
+                        None if parts.time_in_state => {
+                            time_in_state(ctx, column, ids, window, filter).await
+                        }
+                        None => Ok(HashMap::new()),
                     }
                 },
-                async {
-                    if parts.cumulative_flow {
-                        cumulative_flow(ctx, column, ids, window, filter).await
-                    } else {
-                        Ok(HashMap::new())
+                async move {
+                    match held_cumulative_flow {
+                        Some(c) => Ok(c),
+                        None if parts.cumulative_flow => {
+                            cumulative_flow(ctx, column, ids, window, filter).await
+                        }
+                        None => Ok(HashMap::new()),
                     }
                 },
             )

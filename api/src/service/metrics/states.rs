@@ -14,7 +14,7 @@ use crate::service::facts::flow::ms;
 use crate::service::sql::Sql;
 
 /// Milliseconds in a day.
-const DAY_MS: i64 = 86_400_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
 /// For each state visited by an item completed in `window` (before its
 /// completion), the time spent there between creation and completion,
@@ -34,7 +34,7 @@ pub async fn time_in_state(
         sql.values(),
         &per_item(&completed, None),
         &["v"],
-        &[],
+        &["ms"],
         ", MIN(category) AS category",
     )
     .await?;
@@ -61,7 +61,7 @@ pub(crate) async fn time_in_state_by_unit(
         sql.values(),
         &per_item(completed, Some(column)),
         &["v"],
-        &[],
+        &["ms"],
         ", MIN(category) AS category",
     )
     .await?;
@@ -80,9 +80,15 @@ pub(crate) async fn time_in_state_by_unit(
     Ok(out)
 }
 
+/// An item's milliseconds in a state before its completion.
+const SPENT_MS: &str =
+    "SUM(CASE WHEN s.to_ms < c.completed_ms THEN s.to_ms ELSE c.completed_ms END - s.from_ms)";
+
 /// Per completed item and state: the visits that began before the
 /// completion, each cut at it, as the column `v` of groups `g` (the state,
-/// or with `unit` the facts column's unit and the state as "unit:state").
+/// or with `unit` the facts column's unit and the state as "unit:state"),
+/// and the same in integer milliseconds as `ms`, for an exact total and
+/// mean whatever the order of the rows.
 fn per_item(completed: &str, unit: Option<&str>) -> String {
     let (select_unit, group, by_unit) = match unit {
         Some(column) => (
@@ -93,14 +99,13 @@ fn per_item(completed: &str, unit: Option<&str>) -> String {
         None => (String::new(), "s.state", ""),
     };
     format!(
-        "SELECT {group} AS g, MIN(s.category) AS category, {spent} AS v \
+        "SELECT {group} AS g, MIN(s.category) AS category, {spent} AS v, {ms} AS ms \
          FROM (SELECT id, work_item_id, completed_ms{select_unit} FROM flow_completion \
                WHERE {completed}) c \
          JOIN flow_state s ON s.work_item_id = c.work_item_id AND s.from_ms < c.completed_ms \
          GROUP BY c.id{by_unit}, s.state",
-        spent = seconds_of(
-            "SUM(CASE WHEN s.to_ms < c.completed_ms THEN s.to_ms ELSE c.completed_ms END - s.from_ms)"
-        ),
+        spent = seconds_of(SPENT_MS),
+        ms = SPENT_MS,
     )
 }
 
@@ -221,7 +226,7 @@ async fn cumulative_flow_of(
 
 /// Per state, the running sums of the per-day changes; states never
 /// occupied at a day's end are left out.
-fn running(deltas: BTreeMap<String, Vec<i64>>) -> BTreeMap<String, Vec<usize>> {
+pub(crate) fn running(deltas: BTreeMap<String, Vec<i64>>) -> BTreeMap<String, Vec<usize>> {
     deltas
         .into_iter()
         .filter_map(|(state, d)| {
