@@ -17,6 +17,7 @@ mod m20261201_000009_delivery_facts;
 mod m20261202_000010_boards;
 mod m20261203_000011_objective_links;
 mod m20261204_000012_flow_changes;
+mod m20261205_000013_delivery_changes;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_boards::Migration),
             Box::new(m20261203_000011_objective_links::Migration),
             Box::new(m20261204_000012_flow_changes::Migration),
+            Box::new(m20261205_000013_delivery_changes::Migration),
         ]
     }
 }

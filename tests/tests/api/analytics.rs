@@ -53,11 +53,11 @@ const CHILDREN: &str =
       cumulativeFlow { date counts { state count } }
     } } } }";
 
-const TREE: &str =
+pub(crate) const TREE: &str =
     "{ organization { id key children { id key children { id key children { id key } } } } }";
 
 /// (id, key) of every unit, the organisation first.
-async fn units(app: &TestApp, token: &str) -> Vec<(Value, String)> {
+pub(crate) async fn units(app: &TestApp, token: &str) -> Vec<(Value, String)> {
     let data = app.ok(token, TREE, json!({})).await;
     let mut out = Vec::new();
     let mut stack = vec![data["organization"].clone()];
@@ -71,7 +71,7 @@ async fn units(app: &TestApp, token: &str) -> Vec<(Value, String)> {
 }
 
 /// Waits until `app` answers flow metrics from memory.
-async fn loaded(app: &TestApp) {
+pub(crate) async fn loaded(app: &TestApp) {
     for _ in 0..1200 {
         if app.metric("gemba_analytics_loaded").await == 1 {
             return;
@@ -132,10 +132,10 @@ async fn same_both_ways(memory: &TestApp, sql: &TestApp, token: &str) -> usize {
 }
 
 /// splitmix64: small, seedable, the same everywhere.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -143,12 +143,12 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 }
 
-const TEAMS: &[&str] = &[
+pub(crate) const TEAMS: &[&str] = &[
     "team-atlas",
     "team-borealis",
     "team-comet",
@@ -261,7 +261,7 @@ fn histories(seed: u64, items: usize) -> (String, String) {
     g.finish()
 }
 
-async fn a_sql_twin(app: &TestApp) -> TestApp {
+pub(crate) async fn a_sql_twin(app: &TestApp) -> TestApp {
     let settings = Settings {
         analytics: AnalyticsMode::Sql,
         ..Settings::default()
@@ -608,7 +608,38 @@ async fn around_now(app: &TestApp, token: &str, units: &Units) -> Value {
     }
     let vars = json!({"k": key, "f": Value::Null, "from": from, "to": to});
     out.push(app.ok(token, CHILDREN, vars).await);
+    let vars = json!({"u": org, "from": from, "to": to});
+    out.push(app.ok(token, DELIVERY, vars).await);
     Value::Array(out)
+}
+
+/// The delivery metrics the freshness test compares.
+const DELIVERY: &str = "query($u: ID!, $from: DateTime!, $to: DateTime!) {
+  deliveryMetrics(unit: $u, window: {from: $from, to: $to}) {
+    deployments deploymentDays leadTimeForChanges { count mean p50 }
+    leadTimeBreakdown { coding review deploy } changeFailureRate { numerator }
+    timeToRestore { count mean } releases itemsPerRelease } }";
+
+/// A change of team-atlas merged an hour ago, deployed to production now
+/// as deployment `name`, and an incident it caused, as NDJSON.
+fn deployed(name: &str) -> String {
+    let now = chrono::Utc::now();
+    let hour = chrono::Duration::hours(1);
+    [
+        json!({"id": format!("{name}-c"), "type": "change.upserted", "source": "fr",
+               "data": {"external_id": format!("{name}-pr"), "unit": "team-atlas",
+                        "repository": "acme/fr", "merged_at": (now - hour).to_rfc3339()}}),
+        json!({"id": format!("{name}-d"), "type": "deployment.recorded", "source": "fr",
+               "data": {"external_id": name, "unit": "team-atlas", "environment": "PRODUCTION",
+                        "status": "SUCCESS", "finished_at": now.to_rfc3339(),
+                        "changes": [format!("{name}-pr")]}}),
+        json!({"id": format!("{name}-i"), "type": "incident.opened", "source": "fr",
+               "data": {"external_id": format!("{name}-inc"), "unit": "team-atlas",
+                        "opened_at": now.to_rfc3339(), "severity": "SEV3", "deployment": name}}),
+    ]
+    .iter()
+    .map(|e| format!("{e}\n"))
+    .collect()
 }
 
 /// Reads `app` until it answers `want`; the time it took.
@@ -634,10 +665,11 @@ async fn until_same(
 }
 
 /// Two replicas with the facts in memory on one PostgreSQL database: a
-/// move through A is in B's metrics within a second (the relay); then,
-/// with every listener cut and cut again as soon as it is back while A
-/// writes (so B misses the notifications), B catches up by itself from the
-/// database within a few seconds, to A's numbers and the SQL path's.
+/// move or a deployment through A is in B's metrics within a second (the
+/// relay); then, with every listener cut and cut again as soon as it is
+/// back while A writes (so B misses the notifications), B catches up by
+/// itself from the database within a few seconds, to A's numbers and the
+/// SQL path's, flow and delivery metrics alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_catch_up_without_notifications() {
     let Some(a) = TestApp::spawn(Backend::Postgres).await else {
@@ -676,7 +708,15 @@ async fn replicas_catch_up_without_notifications() {
         until_same(&b, &admin, &units, &want, limit).await;
         relayed.push(written.elapsed());
     }
-    println!("a move through replica A was in replica B's metrics after {relayed:?}");
+    let (status, _) = post_ndjson(&a, &admin, &deployed("fr-1")).await;
+    assert_eq!(status, 200);
+    let written = Instant::now();
+    let want = around_now(&a, &admin, &units).await;
+    until_same(&b, &admin, &units, &want, limit).await;
+    relayed.push(written.elapsed());
+    println!(
+        "two moves and a deployment through replica A were in replica B's metrics after {relayed:?}"
+    );
     for took in &relayed {
         assert!(*took < Duration::from_secs(1), "{relayed:?}");
     }
@@ -720,6 +760,8 @@ async fn replicas_catch_up_without_notifications() {
     ] {
         a.ok(&admin, MOVE, json!({"i": item, "s": state})).await;
     }
+    let (status, _) = post_ndjson(&a, &admin, &deployed("fr-2")).await;
+    assert_eq!(status, 200);
     let written = Instant::now();
     let want = around_now(&a, &admin, &units).await;
     until_same(&b, &admin, &units, &want, limit).await;

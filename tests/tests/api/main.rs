@@ -6,6 +6,7 @@ mod auth;
 mod auth_cache;
 mod boards;
 mod console;
+mod delivery_facts;
 mod demo;
 mod forecasts;
 mod fuzz;

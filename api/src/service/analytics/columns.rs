@@ -10,6 +10,8 @@ use std::collections::{HashMap, HashSet};
 
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 
+use super::catchup::Changed;
+use super::delivery::{DeliveryFacts, DeliveryRows};
 use super::tree::{Tree, TreeRows};
 use crate::service::sql::Sql;
 
@@ -277,14 +279,16 @@ pub struct Facts {
     /// The item tree, `None` when it cannot be held (delivery progress
     /// then comes from SQL).
     pub tree: Option<Tree>,
+    pub delivery: DeliveryFacts,
 }
 
-/// Fact rows of some items, read from the database.
+/// Fact rows of some items and delivery entities, read from the database.
 pub struct Fetched {
     items: Vec<i64>,
     completions: Vec<QueryResult>,
     wip: Vec<QueryResult>,
     tree: Option<TreeRows>,
+    delivery: DeliveryRows,
 }
 
 impl Facts {
@@ -330,6 +334,7 @@ impl Facts {
         facts.completions.shrink();
         facts.wip.shrink();
         facts.tree = Tree::load(db, &mut facts.dicts).await?;
+        facts.delivery = DeliveryFacts::load(db).await?;
         Ok(facts)
     }
 
@@ -374,12 +379,18 @@ impl Facts {
         }
     }
 
-    /// Reads the current fact rows of `items`.
+    /// Reads the current fact rows of the items and delivery entities
+    /// `changed` names, and of `held` (what the held facts link to its
+    /// deployments, [`DeliveryFacts::held_related`]).
     ///
     /// # Errors
     /// Database errors only.
-    pub async fn fetch(db: &impl ConnectionTrait, items: &[i64]) -> Result<Fetched, DbErr> {
-        let mut items = items.to_vec();
+    pub async fn fetch(
+        db: &impl ConnectionTrait,
+        changed: &Changed,
+        held: &[(i32, i64)],
+    ) -> Result<Fetched, DbErr> {
+        let mut items = changed.items.clone();
         items.sort_unstable();
         items.dedup();
         let mut out = Fetched {
@@ -387,6 +398,7 @@ impl Facts {
             completions: Vec::new(),
             wip: Vec::new(),
             tree: None,
+            delivery: DeliveryFacts::fetch(db, &changed.delivery, held).await?,
         };
         for chunk in out.items.chunks(ITEMS) {
             for (table, columns) in [
@@ -407,7 +419,9 @@ impl Facts {
                 }
             }
         }
-        out.tree = Tree::fetch(db, &out.items).await?;
+        if !out.items.is_empty() {
+            out.tree = Tree::fetch(db, &out.items).await?;
+        }
         Ok(out)
     }
 
@@ -417,6 +431,10 @@ impl Facts {
     /// A row that does not read as the table's columns.
     pub fn replace(&mut self, fetched: &Fetched) -> Result<(), DbErr> {
         let items: HashSet<i64> = fetched.items.iter().copied().collect();
+        if items.is_empty() {
+            self.delivery.replace(&fetched.delivery);
+            return Ok(());
+        }
         for i in self.completions.owners.rows_of(&items) {
             self.completions.swap_remove(i);
         }
@@ -429,6 +447,7 @@ impl Facts {
         for row in &fetched.wip {
             self.wip.push(&mut self.dicts, row)?;
         }
+        self.delivery.replace(&fetched.delivery);
         match (&mut self.tree, &fetched.tree) {
             (Some(tree), Some(rows)) => {
                 if let Err(e) = tree.apply(rows, &fetched.items, &mut self.dicts) {
@@ -444,11 +463,17 @@ impl Facts {
 
     /// Bytes the columns take.
     pub fn bytes(&self) -> usize {
-        self.completions.bytes() + self.wip.bytes() + self.tree.as_ref().map_or(0, Tree::bytes)
+        self.completions.bytes()
+            + self.wip.bytes()
+            + self.tree.as_ref().map_or(0, Tree::bytes)
+            + self.delivery.bytes()
     }
 
-    /// Rows held in both tables.
+    /// Rows held: flow facts, visits and delivery facts.
     pub fn rows(&self) -> usize {
-        self.completions.len() + self.wip.len()
+        self.completions.len()
+            + self.wip.len()
+            + self.tree.as_ref().map_or(0, Tree::held_entries)
+            + self.delivery.rows()
     }
 }

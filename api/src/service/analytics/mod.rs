@@ -30,6 +30,7 @@
 pub mod catchup;
 pub mod columns;
 pub mod compute;
+pub mod delivery;
 pub mod states;
 pub mod tree;
 
@@ -42,11 +43,16 @@ use sea_orm::{DatabaseConnection, DbBackend, DbErr};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{Notify, broadcast, watch};
 
-use self::catchup::Mark;
+use self::catchup::{Changed, Mark};
 use self::columns::Facts;
 use self::compute::{Filter, Groups, UnitCol};
 use crate::config::{AnalyticsMode, Settings};
 use crate::events::{ChangeKind, DomainEvent, EventBus};
+use crate::service::Reach;
+use crate::service::directory::Tree as Directory;
+use crate::service::facts::delivery::kind_code;
+use crate::service::facts::flow::ms;
+use crate::service::metrics::delivery::Counted;
 use crate::service::metrics::flow::{Completions, Scope, Wip};
 use crate::service::metrics::{FlowParts, MetricFilter, StateTime, Window};
 
@@ -82,9 +88,9 @@ struct Inner {
     /// This replica's bus, read by whoever applies changes: the update
     /// task and every metric read.
     rx: tokio::sync::Mutex<broadcast::Receiver<DomainEvent>>,
-    /// While a full load runs: the items changed since it began, to read
-    /// again once it is done.
-    touched: Mutex<Option<Vec<i64>>>,
+    /// While a full load runs: what changed since it began, to read again
+    /// once it is done.
+    touched: Mutex<Option<Changed>>,
     /// Events were lost (the bus overflowed) or a refresh failed: the held
     /// facts may be stale.
     lost: AtomicBool,
@@ -311,6 +317,38 @@ impl Analytics {
         out
     }
 
+    /// What the delivery metrics of `ids` (each with its subtree for
+    /// [`Reach::Subtree`]) count over `window`, in the order of `ids`, with
+    /// the units placed by `tree`; `None` when the store cannot answer.
+    pub async fn delivery(
+        &self,
+        ids: &[i64],
+        reach: Reach,
+        window: Window,
+        tree: &Directory,
+    ) -> Option<Vec<Counted>> {
+        let inner = self.ready(&MetricFilter::default()).await?;
+        let facts = inner.read();
+        let delivery = &facts.as_ref()?.delivery;
+        let group: HashMap<i64, usize> = ids.iter().enumerate().map(|(g, id)| (*id, g)).collect();
+        // Per unit code, the groups its rows count for: its own, and for a
+        // subtree its ancestors'.
+        let mut member = vec![Vec::new()];
+        for &unit in delivery.units() {
+            let mut groups: Vec<usize> = group.get(&unit).copied().into_iter().collect();
+            if reach == Reach::Subtree
+                && let Some(path) = tree.path(unit)
+            {
+                groups.extend(path.ancestors.iter().filter_map(|a| group.get(a).copied()));
+            }
+            member.push(groups);
+        }
+        let span = (ms(window.from), ms(window.to));
+        let out = delivery.count(&member, ids.len(), span);
+        inner.answers.fetch_add(1, Ordering::Relaxed);
+        Some(out)
+    }
+
     /// The leaves below `roots` by category at `at` (epoch ms), as
     /// delivery progress counts them; `None` when the store cannot answer.
     pub async fn leaves(&self, roots: &[i64], at: i64) -> Option<tree::LeafCounts> {
@@ -434,14 +472,15 @@ impl Inner {
         }
     }
 
-    /// Items read again.
+    /// Items and delivery entities read again.
     async fn catch_up_from(&self, mark: &Mark) -> Result<usize, DbErr> {
-        let (next, items) = mark.changes(&self.db).await?;
-        if !items.is_empty() {
+        let (next, changed) = mark.changes(&self.db).await?;
+        if !changed.is_empty() {
             // One writer at a time, as [`Self::sync`]: an item's rows read
             // earlier never replace rows read later.
             let _rx = self.rx.lock().await;
-            let rows = Facts::fetch(&self.db, &items).await?;
+            let held = self.held_related(&changed);
+            let rows = Facts::fetch(&self.db, &changed, &held).await?;
             let mut facts = self.write();
             let Some(f) = facts.as_mut() else {
                 return Ok(0);
@@ -452,10 +491,22 @@ impl Inner {
                 return Ok(0);
             }
             self.caught_up
-                .fetch_add(items.len() as u64, Ordering::Relaxed);
+                .fetch_add(changed.len() as u64, Ordering::Relaxed);
         }
         self.set_current(Some(next));
-        Ok(items.len())
+        Ok(changed.len())
+    }
+
+    /// What the held delivery facts link to the deployments `changed`
+    /// names.
+    fn held_related(&self, changed: &Changed) -> Vec<(i32, i64)> {
+        if changed.delivery.is_empty() {
+            return Vec::new();
+        }
+        self.read()
+            .as_ref()
+            .map(|f| f.delivery.held_related(&changed.delivery))
+            .unwrap_or_default()
     }
 
     /// Stops answering from memory until the next full load.
@@ -467,10 +518,10 @@ impl Inner {
         self.reload.notify_one();
     }
 
-    /// The items changed by the events waiting in `rx`; `None` when some
-    /// were lost.
-    fn drain(rx: &mut broadcast::Receiver<DomainEvent>) -> Option<Vec<i64>> {
-        let mut ids = Vec::new();
+    /// The items and delivery entities changed by the events waiting in
+    /// `rx`; `None` when some were lost.
+    fn drain(rx: &mut broadcast::Receiver<DomainEvent>) -> Option<Changed> {
+        let mut changed = Changed::default();
         let mut complete = true;
         loop {
             match rx.try_recv() {
@@ -481,24 +532,26 @@ impl Inner {
                             | ChangeKind::WorkItemUpdated
                             | ChangeKind::WorkItemMoved
                     ) {
-                        ids.push(e.entity_id);
+                        changed.items.push(e.entity_id);
+                    } else if let Some(kind) = kind_code(e.kind) {
+                        changed.delivery.push((kind, e.entity_id));
                     }
                 }
                 Err(TryRecvError::Lagged(_)) => complete = false,
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
         }
-        complete.then_some(ids)
+        complete.then_some(changed)
     }
 
     /// Applies every event published so far.
     async fn sync(&self) {
         let mut rx = self.rx.lock().await;
-        let Some(ids) = Self::drain(&mut rx) else {
+        let Some(changed) = Self::drain(&mut rx) else {
             self.drop_facts("the event bus overflowed");
             return;
         };
-        if ids.is_empty() {
+        if changed.is_empty() {
             return;
         }
         if let Some(t) = self
@@ -507,12 +560,13 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner)
             .as_mut()
         {
-            t.extend(&ids);
+            t.extend(&changed);
         }
         if self.read().is_none() {
             return;
         }
-        match Facts::fetch(&self.db, &ids).await {
+        let held = self.held_related(&changed);
+        match Facts::fetch(&self.db, &changed, &held).await {
             Ok(rows) => {
                 let mut facts = self.write();
                 if let Some(f) = facts.as_mut()
@@ -533,7 +587,7 @@ impl Inner {
         self.loading.store(true, Ordering::SeqCst);
         loop {
             self.lost.store(false, Ordering::SeqCst);
-            *self.touched.lock().unwrap_or_else(PoisonError::into_inner) = Some(Vec::new());
+            *self.touched.lock().unwrap_or_else(PoisonError::into_inner) = Some(Changed::default());
             let started = Instant::now();
             match self.load_once().await {
                 Ok(true) => {
@@ -574,7 +628,7 @@ impl Inner {
         };
         let mut facts = Facts::load(&self.db).await?;
         let mut rx = self.rx.lock().await;
-        let Some(ids) = Self::drain(&mut rx) else {
+        let Some(changed) = Self::drain(&mut rx) else {
             return Ok(false);
         };
         if self.lost.load(Ordering::SeqCst) {
@@ -586,9 +640,10 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner)
             .take()
             .unwrap_or_default();
-        touched.extend(ids);
+        touched.extend(&changed);
         if !touched.is_empty() {
-            facts.replace(&Facts::fetch(&self.db, &touched).await?)?;
+            let held = facts.delivery.held_related(&touched.delivery);
+            facts.replace(&Facts::fetch(&self.db, &touched, &held).await?)?;
         }
         *self.write() = Some(facts);
         self.set_current(mark);

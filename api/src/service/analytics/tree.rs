@@ -647,11 +647,9 @@ impl Tree {
         self.present.iter().filter(|p| **p).count()
     }
 
-    /// Visits held (entries in a state).
-    pub fn visits(&self) -> usize {
-        (0..self.present.len())
-            .map(|s| self.entries(s).1.iter().filter(|&&c| c != GAP).count())
-            .sum()
+    /// Entries held (visits, and gaps between them).
+    pub fn held_entries(&self) -> usize {
+        self.from.len() - self.garbage
     }
 }
 
@@ -787,7 +785,7 @@ mod tests {
         assert_eq!(at(&t, &d, &[3], 10), (0, 0, 1, vec![13]));
         assert_eq!(t.items(), 5);
         assert_eq!(t.owners.unit[4], 0, "a deleted item owns nothing");
-        assert_eq!(t.visits(), 4);
+        assert_eq!(t.held_entries(), 4);
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! and each incident's causing deployment, rewritten in the transaction
 //! that wrote the deployments and incidents they derive from.
 
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DbBackend};
 
+use crate::events::{ChangeKind, DomainEvent};
+use crate::service::pg::{bigints, statement};
 use crate::service::sql::Sql;
 
 pub(crate) const PRODUCTION: &str = "PRODUCTION";
@@ -57,9 +59,8 @@ const REFRESH_IDS: usize = 500;
 /// Database errors only.
 pub async fn refresh_touched(
     db: &impl ConnectionTrait,
-    events: &[crate::events::DomainEvent],
+    events: &[DomainEvent],
 ) -> Result<(), sea_orm::DbErr> {
-    use crate::events::ChangeKind;
     let of = |kind: ChangeKind| -> Vec<i64> {
         let mut ids: Vec<i64> = events
             .iter()
@@ -110,6 +111,55 @@ pub async fn refresh_touched(
         sql.push(&text);
         db.execute_raw(sql.statement()).await?;
     }
+    mark_changed(db, events).await
+}
+
+/// The `delivery_change` kind of an event's entity, `None` for events of
+/// no delivery entity.
+pub fn kind_code(kind: ChangeKind) -> Option<i32> {
+    match kind {
+        ChangeKind::DeploymentRecorded => Some(1),
+        ChangeKind::ChangeUpserted => Some(2),
+        ChangeKind::IncidentOpened | ChangeKind::IncidentResolved => Some(3),
+        ChangeKind::ReleaseRecorded => Some(4),
+        _ => None,
+    }
+}
+
+/// Records in `delivery_change`, on PostgreSQL, that the running
+/// transaction wrote the delivery entities of `events`: replicas holding
+/// the delivery facts in memory find them there when the notification did
+/// not reach them ([`crate::service::analytics`]). In key order, so that
+/// two transactions lock the rows in the same order.
+async fn mark_changed(
+    db: &impl ConnectionTrait,
+    events: &[DomainEvent],
+) -> Result<(), sea_orm::DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut keys: Vec<(i32, i64)> = events
+        .iter()
+        .filter_map(|e| Some((kind_code(e.kind)?, e.entity_id)))
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    let sql = r#"INSERT INTO "delivery_change" ("kind", "entity_id", "xid")
+SELECT k::integer, id, pg_current_xact_id()::text::bigint
+FROM UNNEST($1::bigint[], $2::bigint[]) AS x(k, id)
+ORDER BY k, id
+ON CONFLICT ("kind", "entity_id") DO UPDATE SET "xid" = EXCLUDED."xid""#;
+    db.execute_raw(statement(
+        sql,
+        vec![
+            bigints(keys.iter().map(|(k, _)| i64::from(*k))),
+            bigints(keys.iter().map(|(_, id)| *id)),
+        ],
+    ))
+    .await?;
     Ok(())
 }
 

@@ -23,7 +23,7 @@ const GROWTH: u64 = 4;
 
 const TABLES: &str = "work_item, transition, external_ref, change, change_work_item, \
      deployment, deployment_change, release, release_work_item, incident, ingest_log, \
-     flow_completion, flow_wip, flow_state, flow_change";
+     flow_completion, flow_wip, flow_state, flow_change, delivery_change";
 
 /// Counts `applied` events and, past the threshold, refreshes the
 /// statistics of the ingest tables. Failures are logged: statistics are an

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult};
 
+use super::flow::exact_mean;
 use super::grouped;
 use super::history::duration;
 use super::stats::Distribution;
@@ -111,19 +112,27 @@ fn deployed_in(sql: &mut Sql, ids: &[i64], reach: Reach, window: Window) -> Memb
     }
 }
 
-/// Seconds from `earlier` to `later` (timestamp columns), each instant
-/// truncated to the millisecond as [`super::history::duration`] does.
-fn seconds_between(backend: DbBackend, later: &str, earlier: &str) -> String {
+/// Milliseconds from `earlier` to `later` (timestamp columns), each
+/// instant truncated to the millisecond as [`super::history::duration`]
+/// does (SQLite's date functions keep whole milliseconds, rounded).
+fn ms_between(backend: DbBackend, later: &str, earlier: &str) -> String {
     if backend == DbBackend::Postgres {
         format!(
-            "CAST(FLOOR(EXTRACT(EPOCH FROM {later}) * 1000) - FLOOR(EXTRACT(EPOCH FROM {earlier}) * 1000) \
-             AS DOUBLE PRECISION) / 1000"
+            "(FLOOR(EXTRACT(EPOCH FROM {later}) * 1000) - FLOOR(EXTRACT(EPOCH FROM {earlier}) * 1000))"
         )
     } else {
         format!(
-            "(ROUND(julianday({later}) * 86400000.0) - ROUND(julianday({earlier}) * 86400000.0)) / 1000.0"
+            "(ROUND(julianday({later}) * 86400000.0) - ROUND(julianday({earlier}) * 86400000.0))"
         )
     }
+}
+
+/// [`ms_between`] in seconds.
+fn seconds_between(backend: DbBackend, later: &str, earlier: &str) -> String {
+    format!(
+        "CAST({} AS DOUBLE PRECISION) / 1000",
+        ms_between(backend, later, earlier)
+    )
 }
 
 /// The UTC date of a timestamp column.
@@ -139,17 +148,17 @@ fn utc_date(backend: DbBackend, col: &str) -> String {
 /// limits.
 const IDS_PER_STATEMENT: usize = 500;
 
-/// What the statements count for one unit.
-#[derive(Default)]
-struct Counted {
-    deployments: usize,
-    days: usize,
-    caused: usize,
-    lead: Distribution,
-    breakdown: Breakdown,
-    restore: Distribution,
-    releases: usize,
-    delivered: usize,
+/// What the statements (or the facts in memory) count for one unit.
+#[derive(Debug, Default)]
+pub struct Counted {
+    pub deployments: usize,
+    pub days: usize,
+    pub caused: usize,
+    pub lead: Distribution,
+    pub breakdown: Breakdown,
+    pub restore: Distribution,
+    pub releases: usize,
+    pub delivered: usize,
 }
 
 /// The delivery metrics of each of `unit_ids` (each with its subtree for
@@ -167,6 +176,14 @@ pub(super) async fn compute_many(
     ids.sort_unstable();
     ids.dedup();
     let mut out = HashMap::with_capacity(ids.len());
+    if let Some(tree) = ctx.units.tree(ctx.db).await?
+        && let Some(counted) = ctx.analytics.delivery(&ids, reach, window, &tree).await
+    {
+        for (id, c) in ids.iter().zip(counted) {
+            out.insert(*id, assemble(c, window));
+        }
+        return Ok(out);
+    }
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
         let mut counted = count(ctx.db, chunk, reach, window).await?;
         for id in chunk {
@@ -241,31 +258,37 @@ async fn count(
             // when that is one of the window's.
             let mut sql = Sql::new(backend);
             let d = deployed_in(&mut sql, ids, reach, window);
-            let since = |col: &str| seconds_between(backend, "d.finished_at", col);
-            let between = |later: &str, earlier: &str| seconds_between(backend, later, earlier);
+            let since = |col: &str| ms_between(backend, "d.finished_at", col);
+            let between = |later: &str, earlier: &str| ms_between(backend, later, earlier);
             let inner = format!(
-                "SELECT {g} AS g, {lead} AS lead, {coding} AS coding, \
+                "SELECT {g} AS g, {lead} AS lead, {lead_ms} AS lead_ms, {coding} AS coding, \
                  {review} AS review, {deploy} AS deploy \
                  FROM change c JOIN deployment d ON d.id = c.first_deployment_id{join} \
                  WHERE {cond}",
                 g = d.group,
-                lead = since("COALESCE(c.first_commit_at, c.merged_at)"),
+                lead = seconds_between(
+                    backend,
+                    "d.finished_at",
+                    "COALESCE(c.first_commit_at, c.merged_at)"
+                ),
+                lead_ms = since("COALESCE(c.first_commit_at, c.merged_at)"),
                 coding = between("c.opened_at", "c.first_commit_at"),
                 review = between("c.merged_at", "c.opened_at"),
                 deploy = since("c.merged_at"),
                 join = d.join,
                 cond = d.cond,
             );
+            // Exact means of the milliseconds, whatever the order of rows.
+            let extra = format!(
+                ", {} AS coding, {} AS review, {} AS deploy",
+                exact_mean("coding"),
+                exact_mean("review"),
+                exact_mean("deploy")
+            );
             let mut out = HashMap::new();
-            for g in grouped::by_group::<i64>(
-                db,
-                sql.values(),
-                &inner,
-                &["lead"],
-                &[],
-                ", AVG(coding) AS coding, AVG(review) AS review, AVG(deploy) AS deploy",
-            )
-            .await?
+            for g in
+                grouped::by_group::<i64>(db, sql.values(), &inner, &["lead"], &["lead_ms"], &extra)
+                    .await?
             {
                 let breakdown = Breakdown {
                     coding: g.row.try_get("", "coding")?,
@@ -283,15 +306,24 @@ async fn count(
             let from = sql.bind(window.from);
             let to = sql.bind(window.to);
             let inner = format!(
-                "SELECT {g} AS g, {restore} AS restore FROM incident i{join} \
+                "SELECT {g} AS g, {restore} AS restore, {restore_ms} AS restore_ms \
+                 FROM incident i{join} \
                  WHERE {cond} AND i.resolved_at >= {from} AND i.resolved_at < {to}",
                 g = i.group,
                 restore = seconds_between(backend, "i.resolved_at", "i.opened_at"),
+                restore_ms = ms_between(backend, "i.resolved_at", "i.opened_at"),
                 join = i.join,
                 cond = i.cond,
             );
-            let groups =
-                grouped::by_group::<i64>(db, sql.values(), &inner, &["restore"], &[], "").await?;
+            let groups = grouped::by_group::<i64>(
+                db,
+                sql.values(),
+                &inner,
+                &["restore"],
+                &["restore_ms"],
+                "",
+            )
+            .await?;
             Ok(groups
                 .into_iter()
                 .map(|g| (g.key, g.dists[0]))
