@@ -46,10 +46,13 @@ struct Deployment {
     finished: i64,
 }
 
-/// A change with a first successful production deployment.
+/// A change with a first successful production deployment, with that
+/// deployment's unit and instant (read again whenever the deployment is).
 #[derive(Clone, Copy, Debug)]
 struct Change {
     first_deployment: i64,
+    unit: u32,
+    deployed: i64,
     first_commit: Option<i64>,
     opened: Option<i64>,
     merged: i64,
@@ -89,10 +92,6 @@ impl<T> Default for Rows<T> {
 }
 
 impl<T> Rows<T> {
-    fn get(&self, id: i64) -> Option<&T> {
-        self.at.get(&id).map(|&i| &self.rows[i])
-    }
-
     fn remove(&mut self, id: i64) {
         let Some(i) = self.at.remove(&id) else { return };
         self.ids.swap_remove(i);
@@ -141,7 +140,7 @@ pub struct DeliveryFacts {
 pub struct DeliveryRows {
     asked: [Vec<i64>; 4],
     deployments: Vec<(i64, i64, Deployment)>,
-    changes: Vec<(i64, Change)>,
+    changes: Vec<(i64, i64, Change)>,
     incidents: Vec<(i64, i64, Incident)>,
     releases: Vec<(i64, i64, Release)>,
 }
@@ -175,8 +174,10 @@ fn select(kind: i32) -> &'static str {
              WHERE {cond} AND environment = {env} AND status = {ok}"
         }
         CHANGE => {
-            "SELECT id, first_deployment_id, first_commit_at, opened_at, merged_at FROM change \
-             WHERE {cond} AND first_deployment_id IS NOT NULL"
+            "SELECT c.id, c.first_deployment_id, d.unit_id, d.finished_at, \
+             c.first_commit_at, c.opened_at, c.merged_at \
+             FROM change c JOIN deployment d ON d.id = c.first_deployment_id \
+             WHERE {cond} AND d.environment = {env} AND d.status = {ok}"
         }
         INCIDENT => {
             "SELECT id, unit_id, opened_at, resolved_at, cause_deployment_id FROM incident \
@@ -191,7 +192,11 @@ fn select(kind: i32) -> &'static str {
 }
 
 fn table_id(kind: i32) -> &'static str {
-    if kind == RELEASE { "r.id" } else { "id" }
+    match kind {
+        CHANGE => "c.id",
+        RELEASE => "r.id",
+        _ => "id",
+    }
 }
 
 impl DeliveryRows {
@@ -209,11 +214,14 @@ impl DeliveryRows {
                 )),
                 CHANGE => self.changes.push((
                     id,
+                    row.try_get_by_index(2)?,
                     Change {
                         first_deployment: row.try_get_by_index(1)?,
-                        first_commit: opt_ms_at(row, 2, backend)?,
-                        opened: opt_ms_at(row, 3, backend)?,
-                        merged: ms_at(row, 4, backend)?,
+                        unit: 0,
+                        deployed: ms_at(row, 3, backend)?,
+                        first_commit: opt_ms_at(row, 4, backend)?,
+                        opened: opt_ms_at(row, 5, backend)?,
+                        merged: ms_at(row, 6, backend)?,
                     },
                 )),
                 INCIDENT => self.incidents.push((
@@ -414,8 +422,9 @@ impl DeliveryFacts {
             let unit = self.units.code(&unit);
             self.deployments.put(id, Deployment { unit, ..d });
         }
-        for &(id, change) in &rows.changes {
-            self.changes.put(id, change);
+        for &(id, unit, c) in &rows.changes {
+            let unit = self.units.code(&unit);
+            self.changes.put(id, Change { unit, ..c });
         }
         for &(id, unit, i) in &rows.incidents {
             let unit = self.units.code(&unit);
@@ -456,18 +465,22 @@ impl DeliveryFacts {
     ) -> Vec<Counted> {
         let of = |unit: u32| member.get(unit as usize).map_or(&[][..], Vec::as_slice);
         let mut out: Vec<Acc> = (0..groups).map(|_| Acc::default()).collect();
-        // The units of the incidents each deployment caused.
+        // The units of the incidents each deployment caused, for the
+        // incidents that count for some group.
         let mut caused: HashMap<i64, Vec<u32>> = HashMap::new();
         for i in &self.incidents.rows {
-            if let Some(d) = i.cause {
+            if let Some(d) = i.cause
+                && !of(i.unit).is_empty()
+            {
                 caused.entry(d).or_default().push(i.unit);
             }
         }
         for (id, d) in self.deployments.ids.iter().zip(&self.deployments.rows) {
-            if d.finished < from || d.finished >= to {
+            let groups = of(d.unit);
+            if groups.is_empty() || d.finished < from || d.finished >= to {
                 continue;
             }
-            for &g in of(d.unit) {
+            for &g in groups {
                 let a = &mut out[g];
                 a.deployments += 1;
                 a.days.push(d.finished.div_euclid(DAY_MS));
@@ -480,17 +493,15 @@ impl DeliveryFacts {
             }
         }
         for c in &self.changes.rows {
-            let Some(d) = self.deployments.get(c.first_deployment) else {
-                continue;
-            };
-            if d.finished < from || d.finished >= to {
+            let groups = of(c.unit);
+            if groups.is_empty() || c.deployed < from || c.deployed >= to {
                 continue;
             }
-            let lead = d.finished - c.first_commit.unwrap_or(c.merged);
+            let lead = c.deployed - c.first_commit.unwrap_or(c.merged);
             let coding = c.opened.zip(c.first_commit).map(|(o, f)| o - f);
             let review = c.opened.map(|o| c.merged - o);
-            let deploy = d.finished - c.merged;
-            for &g in of(d.unit) {
+            let deploy = c.deployed - c.merged;
+            for &g in groups {
                 let a = &mut out[g];
                 a.lead.push(lead);
                 a.lead_sum += i128::from(lead);
