@@ -85,6 +85,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          # HELP gemba_analytics_caught_up_total Items whose facts in memory were read again because a catch-up with the database found them changed.\n\
          # TYPE gemba_analytics_caught_up_total counter\n\
          gemba_analytics_caught_up_total {}\n\
+         # HELP gemba_analytics_recovered_total Times the event bus lost events and the facts in memory were read again from the database's change logs instead of reloaded.\n\
+         # TYPE gemba_analytics_recovered_total counter\n\
+         gemba_analytics_recovered_total {}\n\
          # HELP gemba_analytics_behind Whether the flow facts in memory have not caught up with the database for too long.\n\
          # TYPE gemba_analytics_behind gauge\n\
          gemba_analytics_behind {}\n",
@@ -98,6 +101,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         state.services.analytics.size().0,
         state.services.analytics.answers(),
         state.services.analytics.caught_up(),
+        state.services.analytics.recovered(),
         u8::from(state.services.analytics.is_behind()),
     );
     (

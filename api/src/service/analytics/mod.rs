@@ -111,6 +111,8 @@ struct Inner {
     loading: AtomicBool,
     /// Items read again because a catch-up found them changed.
     caught_up: AtomicU64,
+    /// Times the bus lost events and the change logs made up for them.
+    recovered: AtomicU64,
 }
 
 impl Analytics {
@@ -140,6 +142,7 @@ impl Analytics {
             failing_since: Mutex::new(None),
             loading: AtomicBool::new(false),
             caught_up: AtomicU64::new(0),
+            recovered: AtomicU64::new(0),
         });
         tokio::spawn(run(
             inner.clone(),
@@ -178,6 +181,14 @@ impl Analytics {
         self.inner
             .as_ref()
             .map_or(0, |i| i.caught_up.load(Ordering::Relaxed))
+    }
+
+    /// Times the bus lost events and the database's change logs made up
+    /// for them (PostgreSQL) instead of a full reload.
+    pub fn recovered(&self) -> u64 {
+        self.inner
+            .as_ref()
+            .map_or(0, |i| i.recovered.load(Ordering::Relaxed))
     }
 
     /// Metric parts answered from memory so far.
@@ -455,7 +466,12 @@ impl Inner {
             // Dropped: the reload coming sets a new mark.
             return;
         }
-        match self.catch_up_from(&mark).await {
+        // One writer at a time, as [`Self::sync`]: an item's rows read
+        // earlier never replace rows read later.
+        let rx = self.rx.lock().await;
+        let caught = self.catch_up_from(&mark).await;
+        drop(rx);
+        match caught {
             Ok(items) => {
                 if self.succeeded() {
                     tracing::info!(items, "flow facts in memory caught up with the database");
@@ -472,13 +488,11 @@ impl Inner {
         }
     }
 
-    /// Items and delivery entities read again.
+    /// Reads again what changed since `mark`: the items and delivery
+    /// entities read again. The caller holds the lock on `rx`.
     async fn catch_up_from(&self, mark: &Mark) -> Result<usize, DbErr> {
         let (next, changed) = mark.changes(&self.db).await?;
         if !changed.is_empty() {
-            // One writer at a time, as [`Self::sync`]: an item's rows read
-            // earlier never replace rows read later.
-            let _rx = self.rx.lock().await;
             let held = self.held_related(&changed);
             let rows = Facts::fetch(&self.db, &changed, &held).await?;
             let mut facts = self.write();
@@ -548,7 +562,7 @@ impl Inner {
     async fn sync(&self) {
         let mut rx = self.rx.lock().await;
         let Some(changed) = Self::drain(&mut rx) else {
-            self.drop_facts("the event bus overflowed");
+            self.recover().await;
             return;
         };
         if changed.is_empty() {
@@ -575,6 +589,39 @@ impl Inner {
                     drop(facts);
                     self.drop_facts(&e.to_string());
                 }
+            }
+            Err(e) => self.drop_facts(&e.to_string()),
+        }
+    }
+
+    /// After the bus lost events (the caller holds the lock on `rx`): on
+    /// PostgreSQL, whatever they named committed before they were
+    /// published, so the database's change logs hold it and a catch-up
+    /// reads it again; a load running meanwhile does the same from its own
+    /// mark. Elsewhere, or when that fails, the facts are dropped until a
+    /// full reload.
+    async fn recover(&self) {
+        self.lost.store(true, Ordering::SeqCst);
+        let mark = self
+            .mark
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(mark) = mark.filter(|_| !self.catchup.is_zero()) else {
+            self.drop_facts("the event bus overflowed");
+            return;
+        };
+        if self.read().is_none() {
+            // The load running (or coming) reads from its own mark.
+            return;
+        }
+        match self.catch_up_from(&mark).await {
+            Ok(items) => {
+                self.recovered.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    items,
+                    "events lost on the bus: read again from the database"
+                );
             }
             Err(e) => self.drop_facts(&e.to_string()),
         }
@@ -621,26 +668,33 @@ impl Inner {
     async fn load_once(&self) -> Result<bool, DbErr> {
         // Marked before reading: whatever commits during the load, the
         // first catch-up reads again.
-        let mark = if self.catchup.is_zero() {
+        let mut mark = if self.catchup.is_zero() {
             None
         } else {
             Some(Mark::now(&self.db).await?)
         };
         let mut facts = Facts::load(&self.db).await?;
         let mut rx = self.rx.lock().await;
-        let Some(changed) = Self::drain(&mut rx) else {
-            return Ok(false);
-        };
-        if self.lost.load(Ordering::SeqCst) {
-            return Ok(false);
-        }
+        let drained = Self::drain(&mut rx);
+        let lost = drained.is_none() || self.lost.load(Ordering::SeqCst);
         let mut touched = self
             .touched
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
             .unwrap_or_default();
-        touched.extend(&changed);
+        touched.extend(&drained.unwrap_or_default());
+        if lost {
+            // Events were lost while loading: on PostgreSQL everything
+            // they named is in the change logs since the load's mark;
+            // elsewhere, load again.
+            let Some(m) = mark.as_ref() else {
+                return Ok(false);
+            };
+            let (next, changed) = m.changes(&self.db).await?;
+            touched.extend(&changed);
+            mark = Some(next);
+        }
         if !touched.is_empty() {
             let held = facts.delivery.held_related(&touched.delivery);
             facts.replace(&Facts::fetch(&self.db, &touched, &held).await?)?;
