@@ -109,6 +109,19 @@ impl Owners {
         Ok(())
     }
 
+    /// The seven code columns, for what is done to each alike.
+    pub(super) fn codes_mut(&mut self) -> [&mut Vec<u32>; 7] {
+        [
+            &mut self.unit,
+            &mut self.portfolio,
+            &mut self.program,
+            &mut self.team,
+            &mut self.level,
+            &mut self.item_type,
+            &mut self.flow_type,
+        ]
+    }
+
     fn swap_remove(&mut self, i: usize) {
         self.item.swap_remove(i);
         self.unit.swap_remove(i);
@@ -358,15 +371,7 @@ impl Facts {
             &mut c.owners
         };
         o.item.reserve(n);
-        for col in [
-            &mut o.unit,
-            &mut o.portfolio,
-            &mut o.program,
-            &mut o.team,
-            &mut o.level,
-            &mut o.item_type,
-            &mut o.flow_type,
-        ] {
+        for col in o.codes_mut() {
             col.reserve(n);
         }
     }

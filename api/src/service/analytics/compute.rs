@@ -159,6 +159,27 @@ impl Groups {
     }
 }
 
+/// The completion rows inside `window` and still done at its end, that
+/// `filter` keeps, with their group.
+pub(super) fn completed_in<'a>(
+    facts: &'a Facts,
+    groups: &'a Groups,
+    filter: &'a Filter,
+    window: Window,
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    let (from, to) = (ms(window.from), ms(window.to));
+    let c = &facts.completions;
+    let o = &c.owners;
+    (0..c.len()).filter_map(move |i| {
+        let done = c.completed[i];
+        if done < from || done >= to || c.left[i] < to {
+            return None;
+        }
+        let g = groups.of(o, i)?;
+        filter.matches(o, i).then_some((i, g))
+    })
+}
+
 /// What one group gathers of its completions.
 #[derive(Default)]
 struct CompletionAcc {
@@ -194,15 +215,8 @@ pub fn completions(
             ..CompletionAcc::default()
         })
         .collect();
-    for i in 0..c.len() {
+    for (i, g) in completed_in(facts, groups, filter, window) {
         let done = c.completed[i];
-        if done < from || done >= to || c.left[i] < to {
-            continue;
-        }
-        let Some(g) = groups.of(o, i) else { continue };
-        if !filter.matches(o, i) {
-            continue;
-        }
         let a = &mut acc[g];
         let week = usize::try_from((done + MONDAY_SHIFT_MS) / WEEK_MS - first_week).unwrap_or(0);
         a.counts[week * codes + o.flow_type[i] as usize] += 1;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveTime;
 
 use super::columns::Facts;
-use super::compute::{Filter, Groups, distribution, seconds};
+use super::compute::{Filter, Groups, completed_in, distribution, seconds};
 use super::tree::{GAP, Tree};
 use crate::service::facts::flow::{OPEN, ms};
 use crate::service::metrics::states::{DAY_MS, day_ends, running};
@@ -36,7 +36,6 @@ pub fn time_in_state(
     filter: &Filter,
     window: Window,
 ) -> Vec<Vec<StateTime>> {
-    let (from, to) = (ms(window.from), ms(window.to));
     let c = &facts.completions;
     let o = &c.owners;
     // Category codes ranked by name, for the least one.
@@ -53,15 +52,8 @@ pub fn time_in_state(
         .collect();
     // One item's time per state: (state, ms, least category).
     let mut item: Vec<(u16, i64, u8)> = Vec::new();
-    for i in 0..c.len() {
+    for (i, g) in completed_in(facts, groups, filter, window) {
         let done = c.completed[i];
-        if done < from || done >= to || c.left[i] < to {
-            continue;
-        }
-        let Some(g) = groups.of(o, i) else { continue };
-        if !filter.matches(o, i) {
-            continue;
-        }
         let Some(s) = tree.slot_of(o.item[i]) else {
             continue;
         };

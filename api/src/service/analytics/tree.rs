@@ -350,16 +350,7 @@ impl Tree {
         self.next_sibling.resize(n, 0);
         self.at.resize(n, 0);
         self.len.resize(n, 0);
-        let o = &mut self.owners;
-        for col in [
-            &mut o.unit,
-            &mut o.portfolio,
-            &mut o.program,
-            &mut o.team,
-            &mut o.level,
-            &mut o.item_type,
-            &mut o.flow_type,
-        ] {
+        for col in self.owners.codes_mut() {
             col.resize(n, 0);
         }
     }
@@ -425,15 +416,7 @@ impl Tree {
     fn set_owners(&mut self, s: usize, row: Option<&OwnerRow>, dicts: &mut Dicts) {
         let o = &mut self.owners;
         let Some(r) = row else {
-            for col in [
-                &mut o.unit,
-                &mut o.portfolio,
-                &mut o.program,
-                &mut o.team,
-                &mut o.level,
-                &mut o.item_type,
-                &mut o.flow_type,
-            ] {
+            for col in o.codes_mut() {
                 col[s] = 0;
             }
             return;
