@@ -39,6 +39,8 @@ pub struct Tree {
     by_key: HashMap<String, i64>,
     /// Strict ancestors of each unit, farthest first.
     ancestors: HashMap<i64, Vec<i64>>,
+    /// Each unit and every unit beneath it, by id.
+    subtrees: HashMap<i64, Vec<i64>>,
     organisation: Option<i64>,
     /// Workflows by the unit that defines them.
     workflows: HashMap<i64, Arc<EffectiveWorkflow>>,
@@ -78,7 +80,15 @@ impl Tree {
                 }),
             );
         }
+        for (unit, ancestors) in &tree.ancestors {
+            for a in ancestors {
+                tree.subtrees.entry(*a).or_default().push(*unit);
+            }
+        }
         for u in units {
+            let below = tree.subtrees.entry(u.id).or_default();
+            below.push(u.id);
+            below.sort_unstable();
             if u.kind == UnitKind::Organization.as_str() {
                 tree.organisation = Some(u.id);
             }
@@ -108,6 +118,12 @@ impl Tree {
             kind: UnitKind::parse(&unit.kind).ok()?,
             ancestors: self.ancestors.get(&id).cloned().unwrap_or_default(),
         })
+    }
+
+    /// The unit and every unit beneath it, by id; empty for an unknown
+    /// unit.
+    pub fn subtree(&self, id: i64) -> &[i64] {
+        self.subtrees.get(&id).map_or(&[], Vec::as_slice)
     }
 
     /// The workflow the unit uses: its own, or its nearest ancestor's.

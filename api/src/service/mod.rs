@@ -153,6 +153,40 @@ pub enum Reach {
 
 /// Restricts `q` to rows whose `unit_col` is `unit_id` or, for a subtree,
 /// any unit beneath it (through the closure table).
+/// [`in_unit`] with the subtree's units read from the replica's snapshot
+/// of the tree as a list of ids, when it holds the unit: the database then
+/// walks the index of the unit column directly (a team's first page of
+/// items reads that page, not every item of the team) instead of joining
+/// the closure table. Subtrees of more than [`LISTED_UNITS`] units keep the
+/// join.
+///
+/// # Errors
+/// Database errors only (loading the snapshot).
+pub(crate) async fn in_unit_listed<E: sea_orm::EntityTrait, C: sea_orm::ColumnTrait>(
+    ctx: Ctx<'_>,
+    q: sea_orm::Select<E>,
+    unit_col: C,
+    unit_id: i64,
+    reach: Reach,
+) -> ApiResult<sea_orm::Select<E>> {
+    use sea_orm::QueryFilter;
+    if reach == Reach::Subtree
+        && let Some(tree) = ctx.units.tree(ctx.db).await?
+    {
+        match tree.subtree(unit_id) {
+            [one] => return Ok(q.filter(unit_col.eq(*one))),
+            many if !many.is_empty() && many.len() <= LISTED_UNITS => {
+                return Ok(q.filter(unit_col.is_in(many.iter().copied())));
+            }
+            _ => {}
+        }
+    }
+    Ok(in_unit(q, unit_col, unit_id, reach))
+}
+
+/// Largest subtree [`in_unit_listed`] lists.
+const LISTED_UNITS: usize = 64;
+
 pub(crate) fn in_unit<E: sea_orm::EntityTrait, C: sea_orm::ColumnTrait>(
     q: sea_orm::Select<E>,
     unit_col: C,

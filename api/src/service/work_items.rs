@@ -109,7 +109,7 @@ pub async fn list(
     if units::find(ctx, unit_id).await?.is_none() {
         return Err(ApiError::not_found("unit"));
     }
-    q = super::in_unit(q, work_item::Column::UnitId, unit_id, filter.reach);
+    q = super::in_unit_listed(ctx, q, work_item::Column::UnitId, unit_id, filter.reach).await?;
     q = apply_filter(q, filter)?;
     paginate(ctx.db, q, work_item::Column::Id, page, want_total).await
 }
