@@ -353,6 +353,39 @@ async fn the_tree_from_memory_stays_current(app: TestApp) {
     assert_eq!(nova["unit"]["name"], "Nova");
     assert_eq!(nova["unit"]["parent"]["key"], parent.as_str());
     assert_eq!(nova["unit"]["workflow"]["name"], workflow);
+
+    // A list of the parent's subtree, its units taken from the snapshot,
+    // has the new team's item at once.
+    let item = app
+        .ok(
+            &admin,
+            "mutation($u: ID!) { createWorkItem(input: {unit: $u, type: STORY, title: \"Nova's first\"}) { workItem { key } } }",
+            json!({ "u": created["createUnit"]["unit"]["id"] }),
+        )
+        .await["createWorkItem"]["workItem"]["key"]
+        .clone();
+    let listed = app
+        .ok(
+            &admin,
+            "query($k: String!) { unit(key: $k) { id } }",
+            json!({ "k": parent }),
+        )
+        .await["unit"]["id"]
+        .clone();
+    let page = app
+        .ok(
+            &admin,
+            "query($u: ID!) { workItems(unit: $u, last: 5) { nodes { key unit { key } } } }",
+            json!({ "u": listed }),
+        )
+        .await;
+    let nodes = page["workItems"]["nodes"].as_array().unwrap();
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["key"] == item && n["unit"]["key"] == "team-nova"),
+        "{page}"
+    );
 }
 both!(the_tree_from_memory_stays_current);
 
