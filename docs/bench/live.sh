@@ -13,6 +13,8 @@
 #   bash docs/bench/live.sh            # SQLite in a temporary directory
 #   DB=postgres bash docs/bench/live.sh
 #   FLOW_METRICS=1 SUBSCRIBERS=1000 bash docs/bench/live.sh
+# INGEST_RATE=n: also posts n events a second to /ingest while the moves
+# run (new team-atlas stories and their transitions, a batch a second).
 # PostgreSQL: GEMBA_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -58,5 +60,5 @@ password="$(grep 'team@gemba.local' "$work/out.log" | awk '{print $NF}' || true)
 echo "server pid $pid ($(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB), ${DB:-sqlite}"
 GEMBA_LOG=warn "$bin" bench live --url "http://127.0.0.1:$port/graphql" --password "$password" \
   --subscribers "$subscribers" --rate "$rate" --seconds "$seconds" --server-pid "$pid" \
-  ${FLOW_METRICS:+--flow-metrics}
+  ${FLOW_METRICS:+--flow-metrics} --ingest-rate "${INGEST_RATE:-0}"
 grep -i "warn\|error" "$work/err.log" | sort | uniq -c | sort -rn | head -5 || true

@@ -45,6 +45,8 @@ pub struct Options {
     /// Subscribe to `flowMetricsUpdates` of the organisation, a portfolio
     /// and a team instead of `workItemEvents` of a program.
     pub flow_metrics: bool,
+    /// Events per second posted to `/ingest` while the moves run.
+    pub ingest_rate: u32,
 }
 
 const ITEM_EVENTS: &str =
@@ -67,6 +69,8 @@ pub struct Report {
     /// Resident memory of the server at the end, and its peak, in MiB.
     pub server_rss_mib: Option<(f64, f64)>,
     pub connect_seconds: f64,
+    /// Events the server applied from the ingest stream.
+    pub ingested: u64,
 }
 
 async fn gql(
@@ -356,6 +360,20 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     // Let the subscriptions register before the first move.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
+    let ingest = if opts.ingest_rate > 0 {
+        // The admin may ingest.
+        let token = login(&http, url, "admin@gemba.local", &opts.password).await?;
+        Some(tokio::spawn(ingest_stream(
+            http.clone(),
+            url.replacen("/graphql", "/ingest", 1),
+            token,
+            opts.ingest_rate,
+            stop_rx.clone(),
+        )))
+    } else {
+        None
+    };
+
     let states = ["In Progress", "In Review", "Testing", "Backlog"];
     let interval = Duration::from_secs_f64(1.0 / opts.rate.max(0.01));
     let mut ticker = tokio::time::interval(interval);
@@ -400,6 +418,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     }
     let server_rss_mib = opts.server_pid.and_then(rss_mib);
     let _ = stop_tx.send(true);
+    let ingested = match ingest {
+        Some(task) => task.await??,
+        None => 0,
+    };
     for t in tasks {
         let _ = t.await;
     }
@@ -430,7 +452,60 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         max_ms: pick(1.0),
         server_rss_mib,
         connect_seconds,
+        ingested,
     })
+}
+
+/// Posts `rate` events a second to `/ingest` until told to stop: new
+/// stories of team-atlas, each created then moved along, as NDJSON batches
+/// of one second's events. Returns the events applied.
+async fn ingest_stream(
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    rate: u32,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<u64> {
+    let run = Utc::now().timestamp_millis();
+    let states = ["In Progress", "In Review", "Testing", "Done"];
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let (mut n, mut applied) = (0u64, 0u64);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return Ok(applied),
+        }
+        let mut body = String::new();
+        for _ in 0..rate {
+            // Five events per story: its creation and four moves.
+            let (story, step) = (n / 5, n % 5);
+            let key = format!("LIVE-{run}-{story}");
+            let now = Utc::now().to_rfc3339();
+            let event = if step == 0 {
+                json!({"id": format!("{key}-c"), "type": "work_item.upserted", "source": "live-bench",
+                       "data": {"external_id": key, "key": key, "title": key, "unit": "team-atlas",
+                                "type": "STORY", "state": "Backlog", "created_at": now}})
+            } else {
+                json!({"id": format!("{key}-m{step}"), "type": "work_item.transitioned",
+                       "source": "live-bench",
+                       "data": {"external_id": key, "to_state": states[(step - 1) as usize], "at": now}})
+            };
+            body.push_str(&event.to_string());
+            body.push('\n');
+            n += 1;
+        }
+        let report: Value = http
+            .post(&url)
+            .bearer_auth(&token)
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        applied += report["applied"].as_u64().unwrap_or(0);
+    }
 }
 
 /// The report as Markdown.
@@ -438,28 +513,37 @@ pub fn table(r: &Report, opts: &Options) -> String {
     let rss = r.server_rss_mib.map_or("n/a".to_owned(), |(now, peak)| {
         format!("{now:.0} MiB (peak {peak:.0} MiB)")
     });
-    format!(
-        "| subscribers | moves/s | moves | deliveries (expected) | lagged | p50 | p95 | p99 | max | server RSS |\n\
+    let ingested = if opts.ingest_rate > 0 {
+        format!(
+            "{} events ingested beside the moves ({} a second asked).\n",
+            r.ingested, opts.ingest_rate
+        )
+    } else {
+        String::new()
+    };
+    ingested
+        + &format!(
+            "| subscribers | moves/s | moves | deliveries (expected) | lagged | p50 | p95 | p99 | max | server RSS |\n\
          |---|---|---|---|---|---|---|---|---|---|\n\
          | {} | {} | {} | {} ({}) | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} |\n\n\
          {} connections opened and subscribed to {} in {:.1} s.\n",
-        r.subscribers,
-        opts.rate,
-        r.moves,
-        r.delivered,
-        r.expected,
-        r.lagged,
-        r.p50_ms,
-        r.p95_ms,
-        r.p99_ms,
-        r.max_ms,
-        rss,
-        r.subscribers,
-        if opts.flow_metrics {
-            "flowMetricsUpdates of org, payments and team-atlas (a third each)"
-        } else {
-            "workItemEvents of payments-checkout"
-        },
-        r.connect_seconds
-    )
+            r.subscribers,
+            opts.rate,
+            r.moves,
+            r.delivered,
+            r.expected,
+            r.lagged,
+            r.p50_ms,
+            r.p95_ms,
+            r.p99_ms,
+            r.max_ms,
+            rss,
+            r.subscribers,
+            if opts.flow_metrics {
+                "flowMetricsUpdates of org, payments and team-atlas (a third each)"
+            } else {
+                "workItemEvents of payments-checkout"
+            },
+            r.connect_seconds
+        )
 }

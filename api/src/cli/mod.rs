@@ -152,6 +152,11 @@ enum BenchCommand {
         /// the program manager to `workItemEvents` of a program.
         #[arg(long)]
         flow_metrics: bool,
+        /// Events per second posted to `/ingest` beside the moves (new
+        /// stories of team-atlas and their transitions, a batch a
+        /// second); 0: none.
+        #[arg(long, default_value_t = 0)]
+        ingest_rate: u32,
     },
 }
 
@@ -320,6 +325,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     seconds,
                     server_pid,
                     flow_metrics,
+                    ingest_rate,
                 },
         } => {
             let opts = live_bench::Options {
@@ -330,6 +336,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 seconds,
                 server_pid,
                 flow_metrics,
+                ingest_rate,
             };
             let report = live_bench::run(&opts).await?;
             out(&live_bench::table(&report, &opts))
