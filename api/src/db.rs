@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::Utc;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseBackend,
-    DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait,
+    QueryFilter, Set, TransactionTrait,
 };
 
 use crate::domain::{DEFAULT_WORKFLOW, UnitKind};
@@ -85,17 +85,22 @@ pub async fn connect_with(
         opts.statement_timeout(t);
     }
     if url.starts_with("sqlite:") {
-        opts.max_connections(4).min_connections(1);
+        // Every connection of the pool, not only the first: `synchronous`
+        // and `busy_timeout` are per connection. WAL lets readers proceed
+        // while a writer commits; the busy timeout makes concurrent writers
+        // queue instead of failing.
+        opts.max_connections(4)
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(|o| {
+                o.pragma("journal_mode", "WAL")
+                    .pragma("synchronous", "NORMAL")
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
     } else {
         opts.max_connections(16).min_connections(1);
     }
     let mut db = Database::connect(opts).await?;
-    if db.get_database_backend() == DatabaseBackend::Sqlite {
-        // WAL lets readers proceed while a writer commits; the busy timeout
-        // makes concurrent writers queue instead of failing.
-        db.execute_unprepared("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
-            .await?;
-    }
     let counter = StatementCounter::default();
     let inner = counter.0.clone();
     db.set_metric_callback(move |info| {
@@ -208,4 +213,46 @@ async fn ensure_organisation(db: &DatabaseConnection) -> anyhow::Result<()> {
     txn.commit().await?;
     tracing::info!(key = ORGANISATION_KEY, "created the organisation unit");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+
+    use super::connect;
+
+    async fn pragma(txn: &DatabaseTransaction, name: &str) -> String {
+        let row = txn
+            .query_one_raw(sea_orm::Statement::from_string(
+                txn.get_database_backend(),
+                format!("PRAGMA {name}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0)
+            .map(|n| n.to_string())
+            .or_else(|_| row.try_get_by_index::<String>(0))
+            .unwrap()
+    }
+
+    /// Every connection of a SQLite pool runs in WAL with `synchronous =
+    /// NORMAL`, a 10 s busy timeout and foreign keys, not only the first.
+    #[tokio::test]
+    async fn every_sqlite_connection_gets_the_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
+        let (db, _) = connect(&url).await.unwrap();
+        // Four transactions at once hold the pool's four connections.
+        let mut open = Vec::new();
+        for _ in 0..4 {
+            open.push(db.begin().await.unwrap());
+        }
+        for txn in &open {
+            assert_eq!(pragma(txn, "journal_mode").await, "wal");
+            assert_eq!(pragma(txn, "synchronous").await, "1", "NORMAL");
+            assert_eq!(pragma(txn, "busy_timeout").await, "10000");
+            assert_eq!(pragma(txn, "foreign_keys").await, "1");
+        }
+    }
 }
