@@ -441,6 +441,11 @@ impl DeliveryFacts {
         self.units.values()
     }
 
+    /// The code of unit `id`, `None` when no row is of it.
+    pub fn unit_code(&self, id: i64) -> Option<usize> {
+        self.units.get(&id).map(|c| c as usize)
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.deployments.bytes()

@@ -341,18 +341,19 @@ impl Analytics {
         let inner = self.ready(&MetricFilter::default()).await?;
         let facts = inner.read();
         let delivery = &facts.as_ref()?.delivery;
-        let group: HashMap<i64, usize> = ids.iter().enumerate().map(|(g, id)| (*id, g)).collect();
-        // Per unit code, the groups its rows count for: its own, and for a
-        // subtree its ancestors'.
-        let mut member = vec![Vec::new()];
-        for &unit in delivery.units() {
-            let mut groups: Vec<usize> = group.get(&unit).copied().into_iter().collect();
-            if reach == Reach::Subtree
-                && let Some(path) = tree.path(unit)
-            {
-                groups.extend(path.ancestors.iter().filter_map(|a| group.get(a).copied()));
+        // Per unit code, the groups its rows count for: its own unit's, and
+        // for a subtree every asked unit above it.
+        let mut member = vec![Vec::new(); delivery.units().len() + 1];
+        for (g, &id) in ids.iter().enumerate() {
+            let below = match reach {
+                Reach::Subtree if !tree.subtree(id).is_empty() => tree.subtree(id),
+                _ => std::slice::from_ref(&id),
+            };
+            for unit in below {
+                if let Some(groups) = delivery.unit_code(*unit).and_then(|c| member.get_mut(c)) {
+                    groups.push(g);
+                }
             }
-            member.push(groups);
         }
         let span = (ms(window.from), ms(window.to));
         let out = delivery.count(&member, ids.len(), span);
