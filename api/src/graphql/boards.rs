@@ -258,7 +258,7 @@ pub struct BoardCard {
 impl BoardCard {
     /// The work item itself, with all its fields.
     async fn work_item(&self) -> WorkItem {
-        WorkItem(self.card.item.clone())
+        WorkItem::new(self.card.item.clone())
     }
 
     /// The work item's unique key.
@@ -507,7 +507,7 @@ impl BoardsMutation {
         let position = input.position.parse()?;
         let items = work_items::reorder(r.svc(), &r.services.bus, &ids, position).await?;
         Ok(ReorderWorkItemsPayload {
-            work_items: items.into_iter().map(WorkItem).collect(),
+            work_items: items.into_iter().map(WorkItem::new).collect(),
         })
     }
 

@@ -102,7 +102,7 @@ impl Change {
         Ok(delivery::items_of_change(r.svc(), self.0.id)
             .await?
             .into_iter()
-            .map(WorkItem)
+            .map(WorkItem::new)
             .collect())
     }
 }
@@ -207,7 +207,7 @@ impl Release {
         Ok(delivery::items_of_release(r.svc(), self.0.id)
             .await?
             .into_iter()
-            .map(WorkItem)
+            .map(WorkItem::new)
             .collect())
     }
 }

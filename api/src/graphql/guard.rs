@@ -5,8 +5,9 @@
 //! code. Two shapes of hostile document get through them: values nested a few
 //! thousand deep (a stack overflow that aborts the process), and fragments
 //! that spread each other twice per level (work that doubles per level before
-//! any limit counts it). This guard runs first, on every path a document
-//! takes (`/graphql` by POST and GET, the WebSocket, persisted queries):
+//! any limit counts it). This guard ([`Admission`]) runs first, on every
+//! path a document takes (`/graphql` by POST and GET, the WebSocket,
+//! persisted queries):
 //!
 //! 1. [`check_nesting`] scans the text once, without recursion, and refuses
 //!    any bracket nesting (`{`, `[`, `(`) deeper than the limit;
@@ -20,15 +21,13 @@
 //! Every refusal is a `BAD_USER_INPUT` request error.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::Mutex;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ErrorExtensions, Name, Request, ServerError, ServerResult, Value};
+use sha2::{Digest, Sha256};
 
-/// The limits of [`DocumentGuard`].
+/// The limits [`Admission`] applies.
 #[derive(Clone, Copy, Debug)]
 pub struct DocumentLimits {
     /// Deepest bracket nesting in the text, and deepest variable value.
@@ -39,17 +38,119 @@ pub struct DocumentLimits {
     pub max_aliases: u64,
 }
 
-/// The extension that applies [`DocumentLimits`]; register it before any
-/// other, so that it sees a document before anything else parses it.
-pub struct DocumentGuard(pub DocumentLimits);
-
-impl ExtensionFactory for DocumentGuard {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(GuardExtension(self.0))
-    }
+/// The gate every request passes before the schema runs it, on every path
+/// a document takes (`/graphql` by POST and GET, the WebSocket): the
+/// [`DocumentLimits`], then Apollo's automatic persisted queries, then the
+/// parse, whose result is kept by the document's text.
+///
+/// It runs outside the schema rather than as an async-graphql extension:
+/// the schema sends every resolved field through each registered
+/// extension, a boxed future and two registry look-ups per field per
+/// extension, even for extensions that only look at the request.
+pub struct Admission {
+    limits: DocumentLimits,
+    /// Documents registered by hash (`extensions.persistedQuery`).
+    persisted: Mutex<HashMap<String, ExecutableDocument>>,
+    /// Documents already parsed and checked, by their text: clients send
+    /// the same few documents over and over.
+    parsed: Mutex<HashMap<String, ExecutableDocument>>,
 }
 
-struct GuardExtension(DocumentLimits);
+/// Documents each of [`Admission`]'s caches holds before it starts afresh.
+const CACHED_DOCUMENTS: usize = 1024;
+
+/// `extensions.persistedQuery`, as Apollo clients send it.
+#[derive(serde::Deserialize)]
+struct PersistedQuery {
+    version: i32,
+    #[serde(rename = "sha256Hash")]
+    sha256_hash: String,
+}
+
+fn remember(
+    cache: &Mutex<HashMap<String, ExecutableDocument>>,
+    key: String,
+    doc: &ExecutableDocument,
+) {
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if cache.len() >= CACHED_DOCUMENTS {
+        cache.clear();
+    }
+    cache.insert(key, doc.clone());
+}
+
+fn recall(
+    cache: &Mutex<HashMap<String, ExecutableDocument>>,
+    key: &str,
+) -> Option<ExecutableDocument> {
+    cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(key)
+        .cloned()
+}
+
+impl Admission {
+    pub fn new(limits: DocumentLimits) -> Self {
+        Self {
+            limits,
+            persisted: Mutex::new(HashMap::new()),
+            parsed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks `request` and gives it back with its document parsed.
+    ///
+    /// # Errors
+    /// The request error to answer with: a refused document or variables
+    /// (`BAD_USER_INPUT`), a persisted query unknown by its hash
+    /// (`PersistedQueryNotFound`) or badly described, a syntax error.
+    pub fn admit(&self, mut request: Request) -> ServerResult<Request> {
+        let limits = &self.limits;
+        check_nesting(&request.query, limits.max_nesting).map_err(refuse)?;
+        check_variables(request.variables.values(), limits.max_nesting).map_err(refuse)?;
+        let doc = if let Some(value) = request.extensions.remove("persistedQuery") {
+            let persisted: PersistedQuery = async_graphql::from_value(value).map_err(|_| {
+                ServerError::new("Invalid \"PersistedQuery\" extension configuration.", None)
+            })?;
+            if persisted.version != 1 {
+                return Err(ServerError::new(
+                    format!(
+                        "Only the \"PersistedQuery\" extension of version \"1\" is supported, and the current version is \"{}\".",
+                        persisted.version
+                    ),
+                    None,
+                ));
+            }
+            if request.query.is_empty() {
+                // Checked when it was registered.
+                let doc = recall(&self.persisted, &persisted.sha256_hash)
+                    .ok_or_else(|| ServerError::new("PersistedQueryNotFound", None))?;
+                request.set_parsed_query(doc);
+                return Ok(request);
+            }
+            let hash = format!("{:x}", Sha256::digest(request.query.as_bytes()));
+            if persisted.sha256_hash != hash {
+                return Err(ServerError::new("provided sha does not match query", None));
+            }
+            let doc = async_graphql::parser::parse_query(&request.query)?;
+            check_document(&doc, limits).map_err(refuse)?;
+            remember(&self.persisted, hash, &doc);
+            doc
+        } else if let Some(doc) = recall(&self.parsed, &request.query) {
+            doc
+        } else {
+            let doc = async_graphql::parser::parse_query(&request.query)?;
+            check_document(&doc, limits).map_err(refuse)?;
+            remember(&self.parsed, request.query.clone(), &doc);
+            doc
+        };
+        request.set_parsed_query(doc);
+        Ok(request)
+    }
+}
 
 /// A refusal as async-graphql's request error, with its code.
 fn refuse(message: String) -> ServerError {
@@ -261,25 +362,6 @@ pub fn check_document(doc: &ExecutableDocument, limits: &DocumentLimits) -> Resu
         ));
     }
     Ok(())
-}
-
-#[async_trait::async_trait]
-impl Extension for GuardExtension {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        let limits = self.0;
-        check_nesting(&request.query, limits.max_nesting).map_err(refuse)?;
-        check_variables(request.variables.values(), limits.max_nesting).map_err(refuse)?;
-        // Persisted queries resolve (or register) the document after this.
-        let mut request = next.run(ctx, request).await?;
-        let doc = request.parsed_query()?;
-        check_document(doc, &limits).map_err(refuse)?;
-        Ok(request)
-    }
 }
 
 #[cfg(test)]

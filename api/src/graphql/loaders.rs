@@ -96,14 +96,16 @@ impl Loader<i64> for UnitLoader {
 pub struct ItemLoader(pub Arc<Base>);
 
 impl Loader<i64> for ItemLoader {
-    type Value = work_item::Model;
+    /// Shared: a page's items hand out their parents to every field that
+    /// asks, without copying them.
+    type Value = Arc<work_item::Model>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, work_item::Model>, LoadError> {
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, LoadError> {
         Ok(work_items::find_many(self.0.ctx(), keys)
             .await?
             .into_iter()
-            .map(|i| (i.id, i))
+            .map(|i| (i.id, Arc::new(i)))
             .collect())
     }
 }

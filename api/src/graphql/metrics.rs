@@ -251,7 +251,7 @@ impl FlowMetrics {
             .oldest
             .iter()
             .map(|a| AgingItem {
-                work_item: WorkItem(a.item.clone()),
+                work_item: WorkItem::new(a.item.clone()),
                 age: a.age,
             })
             .collect()

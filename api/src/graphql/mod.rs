@@ -23,13 +23,12 @@ mod value_streams;
 mod work_items;
 mod workflows;
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use async_graphql::extensions::apollo_persisted_queries::{
-    ApolloPersistedQueries, LruCacheStorage,
-};
 use async_graphql::{Context, MergedObject, Schema};
 use sea_orm::DatabaseConnection;
 
@@ -239,6 +238,18 @@ impl RequestCtx {
     }
 }
 
+/// Moves a field's work to the heap. async-graphql boxes the future of
+/// every field it resolves, and that future is as large as the largest of
+/// its type's fields: one field that queries (a page of children, a
+/// forecast) would make each `key` or `title` of its type allocate and copy
+/// kilobytes. The bodies of such fields go through this, leaving a pointer
+/// in their type's future.
+pub(crate) fn on_heap<'a, T>(
+    work: impl Future<Output = GqlResult<T>> + Send + 'a,
+) -> Pin<Box<impl Future<Output = GqlResult<T>> + Send + 'a>> {
+    Box::pin(work)
+}
+
 pub(crate) fn rc<'a>(ctx: &Context<'a>) -> GqlResult<&'a RequestCtx> {
     ctx.data::<RequestCtx>()
         .map_err(|_| ApiError::internal(anyhow::anyhow!("request context missing")).into())
@@ -253,21 +264,22 @@ pub fn document_limits(settings: &Settings) -> guard::DocumentLimits {
     }
 }
 
-/// Builds the schema with the configured document limits, depth and
-/// complexity limits and cost budgets.
+/// Builds the schema with the configured depth and complexity limits and
+/// cost budgets. Documents reach it through [`guard::Admission`], which
+/// applies the document limits and resolves persisted queries.
 pub fn build_schema(settings: &Settings) -> GembaSchema {
-    Schema::build(Query::default(), Mutation::default(), Subscription)
+    let builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_depth(settings.max_query_depth)
         .limit_complexity(settings.max_query_complexity)
         .limit_recursive_depth(settings.max_nesting)
-        .limit_directives(16)
-        // First, so that no document reaches a parser before its checks.
-        .extension(guard::DocumentGuard(document_limits(settings)))
-        // Apollo's automatic persisted queries: browsers may send a hash
-        // instead of the document once the server has seen it.
-        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(1024)))
-        .extension(budget::CostBudget)
-        .finish()
+        .limit_directives(16);
+    // Every extension puts each resolved field through its chain; with
+    // budgets off there is nothing to charge, so none is registered.
+    if settings.budget_points > 0 {
+        builder.extension(budget::CostBudget).finish()
+    } else {
+        builder.finish()
+    }
 }
 
 /// The SDL of the schema, as checked in at `schema.graphql`.

@@ -82,7 +82,7 @@ impl Objective {
         Ok(outcomes::linked_items(rc(ctx)?.svc(), self.0.id)
             .await?
             .into_iter()
-            .map(WorkItem)
+            .map(WorkItem::new)
             .collect())
     }
 

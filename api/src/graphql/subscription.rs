@@ -409,7 +409,7 @@ impl Subscription {
             }
             vec![WorkItemEvent {
                 kind: k,
-                work_item: WorkItem(change.card.item.clone()),
+                work_item: WorkItem::new(change.card.item.clone()),
                 at: *at,
             }]
         }))

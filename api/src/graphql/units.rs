@@ -12,10 +12,10 @@ use super::delivery::{
 };
 use super::ids::{self, kind};
 use super::outcomes::Objective;
-use super::rc;
 use super::value_streams::ValueStream;
-use super::work_items::{WorkItemConnection, WorkItemFilter, list_work_items};
+use super::work_items::{Batching, WorkItemConnection, WorkItemFilter, list_work_items};
 use super::workflows::Workflow;
+use super::{on_heap, rc};
 use crate::domain::UnitKind;
 use crate::error::{ApiError, GqlResult};
 use crate::events::{ChangeKind, DomainEvent};
@@ -83,32 +83,41 @@ impl Unit {
 
     /// Direct children, by key.
     async fn children(&self, ctx: &Context<'_>) -> GqlResult<Vec<Unit>> {
-        let r = rc(ctx)?;
-        Ok(units::children(r.svc(), self.0.id)
-            .await?
-            .into_iter()
-            .map(Unit)
-            .collect())
+        on_heap(async move {
+            let r = rc(ctx)?;
+            Ok(units::children(r.svc(), self.0.id)
+                .await?
+                .into_iter()
+                .map(Unit)
+                .collect())
+        })
+        .await
     }
 
     /// Every ancestor, the organisation first.
     async fn ancestors(&self, ctx: &Context<'_>) -> GqlResult<Vec<Unit>> {
-        let r = rc(ctx)?;
-        Ok(units::ancestors(r.svc(), self.0.id)
-            .await?
-            .into_iter()
-            .map(Unit)
-            .collect())
+        on_heap(async move {
+            let r = rc(ctx)?;
+            Ok(units::ancestors(r.svc(), self.0.id)
+                .await?
+                .into_iter()
+                .map(Unit)
+                .collect())
+        })
+        .await
     }
 
     /// Every unit beneath this one, by depth then key.
     async fn descendants(&self, ctx: &Context<'_>) -> GqlResult<Vec<Unit>> {
-        let r = rc(ctx)?;
-        Ok(units::descendants(r.svc(), self.0.id)
-            .await?
-            .into_iter()
-            .map(Unit)
-            .collect())
+        on_heap(async move {
+            let r = rc(ctx)?;
+            Ok(units::descendants(r.svc(), self.0.id)
+                .await?
+                .into_iter()
+                .map(Unit)
+                .collect())
+        })
+        .await
     }
 
     /// The workflow this unit's board uses: its own or the nearest ancestor's.
@@ -145,11 +154,14 @@ impl Unit {
         )]
         before: Option<String>,
     ) -> GqlResult<ChangeConnection> {
-        let r = rc(ctx)?;
-        let args = page_args(first, after, last, before)?;
-        let page =
-            delivery::changes(r.svc(), self.0.id, reach(scope), args, wants_total(ctx)).await?;
-        Ok(ChangeConnection::from_page(page, |m| m.id, Change))
+        on_heap(async move {
+            let r = rc(ctx)?;
+            let args = page_args(first, after, last, before)?;
+            let page =
+                delivery::changes(r.svc(), self.0.id, reach(scope), args, wants_total(ctx)).await?;
+            Ok(ChangeConnection::from_page(page, |m| m.id, Change))
+        })
+        .await
     }
 
     /// Flow metrics of this unit (and by default its subtree): the same
@@ -170,9 +182,12 @@ impl Unit {
         )]
         filter: Option<super::metrics::MetricFilterInput>,
     ) -> GqlResult<Option<super::metrics::FlowMetrics>> {
-        super::metrics::unit_flow_metrics(ctx, self.0.id, window, filter)
-            .await
-            .map(Some)
+        on_heap(async move {
+            super::metrics::unit_flow_metrics(ctx, self.0.id, window, filter)
+                .await
+                .map(Some)
+        })
+        .await
     }
 
     /// Delivery metrics (DORA) of this unit (and by default its subtree):
@@ -213,27 +228,36 @@ impl Unit {
             super::forecasts::ForecastInput,
         >,
     ) -> GqlResult<super::forecasts::HowManyForecast> {
-        super::forecasts::unit_throughput_forecast(ctx, self.0.id, days, input).await
+        on_heap(async move {
+            super::forecasts::unit_throughput_forecast(ctx, self.0.id, days, input).await
+        })
+        .await
     }
 
     /// Objectives owned by this unit, where you may read them (where you
     /// may read its aggregates); empty otherwise.
     async fn objectives(&self, ctx: &Context<'_>) -> GqlResult<Vec<Objective>> {
-        Ok(outcomes::objectives_of(rc(ctx)?.svc(), self.0.id)
-            .await?
-            .into_iter()
-            .map(Objective)
-            .collect())
+        on_heap(async move {
+            Ok(outcomes::objectives_of(rc(ctx)?.svc(), self.0.id)
+                .await?
+                .into_iter()
+                .map(Objective)
+                .collect())
+        })
+        .await
     }
 
     /// Value streams owned by this unit, by key, where you may read them
     /// (where you may read its aggregates); empty otherwise.
     async fn value_streams(&self, ctx: &Context<'_>) -> GqlResult<Vec<ValueStream>> {
-        Ok(value_streams::of_unit(rc(ctx)?.svc(), self.0.id)
-            .await?
-            .into_iter()
-            .map(ValueStream)
-            .collect())
+        on_heap(async move {
+            Ok(value_streams::of_unit(rc(ctx)?.svc(), self.0.id)
+                .await?
+                .into_iter()
+                .map(ValueStream)
+                .collect())
+        })
+        .await
     }
 
     /// Deployments of this unit (and by default its subtree) you may read.
@@ -260,11 +284,15 @@ impl Unit {
         )]
         before: Option<String>,
     ) -> GqlResult<DeploymentConnection> {
-        let r = rc(ctx)?;
-        let args = page_args(first, after, last, before)?;
-        let page =
-            delivery::deployments(r.svc(), self.0.id, reach(scope), args, wants_total(ctx)).await?;
-        Ok(DeploymentConnection::from_page(page, |m| m.id, Deployment))
+        on_heap(async move {
+            let r = rc(ctx)?;
+            let args = page_args(first, after, last, before)?;
+            let page =
+                delivery::deployments(r.svc(), self.0.id, reach(scope), args, wants_total(ctx))
+                    .await?;
+            Ok(DeploymentConnection::from_page(page, |m| m.id, Deployment))
+        })
+        .await
     }
 
     /// Releases of this unit (and by default its subtree) you may read.
@@ -291,11 +319,14 @@ impl Unit {
         )]
         before: Option<String>,
     ) -> GqlResult<ReleaseConnection> {
-        let r = rc(ctx)?;
-        let args = page_args(first, after, last, before)?;
-        let page =
-            delivery::releases(r.svc(), self.0.id, reach(scope), args, wants_total(ctx)).await?;
-        Ok(ReleaseConnection::from_page(page, |m| m.id, Release))
+        on_heap(async move {
+            let r = rc(ctx)?;
+            let args = page_args(first, after, last, before)?;
+            let page = delivery::releases(r.svc(), self.0.id, reach(scope), args, wants_total(ctx))
+                .await?;
+            Ok(ReleaseConnection::from_page(page, |m| m.id, Release))
+        })
+        .await
     }
 
     /// Incidents of this unit (and by default its subtree) you may read.
@@ -322,11 +353,15 @@ impl Unit {
         )]
         before: Option<String>,
     ) -> GqlResult<IncidentConnection> {
-        let r = rc(ctx)?;
-        let args = page_args(first, after, last, before)?;
-        let page =
-            delivery::incidents(r.svc(), self.0.id, reach(scope), args, wants_total(ctx)).await?;
-        Ok(IncidentConnection::from_page(page, |m| m.id, Incident))
+        on_heap(async move {
+            let r = rc(ctx)?;
+            let args = page_args(first, after, last, before)?;
+            let page =
+                delivery::incidents(r.svc(), self.0.id, reach(scope), args, wants_total(ctx))
+                    .await?;
+            Ok(IncidentConnection::from_page(page, |m| m.id, Incident))
+        })
+        .await
     }
 
     /// Work items of this unit (and by default its subtree) that you may read.
@@ -353,7 +388,20 @@ impl Unit {
         )]
         before: Option<String>,
     ) -> GqlResult<WorkItemConnection> {
-        list_work_items(ctx, self.0.id, filter, first, after, last, before).await
+        on_heap(async move {
+            list_work_items(
+                ctx,
+                Batching::Shared,
+                self.0.id,
+                filter,
+                first,
+                after,
+                last,
+                before,
+            )
+            .await
+        })
+        .await
     }
 }
 

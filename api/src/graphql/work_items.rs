@@ -2,6 +2,9 @@
 //! references, the `workItem` and `workItems` lookups, and the mutations
 //! that create, change and move items.
 
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{external_ref, transition, work_item};
@@ -10,9 +13,9 @@ use super::args::{page_args, page_complexity, patch, patch_id, wants_total};
 use super::boards::{BoardColumn, CardPosition};
 use super::delivery::{Change, Release};
 use super::ids::{self, kind};
-use super::rc;
 use super::units::{Unit, UnitScope};
 use super::users::User;
+use super::{on_heap, rc};
 use crate::domain::{DefectOrigin, FlowType, StateCategory, WorkItemType};
 use crate::error::{ApiError, GqlResult};
 use crate::service::work_items::{self, ItemChanges, NewItem};
@@ -61,8 +64,10 @@ impl From<WorkItemFilter> for work_items::Filter {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn list_work_items(
     ctx: &Context<'_>,
+    batching: Batching,
     unit_id: i64,
     filter: Option<WorkItemFilter>,
     first: Option<i32>,
@@ -74,14 +79,25 @@ pub(super) async fn list_work_items(
     let args = page_args(first, after, last, before)?;
     let filter: work_items::Filter = filter.unwrap_or_default().into();
     let page = work_items::list(r.svc(), unit_id, &filter, args, wants_total(ctx)).await?;
-    prime(ctx, &page.items).await?;
-    Ok(WorkItemConnection::from_page(page, |m| m.id, WorkItem))
+    prime(ctx, &page.items, batching).await?;
+    Ok(WorkItemConnection::from_page(page, |m| m.id, WorkItem::new))
+}
+
+/// How [`prime`] reaches the parents and units of a page.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Batching {
+    /// Read at once and fed to the loaders: a root field's list has no
+    /// sibling pages whose keys it could wait for.
+    Now,
+    /// Through the loaders, so that sibling pages (each item's `children`,
+    /// each unit's `workItems`) share one statement.
+    Shared,
 }
 
 /// Loads, in one batch each, what the selection asks of a page of items
 /// (parent, unit, transitions, assignee, external references), so the
 /// statements a page costs do not depend on its size or on task timing.
-async fn prime(ctx: &Context<'_>, items: &[work_item::Model]) -> GqlResult<()> {
+async fn prime(ctx: &Context<'_>, items: &[work_item::Model], batching: Batching) -> GqlResult<()> {
     if items.is_empty() {
         return Ok(());
     }
@@ -103,17 +119,25 @@ async fn prime(ctx: &Context<'_>, items: &[work_item::Model]) -> GqlResult<()> {
     let assignees = collect(|i| i.assignee_id);
     let (a, b, c, d, e) = futures::join!(
         async {
-            if wants("parent") {
-                r.items.load_many(parents).await.map(|_| ())
-            } else {
+            if !wants("parent") || parents.is_empty() {
                 Ok(())
+            } else if batching == Batching::Now {
+                let found = r.items.loader().load(&parents).await?;
+                r.items.feed_many(found).await;
+                Ok(())
+            } else {
+                r.items.load_many(parents).await.map(|_| ())
             }
         },
         async {
-            if wants("unit") {
-                r.units.load_many(units).await.map(|_| ())
-            } else {
+            if !wants("unit") {
                 Ok(())
+            } else if batching == Batching::Now {
+                let found = r.units.loader().load(&units).await?;
+                r.units.feed_many(found).await;
+                Ok(())
+            } else {
+                r.units.load_many(units).await.map(|_| ())
             }
         },
         async {
@@ -148,7 +172,13 @@ async fn prime(ctx: &Context<'_>, items: &[work_item::Model]) -> GqlResult<()> {
 
 /// An epic, feature, story, task, defect, risk or debt item.
 #[derive(Clone)]
-pub struct WorkItem(pub work_item::Model);
+pub struct WorkItem(pub Arc<work_item::Model>);
+
+impl WorkItem {
+    pub fn new(item: work_item::Model) -> Self {
+        Self(Arc::new(item))
+    }
+}
 
 /// An epic, feature, story, task, defect, risk or debt item, owned by one
 /// unit. Items you may not read never appear: lists omit them and lookups
@@ -283,11 +313,14 @@ impl WorkItem {
         )]
         before: Option<String>,
     ) -> GqlResult<WorkItemConnection> {
-        let r = rc(ctx)?;
-        let args = page_args(first, after, last, before)?;
-        let page = work_items::children(r.svc(), self.0.id, args, wants_total(ctx)).await?;
-        prime(ctx, &page.items).await?;
-        Ok(WorkItemConnection::from_page(page, |m| m.id, WorkItem))
+        on_heap(async move {
+            let r = rc(ctx)?;
+            let args = page_args(first, after, last, before)?;
+            let page = work_items::children(r.svc(), self.0.id, args, wants_total(ctx)).await?;
+            prime(ctx, &page.items, Batching::Shared).await?;
+            Ok(WorkItemConnection::from_page(page, |m| m.id, WorkItem::new))
+        })
+        .await
     }
 
     /// Every state change, oldest first (by `at`).
@@ -312,34 +345,43 @@ impl WorkItem {
 
     /// Merged changes that reference the item (those you may read).
     async fn changes(&self, ctx: &Context<'_>) -> GqlResult<Vec<Change>> {
-        let r = rc(ctx)?;
-        Ok(delivery::changes_of_item(r.svc(), self.0.id)
-            .await?
-            .into_iter()
-            .map(Change)
-            .collect())
+        on_heap(async move {
+            let r = rc(ctx)?;
+            Ok(delivery::changes_of_item(r.svc(), self.0.id)
+                .await?
+                .into_iter()
+                .map(Change)
+                .collect())
+        })
+        .await
     }
 
     /// Releases that delivered the item (those you may read).
     async fn releases(&self, ctx: &Context<'_>) -> GqlResult<Vec<Release>> {
-        let r = rc(ctx)?;
-        Ok(delivery::releases_of_item(r.svc(), self.0.id)
-            .await?
-            .into_iter()
-            .map(Release)
-            .collect())
+        on_heap(async move {
+            let r = rc(ctx)?;
+            Ok(delivery::releases_of_item(r.svc(), self.0.id)
+                .await?
+                .into_iter()
+                .map(Release)
+                .collect())
+        })
+        .await
     }
 
     /// The objectives this epic or feature serves, those you may read, by
     /// key.
     async fn objectives(&self, ctx: &Context<'_>) -> GqlResult<Vec<super::outcomes::Objective>> {
-        Ok(
-            crate::service::outcomes::objectives_of_item(rc(ctx)?.svc(), self.0.id)
-                .await?
-                .into_iter()
-                .map(super::outcomes::Objective)
-                .collect(),
-        )
+        on_heap(async move {
+            Ok(
+                crate::service::outcomes::objectives_of_item(rc(ctx)?.svc(), self.0.id)
+                    .await?
+                    .into_iter()
+                    .map(super::outcomes::Objective)
+                    .collect(),
+            )
+        })
+        .await
     }
 
     /// Delivery progress (DESIGN §3.7): the item's leaf descendants (the
@@ -353,7 +395,7 @@ impl WorkItem {
             chrono::DateTime<chrono::Utc>,
         >,
     ) -> GqlResult<super::forecasts::DeliveryProgress> {
-        super::forecasts::item_delivery(ctx, &self.0, as_of).await
+        on_heap(async move { super::forecasts::item_delivery(ctx, &self.0, as_of).await }).await
     }
 
     /// "When will it be done?" (DESIGN §3.8): a Monte Carlo forecast of the
@@ -367,7 +409,7 @@ impl WorkItem {
         #[graphql(desc = "Sample, trials, seed and target date; defaults for all when omitted.")]
         input: Option<super::forecasts::ForecastInput>,
     ) -> GqlResult<super::forecasts::WhenForecast> {
-        super::forecasts::item_forecast(ctx, &self.0, input).await
+        on_heap(async move { super::forecasts::item_forecast(ctx, &self.0, input).await }).await
     }
 
     /// The item's identities in other systems.
@@ -583,7 +625,7 @@ impl WorkItemsQuery {
     ) -> GqlResult<Option<WorkItem>> {
         Ok(work_items::find_by_key(rc(ctx)?.svc(), &key)
             .await?
-            .map(WorkItem))
+            .map(WorkItem::new))
     }
 
     /// Work items of a unit (and by default its subtree), in the order they
@@ -619,7 +661,17 @@ impl WorkItemsQuery {
     ) -> GqlResult<WorkItemConnection> {
         rc(ctx)?.policy.viewer()?;
         let unit_id = ids::expect(&unit, kind::UNIT, "unit")?;
-        list_work_items(ctx, unit_id, filter, first, after, last, before).await
+        list_work_items(
+            ctx,
+            Batching::Now,
+            unit_id,
+            filter,
+            first,
+            after,
+            last,
+            before,
+        )
+        .await
     }
 }
 
@@ -667,7 +719,7 @@ impl WorkItemsMutation {
         )
         .await?;
         Ok(CreateWorkItemPayload {
-            work_item: WorkItem(item),
+            work_item: WorkItem::new(item),
         })
     }
 
@@ -696,7 +748,7 @@ impl WorkItemsMutation {
         };
         let item = work_items::update(r.svc(), &r.services.bus, id, changes).await?;
         Ok(UpdateWorkItemPayload {
-            work_item: WorkItem(item),
+            work_item: WorkItem::new(item),
         })
     }
 
@@ -729,7 +781,7 @@ impl WorkItemsMutation {
         Ok(MoveWorkItemPayload {
             wip_limit_exceeded: done.wip.as_ref().is_some_and(|w| w.exceeded()),
             column,
-            work_item: WorkItem(done.item),
+            work_item: WorkItem::new(done.item),
         })
     }
 }

@@ -312,15 +312,42 @@ async fn execute(
         Some(addr.ip()),
     );
     let deadline = state.services.settings.request_timeout;
-    // Dropping the execution at the deadline cancels its work; PostgreSQL's
-    // `statement_timeout` (the same deadline) ends a statement in flight.
-    let Ok(response) =
-        tokio::time::timeout(deadline, state.schema.execute(request.data(ctx))).await
-    else {
-        state.timeouts.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(?deadline, "a request passed its deadline");
-        return error_response(media, &ApiError::Timeout);
+    let response = match state.admission.admit(request) {
+        // Dropping the execution at the deadline cancels its work;
+        // PostgreSQL's `statement_timeout` (the same deadline) ends a
+        // statement in flight.
+        Ok(request) => {
+            let Ok(response) =
+                tokio::time::timeout(deadline, state.schema.execute(request.data(ctx))).await
+            else {
+                state.timeouts.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(?deadline, "a request passed its deadline");
+                return error_response(media, &ApiError::Timeout);
+            };
+            response
+        }
+        Err(refused) => async_graphql::Response::from_errors(vec![refused]),
     };
+    // Without errors there is nothing to add or decide: the answer is
+    // serialised straight from the response, without an intermediate tree.
+    if response.errors.is_empty() {
+        return match serde_json::to_vec(&response) {
+            Ok(body) => {
+                let mut res = (StatusCode::OK, body).into_response();
+                res.headers_mut()
+                    .insert(header::CONTENT_TYPE, media.content_type());
+                res
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise a response");
+                respond(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    media,
+                    &error_body("internal error", "INTERNAL"),
+                )
+            }
+        };
+    }
     // A request error (the document did not parse or validate, or variables
     // did not coerce) leaves no `data` and errors without a path.
     let request_failed = response.data == async_graphql::Value::Null

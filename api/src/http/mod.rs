@@ -25,6 +25,7 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::db::StatementCounter;
+use crate::graphql::guard::Admission;
 use crate::graphql::{GembaSchema, Services};
 
 /// What every handler shares.
@@ -32,6 +33,8 @@ use crate::graphql::{GembaSchema, Services};
 pub struct AppState {
     pub db: DatabaseConnection,
     pub schema: GembaSchema,
+    /// What every document passes before `schema` runs it.
+    pub admission: Arc<Admission>,
     pub services: Arc<Services>,
     pub statements: StatementCounter,
     pub graphql_requests: Arc<AtomicU64>,
@@ -42,9 +45,13 @@ pub struct AppState {
 impl AppState {
     pub fn new(db: DatabaseConnection, statements: StatementCounter, services: Services) -> Self {
         let schema = crate::graphql::build_schema(&services.settings);
+        let admission = Arc::new(Admission::new(crate::graphql::document_limits(
+            &services.settings,
+        )));
         Self {
             db,
             schema,
+            admission,
             services: Arc::new(services),
             statements,
             graphql_requests: Arc::new(AtomicU64::new(0)),

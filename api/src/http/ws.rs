@@ -514,11 +514,18 @@ impl Connection {
             self.state.services.clone(),
             Some(self.addr.ip()),
         );
+        let admitted = self.state.admission.admit(request);
         let schema = self.state.schema.clone();
         let out = self.out_tx.clone();
         let sub_id = id.clone();
         let task = tokio::spawn(async move {
-            let mut stream = schema.execute_stream(request.data(ctx));
+            let mut stream = match admitted {
+                Ok(request) => schema.execute_stream(request.data(ctx)),
+                Err(refused) => futures::stream::once(async move {
+                    async_graphql::Response::from_errors(vec![refused])
+                })
+                .boxed(),
+            };
             let mut first = true;
             while let Some(resp) = stream.next().await {
                 let message = if first && is_request_error(&resp) {
