@@ -34,7 +34,9 @@
 # target/release/gemba; CARGO_TARGET_DIR is honoured). GEMBA_* variables
 # reach `gemba serve` (e.g. GEMBA_AUTH_CACHE_TTL_MS=0, or
 # GEMBA_LOG=warn,gemba::sql=trace to log its statements); LOGS=DIR keeps
-# both servers' output there.
+# both servers' output there. CALLGRIND=1 runs Gemba under valgrind's
+# callgrind instead and prints the instructions its server executes per
+# request (no load run, no PostGraphile figures).
 # PostgreSQL: GEMBA_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres).
 # Needs Node 20 or later and npm: the first run installs PostGraphile and
 # autocannon from docs/bench/postgraphile/package-lock.json (`npm ci`).
@@ -119,6 +121,7 @@ export GEMBA_BUDGET_POINTS=0
 (
   cd "$work"
   exec env GEMBA_DATABASE_URL="$url" GEMBA_BIND="127.0.0.1:$gport" GEMBA_LOG="${GEMBA_LOG:-warn}" \
+    ${CALLGRIND:+valgrind --tool=callgrind "--callgrind-out-file=$work/callgrind.%p"} \
     "$bin" serve >"$work/gemba.out" 2>"$work/gemba.err"
 ) &
 gpid=$!
@@ -190,6 +193,25 @@ if [ "$n" != 50 ] || ! cmp -s "$work/gemba.answer" "$work/postgraphile.answer"; 
   exit 1
 fi
 echo "both answer the same 50 items ($parents with a parent)"
+
+# CALLGRIND=1: instructions Gemba's server executes per request, counted by
+# callgrind (repeatable, whatever else the machine does): 300 requests to
+# warm up, then 1,000 counted, over 8 connections.
+if [ -n "${CALLGRIND:-}" ]; then
+  counted() {
+    "${node_run[@]}" "$here/node_modules/.bin/autocannon" -c 8 -a "$1" -m POST \
+      -H 'content-type: application/json' -H "Authorization: Bearer $token" \
+      -i "$work/gemba.json" --json "$gemba" 2>/dev/null
+  }
+  counted 300 >/dev/null
+  callgrind_control -z "$gpid" >/dev/null 2>&1
+  counted 1000 | jq -e '.non2xx == 0 and .errors == 0' >/dev/null || { echo "requests failed"; exit 1; }
+  callgrind_control -d "$gpid" >/dev/null 2>&1
+  sleep 1
+  awk '/^(summary|totals):/ {printf "Gemba server: %.0f instructions per request (1,000 requests)\n", $2 / 1000; exit}' \
+    "$(ls -t "$work"/callgrind.*.1 | head -1)"
+  exit 0
+fi
 echo "$connections connections, ${warmup} s warm-up, $runs runs of ${duration} s"
 
 # CPU time (clock ticks) of processes: the server's own, and every

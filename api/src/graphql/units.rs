@@ -39,9 +39,11 @@ pub struct Unit(pub unit::Model);
 /// A node of the organisation tree: the organisation, a portfolio, a program
 /// or a team. Every signed-in user may read the tree itself; what a unit
 /// holds (items, records, metrics) follows the viewer's roles.
-// GraphQL arguments map one to one onto parameters.
+// GraphQL arguments map one to one onto parameters. Fields resolve one
+// after another, as `WorkItem`'s do: units of a list still resolve
+// concurrently, so their metrics still load in one batch.
 #[allow(clippy::too_many_arguments)]
-#[Object]
+#[Object(serial)]
 impl Unit {
     /// Opaque global id, for `node(id:)` and for arguments that take a unit.
     pub async fn id(&self) -> ID {

@@ -183,7 +183,11 @@ impl WorkItem {
 /// An epic, feature, story, task, defect, risk or debt item, owned by one
 /// unit. Items you may not read never appear: lists omit them and lookups
 /// return null.
-#[Object]
+// Fields one after another: most come from the row or a loader already
+// filled for the page, and a set of concurrent futures per item cost more
+// than they overlapped. Items of a list still resolve concurrently, so the
+// loaders still batch across them.
+#[Object(serial)]
 impl WorkItem {
     /// Opaque global id, for `node(id:)` and for arguments that take an item.
     pub async fn id(&self) -> ID {
