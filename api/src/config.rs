@@ -155,9 +155,13 @@ pub struct ServeArgs {
     pub analytics: AnalyticsMode,
 
     /// Seconds between two full reloads of the in-memory flow facts, a
-    /// backstop behind the per-change updates; 0 turns it off.
-    #[arg(long, env = "GEMBA_ANALYTICS_RELOAD_SECONDS", default_value_t = 900)]
-    pub analytics_reload_seconds: u64,
+    /// backstop behind the per-change updates; 0 turns it off. Unset: 900
+    /// where no catch-up runs (SQLite, or `GEMBA_ANALYTICS_CATCHUP_MS=0`),
+    /// 21600 where one does, since the change logs then bring every
+    /// writer's changes and a reload holds two copies of the facts while it
+    /// runs.
+    #[arg(long, env = "GEMBA_ANALYTICS_RELOAD_SECONDS")]
+    pub analytics_reload_seconds: Option<u64>,
 
     /// Milliseconds between two catch-ups of the in-memory flow facts with
     /// the database (PostgreSQL): each reads the items whose facts changed
@@ -214,8 +218,10 @@ pub struct Settings {
     pub tree_cache_ttl: Duration,
     /// Where flow metrics are computed.
     pub analytics: AnalyticsMode,
-    /// Between two full reloads of the in-memory facts; zero: never.
-    pub analytics_reload: Duration,
+    /// Between two full reloads of the in-memory facts; zero: never;
+    /// `None`: [`Settings::DEFAULT_RELOAD`] or, where a catch-up runs,
+    /// [`Settings::DEFAULT_RELOAD_CAUGHT_UP`].
+    pub analytics_reload: Option<Duration>,
     /// Between two catch-ups of the in-memory facts; zero: none.
     pub analytics_catchup: Duration,
 }
@@ -244,7 +250,7 @@ impl Settings {
             auth_cache_capacity: args.auth_cache_capacity,
             tree_cache_ttl: Duration::from_millis(args.tree_cache_ttl_ms),
             analytics: args.analytics,
-            analytics_reload: Duration::from_secs(args.analytics_reload_seconds),
+            analytics_reload: args.analytics_reload_seconds.map(Duration::from_secs),
             analytics_catchup: Duration::from_millis(args.analytics_catchup_ms),
             cors_origins: args
                 .cors_origins
@@ -254,6 +260,16 @@ impl Settings {
                 .collect(),
         }
     }
+}
+
+impl Settings {
+    /// The full reload's period where nothing else brings other writers'
+    /// changes (SQLite: another process importing into the same file).
+    pub const DEFAULT_RELOAD: Duration = Duration::from_secs(900);
+    /// The full reload's period where the catch-up reads the change logs
+    /// every writer leaves: a backstop only. At a million items a reload
+    /// holds two copies of the facts for about 17 s (`docs/performance.md`).
+    pub const DEFAULT_RELOAD_CAUGHT_UP: Duration = Duration::from_secs(6 * 3600);
 }
 
 impl Default for Settings {
@@ -281,7 +297,7 @@ impl Default for Settings {
             auth_cache_capacity: 10_000,
             tree_cache_ttl: Duration::from_secs(2),
             analytics: AnalyticsMode::Memory,
-            analytics_reload: Duration::from_secs(900),
+            analytics_reload: None,
             analytics_catchup: Duration::from_secs(1),
         }
     }

@@ -14,7 +14,8 @@
 //! an update in progress): a change whose mutation has answered is in the
 //! next metric read on the same replica. A bus that overflowed (events
 //! lost) drops the store back to SQL until a full reload; a full reload also
-//! runs periodically as a backstop (`GEMBA_ANALYTICS_RELOAD_SECONDS`).
+//! runs periodically as a backstop (`GEMBA_ANALYTICS_RELOAD_SECONDS`: every
+//! 15 minutes by default, every 6 hours where the catch-up below runs).
 //!
 //! Events from other replicas come through `LISTEN/NOTIFY`, which loses
 //! whatever is sent while a listener is reconnecting. So on PostgreSQL the
@@ -144,12 +145,8 @@ impl Analytics {
             caught_up: AtomicU64::new(0),
             recovered: AtomicU64::new(0),
         });
-        tokio::spawn(run(
-            inner.clone(),
-            bus.subscribe(),
-            bus.gaps(),
-            settings.analytics_reload,
-        ));
+        let reload = reload_period(settings, catchup);
+        tokio::spawn(run(inner.clone(), bus.subscribe(), bus.gaps(), reload));
         Self { inner: Some(inner) }
     }
 
@@ -715,6 +712,16 @@ enum Step {
     Reload,
 }
 
+/// Between two full reloads: as configured, or by default rarely where a
+/// catch-up (every `catchup`, zero for none) brings other writers' changes.
+fn reload_period(settings: &Settings, catchup: Duration) -> Duration {
+    settings.analytics_reload.unwrap_or(if catchup.is_zero() {
+        Settings::DEFAULT_RELOAD
+    } else {
+        Settings::DEFAULT_RELOAD_CAUGHT_UP
+    })
+}
+
 /// Loads, then applies changes as they come, catches up with the database
 /// every catch-up period and whenever `gaps` says the relay may have lost
 /// events, and loads again every `period` (never for zero) or after events
@@ -758,5 +765,30 @@ async fn run(
                 next = Instant::now() + period;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reload_is_rare_only_where_a_catch_up_runs() {
+        let mut settings = Settings::default();
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            reload_period(&settings, Duration::ZERO),
+            Settings::DEFAULT_RELOAD
+        );
+        assert_eq!(
+            reload_period(&settings, second),
+            Settings::DEFAULT_RELOAD_CAUGHT_UP
+        );
+        assert!(Settings::DEFAULT_RELOAD_CAUGHT_UP > Settings::DEFAULT_RELOAD);
+        // A configured period wins either way, zero (never) included.
+        settings.analytics_reload = Some(Duration::ZERO);
+        assert_eq!(reload_period(&settings, second), Duration::ZERO);
+        settings.analytics_reload = Some(second * 60);
+        assert_eq!(reload_period(&settings, Duration::ZERO), second * 60);
     }
 }
