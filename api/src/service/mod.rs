@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod outcomes;
 pub(crate) mod pg;
 pub mod rank;
+pub(crate) mod rows;
 pub(crate) mod sql;
 pub mod tx;
 pub mod units;
@@ -23,8 +24,8 @@ pub mod value_streams;
 pub mod work_items;
 
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select,
 };
 
 use crate::error::{ApiError, ApiResult};
@@ -103,6 +104,26 @@ where
     E::Model: Send + Sync,
     C: ColumnTrait,
 {
+    paginate_as::<E, C, E::Model>(db, select, id_col, args, want_total).await
+}
+
+/// [`paginate`], each row decoded as `M`.
+///
+/// # Errors
+/// Database errors, or invalid page arguments.
+pub async fn paginate_as<E, C, M>(
+    db: &DatabaseConnection,
+    select: Select<E>,
+    id_col: C,
+    args: PageArgs,
+    want_total: bool,
+) -> ApiResult<Page<M>>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+    C: ColumnTrait,
+    M: FromQueryResult + Send + Sync,
+{
     args.validate()?;
     let total = if want_total {
         Some(select.clone().count(db).await?)
@@ -118,7 +139,12 @@ where
     }
     if let Some(last) = args.last {
         let n = u64::try_from(last).unwrap_or(0);
-        let mut rows = q.order_by_desc(id_col).limit(n + 1).all(db).await?;
+        let mut rows = q
+            .order_by_desc(id_col)
+            .limit(n + 1)
+            .into_model::<M>()
+            .all(db)
+            .await?;
         let has_previous = rows.len() as u64 > n;
         rows.truncate(usize::try_from(n).unwrap_or(0));
         rows.reverse();
@@ -130,7 +156,12 @@ where
         });
     }
     let n = u64::try_from(args.first.unwrap_or(DEFAULT_PAGE_SIZE)).unwrap_or(0);
-    let mut rows = q.order_by_asc(id_col).limit(n + 1).all(db).await?;
+    let mut rows = q
+        .order_by_asc(id_col)
+        .limit(n + 1)
+        .into_model::<M>()
+        .all(db)
+        .await?;
     let has_next = rows.len() as u64 > n;
     rows.truncate(usize::try_from(n).unwrap_or(0));
     Ok(Page {

@@ -13,8 +13,9 @@ use sea_orm::{
 
 pub use super::Reach;
 use super::facts::flow as facts;
+use super::rows::ItemRow;
 use super::tx::write_transaction;
-use super::{Ctx, Page, PageArgs, boards, paginate, rank, units, users};
+use super::{Ctx, Page, PageArgs, boards, paginate_as, rank, units, users};
 use crate::domain::{DefectOrigin, FlowType, StateCategory, WorkItemType, validate_item_key};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{ChangeKind, DomainEvent, EventBus};
@@ -111,7 +112,24 @@ pub async fn list(
     }
     q = super::in_unit_listed(ctx, q, work_item::Column::UnitId, unit_id, filter.reach).await?;
     q = apply_filter(q, filter)?;
-    paginate(ctx.db, q, work_item::Column::Id, page, want_total).await
+    items_page(ctx, q, page, want_total).await
+}
+
+/// A page of `q`, its rows decoded by position.
+async fn items_page(
+    ctx: Ctx<'_>,
+    q: Select<work_item::Entity>,
+    page: PageArgs,
+    want_total: bool,
+) -> ApiResult<Page<work_item::Model>> {
+    let page =
+        paginate_as::<_, _, ItemRow>(ctx.db, q, work_item::Column::Id, page, want_total).await?;
+    Ok(Page {
+        items: page.items.into_iter().map(|r| r.0).collect(),
+        has_next: page.has_next,
+        has_previous: page.has_previous,
+        total: page.total,
+    })
 }
 
 /// Children of an item the caller may read.
@@ -125,7 +143,7 @@ pub async fn children(
     want_total: bool,
 ) -> ApiResult<Page<work_item::Model>> {
     let q = readable(ctx)?.filter(work_item::Column::ParentId.eq(parent_id));
-    paginate(ctx.db, q, work_item::Column::Id, page, want_total).await
+    items_page(ctx, q, page, want_total).await
 }
 
 /// # Errors
@@ -144,8 +162,12 @@ pub async fn find_by_key(ctx: Ctx<'_>, key: &str) -> ApiResult<Option<work_item:
 pub async fn find_many(ctx: Ctx<'_>, ids: &[i64]) -> ApiResult<Vec<work_item::Model>> {
     Ok(readable(ctx)?
         .filter(work_item::Column::Id.is_in(ids.iter().copied()))
+        .into_model::<ItemRow>()
         .all(ctx.db)
-        .await?)
+        .await?
+        .into_iter()
+        .map(|r| r.0)
+        .collect())
 }
 
 /// Transitions of items (already known readable), oldest first by `at`.
