@@ -217,7 +217,18 @@ echo "$connections connections, ${warmup} s warm-up, $runs runs of ${duration} s
 # CPU time (clock ticks) of processes: the server's own, and every
 # PostgreSQL process's (the other server is idle meanwhile).
 ticks() { for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done | awk '{s += $14 + $15} END {print s + 0}'; }
-pg_ticks() { ticks $(pgrep -x postgres || true); }
+# PostgreSQL's processes come and go (parallel workers, a pool's recycled
+# connections), so its CPU is summed per process: what each process alive
+# at the end spent since the start (all of it, for one started meanwhile).
+# A process that ended meanwhile is missed, never counted negative.
+pg_snapshot() {
+  for p in $(pgrep -x postgres || true); do
+    awk -v p="$p" '{print p, $14 + $15}' "/proc/$p/stat" 2>/dev/null || true
+  done
+}
+pg_ticks_since() {
+  pg_snapshot | awk 'NR == FNR {start[$1] = $2; next} {s += $2 - (($1 in start) ? start[$1] : 0)} END {print s + 0}' "$1" -
+}
 statements() { curl -s "http://127.0.0.1:$gport/metrics" | awk '/^gemba_db_statements_total /{print $2}'; }
 hz="$(getconf CLK_TCK)"
 
@@ -227,16 +238,16 @@ hz="$(getconf CLK_TCK)"
 # CPU ms per request of the server, of PostgreSQL and of autocannon.
 load() {
   local label="$1" target="$2" body="$3" seconds="$4"; shift 4
-  local pid=$ppid_ st0=0 st1=0 c0 c1 d0 d1
+  local pid=$ppid_ st0=0 st1=0 c0 c1 db_ticks
   [ "$label" = gemba ] && pid=$gpid && st0="$(statements)"
-  c0="$(ticks "$pid")"; d0="$(pg_ticks)"
+  c0="$(ticks "$pid")"; pg_snapshot >"$work/pg.start"
   /usr/bin/time -f '%U %S' -o "$work/client.time" \
     "${node_run[@]}" "$here/node_modules/.bin/autocannon" -c "$connections" -d "$seconds" -m POST \
     -H 'content-type: application/json' "$@" -i "$body" --json "$target" 2>/dev/null >"$work/last.json"
-  c1="$(ticks "$pid")"; d1="$(pg_ticks)"
+  c1="$(ticks "$pid")"; db_ticks="$(pg_ticks_since "$work/pg.start")"
   [ "$label" = gemba ] && st1="$(statements)"
   jq -r --arg name "$label" --argjson st "$((st1 - st0))" --argjson cpu "$((c1 - c0))" \
-    --argjson db "$((d1 - d0))" --argjson hz "$hz" \
+    --argjson db "$db_ticks" --argjson hz "$hz" \
     --argjson client "$(awk '{print ($1 + $2) * 1000}' "$work/client.time")" '
     def per(x): if .requests.total > 0 then (x / .requests.total * 100 | round / 100) else "-" end;
     [$name, .requests.average, .latency.p50, .latency.p99, .non2xx, .errors + .timeouts,
