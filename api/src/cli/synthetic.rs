@@ -527,6 +527,7 @@ impl Writer {
         let txn = db.begin().await?;
         let pg = txn.get_database_backend() == DbBackend::Postgres;
         let items = std::mem::take(&mut self.items);
+        let item_ids: Vec<i64> = items.iter().map(|i| i.id).collect();
         for chunk in items.chunks(10_000) {
             if pg {
                 let sql = r#"INSERT INTO "work_item" ("id", "key", "title", "item_type", "flow_type", "state",
@@ -611,6 +612,9 @@ FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
         }
         self.transitions_written += transitions.len();
         self.facts.write(&txn).await?;
+        // Replicas holding the facts in memory find these items at their
+        // next catch-up (PostgreSQL), as they find the ingest's.
+        facts::mark_changed(&txn, &item_ids).await?;
         self.write_delivery(&txn, pg).await?;
         txn.commit().await?;
         tracing::info!(

@@ -355,7 +355,7 @@ async fn refresh_chunk(
 /// them there when the notification of the change did not reach them
 /// ([`crate::service::analytics`]). In id order, so that two transactions
 /// over the same items lock the rows in the same order.
-async fn mark_changed(db: &impl ConnectionTrait, ids: &[i64]) -> Result<(), DbErr> {
+pub(crate) async fn mark_changed(db: &impl ConnectionTrait, ids: &[i64]) -> Result<(), DbErr> {
     if ids.is_empty() || db.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
