@@ -200,6 +200,33 @@ fn synthetic(db_url: &str, pg: bool) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let db = Database::connect(db_url).await.unwrap();
+        if pg {
+            // The seed leaves the rows a running replica catches up from,
+            // as every other writer does: one per item, one per delivery
+            // record.
+            let count = |sql: &'static str| {
+                let db = &db;
+                async move {
+                    let row = db
+                        .query_one_raw(sea_orm::Statement::from_string(
+                            sea_orm::DbBackend::Postgres,
+                            sql,
+                        ))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    row.try_get_by_index::<i64>(0).unwrap()
+                }
+            };
+            assert_eq!(count("SELECT count(*) FROM flow_change").await, 3000);
+            let records = count(
+                "SELECT (SELECT count(*) FROM deployment) + (SELECT count(*) FROM change) \
+                 + (SELECT count(*) FROM incident) + (SELECT count(*) FROM release)",
+            )
+            .await;
+            assert!(records > 0);
+            assert_eq!(count("SELECT count(*) FROM delivery_change").await, records);
+        }
         let written = fact_rows(&db).await;
         assert!(written.0.len() > 1000, "completions: {}", written.0.len());
         assert!(!written.1.is_empty());

@@ -677,7 +677,7 @@ FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
         let incidents = std::mem::take(&mut self.incidents);
         let base = self.incidents_written;
         if pg {
-            for chunk in incidents.chunks(10_000) {
+            for (c, chunk) in incidents.chunks(10_000).enumerate() {
                 let sql = r#"INSERT INTO "incident" ("unit_id", "source", "external_id", "severity", "opened_at", "resolved_at", "deployment_id")
 SELECT u, 'synthetic', e, 'SEV2', o, NULLIF(r, 'epoch'::timestamptz), NULLIF(d, -9223372036854775808)
 FROM UNNEST($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bigint[]) AS x(u, e, o, r, d)"#;
@@ -687,7 +687,7 @@ FROM UNNEST($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::
                         bigints(chunk.iter().map(|i| i.unit_id)),
                         texts(
                             (0..chunk.len())
-                                .map(|n| format!("inc-{}", base + n))
+                                .map(|n| format!("inc-{}", base + c * 10_000 + n))
                                 .collect::<Vec<_>>()
                                 .iter()
                                 .map(String::as_str),
