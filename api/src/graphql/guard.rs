@@ -135,20 +135,25 @@ impl Admission {
             if persisted.sha256_hash != hash {
                 return Err(ServerError::new("provided sha does not match query", None));
             }
-            let doc = async_graphql::parser::parse_query(&request.query)?;
-            check_document(&doc, limits).map_err(refuse)?;
+            let doc = self.parse(&request.query)?;
             remember(&self.persisted, hash, &doc);
             doc
         } else if let Some(doc) = recall(&self.parsed, &request.query) {
             doc
         } else {
-            let doc = async_graphql::parser::parse_query(&request.query)?;
-            check_document(&doc, limits).map_err(refuse)?;
+            let doc = self.parse(&request.query)?;
             remember(&self.parsed, request.query.clone(), &doc);
             doc
         };
         request.set_parsed_query(doc);
         Ok(request)
+    }
+
+    /// Parses `text` and counts its selections against the limits.
+    fn parse(&self, text: &str) -> ServerResult<ExecutableDocument> {
+        let doc = async_graphql::parser::parse_query(text)?;
+        check_document(&doc, &self.limits).map_err(refuse)?;
+        Ok(doc)
     }
 }
 
