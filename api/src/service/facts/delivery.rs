@@ -179,14 +179,21 @@ pub async fn rebuild_all(db: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr
     if backend == DbBackend::Postgres {
         // Every delivery entity may have changed: replicas holding the
         // facts in memory read them all again at their next catch-up.
-        let sql = r#"INSERT INTO "delivery_change" ("kind", "entity_id", "xid")
+        let code = |kind| kind_code(kind).unwrap_or_default();
+        let sql = format!(
+            r#"INSERT INTO "delivery_change" ("kind", "entity_id", "xid")
 SELECT k, id, pg_current_xact_id()::text::bigint FROM (
-  SELECT 1 AS k, "id" FROM "deployment" UNION ALL SELECT 2, "id" FROM "change"
-  UNION ALL SELECT 3, "id" FROM "incident" UNION ALL SELECT 4, "id" FROM "release"
+  SELECT {} AS k, "id" FROM "deployment" UNION ALL SELECT {}, "id" FROM "change"
+  UNION ALL SELECT {}, "id" FROM "incident" UNION ALL SELECT {}, "id" FROM "release"
 ) AS x
 ORDER BY k, id
-ON CONFLICT ("kind", "entity_id") DO UPDATE SET "xid" = EXCLUDED."xid""#;
-        db.execute_raw(statement(sql, Vec::new())).await?;
+ON CONFLICT ("kind", "entity_id") DO UPDATE SET "xid" = EXCLUDED."xid""#,
+            code(ChangeKind::DeploymentRecorded),
+            code(ChangeKind::ChangeUpserted),
+            code(ChangeKind::IncidentOpened),
+            code(ChangeKind::ReleaseRecorded),
+        );
+        db.execute_raw(statement(&sql, Vec::new())).await?;
     }
     Ok(())
 }
