@@ -36,7 +36,8 @@
 # GEMBA_LOG=warn,gemba::sql=trace to log its statements); LOGS=DIR keeps
 # both servers' output there. CALLGRIND=1 runs Gemba under valgrind's
 # callgrind instead and prints the instructions its server executes per
-# request (no load run, no PostGraphile figures).
+# request (no load run, no PostGraphile figures; with LOGS=DIR its profile
+# is kept as DIR/callgrind.out for callgrind_annotate).
 # PostgreSQL: GEMBA_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres).
 # Needs Node 20 or later and npm: the first run installs PostGraphile and
 # autocannon from docs/bench/postgraphile/package-lock.json (`npm ci`).
@@ -118,6 +119,13 @@ printf '%s\n' "$admin_password" |
 
 export GEMBA_JWT_SECRET="${GEMBA_JWT_SECRET:-bench-secret-bench-secret-bench-secret!}"
 export GEMBA_BUDGET_POINTS=0
+# Under callgrind a request takes ~50× longer, so the caches' periodic
+# reloads (every 2 s) would fall on a few requests instead of thousands and
+# make the count drift from run to run: keep them for the run.
+if [ -n "${CALLGRIND:-}" ]; then
+  export GEMBA_TREE_CACHE_TTL_MS="${GEMBA_TREE_CACHE_TTL_MS:-3600000}"
+  export GEMBA_AUTH_CACHE_TTL_MS="${GEMBA_AUTH_CACHE_TTL_MS:-3600000}"
+fi
 (
   cd "$work"
   exec env GEMBA_DATABASE_URL="$url" GEMBA_BIND="127.0.0.1:$gport" GEMBA_LOG="${GEMBA_LOG:-warn}" \
@@ -210,6 +218,7 @@ if [ -n "${CALLGRIND:-}" ]; then
   sleep 1
   awk '/^(summary|totals):/ {printf "Gemba server: %.0f instructions per request (1,000 requests)\n", $2 / 1000; exit}' \
     "$(ls -t "$work"/callgrind.*.1 | head -1)"
+  if [ -n "${LOGS:-}" ]; then mkdir -p "$LOGS" && cp "$(ls -t "$work"/callgrind.*.1 | head -1)" "$LOGS/callgrind.out"; fi
   exit 0
 fi
 echo "$connections connections, ${warmup} s warm-up, $runs runs of ${duration} s"

@@ -92,21 +92,22 @@ impl Loader<i64> for UnitLoader {
     }
 }
 
-/// Work items by id, only those the caller may read.
+/// Work items by id: `None` for those the caller may not read (or that do
+/// not exist), so that asking again costs no statement.
 pub struct ItemLoader(pub Arc<Base>);
 
 impl Loader<i64> for ItemLoader {
     /// Shared: a page's items hand out their parents to every field that
     /// asks, without copying them.
-    type Value = Arc<work_item::Model>;
+    type Value = Option<Arc<work_item::Model>>;
     type Error = LoadError;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, LoadError> {
-        Ok(work_items::find_many(self.0.ctx(), keys)
-            .await?
-            .into_iter()
-            .map(|i| (i.id, Arc::new(i)))
-            .collect())
+        let mut out: HashMap<i64, Self::Value> = keys.iter().map(|k| (*k, None)).collect();
+        for item in work_items::find_many(self.0.ctx(), keys).await? {
+            out.insert(item.id, Some(Arc::new(item)));
+        }
+        Ok(out)
     }
 }
 

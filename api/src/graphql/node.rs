@@ -52,6 +52,7 @@ async fn resolve_node(ctx: &Context<'_>, id: &str) -> GqlResult<Option<Node>> {
             .items
             .load_one(n)
             .await?
+            .flatten()
             .map(|i| Node::WorkItem(WorkItem(i))),
         kind::USER => users::find(svc, n).await?.map(|u| Node::User(User(u))),
         kind::MEMBERSHIP => users::find_membership(svc, n)

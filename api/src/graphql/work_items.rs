@@ -2,6 +2,7 @@
 //! references, the `workItem` and `workItems` lookups, and the mutations
 //! that create, change and move items.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
@@ -78,9 +79,34 @@ pub(super) async fn list_work_items(
     let r = rc(ctx)?;
     let args = page_args(first, after, last, before)?;
     let filter: work_items::Filter = filter.unwrap_or_default().into();
-    let page = work_items::list(r.svc(), unit_id, &filter, args, wants_total(ctx)).await?;
-    prime(ctx, &page.items, batching).await?;
+    // The parents come with the page: one statement instead of a second
+    // round trip (sibling pages each bring their own).
+    let with_parents = selects(ctx, "parent");
+    let page = if with_parents {
+        let (page, parents) =
+            work_items::list_with_parents(r.svc(), unit_id, &filter, args, wants_total(ctx))
+                .await?;
+        // Every parent asked: the unreadable ones as known absent.
+        let mut known: HashMap<i64, Option<Arc<work_item::Model>>> = page
+            .items
+            .iter()
+            .filter_map(|i| i.parent_id)
+            .map(|p| (p, None))
+            .collect();
+        known.extend(parents.into_iter().map(|p| (p.id, Some(Arc::new(p)))));
+        r.items.feed_many(known).await;
+        page
+    } else {
+        work_items::list(r.svc(), unit_id, &filter, args, wants_total(ctx)).await?
+    };
+    prime(ctx, &page.items, batching, !with_parents).await?;
     Ok(WorkItemConnection::from_page(page, |m| m.id, WorkItem::new))
+}
+
+/// Whether the connection's selection asks `field` of its items.
+fn selects(ctx: &Context<'_>, field: &str) -> bool {
+    let la = ctx.look_ahead();
+    la.field("nodes").field(field).exists() || la.field("edges").field("node").field(field).exists()
 }
 
 /// How [`prime`] reaches the parents and units of a page.
@@ -97,15 +123,18 @@ pub(super) enum Batching {
 /// Loads, in one batch each, what the selection asks of a page of items
 /// (parent, unit, transitions, assignee, external references), so the
 /// statements a page costs do not depend on its size or on task timing.
-async fn prime(ctx: &Context<'_>, items: &[work_item::Model], batching: Batching) -> GqlResult<()> {
+/// `load_parents`: whether the parents are to be loaded here (not when the
+/// page's statement brought them).
+async fn prime(
+    ctx: &Context<'_>,
+    items: &[work_item::Model],
+    batching: Batching,
+    load_parents: bool,
+) -> GqlResult<()> {
     if items.is_empty() {
         return Ok(());
     }
-    let la = ctx.look_ahead();
-    let wants = |field: &str| {
-        la.field("nodes").field(field).exists()
-            || la.field("edges").field("node").field(field).exists()
-    };
+    let wants = |field: &str| selects(ctx, field);
     let r = rc(ctx)?;
     let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
     let collect = |f: fn(&work_item::Model) -> Option<i64>| -> Vec<i64> {
@@ -119,7 +148,7 @@ async fn prime(ctx: &Context<'_>, items: &[work_item::Model], batching: Batching
     let assignees = collect(|i| i.assignee_id);
     let (a, b, c, d, e) = futures::join!(
         async {
-            if !wants("parent") || parents.is_empty() {
+            if !load_parents || !wants("parent") || parents.is_empty() {
                 Ok(())
             } else if batching == Batching::Now {
                 let found = r.items.loader().load(&parents).await?;
@@ -294,7 +323,7 @@ impl WorkItem {
         let Some(pid) = self.0.parent_id else {
             return Ok(None);
         };
-        Ok(rc(ctx)?.items.load_one(pid).await?.map(WorkItem))
+        Ok(rc(ctx)?.items.load_one(pid).await?.flatten().map(WorkItem))
     }
 
     /// Child items you may read.
@@ -321,7 +350,7 @@ impl WorkItem {
             let r = rc(ctx)?;
             let args = page_args(first, after, last, before)?;
             let page = work_items::children(r.svc(), self.0.id, args, wants_total(ctx)).await?;
-            prime(ctx, &page.items, Batching::Shared).await?;
+            prime(ctx, &page.items, Batching::Shared, true).await?;
             Ok(WorkItemConnection::from_page(page, |m| m.id, WorkItem::new))
         })
         .await
@@ -507,6 +536,7 @@ impl Transition {
             .items
             .load_one(self.0.work_item_id)
             .await?
+            .flatten()
             .map(WorkItem))
     }
 }

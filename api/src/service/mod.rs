@@ -124,12 +124,42 @@ where
     C: ColumnTrait,
     M: FromQueryResult + Send + Sync,
 {
+    let total = page_total(db, &select, &args, want_total).await?;
+    let (q, n) = page_select(select, id_col, &args);
+    let rows = q.into_model::<M>().all(db).await?;
+    Ok(page_of(rows, n, &args, total))
+}
+
+/// Validates a page's arguments and, when asked, counts every row of
+/// `select` (cursors aside).
+///
+/// # Errors
+/// Database errors, or invalid page arguments.
+pub(crate) async fn page_total<E: EntityTrait>(
+    db: &DatabaseConnection,
+    select: &Select<E>,
+    args: &PageArgs,
+    want_total: bool,
+) -> ApiResult<Option<u64>>
+where
+    E::Model: Send + Sync,
+{
     args.validate()?;
-    let total = if want_total {
+    Ok(if want_total {
         Some(select.clone().count(db).await?)
     } else {
         None
-    };
+    })
+}
+
+/// The rows of a page: `select` past its cursors, ordered by `id_col`
+/// towards the cursor (descending for `last`) and limited to one more row
+/// than the page, which tells whether more follow. Returns the page's size.
+pub(crate) fn page_select<E: EntityTrait, C: ColumnTrait>(
+    select: Select<E>,
+    id_col: C,
+    args: &PageArgs,
+) -> (Select<E>, u64) {
     let mut q = select;
     if let Some(after) = args.after {
         q = q.filter(id_col.gt(after));
@@ -137,39 +167,37 @@ where
     if let Some(before) = args.before {
         q = q.filter(id_col.lt(before));
     }
-    if let Some(last) = args.last {
-        let n = u64::try_from(last).unwrap_or(0);
-        let mut rows = q
-            .order_by_desc(id_col)
-            .limit(n + 1)
-            .into_model::<M>()
-            .all(db)
-            .await?;
-        let has_previous = rows.len() as u64 > n;
-        rows.truncate(usize::try_from(n).unwrap_or(0));
+    let (q, n) = match args.last {
+        Some(last) => (q.order_by_desc(id_col), last),
+        None => (
+            q.order_by_asc(id_col),
+            args.first.unwrap_or(DEFAULT_PAGE_SIZE),
+        ),
+    };
+    let n = u64::try_from(n).unwrap_or(0);
+    (q.limit(n + 1), n)
+}
+
+/// The page of `rows` read by [`page_select`] (in its order) for `args`.
+pub(crate) fn page_of<M>(mut rows: Vec<M>, n: u64, args: &PageArgs, total: Option<u64>) -> Page<M> {
+    let more = rows.len() as u64 > n;
+    rows.truncate(usize::try_from(n).unwrap_or(0));
+    if args.last.is_some() {
         rows.reverse();
-        return Ok(Page {
+        Page {
             items: rows,
             has_next: args.before.is_some(),
-            has_previous,
+            has_previous: more,
             total,
-        });
+        }
+    } else {
+        Page {
+            items: rows,
+            has_next: more,
+            has_previous: args.after.is_some(),
+            total,
+        }
     }
-    let n = u64::try_from(args.first.unwrap_or(DEFAULT_PAGE_SIZE)).unwrap_or(0);
-    let mut rows = q
-        .order_by_asc(id_col)
-        .limit(n + 1)
-        .into_model::<M>()
-        .all(db)
-        .await?;
-    let has_next = rows.len() as u64 > n;
-    rows.truncate(usize::try_from(n).unwrap_or(0));
-    Ok(Page {
-        items: rows,
-        has_next,
-        has_previous: args.after.is_some(),
-        total,
-    })
 }
 
 /// Whether a unit's query covers the units beneath it.

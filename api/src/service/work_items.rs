@@ -5,17 +5,22 @@
 
 use chrono::{DateTime, Utc};
 use entity::{external_ref, transition, unit, work_item};
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::sea_query::{
+    Alias, Asterisk, CommonTableExpression, Expr, ExprTrait, Func, Query, UnionType,
+};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, Select, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set,
+    TransactionTrait,
 };
 
 pub use super::Reach;
 use super::facts::flow as facts;
-use super::rows::ItemRow;
+use super::rows::{ItemRow, PARENT_FLAG, PagedItemRow};
 use super::tx::write_transaction;
-use super::{Ctx, Page, PageArgs, boards, paginate_as, rank, units, users};
+use super::{
+    Ctx, Page, PageArgs, boards, page_of, page_select, page_total, paginate_as, rank, units, users,
+};
 use crate::domain::{DefectOrigin, FlowType, StateCategory, WorkItemType, validate_item_key};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{ChangeKind, DomainEvent, EventBus};
@@ -106,13 +111,89 @@ pub async fn list(
     page: PageArgs,
     want_total: bool,
 ) -> ApiResult<Page<work_item::Model>> {
-    let mut q = readable(ctx)?;
+    let q = list_select(ctx, unit_id, filter).await?;
+    items_page(ctx, q, page, want_total).await
+}
+
+/// The readable items of a unit's list, unpaged.
+async fn list_select(
+    ctx: Ctx<'_>,
+    unit_id: i64,
+    filter: &Filter,
+) -> ApiResult<Select<work_item::Entity>> {
+    let q = readable(ctx)?;
     if units::find(ctx, unit_id).await?.is_none() {
         return Err(ApiError::not_found("unit"));
     }
-    q = super::in_unit_listed(ctx, q, work_item::Column::UnitId, unit_id, filter.reach).await?;
-    q = apply_filter(q, filter)?;
-    items_page(ctx, q, page, want_total).await
+    let q = super::in_unit_listed(ctx, q, work_item::Column::UnitId, unit_id, filter.reach).await?;
+    apply_filter(q, filter)
+}
+
+/// [`list`], and the readable parents of the page's items, in one
+/// statement: the page as a common table expression, then
+/// `UNION ALL` the parents, each row flagged with which it is.
+///
+/// # Errors
+/// As [`list`].
+pub async fn list_with_parents(
+    ctx: Ctx<'_>,
+    unit_id: i64,
+    filter: &Filter,
+    page: PageArgs,
+    want_total: bool,
+) -> ApiResult<(Page<work_item::Model>, Vec<work_item::Model>)> {
+    let q = list_select(ctx, unit_id, filter).await?;
+    let total = page_total(ctx.db, &q, &page, want_total).await?;
+    let (q, n) = page_select(q, work_item::Column::Id, &page);
+    let page_table = Alias::new("page");
+    let flag = Alias::new(PARENT_FLAG);
+    let mut cte = q.into_query();
+    cte.expr_as(Expr::cust("0"), flag.clone());
+    let parents = readable(ctx)?
+        .filter(
+            work_item::Column::Id.in_subquery(
+                Query::select()
+                    .column(work_item::Column::ParentId)
+                    .from(page_table.clone())
+                    .to_owned(),
+            ),
+        )
+        .into_query()
+        .expr_as(Expr::cust("1"), flag)
+        .to_owned();
+    let statement = Query::select()
+        .column(Asterisk)
+        .from(page_table.clone())
+        .union(UnionType::All, parents)
+        .to_owned()
+        .with(
+            Query::with()
+                .cte(
+                    CommonTableExpression::new()
+                        .query(cte)
+                        .table_name(page_table)
+                        .to_owned(),
+                )
+                .to_owned(),
+        );
+    let rows = PagedItemRow::find_by_statement(ctx.db.get_database_backend().build(&statement))
+        .all(ctx.db)
+        .await?;
+    let (mut items, mut parents) = (Vec::new(), Vec::new());
+    for row in rows {
+        if row.parent {
+            parents.push(row.item);
+        } else {
+            items.push(row.item);
+        }
+    }
+    // UNION ALL keeps no order: the page's rows back in the page's.
+    if page.last.is_some() {
+        items.sort_unstable_by_key(|i| std::cmp::Reverse(i.id));
+    } else {
+        items.sort_unstable_by_key(|i| i.id);
+    }
+    Ok((page_of(items, n, &page, total), parents))
 }
 
 /// A page of `q`, its rows decoded by position.

@@ -1,10 +1,11 @@
 //! DataLoaders keep the number of SQL statements of a query independent of
 //! its page size.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
+use crate::access::item_of;
 use crate::both;
-use crate::harness::{ADMIN, PROGRAM, TestApp};
+use crate::harness::{ADMIN, PROGRAM, TEAM, TestApp};
 
 const QUERY: &str = "query($n: Int!) { organization { workItems(first: $n) { totalCount nodes { key parent { key title } unit { key name } assignee { name } transitions { toState at } } } } }";
 
@@ -42,3 +43,104 @@ async fn statement_count_does_not_grow_with_page_size(app: TestApp) {
     }
 }
 both!(statement_count_does_not_grow_with_page_size);
+
+const PAGE: &str = "query($u: ID!, $f: Int, $a: String, $l: Int, $b: String) { workItems(unit: $u, first: $f, after: $a, last: $l, before: $b) { pageInfo { hasNextPage hasPreviousPage startCursor endCursor } nodes { key parent { key title } } } }";
+
+/// Every page of a unit's items walked `first`/`after` or, backwards,
+/// `last`/`before`, `size` at a time: the items (key and parent) in list
+/// order.
+async fn walk(app: &TestApp, token: &str, unit: &str, size: i64, forward: bool) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    let mut cursor = Value::Null;
+    loop {
+        let vars = if forward {
+            json!({ "u": unit, "f": size, "a": cursor })
+        } else {
+            json!({ "u": unit, "l": size, "b": cursor })
+        };
+        let data = app.ok(token, PAGE, vars).await;
+        let page = &data["workItems"];
+        let nodes = page["nodes"].as_array().unwrap().clone();
+        assert!(nodes.len() as i64 <= size, "{page}");
+        let info = &page["pageInfo"];
+        if forward {
+            out.extend(nodes);
+            if info["hasNextPage"] != true {
+                return out;
+            }
+            cursor = info["endCursor"].clone();
+        } else {
+            out.splice(0..0, nodes);
+            if info["hasPreviousPage"] != true {
+                return out;
+            }
+            cursor = info["startCursor"].clone();
+        }
+    }
+}
+
+/// A list's items come with their readable parents in one statement; every
+/// page shape answers what each item's own lookup answers, and a parent the
+/// viewer may not read is null, as everywhere else.
+async fn a_list_reads_its_parents_with_the_page(app: TestApp) {
+    use sea_orm::ConnectionTrait;
+
+    let admin = app.login(ADMIN).await;
+    // A task of team-atlas whose parent is a story of the sibling
+    // team-borealis, as an integration may land it (the API itself keeps
+    // parents on the unit's line): beyond a team-atlas member's reach.
+    let (story, _, _) = item_of(&app, &admin, "team-borealis", "STORY").await;
+    let (atlas_story, atlas_story_id, atlas) = item_of(&app, &admin, "team-atlas", "STORY").await;
+    let created = app
+        .ok(
+            &admin,
+            "mutation($u: ID!, $p: ID!) { createWorkItem(input: {unit: $u, type: TASK, title: \"Cross-team task\", parent: $p}) { workItem { key } } }",
+            json!({ "u": atlas, "p": atlas_story_id }),
+        )
+        .await;
+    let task = created["createWorkItem"]["workItem"]["key"].clone();
+    assert_ne!(story, atlas_story);
+    let db = sea_orm::Database::connect(&app.db_url).await.unwrap();
+    db.execute_unprepared(&format!(
+        "UPDATE work_item SET parent_id = (SELECT id FROM work_item WHERE key = '{story}') WHERE key = '{}'",
+        task.as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    let own = "query($k: String!) { workItem(key: $k) { parent { key title } } }";
+    for who in [ADMIN, PROGRAM, TEAM] {
+        let token = app.login(who).await;
+        let full = json!({ "u": atlas, "f": 100 });
+        app.ok(&token, PAGE, full.clone()).await;
+        let before = app.statements().await;
+        let data = app.ok(&token, PAGE, full).await;
+        let ran = app.statements().await - before;
+        assert_eq!(
+            ran, 1,
+            "{who}: a warm page with parents ran {ran} statements"
+        );
+
+        let forward = walk(&app, &token, &atlas, 4, true).await;
+        let backward = walk(&app, &token, &atlas, 4, false).await;
+        assert_eq!(forward, backward, "{who}: both directions list the same");
+        let listed = data["workItems"]["nodes"].as_array().unwrap();
+        let n = listed.len().min(forward.len());
+        assert_eq!(listed[..n], forward[..n], "{who}");
+        assert!(
+            forward.iter().filter(|i| i["parent"].is_object()).count() >= 3,
+            "{who}: the demo's team items have parents"
+        );
+        for item in &forward {
+            let alone = app.ok(&token, own, json!({ "k": item["key"] })).await;
+            assert_eq!(item["parent"], alone["workItem"]["parent"], "{who}: {item}");
+        }
+        let cross = forward.iter().find(|i| i["key"] == task);
+        let cross = cross.unwrap_or_else(|| panic!("{who} lists {task}"));
+        if who == TEAM {
+            assert_eq!(cross["parent"], Value::Null, "{cross}");
+        } else {
+            assert_eq!(cross["parent"]["key"], story.as_str(), "{cross}");
+        }
+    }
+}
+both!(a_list_reads_its_parents_with_the_page);
