@@ -15,7 +15,10 @@
 //! - in any case once it is older than the time to live
 //!   (`GEMBA_AUTH_CACHE_TTL_MS`, 2 s by default): the bound on staleness
 //!   for what no event reached (a missed notification, a change made by
-//!   another process such as the CLI).
+//!   another process such as the CLI). In an entry's last quarter of life
+//!   the first request of its caller reads it again while the caller's
+//!   other requests go on with it: a caller in steady use never finds its
+//!   entry expired, so its requests do not all wait for one reload.
 //!
 //! The guarantee is thus: on the replica that made the change, at once; on
 //! the others, on the notification, and at worst after the time to live.
@@ -40,6 +43,7 @@ use super::{TokenKeys, Viewer};
 use crate::error::ApiResult;
 use crate::events::{ChangeKind, DomainEvent, EventBus};
 use crate::service::api_keys;
+use crate::service::directory::renew_after;
 
 /// A capped map whose entries expire, with an epoch that every
 /// invalidation advances.
@@ -82,12 +86,17 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
 
     /// A fresh entry, or `None` (an expired one is forgotten).
     fn get(&self, key: &K) -> Option<V> {
+        self.get_aged(key).map(|(v, _)| v)
+    }
+
+    /// A fresh entry and its age, or `None` (an expired one is forgotten).
+    fn get_aged(&self, key: &K) -> Option<(V, Duration)> {
         if !self.enabled() {
             return None;
         }
         let mut state = self.lock();
         match state.entries.get(key) {
-            Some((v, at)) if at.elapsed() < self.ttl => Some(v.clone()),
+            Some((v, at)) if at.elapsed() < self.ttl => Some((v.clone(), at.elapsed())),
             Some(_) => {
                 state.entries.remove(key);
                 None
@@ -132,7 +141,10 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
     /// The fresh entry of `key` that `valid` accepts, else the value `load`
     /// reads (and stores); concurrent misses of one key wait for the first
     /// one's load and take its value. A failed load stores nothing, and the
-    /// next waiter loads again.
+    /// next waiter loads again. In an entry's last quarter of life the first
+    /// caller loads it again while the others go on with it, so that a key
+    /// in steady use never expires and no caller waits for its reload; an
+    /// entry is still never used past its time to live.
     async fn get_or_load<E, F>(
         &self,
         key: &K,
@@ -142,39 +154,63 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
     where
         F: std::future::Future<Output = Result<V, E>>,
     {
-        let cached = || self.get(key).filter(|v| valid(v));
-        if let Some(v) = cached() {
-            return Ok(v);
-        }
         if !self.enabled() {
             return load().await;
         }
-        let gate = {
-            let mut loads = self.loads.lock().unwrap_or_else(PoisonError::into_inner);
-            loads.entry(key.clone()).or_default().clone()
-        };
+        let cached = || self.get(key).filter(|v| valid(v));
+        if let Some((v, age)) = self.get_aged(key).filter(|(v, _)| valid(v)) {
+            if age < renew_after(self.ttl) {
+                return Ok(v);
+            }
+            let gate = self.gate(key);
+            let Ok(turn) = gate.try_lock() else {
+                self.release(key, &gate);
+                return Ok(v);
+            };
+            let out = self.load_into(key, load).await;
+            drop(turn);
+            self.release(key, &gate);
+            return out;
+        }
+        let gate = self.gate(key);
         let turn = gate.lock().await;
         let out = match cached() {
             Some(v) => Ok(v),
-            None => {
-                let epoch = self.epoch();
-                let loaded = load().await;
-                if let Ok(v) = &loaded {
-                    self.insert(epoch, key.clone(), v.clone());
-                }
-                loaded
-            }
+            None => self.load_into(key, load).await,
         };
         drop(turn);
-        // The last one through the gate takes it down.
+        self.release(key, &gate);
+        out
+    }
+
+    /// Runs `load` and stores its value, unless an invalidation came first.
+    async fn load_into<E, F>(&self, key: &K, load: impl FnOnce() -> F) -> Result<V, E>
+    where
+        F: std::future::Future<Output = Result<V, E>>,
+    {
+        let epoch = self.epoch();
+        let loaded = load().await;
+        if let Ok(v) = &loaded {
+            self.insert(epoch, key.clone(), v.clone());
+        }
+        loaded
+    }
+
+    /// The load gate of `key`, shared by its concurrent callers.
+    fn gate(&self, key: &K) -> Arc<tokio::sync::Mutex<()>> {
+        let mut loads = self.loads.lock().unwrap_or_else(PoisonError::into_inner);
+        loads.entry(key.clone()).or_default().clone()
+    }
+
+    /// Lets go of `gate`: the last caller through takes it down.
+    fn release(&self, key: &K, gate: &Arc<tokio::sync::Mutex<()>>) {
         let mut loads = self.loads.lock().unwrap_or_else(PoisonError::into_inner);
         if loads
             .get(key)
-            .is_some_and(|g| Arc::ptr_eq(g, &gate) && Arc::strong_count(&gate) == 2)
+            .is_some_and(|g| Arc::ptr_eq(g, gate) && Arc::strong_count(gate) == 2)
         {
             loads.remove(key);
         }
-        out
     }
 
     /// Forgets the entries for which `drop` holds.
@@ -308,6 +344,43 @@ mod tests {
         assert_eq!(m.get(&1), Some(10));
         m.invalidate(|v| *v == 10);
         assert_eq!(m.get(&1), None);
+    }
+
+    /// In its last quarter an entry is loaded again by one caller while
+    /// the others go on with it; past its time to live, nobody uses it.
+    #[tokio::test]
+    async fn an_entry_in_use_is_renewed_before_it_expires() {
+        let m: TtlMap<i64, i64> = TtlMap::new(Duration::from_millis(400), 10);
+        let ok = |v: i64| async move { Ok::<i64, ()>(v) };
+        assert_eq!(m.get_or_load(&1, |_| true, || ok(10)).await, Ok(10));
+        assert_eq!(
+            m.get_or_load(&1, |_| true, || ok(11)).await,
+            Ok(10),
+            "young: no load"
+        );
+        tokio::time::sleep(Duration::from_millis(320)).await;
+        // The renewer's load waits; a second caller meanwhile takes the
+        // entry as it is, without loading.
+        let (release, wait) = tokio::sync::oneshot::channel::<()>();
+        let renewal = m.get_or_load(
+            &1,
+            |_| true,
+            || async move {
+                wait.await.map_err(|_| ())?;
+                Ok::<i64, ()>(12)
+            },
+        );
+        let other = async {
+            tokio::task::yield_now().await;
+            let seen = m.get_or_load(&1, |_| true, || ok(13)).await;
+            release.send(()).ok();
+            seen
+        };
+        let (renewed, seen) = tokio::join!(renewal, other);
+        assert_eq!((renewed, seen), (Ok(12), Ok(10)));
+        assert_eq!(m.get(&1), Some(12), "renewed: young again");
+        tokio::time::sleep(Duration::from_millis(420)).await;
+        assert_eq!(m.get(&1), None, "never used past its time to live");
     }
 
     #[test]

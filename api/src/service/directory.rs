@@ -11,7 +11,10 @@
 //!   relay delivers it (a relay that reconnects drops it too);
 //! - in any case once older than `GEMBA_TREE_CACHE_TTL_MS` (2 s by
 //!   default), the bound for what no event reached (a seed or import run by
-//!   another process). 0 turns the snapshot off.
+//!   another process). In the TTL's last quarter one request reads the
+//!   snapshot again while the others go on with it, so under steady traffic
+//!   no request waits for a reading and none is served a snapshot older
+//!   than the TTL. 0 turns the snapshot off.
 //!
 //! A unit or workflow the snapshot does not know (created since it was
 //! loaded) is read from the database, so a new unit is never missed. Units
@@ -149,6 +152,12 @@ struct Inner {
     reload: tokio::sync::Mutex<()>,
 }
 
+/// The age from which a cached value is read again ahead of its expiry:
+/// the last quarter of its time to live.
+pub fn renew_after(ttl: Duration) -> Duration {
+    ttl - ttl / 4
+}
+
 #[derive(Debug, Default)]
 struct State {
     tree: Option<(Arc<Tree>, Instant)>,
@@ -214,16 +223,55 @@ impl UnitDirectory {
     /// # Errors
     /// Database errors only.
     pub async fn tree(&self, db: &DatabaseConnection) -> ApiResult<Option<Arc<Tree>>> {
-        if self.inner.ttl.is_zero() {
+        let ttl = self.inner.ttl;
+        if ttl.is_zero() {
             return Ok(None);
         }
-        if let Some(t) = self.fresh() {
-            return Ok(Some(t));
+        let current = self.lock().tree.clone();
+        if let Some((tree, at)) = current {
+            let age = at.elapsed();
+            if age < renew_after(ttl) {
+                return Ok(Some(tree));
+            }
+            // In its last quarter: one request reads it again, the others
+            // go on with it meanwhile.
+            if age < ttl {
+                let Ok(_reading) = self.inner.reload.try_lock() else {
+                    return Ok(Some(tree));
+                };
+                let renewed = self
+                    .lock()
+                    .tree
+                    .as_ref()
+                    .is_some_and(|(t, _)| !Arc::ptr_eq(t, &tree));
+                if renewed {
+                    return Ok(self.fresh().or(Some(tree)));
+                }
+                // The current tree is still good if the reading fails.
+                return match self.load(db).await {
+                    Ok(t) => Ok(t),
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "reading the organisation tree again failed");
+                        Ok(Some(tree))
+                    }
+                };
+            }
         }
+        self.read(db).await
+    }
+
+    /// Reads the tree unless a reading that finished meanwhile left a fresh one.
+    async fn read(&self, db: &DatabaseConnection) -> ApiResult<Option<Arc<Tree>>> {
         let _reloading = self.inner.reload.lock().await;
         if let Some(t) = self.fresh() {
             return Ok(Some(t));
         }
+        self.load(db).await
+    }
+
+    /// Loads the tree and keeps it unless the tree changed meanwhile; the
+    /// caller holds the reload lock.
+    async fn load(&self, db: &DatabaseConnection) -> ApiResult<Option<Arc<Tree>>> {
         let epoch = self.lock().epoch;
         let tree = Arc::new(Tree::load(db).await?);
         let mut state = self.lock();
