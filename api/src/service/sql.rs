@@ -55,3 +55,26 @@ impl Sql {
         Statement::from_sql_and_values(self.backend, self.text.clone(), self.values.clone())
     }
 }
+
+/// Executes the statements `next` builds, in order, building each while
+/// the previous one runs. SQLite executes on a worker thread of its own
+/// (sqlx), so a writer of many multi-row inserts keeps both threads busy
+/// instead of handing the work back and forth; on PostgreSQL the build
+/// overlaps the round trip. Stops at the first error.
+///
+/// # Errors
+/// The first statement's error.
+pub(crate) async fn execute_overlapped<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    mut next: impl FnMut() -> Option<Statement>,
+) -> Result<(), sea_orm::DbErr> {
+    let mut current = next();
+    while let Some(statement) = current {
+        // `join!` polls the execution first: its command is on its way to
+        // the database before the next statement is built.
+        let (done, following) = futures::join!(db.execute_raw(statement), async { next() });
+        done?;
+        current = following;
+    }
+    Ok(())
+}

@@ -16,12 +16,13 @@ use chrono::{DateTime, Utc};
 use entity::{flow_completion, flow_state, flow_wip, transition, unit, unit_closure, work_item};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect, QueryTrait, Set,
 };
 
 use crate::domain::UnitKind;
 use crate::events::{ChangeKind, DomainEvent};
 use crate::service::pg::{NULL_BIGINT, bigints, opt_bigints, statement, texts};
+use crate::service::sql::execute_overlapped;
 
 /// The open end of a stretch: 9999-12-31T23:59:59.999Z.
 pub const OPEN: i64 = 253_402_300_799_999;
@@ -489,9 +490,33 @@ impl Rows {
             }
             return Ok(());
         }
-        for chunk in completions.chunks(INSERT_ROWS) {
-            flow_completion::Entity::insert_many(chunk.iter().map(|(o, created_ms, c)| {
-                flow_completion::ActiveModel {
+        let backend = db.get_database_backend();
+        let completions = completions.chunks(INSERT_ROWS).map(|chunk| {
+            backend.build(
+                &flow_completion::Entity::insert_many(chunk.iter().map(|(o, created_ms, c)| {
+                    flow_completion::ActiveModel {
+                        work_item_id: Set(o.item_id),
+                        unit_id: Set(o.unit_id),
+                        portfolio_id: Set(o.line.portfolio_id),
+                        program_id: Set(o.line.program_id),
+                        team_id: Set(o.line.team_id),
+                        level: Set(o.line.level.clone()),
+                        item_type: Set(o.item_type.clone()),
+                        flow_type: Set(o.flow_type.clone()),
+                        created_ms: Set(*created_ms),
+                        start_ms: Set(c.start_ms),
+                        completed_ms: Set(c.completed_ms),
+                        left_ms: Set(c.left_ms),
+                        active_ms: Set(c.active_ms),
+                        ..Default::default()
+                    }
+                }))
+                .into_query(),
+            )
+        });
+        let wips = wips.chunks(INSERT_ROWS).map(|chunk| {
+            backend.build(
+                &flow_wip::Entity::insert_many(chunk.iter().map(|(o, s)| flow_wip::ActiveModel {
                     work_item_id: Set(o.item_id),
                     unit_id: Set(o.unit_id),
                     portfolio_id: Set(o.line.portfolio_id),
@@ -500,55 +525,38 @@ impl Rows {
                     level: Set(o.line.level.clone()),
                     item_type: Set(o.item_type.clone()),
                     flow_type: Set(o.flow_type.clone()),
-                    created_ms: Set(*created_ms),
-                    start_ms: Set(c.start_ms),
-                    completed_ms: Set(c.completed_ms),
-                    left_ms: Set(c.left_ms),
-                    active_ms: Set(c.active_ms),
+                    start_ms: Set(s.start_ms),
+                    from_ms: Set(s.from_ms),
+                    to_ms: Set(s.to_ms),
                     ..Default::default()
-                }
-            }))
-            .exec_without_returning(db)
-            .await?;
-        }
-        for chunk in wips.chunks(INSERT_ROWS) {
-            flow_wip::Entity::insert_many(chunk.iter().map(|(o, s)| flow_wip::ActiveModel {
-                work_item_id: Set(o.item_id),
-                unit_id: Set(o.unit_id),
-                portfolio_id: Set(o.line.portfolio_id),
-                program_id: Set(o.line.program_id),
-                team_id: Set(o.line.team_id),
-                level: Set(o.line.level.clone()),
-                item_type: Set(o.item_type.clone()),
-                flow_type: Set(o.flow_type.clone()),
-                start_ms: Set(s.start_ms),
-                from_ms: Set(s.from_ms),
-                to_ms: Set(s.to_ms),
-                ..Default::default()
-            }))
-            .exec_without_returning(db)
-            .await?;
-        }
-        for chunk in visits.chunks(INSERT_ROWS) {
-            flow_state::Entity::insert_many(chunk.iter().map(|(o, v)| flow_state::ActiveModel {
-                work_item_id: Set(o.item_id),
-                unit_id: Set(o.unit_id),
-                portfolio_id: Set(o.line.portfolio_id),
-                program_id: Set(o.line.program_id),
-                team_id: Set(o.line.team_id),
-                level: Set(o.line.level.clone()),
-                item_type: Set(o.item_type.clone()),
-                flow_type: Set(o.flow_type.clone()),
-                state: Set(v.state.clone()),
-                category: Set(v.category.clone()),
-                from_ms: Set(v.from_ms),
-                to_ms: Set(v.to_ms),
-                ..Default::default()
-            }))
-            .exec_without_returning(db)
-            .await?;
-        }
-        Ok(())
+                }))
+                .into_query(),
+            )
+        });
+        let visits = visits.chunks(INSERT_ROWS).map(|chunk| {
+            backend.build(
+                &flow_state::Entity::insert_many(chunk.iter().map(|(o, v)| {
+                    flow_state::ActiveModel {
+                        work_item_id: Set(o.item_id),
+                        unit_id: Set(o.unit_id),
+                        portfolio_id: Set(o.line.portfolio_id),
+                        program_id: Set(o.line.program_id),
+                        team_id: Set(o.line.team_id),
+                        level: Set(o.line.level.clone()),
+                        item_type: Set(o.item_type.clone()),
+                        flow_type: Set(o.flow_type.clone()),
+                        state: Set(v.state.clone()),
+                        category: Set(v.category.clone()),
+                        from_ms: Set(v.from_ms),
+                        to_ms: Set(v.to_ms),
+                        ..Default::default()
+                    }
+                }))
+                .into_query(),
+            )
+        });
+        let mut statements = completions.chain(wips).chain(visits);
+        execute_overlapped(db, || statements.next()).await
     }
 }
 

@@ -12,13 +12,14 @@ use entity::{
 use sea_orm::sea_query::{CaseStatement, Expr, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, Set,
+    QuerySelect, QueryTrait, Set,
 };
 
 use super::queue::{Id, NewItem, Pending, Written, internal};
 use super::unnest;
 use crate::service::ingest::event::Envelope;
 use crate::service::ingest::log::{claim_conflict, mark_rejected};
+use crate::service::sql::execute_overlapped;
 
 /// Rows per multi-row `VALUES` statement: well under the bind-parameter
 /// limits of both databases for the widest table.
@@ -91,37 +92,40 @@ pub(super) async fn write(db: &DatabaseTransaction, p: &Pending) -> Result<Writt
         Id::New(n) => items[n],
         Id::Row(r) => r,
     };
-    for chunk in p.refs.chunks(rows) {
-        let rows: Vec<(i64, &str, &str, Option<&str>)> = chunk
-            .iter()
-            .map(|(id, source, ext, url)| {
-                (item_id(*id), source.as_str(), ext.as_str(), url.as_deref())
-            })
-            .collect();
-        if pg {
+    if pg {
+        for chunk in p.refs.chunks(rows) {
+            let rows: Vec<(i64, &str, &str, Option<&str>)> = chunk
+                .iter()
+                .map(|(id, source, ext, url)| {
+                    (item_id(*id), source.as_str(), ext.as_str(), url.as_deref())
+                })
+                .collect();
             unnest::refs(db, &rows).await?;
-        } else {
-            external_ref::Entity::insert_many(rows.iter().map(|(id, source, ext, url)| {
-                external_ref::ActiveModel {
-                    work_item_id: Set(*id),
-                    source: Set((*source).to_owned()),
-                    external_id: Set((*ext).to_owned()),
-                    url: Set(url.map(str::to_owned)),
-                    ..Default::default()
-                }
-            }))
-            .exec_without_returning(db)
-            .await?;
         }
-    }
-    for chunk in p.transitions.chunks(rows) {
-        let ids: Vec<i64> = chunk.iter().map(|t| item_id(t.item)).collect();
-        if pg {
+        for chunk in p.transitions.chunks(rows) {
+            let ids: Vec<i64> = chunk.iter().map(|t| item_id(t.item)).collect();
             unnest::transitions(db, chunk, &ids).await?;
-        } else {
-            transition::Entity::insert_many(chunk.iter().zip(&ids).map(|(t, id)| {
-                transition::ActiveModel {
-                    work_item_id: Set(*id),
+        }
+    } else {
+        let backend = db.get_database_backend();
+        let refs = p.refs.chunks(rows).map(|chunk| {
+            backend.build(
+                &external_ref::Entity::insert_many(chunk.iter().map(|(id, source, ext, url)| {
+                    external_ref::ActiveModel {
+                        work_item_id: Set(item_id(*id)),
+                        source: Set(source.clone()),
+                        external_id: Set(ext.clone()),
+                        url: Set(url.clone()),
+                        ..Default::default()
+                    }
+                }))
+                .into_query(),
+            )
+        });
+        let transitions = p.transitions.chunks(rows).map(|chunk| {
+            backend.build(
+                &transition::Entity::insert_many(chunk.iter().map(|t| transition::ActiveModel {
+                    work_item_id: Set(item_id(t.item)),
                     from_state: Set(t.from.clone()),
                     to_state: Set(t.to.clone()),
                     to_category: Set(t.category.clone()),
@@ -129,14 +133,15 @@ pub(super) async fn write(db: &DatabaseTransaction, p: &Pending) -> Result<Writt
                     actor_id: Set(None),
                     source: Set(Some(t.source.clone())),
                     ..Default::default()
-                }
-            }))
-            .exec_without_returning(db)
-            .await?;
-        }
+                }))
+                .into_query(),
+            )
+        });
+        let mut statements = refs.chain(transitions);
+        execute_overlapped(db, || statements.next()).await?;
     }
     let moves: Vec<(&i64, &(String, String, String))> = p.moves.iter().collect();
-    for chunk in moves.chunks(CHUNK) {
+    let mut moves = moves.chunks(CHUNK).map(|chunk| {
         let (mut state, mut category, mut rank) = (
             CaseStatement::new(),
             CaseStatement::new(),
@@ -153,9 +158,9 @@ pub(super) async fn write(db: &DatabaseTransaction, p: &Pending) -> Result<Writt
             .col_expr(work_item::Column::Rank, rank.into())
             .col_expr(work_item::Column::UpdatedAt, Expr::value(now))
             .filter(work_item::Column::Id.is_in(chunk.iter().map(|(id, _)| **id)))
-            .exec(db)
-            .await?;
-    }
+            .build(db.get_database_backend())
+    });
+    execute_overlapped(db, || moves.next()).await?;
     let changes = insert_owned::<change::Entity, _>(
         db,
         &p.changes,
