@@ -84,6 +84,9 @@ where
     let (mut results, timing) = (ran.results, ran.timing);
     let touched = std::mem::take(&mut *applied.lock().unwrap_or_else(|p| p.into_inner()));
     let facts_started = Instant::now();
+    if let Err(e) = batch::cached_plans(&txn).await {
+        return failed(e);
+    }
     if let Err(e) = facts::refresh_touched_known(&txn, &touched, &ran.known).await {
         return failed(e);
     }

@@ -87,6 +87,20 @@ pub(super) struct Timing {
 
 /// Applies `batch` inside `txn`; the caller commits. Results come back in
 /// the batch's order, and applied changes are added to `applied`.
+/// Lets PostgreSQL use cached plans for the rest of the transaction: the
+/// facts written after the batch insert rows whose foreign-key checks
+/// would otherwise be planned again row by row.
+///
+/// # Errors
+/// Database errors only.
+pub(super) async fn cached_plans(txn: &DatabaseTransaction) -> Result<(), DbErr> {
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        txn.execute_unprepared(&writer::plan_cache_mode("auto"))
+            .await?;
+    }
+    Ok(())
+}
+
 pub(super) async fn run(
     txn: &DatabaseTransaction,
     scope: IngestScope,
@@ -114,7 +128,9 @@ pub(super) async fn run(
         // The lookups' key lists vary from batch to batch, and the tables
         // grow under a backfill: a generic plan cached while a table was
         // small would keep scanning it whole.
-        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+        // The writes switch back to cached plans for their inserts
+        // (`writer::write`).
+        txn.execute_unprepared(&writer::plan_cache_mode(writer::LOOKUP_PLANS))
             .await?;
     }
     let started = Instant::now();
