@@ -99,7 +99,7 @@ pub(super) async fn list_work_items(
     } else {
         work_items::list(r.svc(), unit_id, &filter, args, wants_total(ctx)).await?
     };
-    prime(ctx, &page.items, batching, !with_parents).await?;
+    prime(ctx, &page.items, batching).await?;
     Ok(WorkItemConnection::from_page(page, |m| m.id, WorkItem::new))
 }
 
@@ -109,7 +109,7 @@ fn selects(ctx: &Context<'_>, field: &str) -> bool {
     la.field("nodes").field(field).exists() || la.field("edges").field("node").field(field).exists()
 }
 
-/// How [`prime`] reaches the parents and units of a page.
+/// How [`prime`] reaches the units of a page.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Batching {
     /// Read at once and fed to the loaders: a root field's list has no
@@ -123,14 +123,9 @@ pub(super) enum Batching {
 /// Loads, in one batch each, what the selection asks of a page of items
 /// (parent, unit, transitions, assignee, external references), so the
 /// statements a page costs do not depend on its size or on task timing.
-/// `load_parents`: whether the parents are to be loaded here (not when the
-/// page's statement brought them).
-async fn prime(
-    ctx: &Context<'_>,
-    items: &[work_item::Model],
-    batching: Batching,
-    load_parents: bool,
-) -> GqlResult<()> {
+/// Parents a root or unit list's statement brought are already in the
+/// item loader, so asking for them here costs nothing.
+async fn prime(ctx: &Context<'_>, items: &[work_item::Model], batching: Batching) -> GqlResult<()> {
     if items.is_empty() {
         return Ok(());
     }
@@ -148,11 +143,7 @@ async fn prime(
     let assignees = collect(|i| i.assignee_id);
     let (a, b, c, d, e) = futures::join!(
         async {
-            if !load_parents || !wants("parent") || parents.is_empty() {
-                Ok(())
-            } else if batching == Batching::Now {
-                let found = r.items.loader().load(&parents).await?;
-                r.items.feed_many(found).await;
+            if !wants("parent") || parents.is_empty() {
                 Ok(())
             } else {
                 r.items.load_many(parents).await.map(|_| ())
@@ -350,7 +341,7 @@ impl WorkItem {
             let r = rc(ctx)?;
             let args = page_args(first, after, last, before)?;
             let page = work_items::children(r.svc(), self.0.id, args, wants_total(ctx)).await?;
-            prime(ctx, &page.items, Batching::Shared, true).await?;
+            prime(ctx, &page.items, Batching::Shared).await?;
             Ok(WorkItemConnection::from_page(page, |m| m.id, WorkItem::new))
         })
         .await
