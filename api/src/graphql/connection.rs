@@ -34,9 +34,12 @@ macro_rules! connection {
 
         #[doc = concat!("A page of `", stringify!($node), "` items, Relay style.")]
         #[derive(async_graphql::SimpleObject)]
+        #[graphql(complex)]
         pub struct $conn {
-            /// The page's items, each with its cursor.
-            pub edges: Vec<$edge>,
+            /// The row ids of `nodes`, one for one: the edges' cursors are
+            /// made from them only when `edges` is selected.
+            #[graphql(skip)]
+            ids: Vec<i64>,
             /// The page's items without their cursors (the same as
             /// `edges { node }`).
             pub nodes: Vec<$node>,
@@ -46,29 +49,37 @@ macro_rules! connection {
             pub total_count: i64,
         }
 
+        #[async_graphql::ComplexObject]
+        impl $conn {
+            /// The page's items, each with its cursor.
+            async fn edges(&self) -> Vec<$edge> {
+                self.ids
+                    .iter()
+                    .zip(&self.nodes)
+                    .map(|(id, node)| $edge {
+                        cursor: $crate::graphql::ids::cursor(*id),
+                        node: node.clone(),
+                    })
+                    .collect()
+            }
+        }
+
         impl $conn {
             pub fn from_page<M>(
                 page: $crate::service::Page<M>,
                 id_of: impl Fn(&M) -> i64,
                 wrap: impl Fn(M) -> $node,
             ) -> Self {
-                let edges: Vec<$edge> = page
-                    .items
-                    .into_iter()
-                    .map(|m| $edge {
-                        cursor: $crate::graphql::ids::cursor(id_of(&m)),
-                        node: wrap(m),
-                    })
-                    .collect();
+                let ids: Vec<i64> = page.items.iter().map(&id_of).collect();
                 Self {
                     page_info: $crate::graphql::connection::PageInfo {
                         has_next_page: page.has_next,
                         has_previous_page: page.has_previous,
-                        start_cursor: edges.first().map(|e| e.cursor.clone()),
-                        end_cursor: edges.last().map(|e| e.cursor.clone()),
+                        start_cursor: ids.first().map(|id| $crate::graphql::ids::cursor(*id)),
+                        end_cursor: ids.last().map(|id| $crate::graphql::ids::cursor(*id)),
                     },
-                    nodes: edges.iter().map(|e| e.node.clone()).collect(),
-                    edges,
+                    nodes: page.items.into_iter().map(wrap).collect(),
+                    ids,
                     total_count: page
                         .total
                         .map(|t| i64::try_from(t).unwrap_or(i64::MAX))
