@@ -2,8 +2,8 @@
 //! requests run no authentication statement.
 //!
 //! A verified session token's [`Viewer`] (user and grants, and the fact that
-//! the token is not revoked) is kept by the token's `jti`; a live API key by
-//! its secret's digest. An entry is dropped:
+//! the token is not revoked) is kept by the token itself, byte for byte; a
+//! live API key by its secret's digest. An entry is dropped:
 //!
 //! - on this replica, **before** the change's `publish` returns, by the
 //!   access-change events ([`ChangeKind::AccessChanged`] for a membership
@@ -24,8 +24,10 @@
 //! the others, on the notification, and at worst after the time to live.
 //! A request that loaded a viewer while an invalidation happened does not
 //! store it (an epoch counter tells), so a load never resurrects access
-//! taken away meanwhile. The token's signature and expiry are verified on
-//! every request, cached or not.
+//! taken away meanwhile. A token's signature is verified when its entry is
+//! loaded (only the very bytes verified find the entry again, so a token
+//! altered in any way is verified afresh and refused); its expiry is checked
+//! on every request, with the same leeway as the verification.
 //!
 //! Each map holds at most `GEMBA_AUTH_CACHE_CAPACITY` entries: a full map
 //! first forgets expired entries, then its oldest one. A time to live of 0
@@ -229,7 +231,7 @@ pub struct AuthCache {
 
 #[derive(Debug)]
 struct Inner {
-    /// Session tokens by `jti`.
+    /// Session tokens by the token.
     viewers: TtlMap<String, Viewer>,
     /// Live API keys by their secret's digest.
     api_keys: TtlMap<String, api_key::Model>,
@@ -288,14 +290,13 @@ impl AuthCache {
         keys: &TokenKeys,
         bearer: &str,
     ) -> ApiResult<Viewer> {
-        let token = keys.verify(bearer)?;
-        let (user, expires) = (token.user_id, token.expires_at);
+        let now = chrono::Utc::now();
         self.inner
             .viewers
             .get_or_load(
-                &token.jti.clone(),
-                |v| v.token.user_id == user && v.token.expires_at == expires,
-                || super::load_viewer(db, token),
+                &bearer.to_owned(),
+                |v| v.token.live_at(now),
+                || async move { super::load_viewer(db, keys.verify(bearer)?).await },
             )
             .await
     }

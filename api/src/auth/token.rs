@@ -32,6 +32,18 @@ pub struct TokenInfo {
 }
 
 /// Signs and verifies tokens with one secret.
+impl TokenInfo {
+    /// Whether the token is still good at `now`: what [`TokenKeys::verify`]
+    /// checks of its expiry, with the same leeway.
+    pub fn live_at(&self, now: DateTime<Utc>) -> bool {
+        now.timestamp()
+            <= self
+                .expires_at
+                .timestamp()
+                .saturating_add(LEEWAY_SECONDS as i64)
+    }
+}
+
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: EncodingKey,

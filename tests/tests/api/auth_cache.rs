@@ -84,6 +84,44 @@ crate::both_with!(
     }
 );
 
+/// A token found in the cache is still refused once it expires (past the
+/// verification's leeway of 5 s), and a token altered in any byte is
+/// verified afresh and refused while the original is cached.
+async fn a_cached_token_expires_and_an_altered_one_is_refused(app: TestApp) {
+    let token = app.login(TEAM).await;
+    let (status, body) = app.post(Some(&token), "{ __typename }", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        statements_of(&app, &token, "{ __typename }", json!({})).await,
+        0,
+        "the token is cached"
+    );
+    let (payload, signature) = token.rsplit_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let altered = format!("{payload}.{flipped}{}", &signature[1..]);
+    let (status, body) = app.post(Some(&altered), "{ __typename }", json!({})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (401, "UNAUTHENTICATED".into()),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_millis(7_200)).await;
+    let (status, body) = app.post(Some(&token), "{ __typename }", json!({})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (401, "UNAUTHENTICATED".into()),
+        "{body}"
+    );
+}
+crate::both_with!(
+    a_cached_token_expires_and_an_altered_one_is_refused,
+    gemba::config::Settings {
+        auth_cache_ttl: std::time::Duration::from_secs(60),
+        token_ttl: std::time::Duration::from_secs(1),
+        ..gemba::config::Settings::default()
+    }
+);
+
 /// With the cache turned off every request authenticates afresh.
 async fn a_zero_ttl_turns_the_cache_off(app: TestApp) {
     let token = app.login(TEAM).await;
