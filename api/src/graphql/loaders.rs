@@ -68,24 +68,25 @@ impl Base {
 pub struct UnitLoader(pub Arc<Base>);
 
 impl Loader<i64> for UnitLoader {
-    type Value = unit::Model;
+    /// Shared: the items of a page hand out their unit without copying it.
+    type Value = Arc<unit::Model>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, unit::Model>, LoadError> {
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, LoadError> {
         let mut out = HashMap::with_capacity(keys.len());
         let mut missing = Vec::new();
         let tree = self.0.units.tree(&self.0.db).await?;
         for k in keys {
             match tree.as_ref().and_then(|t| t.unit(*k)) {
                 Some(u) => {
-                    out.insert(*k, u.clone());
+                    out.insert(*k, Arc::new(u.clone()));
                 }
                 None => missing.push(*k),
             }
         }
         if !missing.is_empty() {
             for u in units::find_many_unchecked(&self.0.db, &missing).await? {
-                out.insert(u.id, u);
+                out.insert(u.id, Arc::new(u));
             }
         }
         Ok(out)

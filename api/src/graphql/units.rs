@@ -1,6 +1,8 @@
 //! Units, the nodes of the organisation tree: the `Unit` type, the
 //! `organization` and `unit` lookups and `createUnit`.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::unit;
@@ -34,7 +36,13 @@ pub enum UnitScope {
 
 /// A node of the organisation tree.
 #[derive(Clone)]
-pub struct Unit(pub unit::Model);
+pub struct Unit(pub Arc<unit::Model>);
+
+impl From<unit::Model> for Unit {
+    fn from(m: unit::Model) -> Self {
+        Self(Arc::new(m))
+    }
+}
 
 /// A node of the organisation tree: the organisation, a portfolio, a program
 /// or a team. Every signed-in user may read the tree itself; what a unit
@@ -90,7 +98,7 @@ impl Unit {
             Ok(units::children(r.svc(), self.0.id)
                 .await?
                 .into_iter()
-                .map(Unit)
+                .map(Unit::from)
                 .collect())
         })
         .await
@@ -103,7 +111,7 @@ impl Unit {
             Ok(units::ancestors(r.svc(), self.0.id)
                 .await?
                 .into_iter()
-                .map(Unit)
+                .map(Unit::from)
                 .collect())
         })
         .await
@@ -116,7 +124,7 @@ impl Unit {
             Ok(units::descendants(r.svc(), self.0.id)
                 .await?
                 .into_iter()
-                .map(Unit)
+                .map(Unit::from)
                 .collect())
         })
         .await
@@ -442,9 +450,9 @@ impl UnitsQuery {
         if let Some(tree) = r.services.units.tree(&r.db).await?
             && let Some(org) = tree.organisation()
         {
-            return Ok(Unit(org.clone()));
+            return Ok(Unit::from(org.clone()));
         }
-        Ok(Unit(units::organisation(&r.db).await?))
+        Ok(Unit::from(units::organisation(&r.db).await?))
     }
 
     /// A unit by key; `null` when no unit has that key. The tree is visible
@@ -454,7 +462,9 @@ impl UnitsQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The unit's key, e.g. `payments-checkout`.")] key: String,
     ) -> GqlResult<Option<Unit>> {
-        Ok(units::find_by_key(rc(ctx)?.svc(), &key).await?.map(Unit))
+        Ok(units::find_by_key(rc(ctx)?.svc(), &key)
+            .await?
+            .map(Unit::from))
     }
 }
 
@@ -491,6 +501,8 @@ impl UnitsMutation {
         r.services
             .bus
             .publish(DomainEvent::new(ChangeKind::UnitUpserted, unit.id, unit.id));
-        Ok(CreateUnitPayload { unit: Unit(unit) })
+        Ok(CreateUnitPayload {
+            unit: Unit::from(unit),
+        })
     }
 }
