@@ -46,8 +46,8 @@ impl Application {
             // serving connection nor runs under the request deadline.
             AnalyticsMode::Memory => {
                 let own = PoolOptions {
-                    acquire_timeout: pool.acquire_timeout,
                     statement_timeout: None,
+                    ..pool
                 };
                 let (facts_db, _) = db::connect_with(database_url, &own)
                     .await

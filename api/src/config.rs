@@ -91,6 +91,12 @@ pub struct ServeArgs {
     #[arg(long, env = "GEMBA_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
     pub db_acquire_timeout_ms: u64,
 
+    /// Connections the server's PostgreSQL pool opens at most (SQLite
+    /// keeps 4: one writer at a time). Past a few per core the backends
+    /// mostly take turns on the CPU.
+    #[arg(long, env = "GEMBA_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
     /// Cost budget of one caller (a token, an API key or an anonymous
     /// address), in complexity points; 0 turns budgets off.
     #[arg(long, env = "GEMBA_BUDGET_POINTS", default_value_t = 500_000)]
@@ -200,6 +206,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Longest wait for a pooled database connection.
     pub db_acquire_timeout: Duration,
+    /// Size of the server's PostgreSQL pool.
+    pub db_max_connections: u32,
     /// Per-caller cost budget (0: off) and its refill per second.
     pub budget_points: u64,
     pub budget_refill_per_second: u64,
@@ -239,6 +247,7 @@ impl Settings {
             max_query_fields: args.max_query_fields,
             request_timeout: Duration::from_millis(args.request_timeout_ms),
             db_acquire_timeout: Duration::from_millis(args.db_acquire_timeout_ms),
+            db_max_connections: args.db_max_connections.max(1),
             budget_points: args.budget_points,
             budget_refill_per_second: args.budget_refill_per_second,
             max_metric_window_days: args.max_metric_window_days,
@@ -285,6 +294,7 @@ impl Default for Settings {
             max_query_fields: 2000,
             request_timeout: Duration::from_secs(30),
             db_acquire_timeout: Duration::from_secs(3),
+            db_max_connections: 16,
             budget_points: 500_000,
             budget_refill_per_second: 25_000,
             max_metric_window_days: 1827,

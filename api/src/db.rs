@@ -30,6 +30,8 @@ pub struct PoolOptions {
     pub acquire_timeout: Duration,
     /// PostgreSQL's `statement_timeout` on every connection, if any.
     pub statement_timeout: Option<Duration>,
+    /// Connections a PostgreSQL pool opens at most.
+    pub max_connections: u32,
 }
 
 impl Default for PoolOptions {
@@ -38,6 +40,7 @@ impl Default for PoolOptions {
         Self {
             acquire_timeout: Duration::from_secs(30),
             statement_timeout: None,
+            max_connections: 16,
         }
     }
 }
@@ -57,6 +60,7 @@ impl PoolOptions {
         Self {
             acquire_timeout,
             statement_timeout: Some(settings.request_timeout),
+            max_connections: settings.db_max_connections,
         }
     }
 }
@@ -101,7 +105,8 @@ pub async fn connect_with(
                     .foreign_keys(true)
             });
     } else {
-        opts.max_connections(16).min_connections(1);
+        opts.max_connections(pool.max_connections)
+            .min_connections(1);
     }
     let mut db = Database::connect(opts).await?;
     let counter = StatementCounter::default();
@@ -259,5 +264,27 @@ mod tests {
             assert_eq!(pragma(txn, "foreign_keys").await, "1");
             assert_eq!(pragma(txn, "cache_size").await, "-32768", "32 MiB");
         }
+    }
+
+    /// A PostgreSQL pool opens no more than `max_connections`: with both
+    /// held, a third caller waits out the acquire timeout.
+    #[tokio::test]
+    async fn a_postgres_pool_keeps_to_its_size() {
+        let Ok(url) = std::env::var("GEMBA_TEST_POSTGRES_URL") else {
+            eprintln!("GEMBA_TEST_POSTGRES_URL is not set: skipped");
+            return;
+        };
+        let pool = super::PoolOptions {
+            acquire_timeout: std::time::Duration::from_millis(300),
+            statement_timeout: None,
+            max_connections: 2,
+        };
+        let (db, _) = super::connect_with(&url, &pool).await.unwrap();
+        let held = [db.begin().await.unwrap(), db.begin().await.unwrap()];
+        assert!(db.begin().await.is_err(), "a third connection was opened");
+        for txn in held {
+            txn.rollback().await.unwrap();
+        }
+        db.begin().await.unwrap();
     }
 }
