@@ -32,7 +32,8 @@
 # its two users (pgbench-admin@ and pgbench-pm@gemba.local), which it
 # replaces. BIN: the gemba binary (default: `cargo build --release`, then
 # target/release/gemba; CARGO_TARGET_DIR is honoured). GEMBA_* variables
-# reach `gemba serve` (e.g. GEMBA_AUTH_CACHE_TTL_MS=0, or
+# reach `gemba serve` (e.g. GEMBA_AUTH_CACHE_TTL_MS=0; the script sets
+# GEMBA_DB_MAX_CONNECTIONS to twice the cores unless given; or
 # GEMBA_LOG=warn,gemba::sql=trace to log its statements); LOGS=DIR keeps
 # both servers' output there. CALLGRIND=1 runs Gemba under valgrind's
 # callgrind instead and prints the instructions its server executes per
@@ -119,6 +120,9 @@ printf '%s\n' "$admin_password" |
 
 export GEMBA_JWT_SECRET="${GEMBA_JWT_SECRET:-bench-secret-bench-secret-bench-secret!}"
 export GEMBA_BUDGET_POINTS=0
+# The pool sized for the machine, two connections a core (the server's
+# default, 16, is for larger hosts; see docs/performance.md).
+export GEMBA_DB_MAX_CONNECTIONS="${GEMBA_DB_MAX_CONNECTIONS:-$((2 * $(nproc)))}"
 # Under callgrind a request takes ~50× longer, so the caches' periodic
 # reloads (every 2 s) would fall on a few requests instead of thousands and
 # make the count drift from run to run: keep them for the run.
@@ -221,7 +225,7 @@ if [ -n "${CALLGRIND:-}" ]; then
   if [ -n "${LOGS:-}" ]; then mkdir -p "$LOGS" && cp "$(ls -t "$work"/callgrind.*.1 | head -1)" "$LOGS/callgrind.out"; fi
   exit 0
 fi
-echo "$connections connections, ${warmup} s warm-up, $runs runs of ${duration} s"
+echo "$connections connections, ${warmup} s warm-up, $runs runs of ${duration} s; Gemba's pool $GEMBA_DB_MAX_CONNECTIONS connections"
 
 # CPU time (clock ticks) of processes: the server's own, and every
 # PostgreSQL process's (the other server is idle meanwhile).
