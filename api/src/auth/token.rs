@@ -31,7 +31,6 @@ pub struct TokenInfo {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Signs and verifies tokens with one secret.
 impl TokenInfo {
     /// Whether the token is still good at `now`: what [`TokenKeys::verify`]
     /// checks of its expiry, with the same leeway.
@@ -44,6 +43,7 @@ impl TokenInfo {
     }
 }
 
+/// Signs and verifies tokens with one secret.
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: EncodingKey,
