@@ -83,9 +83,16 @@ pub(super) async fn list_work_items(
     // round trip (sibling pages each bring their own).
     let with_parents = selects(ctx, "parent");
     let page = if with_parents {
-        let (page, parents) =
-            work_items::list_with_parents(r.svc(), unit_id, &filter, args, wants_total(ctx))
-                .await?;
+        let only = item_columns(ctx);
+        let (page, parents) = work_items::list_with_parents(
+            r.svc(),
+            unit_id,
+            &filter,
+            args,
+            wants_total(ctx),
+            only.as_deref(),
+        )
+        .await?;
         // Every parent asked: the unreadable ones as known absent.
         let mut known: HashMap<i64, Option<Arc<work_item::Model>>> = page
             .items
@@ -101,6 +108,46 @@ pub(super) async fn list_work_items(
     };
     prime(ctx, &page.items, batching).await?;
     Ok(WorkItemConnection::from_page(page, |m| m.id, WorkItem::new))
+}
+
+/// The columns the connection's selection reads of its items, when it asks
+/// only fields that read their own column (or the id, unit or parent,
+/// which are always read); `None` when it asks anything else, so that
+/// every column is read. A field added to `WorkItem` is thus read in full
+/// until it is listed here.
+fn item_columns(ctx: &Context<'_>) -> Option<Vec<work_item::Column>> {
+    use work_item::Column as C;
+    let mut columns = Vec::new();
+    let connection = ctx.field();
+    let items = connection.selection_set().flat_map(|f| match f.name() {
+        "nodes" => vec![f],
+        "edges" => f.selection_set().filter(|e| e.name() == "node").collect(),
+        _ => Vec::new(),
+    });
+    for item in items {
+        for field in item.selection_set() {
+            columns.push(match field.name() {
+                "id" | "parent" | "unit" | "__typename" => continue,
+                "key" => C::Key,
+                "title" => C::Title,
+                "description" => C::Description,
+                "type" => C::ItemType,
+                "flowType" => C::FlowType,
+                "state" => C::State,
+                "stateCategory" => C::StateCategory,
+                "rank" => C::Rank,
+                "blocked" => C::Blocked,
+                "estimate" => C::Estimate,
+                "businessValue" => C::BusinessValue,
+                "foundIn" => C::FoundIn,
+                "severity" => C::Severity,
+                "createdAt" => C::CreatedAt,
+                "updatedAt" => C::UpdatedAt,
+                _ => return None,
+            });
+        }
+    }
+    Some(columns)
 }
 
 /// Whether the connection's selection asks `field` of its items.

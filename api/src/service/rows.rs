@@ -10,6 +10,8 @@
 //! are the entity's, whose column types the migrations fix, and a value
 //! that does not decode still fails the read. On PostgreSQL a value in
 //! binary form is read from its bytes ([`PgBinary`]), its length checked.
+//! A page read with its parents may leave out the columns its caller does
+//! not read ([`PagedItemRow`], [`kept`]).
 
 use chrono::{DateTime, Utc};
 use entity::work_item;
@@ -44,33 +46,6 @@ const COLUMNS: [&str; 19] = [
 /// A `work_item` row, decoded by position where the row has the entity's
 /// shape.
 pub struct ItemRow(pub work_item::Model);
-
-macro_rules! decode_item {
-    ($row:expr) => {{
-        let row = $row;
-        work_item::Model {
-            id: row.try_get_unchecked(0)?,
-            key: row.try_get_unchecked(1)?,
-            title: row.try_get_unchecked(2)?,
-            description: row.try_get_unchecked(3)?,
-            item_type: row.try_get_unchecked(4)?,
-            flow_type: row.try_get_unchecked(5)?,
-            state: row.try_get_unchecked(6)?,
-            state_category: row.try_get_unchecked(7)?,
-            unit_id: row.try_get_unchecked(8)?,
-            parent_id: row.try_get_unchecked(9)?,
-            assignee_id: row.try_get_unchecked(10)?,
-            estimate: row.try_get_unchecked(11)?,
-            business_value: row.try_get_unchecked(12)?,
-            rank: row.try_get_unchecked(13)?,
-            found_in: row.try_get_unchecked(14)?,
-            severity: row.try_get_unchecked(15)?,
-            blocked: row.try_get_unchecked(16)?,
-            created_at: row.try_get_unchecked(17)?,
-            updated_at: row.try_get_unchecked(18)?,
-        }
-    }};
-}
 
 /// Whether `row`'s columns are exactly [`COLUMNS`], by name, in order,
 /// followed by `extra`.
@@ -179,49 +154,95 @@ fn decode_error(index: usize, source: BoxDynError) -> sqlx::Error {
     }
 }
 
-fn decode_pg(row: &PgRow) -> Result<work_item::Model, sqlx::Error> {
+/// A type a row's column decodes to, on either database.
+trait Cell: PgBinary + for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> {}
+
+impl<T: PgBinary + for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>> Cell for T {}
+
+/// A row read by position.
+trait Cells {
+    fn cell<T: Cell>(&self, index: usize) -> Result<T, sqlx::Error>;
+}
+
+impl Cells for PgRow {
+    fn cell<T: Cell>(&self, index: usize) -> Result<T, sqlx::Error> {
+        pg(self, index)
+    }
+}
+
+impl Cells for sqlx::sqlite::SqliteRow {
+    fn cell<T: Cell>(&self, index: usize) -> Result<T, sqlx::Error> {
+        self.try_get_unchecked(index)
+    }
+}
+
+/// A NOT NULL column, which a page row may hold as NULL when the page's
+/// statement left it out (`partial`): its type's default then, never read
+/// (see [`super::work_items::list_with_parents`]).
+fn kept<T: Cell + Default>(
+    row: &impl Cells,
+    index: usize,
+    partial: bool,
+) -> Result<T, sqlx::Error> {
+    if partial {
+        Ok(row.cell::<Option<T>>(index)?.unwrap_or_default())
+    } else {
+        row.cell(index)
+    }
+}
+
+fn decode(row: &impl Cells, partial: bool) -> Result<work_item::Model, sqlx::Error> {
     Ok(work_item::Model {
-        id: pg(row, 0)?,
-        key: pg(row, 1)?,
-        title: pg(row, 2)?,
-        description: pg(row, 3)?,
-        item_type: pg(row, 4)?,
-        flow_type: pg(row, 5)?,
-        state: pg(row, 6)?,
-        state_category: pg(row, 7)?,
-        unit_id: pg(row, 8)?,
-        parent_id: pg(row, 9)?,
-        assignee_id: pg(row, 10)?,
-        estimate: pg(row, 11)?,
-        business_value: pg(row, 12)?,
-        rank: pg(row, 13)?,
-        found_in: pg(row, 14)?,
-        severity: pg(row, 15)?,
-        blocked: pg(row, 16)?,
-        created_at: pg(row, 17)?,
-        updated_at: pg(row, 18)?,
+        id: row.cell(0)?,
+        key: kept(row, 1, partial)?,
+        title: kept(row, 2, partial)?,
+        description: row.cell(3)?,
+        item_type: kept(row, 4, partial)?,
+        flow_type: kept(row, 5, partial)?,
+        state: kept(row, 6, partial)?,
+        state_category: kept(row, 7, partial)?,
+        unit_id: row.cell(8)?,
+        parent_id: row.cell(9)?,
+        assignee_id: row.cell(10)?,
+        estimate: row.cell(11)?,
+        business_value: row.cell(12)?,
+        rank: kept(row, 13, partial)?,
+        found_in: row.cell(14)?,
+        severity: row.cell(15)?,
+        blocked: kept(row, 16, partial)?,
+        created_at: kept(row, 17, partial)?,
+        updated_at: kept(row, 18, partial)?,
     })
 }
 
-fn decode_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<work_item::Model, sqlx::Error> {
-    Ok(decode_item!(row))
-}
-
 /// `res` decoded by position when its columns are the entity's followed by
-/// `extra`; `None` for any other shape.
-fn by_position(res: &QueryResult, extra: &[&str]) -> Option<Result<work_item::Model, DbErr>> {
-    let decoded = if let Some(row) = res.try_as_pg_row().filter(|r| shaped(*r, extra)) {
-        decode_pg(row)
+/// `extra`, with the value of the flag column `flag` (an index past the
+/// entity's) when given; `None` for any other shape. A row whose flag is 0
+/// is a page's row, whose NOT NULL columns may be NULL (see [`kept`]).
+fn by_position(
+    res: &QueryResult,
+    extra: &[&str],
+    flag: Option<usize>,
+) -> Option<Result<(work_item::Model, Option<i32>), DbErr>> {
+    fn read(
+        row: &impl Cells,
+        flag: Option<usize>,
+    ) -> Result<(work_item::Model, Option<i32>), sqlx::Error> {
+        let flag = flag.map(|i| row.cell::<i32>(i)).transpose()?;
+        Ok((decode(row, flag == Some(0))?, flag))
+    }
+    let read = if let Some(row) = res.try_as_pg_row().filter(|r| shaped(*r, extra)) {
+        read(row, flag)
     } else {
-        decode_sqlite(res.try_as_sqlite_row().filter(|r| shaped(*r, extra))?)
+        read(res.try_as_sqlite_row().filter(|r| shaped(*r, extra))?, flag)
     };
-    Some(decoded.map_err(|e| DbErr::Type(e.to_string())))
+    Some(read.map_err(|e| DbErr::Type(e.to_string())))
 }
 
 impl FromQueryResult for ItemRow {
     fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
-        match by_position(res, &[]).filter(|_| pre.is_empty()) {
-            Some(item) => item.map(Self),
+        match by_position(res, &[], None).filter(|_| pre.is_empty()) {
+            Some(read) => read.map(|(item, _)| Self(item)),
             None => work_item::Model::from_query_result(res, pre).map(Self),
         }
     }
@@ -240,24 +261,16 @@ pub struct PagedItemRow {
 
 impl FromQueryResult for PagedItemRow {
     fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
-        let Some(item) = by_position(res, &[PARENT_FLAG]).filter(|_| pre.is_empty()) else {
-            return Ok(Self {
+        match by_position(res, &[PARENT_FLAG], Some(COLUMNS.len())).filter(|_| pre.is_empty()) {
+            Some(read) => read.map(|(item, flag)| Self {
+                item,
+                parent: flag != Some(0),
+            }),
+            None => Ok(Self {
                 item: work_item::Model::from_query_result(res, pre)?,
                 parent: res.try_get::<i32>(pre, PARENT_FLAG)? != 0,
-            });
-        };
-        let at = COLUMNS.len();
-        let flag: Result<i32, sqlx::Error> = match res.try_as_pg_row() {
-            Some(row) => pg(row, at),
-            None => res.try_as_sqlite_row().map_or(
-                Err(sqlx::Error::ColumnIndexOutOfBounds { index: at, len: 0 }),
-                |row| row.try_get_unchecked(at),
-            ),
-        };
-        Ok(Self {
-            item: item?,
-            parent: flag.map_err(|e| DbErr::Type(e.to_string()))? != 0,
-        })
+            }),
+        }
     }
 }
 

@@ -133,6 +133,12 @@ async fn list_select(
 /// statement: the page as a common table expression, then
 /// `UNION ALL` the parents, each row flagged with which it is.
 ///
+/// With `only`, the page's rows hold those columns, the item's id, unit
+/// and parent, and NULL in the others (a NOT NULL one comes back as its
+/// type's default): for a caller that reads nothing else of the page's
+/// items. Parents always hold every column: they go to the item loader,
+/// which any field may ask.
+///
 /// # Errors
 /// As [`list`].
 pub async fn list_with_parents(
@@ -141,6 +147,7 @@ pub async fn list_with_parents(
     filter: &Filter,
     page: PageArgs,
     want_total: bool,
+    only: Option<&[work_item::Column]>,
 ) -> ApiResult<(Page<work_item::Model>, Vec<work_item::Model>)> {
     let q = list_select(ctx, unit_id, filter).await?;
     let total = page_total(ctx.db, &q, &page, want_total).await?;
@@ -148,6 +155,21 @@ pub async fn list_with_parents(
     let page_table = Alias::new("page");
     let flag = Alias::new(PARENT_FLAG);
     let mut cte = q.into_query();
+    if let Some(only) = only {
+        use sea_orm::{IdenStatic, Iterable};
+        cte.clear_selects();
+        for column in work_item::Column::iter() {
+            let always = matches!(
+                column,
+                work_item::Column::Id | work_item::Column::UnitId | work_item::Column::ParentId
+            );
+            let wanted = only.iter().any(|c| c.as_str() == column.as_str());
+            match null_of(column) {
+                Some(null) if !always && !wanted => cte.expr_as(Expr::cust(null), column),
+                _ => cte.expr_as(Expr::col((work_item::Entity, column)), column),
+            };
+        }
+    }
     cte.expr_as(Expr::cust("0"), flag.clone());
     let parents = readable(ctx)?
         .filter(
@@ -194,6 +216,21 @@ pub async fn list_with_parents(
         items.sort_unstable_by_key(|i| i.id);
     }
     Ok((page_of(items, n, &page, total), parents))
+}
+
+/// A typed NULL standing in for `column` (`UNION ALL` with the parents'
+/// rows needs the type); `None` for a type not listed here, which is then
+/// always read.
+fn null_of(column: work_item::Column) -> Option<&'static str> {
+    use sea_orm::sea_query::ColumnType;
+    Some(match column.def().get_column_type() {
+        ColumnType::String(_) | ColumnType::Text => "CAST(NULL AS TEXT)",
+        ColumnType::BigInteger => "CAST(NULL AS BIGINT)",
+        ColumnType::Double => "CAST(NULL AS DOUBLE PRECISION)",
+        ColumnType::Boolean => "CAST(NULL AS BOOLEAN)",
+        ColumnType::TimestampWithTimeZone => "CAST(NULL AS TIMESTAMP WITH TIME ZONE)",
+        _ => return None,
+    })
 }
 
 /// A page of `q`, its rows decoded by position.

@@ -157,8 +157,16 @@ async fn a_page_reads_every_column_as_stored(app: TestApp) {
     use sea_orm::ConnectionTrait;
 
     let admin = app.login(ADMIN).await;
-    let (full, _, atlas) = item_of(&app, &admin, "team-atlas", "STORY").await;
+    let (full, full_id, atlas) = item_of(&app, &admin, "team-atlas", "STORY").await;
     let (bare, _, _) = item_of(&app, &admin, "team-atlas", "DEFECT").await;
+    let created = app
+        .ok(
+            &admin,
+            "mutation($u: ID!, $p: ID!) { createWorkItem(input: {unit: $u, type: TASK, title: \"Child\", parent: $p}) { workItem { key } } }",
+            json!({ "u": atlas, "p": full_id }),
+        )
+        .await;
+    let child = created["createWorkItem"]["workItem"]["key"].clone();
     let db = sea_orm::Database::connect(&app.db_url).await.unwrap();
     let at = |t: &str| match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => format!("TIMESTAMPTZ '{t}+00'"),
@@ -209,6 +217,35 @@ async fn a_page_reads_every_column_as_stored(app: TestApp) {
                 .is_some_and(|t| t.starts_with("1999-12-31T23:59:59.123456")),
             "{full}"
         );
+    }
+    // A page that asks few fields of its items reads only their columns;
+    // its parents still come whole (the story is both an item of the page
+    // and the child's parent), through `nodes` and `edges` alike, in one
+    // statement.
+    let alone = app.ok(&admin, &one, json!({ "k": full })).await;
+    for items in ["nodes", "edges { node"] {
+        let close = if items == "nodes" { "" } else { "}" };
+        let page = format!(
+            "query($u: ID!) {{ workItems(unit: $u, first: 100) {{ {items} {{ key state parent {{ {FIELDS} }} }} {close} }} }}"
+        );
+        app.ok(&admin, &page, json!({ "u": atlas })).await;
+        let before = app.statements().await;
+        let data = app.ok(&admin, &page, json!({ "u": atlas })).await;
+        assert_eq!(app.statements().await - before, 1, "{items}");
+        let listed: Vec<Value> = match items {
+            "nodes" => data["workItems"]["nodes"].as_array().unwrap().clone(),
+            _ => data["workItems"]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"].clone())
+                .collect(),
+        };
+        let of = |key: &Value| listed.iter().find(|n| &n["key"] == key).cloned().unwrap();
+        assert_eq!(of(&child)["parent"], alone["workItem"], "{items}");
+        let story = of(&json!(full));
+        assert_eq!(story["state"], alone["workItem"]["state"], "{items}");
+        assert_eq!(story.as_object().unwrap().len(), 3, "{story}");
     }
 }
 both!(a_page_reads_every_column_as_stored);
