@@ -82,6 +82,18 @@ async fn walk(app: &TestApp, token: &str, unit: &str, size: i64, forward: bool) 
 /// A list's items come with their readable parents in one statement; every
 /// page shape answers what each item's own lookup answers, and a parent the
 /// viewer may not read is null, as everywhere else.
+/// Creates a task of `unit` under `parent` (global ids); its key.
+async fn task_under(app: &TestApp, token: &str, unit: &str, parent: &str, title: &str) -> Value {
+    let created = app
+        .ok(
+            token,
+            "mutation($u: ID!, $p: ID!, $t: String!) { createWorkItem(input: {unit: $u, type: TASK, title: $t, parent: $p}) { workItem { key } } }",
+            json!({ "u": unit, "p": parent, "t": title }),
+        )
+        .await;
+    created["createWorkItem"]["workItem"]["key"].clone()
+}
+
 async fn a_list_reads_its_parents_with_the_page(app: TestApp) {
     use sea_orm::ConnectionTrait;
 
@@ -91,14 +103,7 @@ async fn a_list_reads_its_parents_with_the_page(app: TestApp) {
     // parents on the unit's line): beyond a team-atlas member's reach.
     let (story, _, _) = item_of(&app, &admin, "team-borealis", "STORY").await;
     let (atlas_story, atlas_story_id, atlas) = item_of(&app, &admin, "team-atlas", "STORY").await;
-    let created = app
-        .ok(
-            &admin,
-            "mutation($u: ID!, $p: ID!) { createWorkItem(input: {unit: $u, type: TASK, title: \"Cross-team task\", parent: $p}) { workItem { key } } }",
-            json!({ "u": atlas, "p": atlas_story_id }),
-        )
-        .await;
-    let task = created["createWorkItem"]["workItem"]["key"].clone();
+    let task = task_under(&app, &admin, &atlas, &atlas_story_id, "Cross-team task").await;
     assert_ne!(story, atlas_story);
     let db = sea_orm::Database::connect(&app.db_url).await.unwrap();
     db.execute_unprepared(&format!(
@@ -159,14 +164,7 @@ async fn a_page_reads_every_column_as_stored(app: TestApp) {
     let admin = app.login(ADMIN).await;
     let (full, full_id, atlas) = item_of(&app, &admin, "team-atlas", "STORY").await;
     let (bare, _, _) = item_of(&app, &admin, "team-atlas", "DEFECT").await;
-    let created = app
-        .ok(
-            &admin,
-            "mutation($u: ID!, $p: ID!) { createWorkItem(input: {unit: $u, type: TASK, title: \"Child\", parent: $p}) { workItem { key } } }",
-            json!({ "u": atlas, "p": full_id }),
-        )
-        .await;
-    let child = created["createWorkItem"]["workItem"]["key"].clone();
+    let child = task_under(&app, &admin, &atlas, &full_id, "Child").await;
     let db = sea_orm::Database::connect(&app.db_url).await.unwrap();
     let at = |t: &str| match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => format!("TIMESTAMPTZ '{t}+00'"),
