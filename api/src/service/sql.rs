@@ -78,3 +78,26 @@ pub(crate) async fn execute_overlapped<C: sea_orm::ConnectionTrait>(
     }
     Ok(())
 }
+
+/// A multi-row `INSERT` for SQLite, built from the values directly rather
+/// than from a model per row: `head` is `INSERT INTO "t" ("a", …)`, `width`
+/// the number of columns, `values` the rows one after another, `tail` what
+/// follows the rows (an `ON CONFLICT` clause, or nothing). Chunks of the
+/// same size share their text, so the connection reuses the prepared
+/// statement.
+pub(crate) fn sqlite_rows(head: &str, width: usize, values: Vec<Value>, tail: &str) -> Statement {
+    debug_assert!(width > 0 && values.len().is_multiple_of(width));
+    let rows = values.len() / width.max(1);
+    let row = format!("({})", vec!["?"; width].join(", "));
+    let mut text = String::with_capacity(head.len() + tail.len() + 8 + rows * (row.len() + 2));
+    text.push_str(head);
+    text.push_str(" VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        text.push_str(&row);
+    }
+    text.push_str(tail);
+    Statement::from_sql_and_values(DbBackend::Sqlite, text, values)
+}

@@ -16,13 +16,13 @@ use chrono::{DateTime, Utc};
 use entity::{flow_completion, flow_state, flow_wip, transition, unit, unit_closure, work_item};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Set,
+    QuerySelect, Value,
 };
 
 use crate::domain::UnitKind;
 use crate::events::{ChangeKind, DomainEvent};
 use crate::service::pg::{NULL_BIGINT, bigints, opt_bigints, statement, texts};
-use crate::service::sql::execute_overlapped;
+use crate::service::sql::{execute_overlapped, sqlite_rows};
 
 /// The open end of a stretch: 9999-12-31T23:59:59.999Z.
 pub const OPEN: i64 = 253_402_300_799_999;
@@ -490,70 +490,44 @@ impl Rows {
             }
             return Ok(());
         }
-        let backend = db.get_database_backend();
         let completions = completions.chunks(INSERT_ROWS).map(|chunk| {
-            backend.build(
-                &flow_completion::Entity::insert_many(chunk.iter().map(|(o, created_ms, c)| {
-                    flow_completion::ActiveModel {
-                        work_item_id: Set(o.item_id),
-                        unit_id: Set(o.unit_id),
-                        portfolio_id: Set(o.line.portfolio_id),
-                        program_id: Set(o.line.program_id),
-                        team_id: Set(o.line.team_id),
-                        level: Set(o.line.level.clone()),
-                        item_type: Set(o.item_type.clone()),
-                        flow_type: Set(o.flow_type.clone()),
-                        created_ms: Set(*created_ms),
-                        start_ms: Set(c.start_ms),
-                        completed_ms: Set(c.completed_ms),
-                        left_ms: Set(c.left_ms),
-                        active_ms: Set(c.active_ms),
-                        ..Default::default()
-                    }
-                }))
-                .into_query(),
-            )
+            let mut values = Vec::with_capacity(chunk.len() * 13);
+            for (o, created_ms, c) in chunk {
+                owner_values(&mut values, o);
+                values.extend([
+                    Value::BigInt(Some(*created_ms)),
+                    Value::BigInt(c.start_ms),
+                    Value::BigInt(Some(c.completed_ms)),
+                    Value::BigInt(Some(c.left_ms)),
+                    Value::BigInt(Some(c.active_ms)),
+                ]);
+            }
+            sqlite_rows(&completion_head(), 13, values, "")
         });
         let wips = wips.chunks(INSERT_ROWS).map(|chunk| {
-            backend.build(
-                &flow_wip::Entity::insert_many(chunk.iter().map(|(o, s)| flow_wip::ActiveModel {
-                    work_item_id: Set(o.item_id),
-                    unit_id: Set(o.unit_id),
-                    portfolio_id: Set(o.line.portfolio_id),
-                    program_id: Set(o.line.program_id),
-                    team_id: Set(o.line.team_id),
-                    level: Set(o.line.level.clone()),
-                    item_type: Set(o.item_type.clone()),
-                    flow_type: Set(o.flow_type.clone()),
-                    start_ms: Set(s.start_ms),
-                    from_ms: Set(s.from_ms),
-                    to_ms: Set(s.to_ms),
-                    ..Default::default()
-                }))
-                .into_query(),
-            )
+            let mut values = Vec::with_capacity(chunk.len() * 11);
+            for (o, st) in chunk {
+                owner_values(&mut values, o);
+                values.extend([
+                    Value::BigInt(Some(st.start_ms)),
+                    Value::BigInt(Some(st.from_ms)),
+                    Value::BigInt(Some(st.to_ms)),
+                ]);
+            }
+            sqlite_rows(&wip_head(), 11, values, "")
         });
         let visits = visits.chunks(INSERT_ROWS).map(|chunk| {
-            backend.build(
-                &flow_state::Entity::insert_many(chunk.iter().map(|(o, v)| {
-                    flow_state::ActiveModel {
-                        work_item_id: Set(o.item_id),
-                        unit_id: Set(o.unit_id),
-                        portfolio_id: Set(o.line.portfolio_id),
-                        program_id: Set(o.line.program_id),
-                        team_id: Set(o.line.team_id),
-                        level: Set(o.line.level.clone()),
-                        item_type: Set(o.item_type.clone()),
-                        flow_type: Set(o.flow_type.clone()),
-                        state: Set(v.state.clone()),
-                        category: Set(v.category.clone()),
-                        from_ms: Set(v.from_ms),
-                        to_ms: Set(v.to_ms),
-                        ..Default::default()
-                    }
-                }))
-                .into_query(),
-            )
+            let mut values = Vec::with_capacity(chunk.len() * 12);
+            for (o, v) in chunk {
+                owner_values(&mut values, o);
+                values.extend([
+                    Value::String(Some(v.state.clone())),
+                    Value::String(Some(v.category.clone())),
+                    Value::BigInt(Some(v.from_ms)),
+                    Value::BigInt(Some(v.to_ms)),
+                ]);
+            }
+            sqlite_rows(&visit_head(), 12, values, "")
         });
         let mut statements = completions.chain(wips).chain(visits);
         execute_overlapped(db, || statements.next()).await
@@ -582,12 +556,43 @@ const OWNER_SELECT: &str = "w, u, NULLIF(po, 0), NULLIF(pr, 0), NULLIF(te, 0), l
 const OWNER_ARRAYS: &str = "$1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[]";
 const OWNER_NAMES: &str = "w, u, po, pr, te, lv, it, ft";
 
+/// The owner columns of a SQLite row, in [`OWNER_COLUMNS`]' order.
+fn owner_values(values: &mut Vec<Value>, o: &Owner) {
+    values.extend([
+        Value::BigInt(Some(o.item_id)),
+        Value::BigInt(Some(o.unit_id)),
+        Value::BigInt(o.line.portfolio_id),
+        Value::BigInt(o.line.program_id),
+        Value::BigInt(o.line.team_id),
+        Value::String(Some(o.line.level.clone())),
+        Value::String(Some(o.item_type.clone())),
+        Value::String(Some(o.flow_type.clone())),
+    ]);
+}
+
+fn completion_head() -> String {
+    format!(
+        r#"INSERT INTO "flow_completion" ({OWNER_COLUMNS}, "created_ms", "start_ms", "completed_ms", "left_ms", "active_ms")"#
+    )
+}
+
+fn wip_head() -> String {
+    format!(r#"INSERT INTO "flow_wip" ({OWNER_COLUMNS}, "start_ms", "from_ms", "to_ms")"#)
+}
+
+fn visit_head() -> String {
+    format!(
+        r#"INSERT INTO "flow_state" ({OWNER_COLUMNS}, "state", "category", "from_ms", "to_ms")"#
+    )
+}
+
 fn completion_unnest(rows: &[(Owner, i64, Completion)]) -> sea_orm::Statement {
     let sql = format!(
-        r#"INSERT INTO "flow_completion" ({OWNER_COLUMNS}, "created_ms", "start_ms", "completed_ms", "left_ms", "active_ms")
+        r#"{}
 SELECT {OWNER_SELECT}, cr, NULLIF(st, {NULL_BIGINT}), co, le, ac
 FROM UNNEST({OWNER_ARRAYS}, $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[])
-AS x({OWNER_NAMES}, cr, st, co, le, ac)"#
+AS x({OWNER_NAMES}, cr, st, co, le, ac)"#,
+        completion_head()
     );
     let mut values = owner_arrays(rows.iter().map(|r| &r.0));
     values.extend([
@@ -602,10 +607,11 @@ AS x({OWNER_NAMES}, cr, st, co, le, ac)"#
 
 fn wip_unnest(rows: &[(Owner, Stretch)]) -> sea_orm::Statement {
     let sql = format!(
-        r#"INSERT INTO "flow_wip" ({OWNER_COLUMNS}, "start_ms", "from_ms", "to_ms")
+        r#"{}
 SELECT {OWNER_SELECT}, st, fr, t
 FROM UNNEST({OWNER_ARRAYS}, $9::bigint[], $10::bigint[], $11::bigint[])
-AS x({OWNER_NAMES}, st, fr, t)"#
+AS x({OWNER_NAMES}, st, fr, t)"#,
+        wip_head()
     );
     let mut values = owner_arrays(rows.iter().map(|r| &r.0));
     values.extend([
@@ -618,10 +624,11 @@ AS x({OWNER_NAMES}, st, fr, t)"#
 
 fn visit_unnest(rows: &[(Owner, Visit)]) -> sea_orm::Statement {
     let sql = format!(
-        r#"INSERT INTO "flow_state" ({OWNER_COLUMNS}, "state", "category", "from_ms", "to_ms")
+        r#"{}
 SELECT {OWNER_SELECT}, s, c, fr, t
 FROM UNNEST({OWNER_ARRAYS}, $9::text[], $10::text[], $11::bigint[], $12::bigint[])
-AS x({OWNER_NAMES}, s, c, fr, t)"#
+AS x({OWNER_NAMES}, s, c, fr, t)"#,
+        visit_head()
     );
     let mut values = owner_arrays(rows.iter().map(|r| &r.0));
     values.extend([

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{change, deployment, work_item};
-use sea_orm::{DbErr, Set};
+use entity::{change, deployment};
+use sea_orm::DbErr;
 
 use crate::events::ChangeKind;
 use crate::service::ingest::event::Envelope;
@@ -34,31 +34,6 @@ pub(super) struct NewItem {
     pub(super) found_in: Option<String>,
     pub(super) severity: Option<String>,
     pub(super) created_at: DateTime<Utc>,
-}
-
-impl NewItem {
-    pub(super) fn model(&self, now: DateTime<Utc>) -> work_item::ActiveModel {
-        work_item::ActiveModel {
-            key: Set(self.key.clone()),
-            title: Set(self.title.clone()),
-            description: Set(self.description.clone()),
-            item_type: Set(self.item_type.clone()),
-            flow_type: Set(self.flow_type.clone()),
-            state: Set(self.state.clone()),
-            state_category: Set(self.category.clone()),
-            unit_id: Set(self.unit_id),
-            parent_id: Set(self.parent_id),
-            assignee_id: Set(None),
-            estimate: Set(self.estimate),
-            business_value: Set(self.business_value),
-            rank: Set(self.rank.clone()),
-            found_in: Set(self.found_in.clone()),
-            severity: Set(self.severity.clone()),
-            created_at: Set(self.created_at),
-            updated_at: Set(now),
-            ..Default::default()
-        }
-    }
 }
 
 /// A queued transition.

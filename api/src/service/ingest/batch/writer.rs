@@ -5,11 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use entity::{
-    change, change_work_item, deployment, deployment_change, external_ref, ingest_log, transition,
-    work_item,
-};
-use sea_orm::sea_query::{CaseStatement, Expr, Query};
+use entity::{change, change_work_item, deployment, deployment_change, ingest_log, work_item};
+use sea_orm::sea_query::{CaseStatement, Expr, Query, Value};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
     QuerySelect, QueryTrait, Set,
@@ -18,8 +15,8 @@ use sea_orm::{
 use super::queue::{Id, NewItem, Pending, Written, internal};
 use super::unnest;
 use crate::service::ingest::event::Envelope;
-use crate::service::ingest::log::{claim_conflict, mark_rejected};
-use crate::service::sql::execute_overlapped;
+use crate::service::ingest::log::mark_rejected;
+use crate::service::sql::{execute_overlapped, sqlite_rows};
 
 /// Rows per multi-row `VALUES` statement: well under the bind-parameter
 /// limits of both databases for the widest table.
@@ -46,26 +43,57 @@ pub(super) async fn claim(
     let mut claimed_ids = HashSet::new();
     let pg = txn.get_database_backend() == DbBackend::Postgres;
     for chunk in rows.chunks(if pg { ARRAY_CHUNK } else { CHUNK }) {
-        let claimed: Vec<String> = if pg {
-            unnest::claim(txn, chunk, now, key_id).await?
+        if pg {
+            claimed_ids.extend(unnest::claim(txn, chunk, now, key_id).await?);
         } else {
-            let mut q = Query::insert();
-            q.into_table(ingest_log::Entity).columns(log_columns());
-            for (id, source, kind) in chunk {
-                q.values(log_row(id, source, kind, now, key_id))
-                    .map_err(internal)?;
-            }
-            q.on_conflict(claim_conflict())
-                .returning_col(ingest_log::Column::EventId);
-            let mut ids = Vec::with_capacity(chunk.len());
-            for row in txn.query_all(&q).await? {
-                ids.push(row.try_get_by_index(0)?);
-            }
-            ids
-        };
-        claimed_ids.extend(claimed);
+            claim_sqlite(txn, chunk, now, key_id, &mut claimed_ids).await?;
+        }
     }
     Ok(claimed_ids)
+}
+
+/// SQLite's claim of a chunk. The batch holds the write lock from its
+/// `BEGIN IMMEDIATE`, so nothing claims an id between the two statements:
+/// the ids applied before are read (usually none), and the claims are
+/// written without a row coming back for each (sqlx hands SQLite's rows
+/// over from its worker thread one at a time).
+async fn claim_sqlite(
+    txn: &DatabaseTransaction,
+    chunk: &[(String, String, String)],
+    now: DateTime<Utc>,
+    key_id: Option<i64>,
+    claimed: &mut HashSet<String>,
+) -> Result<(), DbErr> {
+    let mut q = Query::select();
+    q.column(ingest_log::Column::EventId)
+        .from(ingest_log::Entity)
+        .and_where(ingest_log::Column::Outcome.eq("applied"))
+        .and_where(ingest_log::Column::EventId.is_in(chunk.iter().map(|r| r.0.as_str())));
+    let mut applied = HashSet::new();
+    for row in txn.query_all(&q).await? {
+        applied.insert(row.try_get_by_index::<String>(0)?);
+    }
+    let mut values = Vec::with_capacity(chunk.len() * 7);
+    for (id, source, kind) in chunk {
+        values.extend([
+            Value::String(Some(id.clone())),
+            Value::String(Some(source.clone())),
+            Value::String(Some(kind.clone())),
+            Value::ChronoDateTimeUtc(Some(now)),
+            Value::String(Some("applied".to_owned())),
+            Value::String(None),
+            Value::BigInt(key_id),
+        ]);
+    }
+    txn.execute_raw(sqlite_rows(LOG_HEAD, 7, values, LOG_CLAIM))
+        .await?;
+    claimed.extend(
+        chunk
+            .iter()
+            .filter(|r| !applied.contains(&r.0))
+            .map(|r| r.0.clone()),
+    );
+    Ok(())
 }
 
 /// Writes a segment's queued rows; the caller runs this in a savepoint.
@@ -115,35 +143,32 @@ pub(super) async fn write(db: &DatabaseTransaction, p: &Pending) -> Result<Writt
             unnest::transitions(db, chunk, &ids).await?;
         }
     } else {
-        let backend = db.get_database_backend();
         let refs = p.refs.chunks(rows).map(|chunk| {
-            backend.build(
-                &external_ref::Entity::insert_many(chunk.iter().map(|(id, source, ext, url)| {
-                    external_ref::ActiveModel {
-                        work_item_id: Set(item_id(*id)),
-                        source: Set(source.clone()),
-                        external_id: Set(ext.clone()),
-                        url: Set(url.clone()),
-                        ..Default::default()
-                    }
-                }))
-                .into_query(),
-            )
+            let mut values = Vec::with_capacity(chunk.len() * 4);
+            for (id, source, ext, url) in chunk {
+                values.extend([
+                    Value::BigInt(Some(item_id(*id))),
+                    Value::String(Some(source.clone())),
+                    Value::String(Some(ext.clone())),
+                    Value::String(url.clone()),
+                ]);
+            }
+            sqlite_rows(REF_HEAD, 4, values, "")
         });
         let transitions = p.transitions.chunks(rows).map(|chunk| {
-            backend.build(
-                &transition::Entity::insert_many(chunk.iter().map(|t| transition::ActiveModel {
-                    work_item_id: Set(item_id(t.item)),
-                    from_state: Set(t.from.clone()),
-                    to_state: Set(t.to.clone()),
-                    to_category: Set(t.category.clone()),
-                    at: Set(t.at),
-                    actor_id: Set(None),
-                    source: Set(Some(t.source.clone())),
-                    ..Default::default()
-                }))
-                .into_query(),
-            )
+            let mut values = Vec::with_capacity(chunk.len() * 7);
+            for t in chunk {
+                values.extend([
+                    Value::BigInt(Some(item_id(t.item))),
+                    Value::String(t.from.clone()),
+                    Value::String(Some(t.to.clone())),
+                    Value::String(Some(t.category.clone())),
+                    Value::ChronoDateTimeUtc(Some(t.at)),
+                    Value::BigInt(None),
+                    Value::String(Some(t.source.clone())),
+                ]);
+            }
+            sqlite_rows(TRANSITION_HEAD, 7, values, "")
         });
         let mut statements = refs.chain(transitions);
         execute_overlapped(db, || statements.next()).await?;
@@ -232,35 +257,13 @@ pub(super) async fn write(db: &DatabaseTransaction, p: &Pending) -> Result<Writt
     })
 }
 
-fn log_columns() -> [ingest_log::Column; 7] {
-    [
-        ingest_log::Column::EventId,
-        ingest_log::Column::Source,
-        ingest_log::Column::EventType,
-        ingest_log::Column::ReceivedAt,
-        ingest_log::Column::Outcome,
-        ingest_log::Column::Reason,
-        ingest_log::Column::ApiKeyId,
-    ]
-}
-
-fn log_row(
-    id: &str,
-    source: &str,
-    kind: &str,
-    at: DateTime<Utc>,
-    key_id: Option<i64>,
-) -> [Expr; 7] {
-    [
-        Expr::value(id),
-        Expr::value(source),
-        Expr::value(kind),
-        Expr::value(at),
-        Expr::value("applied"),
-        Expr::value(Option::<String>::None),
-        Expr::value(key_id),
-    ]
-}
+const ITEM_HEAD: &str = r#"INSERT INTO "work_item" ("key", "title", "description", "item_type", "flow_type", "state", "state_category", "unit_id", "parent_id", "assignee_id", "estimate", "business_value", "rank", "found_in", "severity", "created_at", "updated_at")"#;
+const REF_HEAD: &str =
+    r#"INSERT INTO "external_ref" ("work_item_id", "source", "external_id", "url")"#;
+const TRANSITION_HEAD: &str = r#"INSERT INTO "transition" ("work_item_id", "from_state", "to_state", "to_category", "at", "actor_id", "source")"#;
+const LOG_HEAD: &str = r#"INSERT INTO "ingest_log" ("event_id", "source", "event_type", "received_at", "outcome", "reason", "api_key_id")"#;
+/// A claim takes an id unless it was applied before (as `log::claim_conflict`).
+const LOG_CLAIM: &str = r#" ON CONFLICT ("event_id") DO UPDATE SET "outcome" = "excluded"."outcome", "reason" = "excluded"."reason", "received_at" = "excluded"."received_at", "api_key_id" = "excluded"."api_key_id" WHERE "ingest_log"."outcome" <> 'applied'"#;
 
 /// Inserts items and reads their ids back by key (unique).
 async fn insert_items(
@@ -268,8 +271,29 @@ async fn insert_items(
     chunk: &[NewItem],
     now: DateTime<Utc>,
 ) -> Result<HashMap<String, i64>, DbErr> {
-    work_item::Entity::insert_many(chunk.iter().map(|m| m.model(now)))
-        .exec_without_returning(db)
+    let mut values = Vec::with_capacity(chunk.len() * 17);
+    for m in chunk {
+        values.extend([
+            Value::String(Some(m.key.clone())),
+            Value::String(Some(m.title.clone())),
+            Value::String(m.description.clone()),
+            Value::String(Some(m.item_type.clone())),
+            Value::String(Some(m.flow_type.clone())),
+            Value::String(Some(m.state.clone())),
+            Value::String(Some(m.category.clone())),
+            Value::BigInt(Some(m.unit_id)),
+            Value::BigInt(m.parent_id),
+            Value::BigInt(None),
+            Value::Double(m.estimate),
+            Value::Double(m.business_value),
+            Value::String(Some(m.rank.clone())),
+            Value::String(m.found_in.clone()),
+            Value::String(m.severity.clone()),
+            Value::ChronoDateTimeUtc(Some(m.created_at)),
+            Value::ChronoDateTimeUtc(Some(now)),
+        ]);
+    }
+    db.execute_raw(sqlite_rows(ITEM_HEAD, 17, values, ""))
         .await?;
     let rows: Vec<(i64, String)> = work_item::Entity::find()
         .select_only()
