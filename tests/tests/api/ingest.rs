@@ -498,7 +498,7 @@ both!(concurrent_duplicates_apply_once);
 async fn a_batch_mixes_set_based_and_per_event_paths(app: TestApp) {
     let admin = app.login(ADMIN).await;
     let ev = |id: &str, kind: &str, data: Value| json!({"id": id, "type": kind, "source": "jira", "data": data});
-    let item = |ext: &str| {
+    let story = |ext: &str| {
         json!({"external_id": ext, "key": ext, "unit": "team-zephyr", "type": "STORY",
                "title": format!("Story {ext}"), "state": "Backlog", "created_at": "2026-02-01T09:00:00Z"})
     };
@@ -506,7 +506,7 @@ async fn a_batch_mixes_set_based_and_per_event_paths(app: TestApp) {
         |ext: &str, state: &str, at: &str| json!({"external_id": ext, "to_state": state, "at": at});
     let mut events = vec![
         backfill()[0].clone(),
-        ev("s-40", "work_item.upserted", item("PAY-40")),
+        ev("s-40", "work_item.upserted", story("PAY-40")),
         ev(
             "m-1",
             "work_item.transitioned",
@@ -543,7 +543,7 @@ async fn a_batch_mixes_set_based_and_per_event_paths(app: TestApp) {
     ];
     for n in 50..70 {
         let ext = format!("PAY-{n}");
-        events.push(ev(&format!("s-{n}"), "work_item.upserted", item(&ext)));
+        events.push(ev(&format!("s-{n}"), "work_item.upserted", story(&ext)));
         events.push(ev(
             &format!("m-{n}"),
             "work_item.transitioned",
@@ -626,6 +626,68 @@ async fn a_batch_mixes_set_based_and_per_event_paths(app: TestApp) {
         (&json!(0), &json!(50), &json!(0)),
         "{again}"
     );
+
+    // Ids applied before beside new ones: the batch planned as if all were
+    // claimed is planned again, and only the new ones apply, once.
+    // `s-51` comes back with another item, which must not be created.
+    let mixed = vec![
+        ev("s-80", "work_item.upserted", story("PAY-80")),
+        ev(
+            "m-80",
+            "work_item.transitioned",
+            moved("PAY-80", "In Progress", "2026-02-06T09:00:00Z"),
+        ),
+        ev("s-51", "work_item.upserted", story("PAY-81")),
+        ev(
+            "m-51-done",
+            "work_item.transitioned",
+            moved("PAY-51", "Done", "2026-02-07T09:00:00Z"),
+        ),
+        ev(
+            "m-50",
+            "work_item.transitioned",
+            moved("PAY-50", "In Progress", "2026-02-05T09:00:00Z"),
+        ),
+    ];
+    let (status, report) = post_ndjson(&app, &admin, &ndjson(&mixed)).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (
+            &report["applied"],
+            &report["duplicates"],
+            &report["rejected"]
+        ),
+        (&json!(3), &json!(2), &json!(0)),
+        "{report}"
+    );
+    let q = "{ a: workItem(key: \"PAY-50\") { state transitions { toState } }
+               b: workItem(key: \"PAY-51\") { state transitions { toState } }
+               c: workItem(key: \"PAY-80\") { state transitions { toState } }
+               d: workItem(key: \"PAY-81\") { key } }";
+    let data = app.ok(&admin, q, json!({})).await;
+    let states = |k: &str| {
+        let item = &data[k];
+        let to: Vec<&str> = item["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["toState"].as_str().unwrap())
+            .collect();
+        (item["state"].as_str().unwrap().to_owned(), to.join(" > "))
+    };
+    assert_eq!(
+        states("a"),
+        ("In Progress".into(), "Backlog > In Progress".into())
+    );
+    assert_eq!(
+        states("b"),
+        ("Done".into(), "Backlog > In Progress > Done".into())
+    );
+    assert_eq!(
+        states("c"),
+        ("In Progress".into(), "Backlog > In Progress".into())
+    );
+    assert_eq!(data["d"], Value::Null, "{data}");
 }
 both!(a_batch_mixes_set_based_and_per_event_paths);
 
