@@ -18,6 +18,7 @@ mod m20261202_000010_boards;
 mod m20261203_000011_objective_links;
 mod m20261204_000012_flow_changes;
 mod m20261205_000013_delivery_changes;
+mod m20261206_000014_ingest_log_index;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000011_objective_links::Migration),
             Box::new(m20261204_000012_flow_changes::Migration),
             Box::new(m20261205_000013_delivery_changes::Migration),
+            Box::new(m20261206_000014_ingest_log_index::Migration),
         ]
     }
 }
