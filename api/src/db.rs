@@ -280,6 +280,59 @@ mod tests {
         }
     }
 
+    /// The flow facts' line indexes: one per table after the migration,
+    /// the four per-column ones back after it is undone, and again one
+    /// after it is redone.
+    #[tokio::test]
+    async fn the_line_index_migration_goes_down_and_up() {
+        use migration::{Migrator, MigratorTrait};
+
+        async fn indexes(db: &sea_orm::DatabaseConnection) -> Vec<String> {
+            db.query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT name FROM sqlite_master WHERE type = 'index' \
+                 AND tbl_name IN ('flow_completion', 'flow_wip', 'flow_state') \
+                 AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get_by_index::<String>(0).unwrap())
+            .collect()
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+        let (db, _) = connect(&url).await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        let line = [
+            "idx_flow_completion_at",
+            "idx_flow_completion_item",
+            "idx_flow_completion_line",
+            "idx_flow_state_item",
+            "idx_flow_state_line",
+            "idx_flow_wip_item",
+            "idx_flow_wip_line",
+            "idx_flow_wip_to",
+        ];
+        assert_eq!(indexes(&db).await, line);
+        Migrator::down(&db, Some(1)).await.unwrap();
+        let mut before = indexes(&db).await;
+        before.retain(|n| n.starts_with("idx_flow_state"));
+        assert_eq!(
+            before,
+            [
+                "idx_flow_state_item",
+                "idx_flow_state_portfolio",
+                "idx_flow_state_program",
+                "idx_flow_state_team",
+                "idx_flow_state_unit",
+            ]
+        );
+        assert_eq!(indexes(&db).await.len(), 5 + 6 + 6);
+        Migrator::up(&db, None).await.unwrap();
+        assert_eq!(indexes(&db).await, line);
+    }
+
     /// A PostgreSQL pool opens no more than `max_connections`: with both
     /// held, a third caller waits out the acquire timeout.
     #[tokio::test]

@@ -8,7 +8,7 @@
 
 pub mod engine;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use entity::work_item;
@@ -16,9 +16,9 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
 use super::facts::flow::ms;
 use super::metrics::Window;
+use super::metrics::flow::line_condition;
 use super::sql::Sql;
-use super::{Ctx, units};
-use crate::domain::UnitKind;
+use super::{Ctx, Reach, units};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::UnitPath;
 
@@ -250,23 +250,20 @@ async fn daily_throughput_in_sql(
     Ok(days)
 }
 
-/// Facts owned by any of `units` or a unit beneath one of them.
+/// Facts owned by any of `units` or a unit beneath one of them: each
+/// unit's line as a prefix of the facts' line index.
 fn subtrees_condition(sql: &mut Sql, units: &[UnitPath]) -> String {
-    let mut by_column: HashMap<&str, Vec<String>> = HashMap::new();
-    for u in units {
-        let column = match u.kind {
-            UnitKind::Organization => return "1 = 1".into(),
-            UnitKind::Portfolio => "f.portfolio_id",
-            UnitKind::Program => "f.program_id",
-            UnitKind::Team => "f.team_id",
-        };
-        by_column.entry(column).or_default().push(sql.bind(u.id));
+    if units.is_empty() {
+        return "1 = 0".into();
     }
-    let mut parts: Vec<String> = by_column
-        .into_iter()
-        .map(|(column, ids)| format!("{column} IN ({})", ids.join(", ")))
-        .collect();
-    parts.sort();
+    let mut parts = Vec::new();
+    for u in units {
+        let line = line_condition(sql, "f.", &[u], Reach::Subtree);
+        if line.is_empty() {
+            return "1 = 1".into();
+        }
+        parts.push(format!("({})", line.join(" AND ")));
+    }
     parts.join(" OR ")
 }
 

@@ -34,20 +34,7 @@ pub struct Scope<'a> {
 impl Scope<'_> {
     /// The `WHERE` conditions (joined by `AND`) for a facts table.
     pub(super) fn condition(&self, sql: &mut Sql) -> String {
-        let mut parts = Vec::new();
-        match (self.filter.reach, self.unit.kind) {
-            (Reach::UnitOnly, _) => parts.push(format!("unit_id = {}", sql.bind(self.unit.id))),
-            (Reach::Subtree, UnitKind::Organization) => {}
-            (Reach::Subtree, UnitKind::Portfolio) => {
-                parts.push(format!("portfolio_id = {}", sql.bind(self.unit.id)));
-            }
-            (Reach::Subtree, UnitKind::Program) => {
-                parts.push(format!("program_id = {}", sql.bind(self.unit.id)));
-            }
-            (Reach::Subtree, UnitKind::Team) => {
-                parts.push(format!("team_id = {}", sql.bind(self.unit.id)));
-            }
-        }
+        let mut parts = line_condition(sql, "", &[self.unit], self.filter.reach);
         let mut list = |column: &str, names: Option<Vec<&'static str>>| {
             if let Some(names) = names {
                 if names.is_empty() {
@@ -89,6 +76,110 @@ impl Scope<'_> {
             parts.join(" AND ")
         }
     }
+}
+
+/// The facts' line columns, top down: the prefix of their line index.
+const LINE: [&str; 3] = ["portfolio_id", "program_id", "team_id"];
+
+/// The line of a unit, top down: its portfolio, program and team, as
+/// many as its kind has (none for the organisation); `None` when its
+/// ancestors do not match its kind.
+fn line_of(unit: &UnitPath) -> Option<Vec<i64>> {
+    let depth = match unit.kind {
+        UnitKind::Organization => 0,
+        UnitKind::Portfolio => 1,
+        UnitKind::Program => 2,
+        UnitKind::Team => 3,
+    };
+    if depth == 0 {
+        return Some(Vec::new());
+    }
+    // Ancestors come farthest first: the organisation, then the line.
+    (unit.ancestors.len() == depth).then(|| {
+        let mut line: Vec<i64> = unit.ancestors[1..].to_vec();
+        line.push(unit.id);
+        line
+    })
+}
+
+/// The conditions on a facts table (its columns prefixed by `prefix`)
+/// that select the rows of `units` — each unit with its subtree, or its
+/// own rows for [`Reach::UnitOnly`] — written as a prefix of the line
+/// index `(portfolio_id, program_id, team_id, time)`: a value set per
+/// level down to the units', then `NULL` below them for their own rows.
+/// The units are of one kind; the conditions are joined by `AND`, none
+/// for the organisation's subtree.
+pub(crate) fn line_condition(
+    sql: &mut Sql,
+    prefix: &str,
+    units: &[&UnitPath],
+    reach: Reach,
+) -> Vec<String> {
+    let mut parts = Vec::new();
+    if units.is_empty() {
+        parts.push("1 = 0".to_owned());
+        return parts;
+    }
+    let lines: Option<Vec<Vec<i64>>> = units.iter().map(|u| line_of(u)).collect();
+    let depth = lines.as_ref().and_then(|l| l.first()).map(Vec::len);
+    let ids = |sql: &mut Sql, ids: &mut dyn Iterator<Item = i64>| {
+        let mut seen = Vec::new();
+        for id in ids {
+            if !seen.contains(&id) {
+                seen.push(id);
+            }
+        }
+        let marks: Vec<String> = seen.into_iter().map(|id| sql.bind(id)).collect();
+        if let [one] = marks.as_slice() {
+            format!("= {one}")
+        } else {
+            format!("IN ({})", marks.join(", "))
+        }
+    };
+    match (lines, depth) {
+        (Some(lines), Some(depth)) if lines.iter().all(|l| l.len() == depth) => {
+            for (level, column) in LINE.iter().enumerate().take(depth) {
+                let set = ids(sql, &mut lines.iter().map(|l| l[level]));
+                parts.push(format!("{prefix}{column} {set}"));
+            }
+            if reach == Reach::UnitOnly {
+                for column in &LINE[depth..] {
+                    parts.push(format!("{prefix}{column} IS NULL"));
+                }
+            }
+        }
+        // Not one kind, or a line that does not match its kind: each unit's
+        // own column, correct without the index.
+        _ if reach == Reach::UnitOnly => {}
+        _ if units.iter().any(|u| u.kind == UnitKind::Organization) => return parts,
+        _ => {
+            let mut any = Vec::new();
+            for (kind, column) in [
+                (UnitKind::Portfolio, LINE[0]),
+                (UnitKind::Program, LINE[1]),
+                (UnitKind::Team, LINE[2]),
+            ] {
+                let mut of_kind = units
+                    .iter()
+                    .filter(|u| u.kind == kind)
+                    .map(|u| u.id)
+                    .peekable();
+                if of_kind.peek().is_some() {
+                    any.push(format!("{prefix}{column} {}", ids(sql, &mut of_kind)));
+                }
+            }
+            parts.push(if let [one] = any.as_slice() {
+                one.clone()
+            } else {
+                format!("({})", any.join(" OR "))
+            });
+        }
+    }
+    if reach == Reach::UnitOnly {
+        let set = ids(sql, &mut units.iter().map(|u| u.id));
+        parts.push(format!("{prefix}unit_id {set}"));
+    }
+    parts
 }
 
 /// Throughput, distribution, lead and cycle time, flow efficiency.
@@ -493,4 +584,83 @@ pub async fn floor(
         row.try_get("", "throughput")?,
         row.try_get("", "wip_at_end")?,
     ))
+}
+
+#[cfg(test)]
+mod line_tests {
+    use sea_orm::{DbBackend, Value};
+
+    use super::*;
+
+    fn path(id: i64, kind: UnitKind, ancestors: &[i64]) -> UnitPath {
+        UnitPath {
+            id,
+            kind,
+            ancestors: ancestors.to_vec(),
+        }
+    }
+
+    fn render(units: &[&UnitPath], reach: Reach) -> (String, Vec<Value>) {
+        let mut sql = Sql::new(DbBackend::Postgres);
+        let text = line_condition(&mut sql, "f.", units, reach).join(" AND ");
+        (text, sql.values)
+    }
+
+    #[test]
+    fn a_subtree_is_the_prefix_of_its_line() {
+        let team = path(40, UnitKind::Team, &[1, 10, 20]);
+        let (text, values) = render(&[&team], Reach::Subtree);
+        assert_eq!(
+            text,
+            "f.portfolio_id = $1 AND f.program_id = $2 AND f.team_id = $3"
+        );
+        assert_eq!(values, vec![10i64.into(), 20i64.into(), 40i64.into()]);
+        let org = path(1, UnitKind::Organization, &[]);
+        assert_eq!(render(&[&org], Reach::Subtree).0, "");
+    }
+
+    #[test]
+    fn a_units_own_rows_have_no_levels_below_it() {
+        let program = path(20, UnitKind::Program, &[1, 10]);
+        let (text, values) = render(&[&program], Reach::UnitOnly);
+        assert_eq!(
+            text,
+            "f.portfolio_id = $1 AND f.program_id = $2 AND f.team_id IS NULL AND f.unit_id = $3"
+        );
+        assert_eq!(values, vec![10i64.into(), 20i64.into(), 20i64.into()]);
+        let org = path(1, UnitKind::Organization, &[]);
+        assert_eq!(
+            render(&[&org], Reach::UnitOnly).0,
+            "f.portfolio_id IS NULL AND f.program_id IS NULL AND f.team_id IS NULL \
+             AND f.unit_id = $1"
+        );
+    }
+
+    #[test]
+    fn siblings_share_their_ancestors_values() {
+        let a = path(40, UnitKind::Team, &[1, 10, 20]);
+        let b = path(41, UnitKind::Team, &[1, 10, 20]);
+        let c = path(42, UnitKind::Team, &[1, 10, 21]);
+        let (text, values) = render(&[&a, &b, &c], Reach::Subtree);
+        assert_eq!(
+            text,
+            "f.portfolio_id = $1 AND f.program_id IN ($2, $3) AND f.team_id IN ($4, $5, $6)"
+        );
+        assert_eq!(values.len(), 6);
+    }
+
+    #[test]
+    fn a_line_that_does_not_match_its_kind_falls_back_to_the_units_column() {
+        let stray = path(40, UnitKind::Team, &[1]);
+        assert_eq!(render(&[&stray], Reach::Subtree).0, "f.team_id = $1");
+        let mixed = [
+            &path(20, UnitKind::Program, &[1, 10]),
+            &path(40, UnitKind::Team, &[1, 10, 20]),
+        ];
+        assert_eq!(render(&mixed, Reach::UnitOnly).0, "f.unit_id IN ($1, $2)");
+        assert_eq!(
+            render(&mixed, Reach::Subtree).0,
+            "(f.program_id = $1 OR f.team_id = $2)"
+        );
+    }
 }

@@ -18,7 +18,9 @@ use std::collections::{BTreeMap, HashMap};
 use sea_orm::{ConnectionTrait, DbErr};
 
 use super::delivery::{self, DeliveryMetrics};
-use super::flow::{Completions, MONDAY_SHIFT_MS, Scope, WEEK_MS, Wip, seconds_of, tally};
+use super::flow::{
+    Completions, MONDAY_SHIFT_MS, Scope, WEEK_MS, Wip, line_condition, seconds_of, tally,
+};
 use super::grouped::by_group;
 use super::{
     FlowMetrics, FlowParts, MetricFilter, Precomputed, Ratio, StateTime, Window, assemble, states,
@@ -76,18 +78,15 @@ pub async fn flow_metrics_of_many(
     parts: FlowParts,
 ) -> ApiResult<HashMap<i64, ApiResult<FlowMetrics>>> {
     let (readable, mut out) = readable(ctx, unit_ids).await?;
-    // Units grouped by the facts column that tells them apart.
-    let mut by_column: HashMap<&'static str, Vec<&UnitPath>> = HashMap::new();
+    // Units grouped by kind, told apart by one facts column.
+    let mut by_kind: HashMap<UnitKind, Vec<&UnitPath>> = HashMap::new();
     for p in &readable {
-        by_column
-            .entry(column(filter.reach, p.kind))
-            .or_default()
-            .push(p);
+        by_kind.entry(p.kind).or_default().push(p);
     }
-    for (column, group) in by_column {
-        let ids: Vec<i64> = group.iter().map(|p| p.id).collect();
+    for (kind, group) in by_kind {
+        let column = column(filter.reach, kind);
         let mut pre = if group.len() > 1 && !column.is_empty() {
-            grouped(ctx, column, &ids, window, filter, parts).await?
+            grouped(ctx, column, &group, window, filter, parts).await?
         } else {
             HashMap::new()
         };
@@ -154,8 +153,9 @@ fn memory_column(column: &str) -> Option<UnitCol> {
     }
 }
 
-/// The filter's conditions alone (no unit), and `column IN (ids)`.
-fn condition(sql: &mut Sql, column: &str, ids: &[i64], filter: &MetricFilter) -> String {
+/// The conditions selecting the rows of `group` (of one kind) and the
+/// filter's.
+fn condition(sql: &mut Sql, group: &[&UnitPath], filter: &MetricFilter) -> String {
     let everything = UnitPath {
         id: 0,
         kind: UnitKind::Organization,
@@ -170,18 +170,20 @@ fn condition(sql: &mut Sql, column: &str, ids: &[i64], filter: &MetricFilter) ->
         filter: &filter,
     }
     .condition(sql);
-    let marks: Vec<String> = ids.iter().map(|id| sql.bind(*id)).collect();
-    format!("{column} IN ({}) AND {cond}", marks.join(", "))
+    let mut parts = line_condition(sql, "", group, filter.reach);
+    parts.push(cond);
+    parts.join(" AND ")
 }
 
 async fn grouped(
     ctx: Ctx<'_>,
     column: &str,
-    ids: &[i64],
+    group: &[&UnitPath],
     window: Window,
     filter: &MetricFilter,
     parts: FlowParts,
 ) -> ApiResult<HashMap<i64, Precomputed>> {
+    let ids: &[i64] = &group.iter().map(|u| u.id).collect::<Vec<_>>();
     let states = parts.time_in_state || parts.cumulative_flow;
     let memory = match memory_column(column) {
         Some(col) => ctx.analytics.grouped(col, ids, filter, window, parts).await,
@@ -202,7 +204,7 @@ async fn grouped(
                     match held_completions {
                         Some(c) => Ok(c),
                         None if parts.completions => {
-                            completions(ctx, column, ids, window, filter).await
+                            completions(ctx, column, group, window, filter).await
                         }
                         None => Ok(HashMap::new()),
                     }
@@ -210,7 +212,7 @@ async fn grouped(
                 async move {
                     match held_wip {
                         Some(w) => Ok(w),
-                        None if parts.wip => wip(ctx, column, ids, window, filter).await,
+                        None if parts.wip => wip(ctx, column, group, window, filter).await,
                         None => Ok(HashMap::new()),
                     }
                 },
@@ -222,7 +224,7 @@ async fn grouped(
                     match held_time_in_state {
                         Some(t) => Ok(t),
                         None if parts.time_in_state => {
-                            time_in_state(ctx, column, ids, window, filter).await
+                            time_in_state(ctx, column, group, window, filter).await
                         }
                         None => Ok(HashMap::new()),
                     }
@@ -231,7 +233,7 @@ async fn grouped(
                     match held_cumulative_flow {
                         Some(c) => Ok(c),
                         None if parts.cumulative_flow => {
-                            cumulative_flow(ctx, column, ids, window, filter).await
+                            cumulative_flow(ctx, column, group, window, filter).await
                         }
                         None => Ok(HashMap::new()),
                     }
@@ -286,12 +288,12 @@ async fn grouped(
 async fn time_in_state(
     ctx: Ctx<'_>,
     column: &str,
-    ids: &[i64],
+    group: &[&UnitPath],
     window: Window,
     filter: &MetricFilter,
 ) -> Result<HashMap<i64, Vec<StateTime>>, DbErr> {
     let mut sql = Sql::new(ctx.db.get_database_backend());
-    let cond = condition(&mut sql, column, ids, filter);
+    let cond = condition(&mut sql, group, filter);
     let from = sql.bind(ms(window.from));
     let to = sql.bind(ms(window.to));
     let completed =
@@ -303,12 +305,12 @@ async fn time_in_state(
 async fn cumulative_flow(
     ctx: Ctx<'_>,
     column: &str,
-    ids: &[i64],
+    group: &[&UnitPath],
     window: Window,
     filter: &MetricFilter,
 ) -> Result<HashMap<i64, BTreeMap<String, Vec<usize>>>, DbErr> {
     let mut sql = Sql::new(ctx.db.get_database_backend());
-    let cond = condition(&mut sql, column, ids, filter);
+    let cond = condition(&mut sql, group, filter);
     states::cumulative_flow_by_unit(ctx.db, sql, &cond, column, window).await
 }
 
@@ -400,13 +402,13 @@ async fn quality(
 async fn completions(
     ctx: Ctx<'_>,
     column: &str,
-    ids: &[i64],
+    group: &[&UnitPath],
     window: Window,
     filter: &MetricFilter,
 ) -> Result<HashMap<i64, Completions>, DbErr> {
     let backend = ctx.db.get_database_backend();
     let completed = |sql: &mut Sql| {
-        let cond = condition(sql, column, ids, filter);
+        let cond = condition(sql, group, filter);
         let from = sql.bind(ms(window.from));
         let to = sql.bind(ms(window.to));
         format!("{cond} AND completed_ms >= {from} AND completed_ms < {to} AND left_ms >= {to}")
@@ -471,13 +473,13 @@ async fn completions(
 async fn wip(
     ctx: Ctx<'_>,
     column: &str,
-    ids: &[i64],
+    group: &[&UnitPath],
     window: Window,
     filter: &MetricFilter,
 ) -> Result<HashMap<i64, Wip>, DbErr> {
     let backend = ctx.db.get_database_backend();
     let mut load = Sql::new(backend);
-    let cond = condition(&mut load, column, ids, filter);
+    let cond = condition(&mut load, group, filter);
     let from = load.bind(ms(window.from));
     let to = load.bind(ms(window.to));
     let (least, greatest) = if load.pg() {
@@ -503,7 +505,7 @@ async fn wip(
     }
 
     let mut aging = Sql::new(backend);
-    let cond = condition(&mut aging, column, ids, filter);
+    let cond = condition(&mut aging, group, filter);
     let to = aging.bind(ms(window.to));
     let inner = format!(
         "SELECT {column} AS g, {age} AS age, {to} - start_ms AS age_ms FROM flow_wip \
