@@ -19,7 +19,7 @@ mod m20261203_000011_objective_links;
 mod m20261204_000012_flow_changes;
 mod m20261205_000013_delivery_changes;
 mod m20261206_000014_ingest_log_index;
-mod m20261207_000015_fact_lines;
+mod m20261206_000015_fact_lines;
 
 pub struct Migrator;
 
@@ -41,7 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000012_flow_changes::Migration),
             Box::new(m20261205_000013_delivery_changes::Migration),
             Box::new(m20261206_000014_ingest_log_index::Migration),
-            Box::new(m20261207_000015_fact_lines::Migration),
+            Box::new(m20261206_000015_fact_lines::Migration),
         ]
     }
 }
