@@ -77,9 +77,9 @@ impl Loader<i64> for UnitLoader {
         let mut missing = Vec::new();
         let tree = self.0.units.tree(&self.0.db).await?;
         for k in keys {
-            match tree.as_ref().and_then(|t| t.unit(*k)) {
+            match tree.as_ref().and_then(|t| t.shared_unit(*k)) {
                 Some(u) => {
-                    out.insert(*k, Arc::new(u.clone()));
+                    out.insert(*k, u);
                 }
                 None => missing.push(*k),
             }

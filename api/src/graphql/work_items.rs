@@ -348,8 +348,16 @@ impl WorkItem {
 
     /// The unit that owns the item.
     async fn unit(&self, ctx: &Context<'_>) -> GqlResult<Unit> {
-        rc(ctx)?
-            .units
+        let rc = rc(ctx)?;
+        // From the tree every request shares, without the loader's
+        // bookkeeping per item; the loader (which reads the tree again)
+        // when it is stale or off. Not awaited: an await here would
+        // enlarge the future of every field of the type.
+        let tree = rc.services.units.fresh();
+        if let Some(unit) = tree.and_then(|t| t.shared_unit(self.0.unit_id)) {
+            return Ok(Unit(unit));
+        }
+        rc.units
             .load_one(self.0.unit_id)
             .await?
             .map(Unit)

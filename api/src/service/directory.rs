@@ -38,7 +38,9 @@ use crate::policy::UnitPath;
 /// One reading of the tree.
 #[derive(Debug, Default)]
 pub struct Tree {
-    units: HashMap<i64, unit::Model>,
+    /// Shared, so a request hands a unit to every item it owns without
+    /// copying it.
+    units: HashMap<i64, Arc<unit::Model>>,
     by_key: HashMap<String, i64>,
     /// Strict ancestors of each unit, farthest first.
     ancestors: HashMap<i64, Vec<i64>>,
@@ -96,21 +98,26 @@ impl Tree {
                 tree.organisation = Some(u.id);
             }
             tree.by_key.insert(u.key.clone(), u.id);
-            tree.units.insert(u.id, u);
+            tree.units.insert(u.id, Arc::new(u));
         }
         Ok(tree)
     }
 
     pub fn unit(&self, id: i64) -> Option<&unit::Model> {
-        self.units.get(&id)
+        self.units.get(&id).map(AsRef::as_ref)
+    }
+
+    /// The unit, shared with the snapshot.
+    pub fn shared_unit(&self, id: i64) -> Option<Arc<unit::Model>> {
+        self.units.get(&id).cloned()
     }
 
     pub fn unit_by_key(&self, key: &str) -> Option<&unit::Model> {
-        self.by_key.get(key).and_then(|id| self.units.get(id))
+        self.by_key.get(key).and_then(|id| self.unit(*id))
     }
 
     pub fn organisation(&self) -> Option<&unit::Model> {
-        self.organisation.and_then(|id| self.units.get(&id))
+        self.organisation.and_then(|id| self.unit(id))
     }
 
     /// The unit's place in the tree, as the policy needs it.
@@ -208,7 +215,9 @@ impl UnitDirectory {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn fresh(&self) -> Option<Arc<Tree>> {
+    /// The current snapshot if it is still fresh, without reading it
+    /// again: `None` when missing, expired or turned off.
+    pub fn fresh(&self) -> Option<Arc<Tree>> {
         let state = self.lock();
         state
             .tree

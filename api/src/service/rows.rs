@@ -224,6 +224,17 @@ fn by_position(
     extra: &[&str],
     flag: Option<usize>,
 ) -> Option<Result<(work_item::Model, Option<i32>), DbErr>> {
+    read_by_position(res, extra, flag, false)
+}
+
+/// [`by_position`], without checking the columns' names again when
+/// `shape_known` (another row of the same statement was checked).
+fn read_by_position(
+    res: &QueryResult,
+    extra: &[&str],
+    flag: Option<usize>,
+    shape_known: bool,
+) -> Option<Result<(work_item::Model, Option<i32>), DbErr>> {
     fn read(
         row: &impl Cells,
         flag: Option<usize>,
@@ -231,10 +242,16 @@ fn by_position(
         let flag = flag.map(|i| row.cell::<i32>(i)).transpose()?;
         Ok((decode(row, flag == Some(0))?, flag))
     }
-    let read = if let Some(row) = res.try_as_pg_row().filter(|r| shaped(*r, extra)) {
+    let read = if let Some(row) = res
+        .try_as_pg_row()
+        .filter(|r| shape_known || shaped(*r, extra))
+    {
         read(row, flag)
     } else {
-        read(res.try_as_sqlite_row().filter(|r| shaped(*r, extra))?, flag)
+        let row = res
+            .try_as_sqlite_row()
+            .filter(|r| shape_known || shaped(*r, extra))?;
+        read(row, flag)
     };
     Some(read.map_err(|e| DbErr::Type(e.to_string())))
 }
@@ -272,6 +289,39 @@ impl FromQueryResult for PagedItemRow {
             }),
         }
     }
+}
+
+/// The rows of one statement of [`PagedItemRow`]s, split into the page's
+/// items and the parents, each in a vector sized once. The columns' names
+/// are checked on the first row: every row of a statement has the same.
+///
+/// # Errors
+/// A value that does not decode.
+pub fn paged(
+    rows: &[QueryResult],
+) -> Result<(Vec<work_item::Model>, Vec<work_item::Model>), DbErr> {
+    let mut items = Vec::with_capacity(rows.len());
+    let mut parents = Vec::new();
+    let mut shape_known = false;
+    for res in rows {
+        let row = match read_by_position(res, &[PARENT_FLAG], Some(COLUMNS.len()), shape_known) {
+            Some(read) => {
+                shape_known = true;
+                let (item, flag) = read?;
+                PagedItemRow {
+                    item,
+                    parent: flag != Some(0),
+                }
+            }
+            None => PagedItemRow::from_query_result(res, "")?,
+        };
+        if row.parent {
+            parents.push(row.item);
+        } else {
+            items.push(row.item);
+        }
+    }
+    Ok((items, parents))
 }
 
 #[cfg(test)]

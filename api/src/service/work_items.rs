@@ -9,14 +9,13 @@ use sea_orm::sea_query::{
     Alias, Asterisk, CommonTableExpression, Expr, ExprTrait, Func, Query, UnionType,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set, TransactionTrait,
 };
 
 pub use super::Reach;
 use super::facts::flow as facts;
-use super::rows::{ItemRow, PARENT_FLAG, PagedItemRow};
+use super::rows::{self, ItemRow, PARENT_FLAG};
 use super::tx::write_transaction;
 use super::{
     Ctx, Page, PageArgs, boards, page_of, page_select, page_total, paginate_as, rank, units, users,
@@ -198,17 +197,11 @@ pub async fn list_with_parents(
                 )
                 .to_owned(),
         );
-    let rows = PagedItemRow::find_by_statement(ctx.db.get_database_backend().build(&statement))
-        .all(ctx.db)
+    let found = ctx
+        .db
+        .query_all_raw(ctx.db.get_database_backend().build(&statement))
         .await?;
-    let (mut items, mut parents) = (Vec::new(), Vec::new());
-    for row in rows {
-        if row.parent {
-            parents.push(row.item);
-        } else {
-            items.push(row.item);
-        }
-    }
+    let (mut items, parents) = rows::paged(&found)?;
     // UNION ALL keeps no order: the page's rows back in the page's.
     if page.last.is_some() {
         items.sort_unstable_by_key(|i| std::cmp::Reverse(i.id));

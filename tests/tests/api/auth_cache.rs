@@ -427,6 +427,31 @@ async fn the_tree_from_memory_stays_current(app: TestApp) {
 }
 both!(the_tree_from_memory_stays_current);
 
+/// With the tree's snapshot turned off, items still name their unit (read
+/// by the unit loader), exactly as a replica with the snapshot answers.
+async fn items_name_their_unit_with_the_tree_off(app: TestApp) {
+    let vars = json!({ "n": 50 });
+    let token = app.login(PROGRAM).await;
+    let off = app.ok(&token, NESTED, vars.clone()).await;
+    let nodes = off["organization"]["workItems"]["nodes"]
+        .as_array()
+        .unwrap();
+    assert!(
+        nodes.len() > 1 && nodes.iter().all(|n| n["unit"]["key"].is_string()),
+        "{off}"
+    );
+    let with_tree = app.replica().await;
+    let token = with_tree.login(PROGRAM).await;
+    assert_eq!(with_tree.ok(&token, NESTED, vars).await, off);
+}
+crate::both_with!(
+    items_name_their_unit_with_the_tree_off,
+    gemba::config::Settings {
+        tree_cache_ttl: std::time::Duration::ZERO,
+        ..gemba::config::Settings::default()
+    }
+);
+
 /// A unit renamed on one replica shows on another within moments, though
 /// that replica would keep its snapshot a minute.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
