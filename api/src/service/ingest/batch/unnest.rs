@@ -16,6 +16,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use crate::service::pg::{bigints, doubles, opt_texts, statement, texts, times};
 
 use super::queue::{NewItem, NewTransition};
+use super::writer::{ITEM_HEAD, LOG_CLAIM, LOG_HEAD, REF_HEAD, TRANSITION_HEAD};
 
 /// Claims event ids as applied unless already applied; returns the ids
 /// claimed.
@@ -25,12 +26,11 @@ pub(super) async fn claim(
     at: DateTime<Utc>,
     key_id: Option<i64>,
 ) -> Result<Vec<String>, DbErr> {
-    let sql = r#"INSERT INTO "ingest_log" ("event_id", "source", "event_type", "received_at", "outcome", "reason", "api_key_id")
+    let sql = format!(
+        r#"{LOG_HEAD}
 SELECT e, s, k, $4, 'applied', NULL, $5::bigint FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(e, s, k)
-ON CONFLICT ("event_id") DO UPDATE SET "outcome" = EXCLUDED."outcome", "reason" = EXCLUDED."reason",
-  "received_at" = EXCLUDED."received_at", "api_key_id" = EXCLUDED."api_key_id"
-WHERE "ingest_log"."outcome" <> 'applied'
-RETURNING "event_id""#;
+{LOG_CLAIM} RETURNING "event_id""#
+    );
     let values = vec![
         texts(rows.iter().map(|r| r.0.as_str())),
         texts(rows.iter().map(|r| r.1.as_str())),
@@ -38,7 +38,7 @@ RETURNING "event_id""#;
         Value::ChronoDateTimeUtc(Some(at)),
         Value::BigInt(key_id),
     ];
-    db.query_all_raw(statement(sql, values))
+    db.query_all_raw(statement(&sql, values))
         .await?
         .iter()
         .map(|row| row.try_get_by_index(0))
@@ -51,15 +51,15 @@ pub(super) async fn items(
     rows: &[NewItem],
     now: DateTime<Utc>,
 ) -> Result<HashMap<String, i64>, DbErr> {
-    let sql = r#"INSERT INTO "work_item" ("key", "title", "description", "item_type", "flow_type", "state",
-  "state_category", "unit_id", "parent_id", "assignee_id", "estimate", "business_value", "rank",
-  "found_in", "severity", "created_at", "updated_at")
+    let sql = format!(
+        r#"{ITEM_HEAD}
 SELECT k, t, NULLIF(d, ''), it, ft, st, sc, u, NULLIF(p, 0), NULL, NULLIF(e, 'NaN'::float8),
   NULLIF(bv, 'NaN'::float8), r, NULLIF(fi, ''), NULLIF(sv, ''), c, $16
 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
   $8::bigint[], $9::bigint[], $10::float8[], $11::float8[], $12::text[], $13::text[], $14::text[],
   $15::timestamptz[]) AS x(k, t, d, it, ft, st, sc, u, p, e, bv, r, fi, sv, c)
-RETURNING "id", "key""#;
+RETURNING "id", "key""#
+    );
     let values = vec![
         texts(rows.iter().map(|m| m.key.as_str())),
         texts(rows.iter().map(|m| m.title.as_str())),
@@ -79,7 +79,7 @@ RETURNING "id", "key""#;
         Value::ChronoDateTimeUtc(Some(now)),
     ];
     let mut ids = HashMap::with_capacity(rows.len());
-    for row in db.query_all_raw(statement(sql, values)).await? {
+    for row in db.query_all_raw(statement(&sql, values)).await? {
         ids.insert(row.try_get::<String>("", "key")?, row.try_get("", "id")?);
     }
     Ok(ids)
@@ -90,15 +90,17 @@ pub(super) async fn refs(
     db: &DatabaseTransaction,
     rows: &[(i64, &str, &str, Option<&str>)],
 ) -> Result<(), DbErr> {
-    let sql = r#"INSERT INTO "external_ref" ("work_item_id", "source", "external_id", "url")
-SELECT w, s, e, NULLIF(u, '') FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[]) AS x(w, s, e, u)"#;
+    let sql = format!(
+        r#"{REF_HEAD}
+SELECT w, s, e, NULLIF(u, '') FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[]) AS x(w, s, e, u)"#
+    );
     let values = vec![
         bigints(rows.iter().map(|r| r.0)),
         texts(rows.iter().map(|r| r.1)),
         texts(rows.iter().map(|r| r.2)),
         opt_texts(rows.iter().map(|r| r.3)),
     ];
-    db.execute_raw(statement(sql, values)).await?;
+    db.execute_raw(statement(&sql, values)).await?;
     Ok(())
 }
 
@@ -108,9 +110,11 @@ pub(super) async fn transitions(
     rows: &[NewTransition],
     ids: &[i64],
 ) -> Result<(), DbErr> {
-    let sql = r#"INSERT INTO "transition" ("work_item_id", "from_state", "to_state", "to_category", "at", "actor_id", "source")
+    let sql = format!(
+        r#"{TRANSITION_HEAD}
 SELECT w, NULLIF(f, ''), t, c, a, NULL, s
-FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[]) AS x(w, f, t, c, a, s)"#;
+FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[]) AS x(w, f, t, c, a, s)"#
+    );
     let values = vec![
         bigints(ids.iter().copied()),
         opt_texts(rows.iter().map(|t| t.from.as_deref())),
@@ -119,6 +123,6 @@ FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
         times(rows.iter().map(|t| t.at)),
         texts(rows.iter().map(|t| t.source.as_str())),
     ];
-    db.execute_raw(statement(sql, values)).await?;
+    db.execute_raw(statement(&sql, values)).await?;
     Ok(())
 }

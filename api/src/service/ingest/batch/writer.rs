@@ -257,13 +257,14 @@ pub(super) async fn write(db: &DatabaseTransaction, p: &Pending) -> Result<Writt
     })
 }
 
-const ITEM_HEAD: &str = r#"INSERT INTO "work_item" ("key", "title", "description", "item_type", "flow_type", "state", "state_category", "unit_id", "parent_id", "assignee_id", "estimate", "business_value", "rank", "found_in", "severity", "created_at", "updated_at")"#;
-const REF_HEAD: &str =
+/// The inserts' heads, shared with the PostgreSQL writers ([`super::unnest`]).
+pub(super) const ITEM_HEAD: &str = r#"INSERT INTO "work_item" ("key", "title", "description", "item_type", "flow_type", "state", "state_category", "unit_id", "parent_id", "assignee_id", "estimate", "business_value", "rank", "found_in", "severity", "created_at", "updated_at")"#;
+pub(super) const REF_HEAD: &str =
     r#"INSERT INTO "external_ref" ("work_item_id", "source", "external_id", "url")"#;
-const TRANSITION_HEAD: &str = r#"INSERT INTO "transition" ("work_item_id", "from_state", "to_state", "to_category", "at", "actor_id", "source")"#;
-const LOG_HEAD: &str = r#"INSERT INTO "ingest_log" ("event_id", "source", "event_type", "received_at", "outcome", "reason", "api_key_id")"#;
+pub(super) const TRANSITION_HEAD: &str = r#"INSERT INTO "transition" ("work_item_id", "from_state", "to_state", "to_category", "at", "actor_id", "source")"#;
+pub(super) const LOG_HEAD: &str = r#"INSERT INTO "ingest_log" ("event_id", "source", "event_type", "received_at", "outcome", "reason", "api_key_id")"#;
 /// A claim takes an id unless it was applied before (as `log::claim_conflict`).
-const LOG_CLAIM: &str = r#" ON CONFLICT ("event_id") DO UPDATE SET "outcome" = "excluded"."outcome", "reason" = "excluded"."reason", "received_at" = "excluded"."received_at", "api_key_id" = "excluded"."api_key_id" WHERE "ingest_log"."outcome" <> 'applied'"#;
+pub(super) const LOG_CLAIM: &str = r#" ON CONFLICT ("event_id") DO UPDATE SET "outcome" = "excluded"."outcome", "reason" = "excluded"."reason", "received_at" = "excluded"."received_at", "api_key_id" = "excluded"."api_key_id" WHERE "ingest_log"."outcome" <> 'applied'"#;
 
 /// Inserts items and reads their ids back by key (unique).
 async fn insert_items(
