@@ -119,7 +119,7 @@ printf '%s\n' "$admin_password" |
     --name "Benchmark admin" --password-stdin --admin >/dev/null
 
 export GEMBA_JWT_SECRET="${GEMBA_JWT_SECRET:-bench-secret-bench-secret-bench-secret!}"
-export GEMBA_BUDGET_POINTS=0
+export GEMBA_BUDGET_POINTS="${GEMBA_BUDGET_POINTS:-0}"
 # The pool sized for the machine, two connections a core (the server's
 # default, 16, is for larger hosts; see docs/performance.md).
 export GEMBA_DB_MAX_CONNECTIONS="${GEMBA_DB_MAX_CONNECTIONS:-$((2 * $(nproc)))}"

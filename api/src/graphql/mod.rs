@@ -151,6 +151,9 @@ pub struct RequestCtx {
     pub workflows: DataLoader<WorkflowLoader, HashMapCache>,
     pub flow_metrics: DataLoader<FlowMetricsLoader, HashMapCache>,
     pub delivery_metrics: DataLoader<DeliveryMetricsLoader, HashMapCache>,
+    /// Where the cost budget remembers this operation's cost, when the
+    /// operation can be run again without the extension (`budget.rs`).
+    pub cost_key: Option<u64>,
 }
 
 impl RequestCtx {
@@ -212,6 +215,7 @@ impl RequestCtx {
             policy,
             services,
             client_addr,
+            cost_key: None,
         }
     }
 
@@ -268,18 +272,31 @@ pub fn document_limits(settings: &Settings) -> guard::DocumentLimits {
 /// cost budgets. Documents reach it through [`guard::Admission`], which
 /// applies the document limits and resolves persisted queries.
 pub fn build_schema(settings: &Settings) -> GembaSchema {
-    let builder = Schema::build(Query::default(), Mutation::default(), Subscription)
-        .limit_depth(settings.max_query_depth)
-        .limit_complexity(settings.max_query_complexity)
-        .limit_recursive_depth(settings.max_nesting)
-        .limit_directives(16);
     // Every extension puts each resolved field through its chain; with
     // budgets off there is nothing to charge, so none is registered.
     if settings.budget_points > 0 {
-        builder.extension(budget::CostBudget).finish()
+        schema_builder(settings)
+            .extension(budget::CostBudget)
+            .finish()
     } else {
-        builder.finish()
+        schema_builder(settings).finish()
     }
+}
+
+/// The schema without the cost budget's extension, for operations whose
+/// cost is known and charged before they run (`budget.rs`).
+pub fn build_unmetered_schema(settings: &Settings) -> GembaSchema {
+    schema_builder(settings).finish()
+}
+
+fn schema_builder(
+    settings: &Settings,
+) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Subscription)
+        .limit_depth(settings.max_query_depth)
+        .limit_complexity(settings.max_query_complexity)
+        .limit_recursive_depth(settings.max_nesting)
+        .limit_directives(16)
 }
 
 /// The SDL of the schema, as checked in at `schema.graphql`.

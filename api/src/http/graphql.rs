@@ -18,7 +18,8 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::caller::Caller;
 use crate::error::{ApiError, ErrorCode, UNAVAILABLE_RETRY_AFTER_SECS};
-use crate::graphql::{RequestCtx, guard};
+use crate::graphql::budget::{self, Operation};
+use crate::graphql::{GembaSchema, RequestCtx, guard};
 use crate::policy::Policy;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -286,6 +287,18 @@ async fn execute(
     media: Media,
 ) -> Response {
     state.graphql_requests.fetch_add(1, Ordering::Relaxed);
+    let budgets = &state.services.budgets;
+    let cost_key = budgets.enabled().then(|| {
+        budgets.cost_key(&Operation {
+            query: &params.query,
+            operation_name: params.operation_name.as_deref(),
+            variables: params.variables.as_ref(),
+            persisted: params
+                .extensions
+                .as_ref()
+                .and_then(|e| e.get("persistedQuery")),
+        })
+    });
     let mut request = Request::new(params.query);
     if let Some(op) = params.operation_name {
         request = request.operation_name(op);
@@ -305,28 +318,36 @@ async fn execute(
             }
         }
     }
-    let ctx = RequestCtx::new(
+    let mut ctx = RequestCtx::new(
         state.db.clone(),
         policy,
         state.services.clone(),
         Some(addr.ip()),
     );
-    let deadline = state.services.settings.request_timeout;
     let response = match state.admission.admit(request) {
-        // Dropping the execution at the deadline cancels its work;
-        // PostgreSQL's `statement_timeout` (the same deadline) ends a
-        // statement in flight.
-        Ok(request) => {
-            let Ok(response) =
-                tokio::time::timeout(deadline, state.schema.execute(request.data(ctx))).await
-            else {
-                state.timeouts.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(?deadline, "a request passed its deadline");
-                return error_response(media, &ApiError::Timeout);
-            };
-            response
-        }
-        Err(refused) => async_graphql::Response::from_errors(vec![refused]),
+        // An operation seen before is charged its remembered cost here and
+        // runs without the budget's extension; a new one is charged by the
+        // extension, which remembers its cost under `cost_key`.
+        Ok(request) => match cost_key.map(|k| (k, budgets.known_cost(k))) {
+            Some((_, Some(cost))) => {
+                let caller = budget::caller_of(&ctx.policy, ctx.client_addr);
+                match budgets.spend(caller, cost) {
+                    Ok(_) => run(&state, &state.unmetered, request.data(ctx)).await,
+                    Err(e) => Ok(async_graphql::Response::from_errors(vec![budget::refusal(
+                        e,
+                    )])),
+                }
+            }
+            key => {
+                ctx.cost_key = key.map(|(k, _)| k);
+                run(&state, &state.schema, request.data(ctx)).await
+            }
+        },
+        Err(refused) => Ok(async_graphql::Response::from_errors(vec![refused])),
+    };
+    let response = match response {
+        Ok(response) => response,
+        Err(timeout) => return error_response(media, &timeout),
     };
     // Without errors there is nothing to add or decide: the answer is
     // serialised straight from the response, without an intermediate tree.
@@ -411,6 +432,27 @@ async fn execute(
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     res
+}
+
+/// Runs `request` on `schema` until the request deadline.
+///
+/// # Errors
+/// `TIMEOUT` at the deadline: dropping the execution cancels its work, and
+/// PostgreSQL's `statement_timeout` (the same deadline) ends a statement in
+/// flight.
+async fn run(
+    state: &AppState,
+    schema: &GembaSchema,
+    request: Request,
+) -> Result<async_graphql::Response, ApiError> {
+    let deadline = state.services.settings.request_timeout;
+    tokio::time::timeout(deadline, schema.execute(request))
+        .await
+        .map_err(|_| {
+            state.timeouts.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(?deadline, "a request passed its deadline");
+            ApiError::Timeout
+        })
 }
 
 fn is_json_content_type(headers: &HeaderMap) -> bool {

@@ -33,6 +33,9 @@ use crate::graphql::{GembaSchema, Services};
 pub struct AppState {
     pub db: DatabaseConnection,
     pub schema: GembaSchema,
+    /// `schema` without the cost budget's extension: runs the operations
+    /// whose cost is known, charged before they run (`graphql::budget`).
+    pub unmetered: GembaSchema,
     /// What every document passes before `schema` runs it.
     pub admission: Arc<Admission>,
     pub services: Arc<Services>,
@@ -45,12 +48,18 @@ pub struct AppState {
 impl AppState {
     pub fn new(db: DatabaseConnection, statements: StatementCounter, services: Services) -> Self {
         let schema = crate::graphql::build_schema(&services.settings);
+        let unmetered = if services.settings.budget_points > 0 {
+            crate::graphql::build_unmetered_schema(&services.settings)
+        } else {
+            schema.clone()
+        };
         let admission = Arc::new(Admission::new(crate::graphql::document_limits(
             &services.settings,
         )));
         Self {
             db,
             schema,
+            unmetered,
             admission,
             services: Arc::new(services),
             statements,

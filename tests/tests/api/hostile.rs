@@ -361,6 +361,76 @@ both_with!(
     }
 );
 
+/// The refusal's (cost, remaining) of `body`.
+fn charged(body: &Value) -> (u64, u64) {
+    let ext = &body["errors"][0]["extensions"];
+    (
+        ext["cost"].as_u64().unwrap_or_else(|| panic!("{body}")),
+        ext["remaining"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{body}")),
+    )
+}
+
+async fn an_operation_seen_before_is_charged_what_it_cost_the_first_time(app: TestApp) {
+    // Without refill, a budget's remaining points are exact.
+    let team = app.login(TEAM).await;
+    let other = app.login(crate::harness::PROGRAM).await;
+    // Looked up with a third token: the two above start with full budgets.
+    let exec = app.login(crate::harness::EXEC).await;
+    let org = unit_id(&app, &exec, "org").await;
+    let read = "query($u: ID!, $n: Int!) { workItems(unit: $u, first: $n) { nodes { key children(first: 50) { nodes { key } } } } }";
+    // Too costly for the budget: refused the first time (by the
+    // extension, which remembers the cost) and the second (charged from
+    // memory), the same way.
+    let (status, first) = app
+        .post(Some(&team), read, json!({"u": org, "n": 100}))
+        .await;
+    assert_eq!(
+        (status, code(&first)),
+        (429, "RATE_LIMITED".to_owned()),
+        "{first}"
+    );
+    let (status, again) = app
+        .post(Some(&team), read, json!({"u": org, "n": 100}))
+        .await;
+    assert_eq!(
+        (status, code(&again)),
+        (429, "RATE_LIMITED".to_owned()),
+        "{again}"
+    );
+    let (costly, remaining) = charged(&first);
+    assert_eq!(remaining, 2_000, "{first}");
+    assert_eq!(charged(&again), (costly, 2_000), "{again}");
+    // The same document with other variables is another operation, with
+    // its own cost; every run of it spends exactly that cost.
+    let mut runs = 0;
+    let refused = loop {
+        let (status, body) = app
+            .post(Some(&other), read, json!({"u": org, "n": 2}))
+            .await;
+        if status == 429 {
+            break body;
+        }
+        assert!(body.get("errors").is_none(), "{body}");
+        runs += 1;
+        assert!(runs < 200, "the budget never ran out");
+    };
+    let (cost, remaining) = charged(&refused);
+    assert!(cost < costly, "{refused}");
+    assert_eq!(runs, 2_000 / cost, "{refused}");
+    assert_eq!(remaining, 2_000 - runs * cost, "{refused}");
+}
+
+both_with!(
+    an_operation_seen_before_is_charged_what_it_cost_the_first_time,
+    gemba::config::Settings {
+        budget_points: 2_000,
+        budget_refill_per_second: 0,
+        ..Default::default()
+    }
+);
+
 async fn websocket_close_handshake_and_codes(app: TestApp) {
     let team = app.login(TEAM).await;
     // A client's close frame is echoed (RFC 6455 §5.5.1).
