@@ -65,8 +65,9 @@ async fn apply_all(
     progress: Progress<'_>,
 ) -> anyhow::Result<()> {
     let mut last_report = Instant::now();
-    // A thread reads and parses the next batches while this task applies
-    // the current one; two batches in flight bound the memory.
+    // A thread reads, parses and takes apart the next batches' events
+    // while this task applies the current one; two batches in flight bound
+    // the memory.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
     let reading = tokio::task::spawn_blocking(move || read_batches(reader, &tx));
     while let Some(batch) = rx.recv().await {
@@ -130,7 +131,7 @@ fn read_batches(mut reader: impl BufRead, tx: &Sender<Batch>) -> anyhow::Result<
                 Ok(v) => Raw::Value(v),
                 Err(_) => Raw::Line(text.to_owned()),
             };
-            batch.push((n, raw));
+            batch.push((n, Raw::prepared(n, raw)));
             if batch.len() >= BATCH_SIZE && !send(tx, &mut batch) {
                 return Ok(());
             }
@@ -162,7 +163,7 @@ impl<'de> Visitor<'de> for ArrayVisitor<'_> {
         let mut n = 0usize;
         while let Some(v) = seq.next_element::<Value>()? {
             n += 1;
-            self.batch.push((n, Raw::Value(v)));
+            self.batch.push((n, Raw::prepared(n, Raw::Value(v))));
             if self.batch.len() >= BATCH_SIZE && !send(self.tx, self.batch) {
                 return Ok(());
             }

@@ -688,6 +688,49 @@ async fn a_batch_mixes_set_based_and_per_event_paths(app: TestApp) {
         ("In Progress".into(), "Backlog > In Progress".into())
     );
     assert_eq!(data["d"], Value::Null, "{data}");
+
+    // An id rejected by an earlier request, sent again corrected beside
+    // new ids and nothing applied before: every id is claimed, the
+    // rejected one included, and each applies once.
+    let (_, first) = post_ndjson(
+        &app,
+        &admin,
+        &ndjson(&[ev(
+            "m-90",
+            "work_item.transitioned",
+            moved("PAY-90", "In Progress", "2026-02-08T09:00:00Z"),
+        )]),
+    )
+    .await;
+    assert_eq!(first["rejected"], 1, "no such item yet: {first}");
+    let retry = vec![
+        ev("s-90", "work_item.upserted", story("PAY-90")),
+        ev(
+            "m-90",
+            "work_item.transitioned",
+            moved("PAY-90", "In Progress", "2026-02-08T09:00:00Z"),
+        ),
+    ];
+    let (_, report) = post_ndjson(&app, &admin, &ndjson(&retry)).await;
+    assert_eq!(
+        (
+            &report["applied"],
+            &report["duplicates"],
+            &report["rejected"]
+        ),
+        (&json!(2), &json!(0), &json!(0)),
+        "{report}"
+    );
+    let (_, again) = post_ndjson(&app, &admin, &ndjson(&retry)).await;
+    assert_eq!(again["duplicates"], 2, "{again}");
+    let q = "{ workItem(key: \"PAY-90\") { state transitions { toState } } }";
+    let data = app.ok(&admin, q, json!({})).await;
+    assert_eq!(data["workItem"]["state"], "In Progress", "{data}");
+    assert_eq!(
+        data["workItem"]["transitions"].as_array().map(Vec::len),
+        Some(2),
+        "{data}"
+    );
 }
 both!(a_batch_mixes_set_based_and_per_event_paths);
 

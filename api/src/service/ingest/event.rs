@@ -48,6 +48,19 @@ pub enum Raw {
     Line(String),
     /// An element of a JSON array.
     Value(Value),
+    /// An event already checked and taken apart ([`Raw::prepared`]), so
+    /// that a reader thread does it rather than the batch's applier.
+    Prepared(Prepared),
+}
+
+/// An event's envelope, or the result that rejects it for want of one.
+pub struct Prepared(pub(super) Result<Envelope, super::EventResult>);
+
+impl Raw {
+    /// The event of `line` checked and taken apart as a batch would.
+    pub fn prepared(line: usize, raw: Raw) -> Raw {
+        Raw::Prepared(Prepared(super::batch::parse(line, raw)))
+    }
 }
 
 /// The event types of DESIGN §4, by the name their `type` field carries.

@@ -179,8 +179,9 @@ pub(super) async fn run(
     })
 }
 
-fn parse(line: usize, raw: Raw) -> Result<Envelope, EventResult> {
+pub(super) fn parse(line: usize, raw: Raw) -> Result<Envelope, EventResult> {
     let value = match raw {
+        Raw::Prepared(p) => return p.0,
         Raw::Value(v) => v,
         Raw::Line(text) => match serde_json::from_str(&text) {
             Ok(v) => v,

@@ -9,7 +9,7 @@ use entity::{change, change_work_item, deployment, deployment_change, ingest_log
 use sea_orm::sea_query::{CaseStatement, Expr, Query, Value};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, QueryTrait, Set,
+    QuerySelect, QueryTrait, Set, TransactionTrait,
 };
 
 use super::queue::{Id, NewItem, Pending, Written, internal};
@@ -40,8 +40,11 @@ pub(super) async fn claim(
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     rows.dedup_by(|a, b| a.0 == b.0);
     let now = Utc::now();
-    let mut claimed_ids = HashSet::new();
     let pg = txn.get_database_backend() == DbBackend::Postgres;
+    if !pg && let Some(all) = claim_sqlite_all(txn, &rows, now, key_id).await? {
+        return Ok(all);
+    }
+    let mut claimed_ids = HashSet::new();
     for chunk in rows.chunks(if pg { ARRAY_CHUNK } else { CHUNK }) {
         if pg {
             claimed_ids.extend(unnest::claim(txn, chunk, now, key_id).await?);
@@ -50,6 +53,54 @@ pub(super) async fn claim(
         }
     }
     Ok(claimed_ids)
+}
+
+/// SQLite's claim of ids none of which was applied before, the usual case:
+/// the claims alone, in a savepoint, without reading the log first. When
+/// the upserts change fewer rows than there are ids, some were applied
+/// before (their claim's `WHERE` left them alone): the savepoint is undone
+/// and `None` says to claim chunk by chunk, reading the log first.
+async fn claim_sqlite_all(
+    txn: &DatabaseTransaction,
+    rows: &[(String, String, String)],
+    now: DateTime<Utc>,
+    key_id: Option<i64>,
+) -> Result<Option<HashSet<String>>, DbErr> {
+    let sp = txn.begin().await?;
+    let mut changed = 0;
+    for chunk in rows.chunks(CHUNK) {
+        changed += sp
+            .execute_raw(claim_rows_sqlite(chunk, now, key_id))
+            .await?
+            .rows_affected();
+    }
+    if usize::try_from(changed).ok() != Some(rows.len()) {
+        sp.rollback().await?;
+        return Ok(None);
+    }
+    sp.commit().await?;
+    Ok(Some(rows.iter().map(|r| r.0.clone()).collect()))
+}
+
+/// The upsert claiming `chunk`'s ids on SQLite.
+fn claim_rows_sqlite(
+    chunk: &[(String, String, String)],
+    now: DateTime<Utc>,
+    key_id: Option<i64>,
+) -> sea_orm::Statement {
+    let mut values = Vec::with_capacity(chunk.len() * 7);
+    for (id, source, kind) in chunk {
+        values.extend([
+            Value::String(Some(id.clone())),
+            Value::String(Some(source.clone())),
+            Value::String(Some(kind.clone())),
+            Value::ChronoDateTimeUtc(Some(now)),
+            Value::String(Some("applied".to_owned())),
+            Value::String(None),
+            Value::BigInt(key_id),
+        ]);
+    }
+    sqlite_rows(LOG_HEAD, 7, values, LOG_CLAIM)
 }
 
 /// SQLite's claim of a chunk. The batch holds the write lock from its
@@ -73,19 +124,7 @@ async fn claim_sqlite(
     for row in txn.query_all(&q).await? {
         applied.insert(row.try_get_by_index::<String>(0)?);
     }
-    let mut values = Vec::with_capacity(chunk.len() * 7);
-    for (id, source, kind) in chunk {
-        values.extend([
-            Value::String(Some(id.clone())),
-            Value::String(Some(source.clone())),
-            Value::String(Some(kind.clone())),
-            Value::ChronoDateTimeUtc(Some(now)),
-            Value::String(Some("applied".to_owned())),
-            Value::String(None),
-            Value::BigInt(key_id),
-        ]);
-    }
-    txn.execute_raw(sqlite_rows(LOG_HEAD, 7, values, LOG_CLAIM))
+    txn.execute_raw(claim_rows_sqlite(chunk, now, key_id))
         .await?;
     claimed.extend(
         chunk
