@@ -328,8 +328,8 @@ async fn execute(
         // An operation seen before is charged its remembered cost here and
         // runs without the budget's extension; a new one is charged by the
         // extension, which remembers its cost under `cost_key`.
-        Ok(request) => match cost_key.map(|k| (k, budgets.known_cost(k))) {
-            Some((_, Some(cost))) => {
+        Ok(request) => match cost_key.and_then(|k| budgets.known_cost(k)) {
+            Some(cost) => {
                 let caller = budget::caller_of(&ctx.policy, ctx.client_addr);
                 match budgets.spend(caller, cost) {
                     Ok(_) => run(&state, &state.unmetered, request.data(ctx)).await,
@@ -338,8 +338,8 @@ async fn execute(
                     )])),
                 }
             }
-            key => {
-                ctx.cost_key = key.map(|(k, _)| k);
+            None => {
+                ctx.cost_key = cost_key;
                 run(&state, &state.schema, request.data(ctx)).await
             }
         },
