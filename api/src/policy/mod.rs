@@ -206,18 +206,19 @@ impl Policy {
         }
         let mut cond = Condition::any();
         if !self.item_roots.is_empty() {
-            let subtree = Query::select()
+            let mut subtree = Query::select();
+            subtree
                 .column(unit_closure::Column::DescendantId)
                 .from(unit_closure::Entity)
-                .and_where(unit_closure::Column::AncestorId.is_in(self.item_roots.clone()))
-                .to_owned();
+                .and_where(unit_closure::Column::AncestorId.is_in(self.item_roots.clone()));
             cond = cond.add(unit_col.clone().in_subquery(subtree));
         }
         if !self.item_line.is_empty() {
             cond = cond.add(unit_col.clone().is_in(self.item_line.iter().copied()));
         }
         if !self.exec_roots.is_empty() {
-            let upper_levels = Query::select()
+            let mut upper_levels = Query::select();
+            upper_levels
                 .column((unit_closure::Entity, unit_closure::Column::DescendantId))
                 .from(unit_closure::Entity)
                 .inner_join(
@@ -231,8 +232,7 @@ impl Policy {
                 )
                 .and_where(
                     Expr::col((unit::Entity, unit::Column::Kind)).ne(UnitKind::Team.as_str()),
-                )
-                .to_owned();
+                );
             cond = cond.add(unit_col.in_subquery(upper_levels));
         }
         if cond.is_empty() {
@@ -355,11 +355,11 @@ impl Policy {
         }
         let mut cond = Condition::any();
         if !self.aggregate_roots.is_empty() {
-            let subtree = Query::select()
+            let mut subtree = Query::select();
+            subtree
                 .column(unit_closure::Column::DescendantId)
                 .from(unit_closure::Entity)
-                .and_where(unit_closure::Column::AncestorId.is_in(self.aggregate_roots.clone()))
-                .to_owned();
+                .and_where(unit_closure::Column::AncestorId.is_in(self.aggregate_roots.clone()));
             cond = cond.add(unit_col.clone().in_subquery(subtree));
         }
         if !self.aggregate_line.is_empty() {

@@ -255,14 +255,13 @@ pub(crate) fn in_unit<E: sea_orm::EntityTrait, C: sea_orm::ColumnTrait>(
     use sea_orm::QueryFilter;
     match reach {
         Reach::UnitOnly => q.filter(unit_col.eq(unit_id)),
-        Reach::Subtree => q.filter(
-            unit_col.in_subquery(
-                sea_orm::sea_query::Query::select()
-                    .column(entity::unit_closure::Column::DescendantId)
-                    .from(entity::unit_closure::Entity)
-                    .and_where(entity::unit_closure::Column::AncestorId.eq(unit_id))
-                    .to_owned(),
-            ),
-        ),
+        Reach::Subtree => {
+            let mut subtree = sea_orm::sea_query::Query::select();
+            subtree
+                .column(entity::unit_closure::Column::DescendantId)
+                .from(entity::unit_closure::Entity)
+                .and_where(entity::unit_closure::Column::AncestorId.eq(unit_id));
+            q.filter(unit_col.in_subquery(subtree))
+        }
     }
 }

@@ -170,33 +170,25 @@ pub async fn list_with_parents(
         }
     }
     cte.expr_as(Expr::cust("0"), flag.clone());
-    let parents = readable(ctx)?
-        .filter(
-            work_item::Column::Id.in_subquery(
-                Query::select()
-                    .column(work_item::Column::ParentId)
-                    .from(page_table.clone())
-                    .to_owned(),
-            ),
-        )
-        .into_query()
-        .expr_as(Expr::cust("1"), flag)
-        .to_owned();
-    let statement = Query::select()
+    // Built in place: sea-query's `to_owned()` on a builder is a deep copy.
+    let mut parent_ids = Query::select();
+    parent_ids
+        .column(work_item::Column::ParentId)
+        .from(page_table.clone());
+    let mut parents = readable(ctx)?
+        .filter(work_item::Column::Id.in_subquery(parent_ids))
+        .into_query();
+    parents.expr_as(Expr::cust("1"), flag);
+    let mut page_cte = CommonTableExpression::new();
+    page_cte.query(cte).table_name(page_table.clone());
+    let mut with = Query::with();
+    with.cte(page_cte);
+    let mut union = Query::select();
+    union
         .column(Asterisk)
-        .from(page_table.clone())
-        .union(UnionType::All, parents)
-        .to_owned()
-        .with(
-            Query::with()
-                .cte(
-                    CommonTableExpression::new()
-                        .query(cte)
-                        .table_name(page_table)
-                        .to_owned(),
-                )
-                .to_owned(),
-        );
+        .from(page_table)
+        .union(UnionType::All, parents);
+    let statement = union.with(with);
     let found = ctx
         .db
         .query_all_raw(ctx.db.get_database_backend().build(&statement))
