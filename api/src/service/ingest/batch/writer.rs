@@ -9,7 +9,7 @@ use entity::{change, change_work_item, deployment, deployment_change, ingest_log
 use sea_orm::sea_query::{CaseStatement, Expr, Query, Value};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, QueryTrait, Set, TransactionTrait,
+    QuerySelect, QueryTrait, Set, SqlErr, TransactionTrait,
 };
 
 use super::queue::{Id, NewItem, Pending, Written, internal};
@@ -41,7 +41,7 @@ pub(super) async fn claim(
     rows.dedup_by(|a, b| a.0 == b.0);
     let now = Utc::now();
     let pg = txn.get_database_backend() == DbBackend::Postgres;
-    if !pg && let Some(all) = claim_sqlite_all(txn, &rows, now, key_id).await? {
+    if let Some(all) = claim_all(txn, &rows, now, key_id).await? {
         return Ok(all);
     }
     let mut claimed_ids = HashSet::new();
@@ -55,28 +55,43 @@ pub(super) async fn claim(
     Ok(claimed_ids)
 }
 
-/// SQLite's claim of ids none of which was applied before, the usual case:
-/// the claims alone, in a savepoint, without reading the log first. When
-/// the upserts change fewer rows than there are ids, some were applied
-/// before (their claim's `WHERE` left them alone): the savepoint is undone
-/// and `None` says to claim chunk by chunk, reading the log first.
-async fn claim_sqlite_all(
+/// The claim of ids none of which was applied before, the usual case: the
+/// claims alone, in a savepoint, without reading the log first or a row
+/// coming back per id. On PostgreSQL a plain insert, which fails on an id
+/// already in the log (applied or not); on SQLite the upserts, which
+/// change fewer rows than there are ids when some were applied before
+/// (their claim's `WHERE` left them alone). Either way the savepoint is
+/// undone and `None` says to claim chunk by chunk with the upsert.
+async fn claim_all(
     txn: &DatabaseTransaction,
     rows: &[(String, String, String)],
     now: DateTime<Utc>,
     key_id: Option<i64>,
 ) -> Result<Option<HashSet<String>>, DbErr> {
     let sp = txn.begin().await?;
-    let mut changed = 0;
-    for chunk in rows.chunks(CHUNK) {
-        changed += sp
-            .execute_raw(claim_rows_sqlite(chunk, now, key_id))
-            .await?
-            .rows_affected();
-    }
-    if usize::try_from(changed).ok() != Some(rows.len()) {
-        sp.rollback().await?;
-        return Ok(None);
+    if sp.get_database_backend() == DbBackend::Postgres {
+        for chunk in rows.chunks(ARRAY_CHUNK) {
+            match unnest::claim_new(&sp, chunk, now, key_id).await {
+                Ok(()) => {}
+                Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    sp.rollback().await?;
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    } else {
+        let mut changed = 0;
+        for chunk in rows.chunks(CHUNK) {
+            changed += sp
+                .execute_raw(claim_rows_sqlite(chunk, now, key_id))
+                .await?
+                .rows_affected();
+        }
+        if usize::try_from(changed).ok() != Some(rows.len()) {
+            sp.rollback().await?;
+            return Ok(None);
+        }
     }
     sp.commit().await?;
     Ok(Some(rows.iter().map(|r| r.0.clone()).collect()))
