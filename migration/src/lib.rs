@@ -20,6 +20,7 @@ mod m20261204_000012_flow_changes;
 mod m20261205_000013_delivery_changes;
 mod m20261206_000014_ingest_log_index;
 mod m20261206_000015_fact_lines;
+mod m20261207_000016_transition_item_check;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000013_delivery_changes::Migration),
             Box::new(m20261206_000014_ingest_log_index::Migration),
             Box::new(m20261206_000015_fact_lines::Migration),
+            Box::new(m20261207_000016_transition_item_check::Migration),
         ]
     }
 }

@@ -957,3 +957,84 @@ async fn facts_of_a_batch_equal_those_read_back(app: TestApp) {
     assert_eq!(written, rebuilt);
 }
 both!(facts_of_a_batch_equal_those_read_back);
+
+/// A transition names an existing work item on both databases (on
+/// PostgreSQL checked once per statement and item, migration 16): a
+/// statement naming a missing item is refused whole, as an update to one
+/// is, and deleting an item deletes its transitions.
+async fn transitions_name_existing_work_items(app: TestApp) {
+    use sea_orm::{ConnectionTrait, Database, SqlErr, Statement};
+    let team = app.login(TEAM).await;
+    let unit = crate::writes::unit_id(&app, &team, "team-atlas").await;
+    let created = app
+        .ok(
+            &team,
+            "mutation($u: ID!) { createWorkItem(input: {unit: $u, type: STORY, title: \"Checked\"}) { workItem { key } } }",
+            json!({ "u": unit }),
+        )
+        .await;
+    let key = created["createWorkItem"]["workItem"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let db = Database::connect(&app.db_url).await.unwrap();
+    let backend = db.get_database_backend();
+    let one = |sql: String| {
+        let db = &db;
+        async move {
+            db.query_one_raw(Statement::from_string(backend, sql))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get_by_index::<i64>(0)
+                .unwrap()
+        }
+    };
+    let item = one(format!("SELECT id FROM work_item WHERE key = '{key}'")).await;
+    let count = format!("SELECT COUNT(*) FROM transition WHERE work_item_id = {item}");
+    let before = one(count.clone()).await;
+    assert!(before >= 1, "a new item has its first transition");
+    let missing = one("SELECT MAX(id) + 1000 FROM work_item".to_owned()).await;
+    let row = |id: i64| format!("({id}, 'To Do', 'Done', 'DONE', CURRENT_TIMESTAMP, 'test')");
+    let insert = "INSERT INTO transition (work_item_id, from_state, to_state, to_category, at, source) VALUES ";
+    let refused = |err: sea_orm::DbErr| {
+        assert!(
+            matches!(
+                err.sql_err(),
+                Some(SqlErr::ForeignKeyConstraintViolation(_))
+            ),
+            "{err}"
+        );
+    };
+    refused(
+        db.execute_unprepared(&format!("{insert}{}", row(missing)))
+            .await
+            .unwrap_err(),
+    );
+    refused(
+        db.execute_unprepared(&format!("{insert}{}, {}", row(item), row(missing)))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        one(count.clone()).await,
+        before,
+        "nothing of the statement written"
+    );
+    refused(
+        db.execute_unprepared(&format!(
+            "UPDATE transition SET work_item_id = {missing} WHERE work_item_id = {item}"
+        ))
+        .await
+        .unwrap_err(),
+    );
+    db.execute_unprepared(&format!("{insert}{}, {}", row(item), row(item)))
+        .await
+        .unwrap();
+    assert_eq!(one(count.clone()).await, before + 2);
+    db.execute_unprepared(&format!("DELETE FROM work_item WHERE id = {item}"))
+        .await
+        .unwrap();
+    assert_eq!(one(count).await, 0, "the item's transitions went with it");
+}
+both!(transitions_name_existing_work_items);
