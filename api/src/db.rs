@@ -281,8 +281,9 @@ mod tests {
     }
 
     /// The flow facts' line indexes: one per table after the migration,
-    /// the four per-column ones back after it is undone, and again one
-    /// after it is redone.
+    /// the four per-column ones back after it is undone (with the one
+    /// after it, which changes nothing on SQLite), and again one after it
+    /// is redone.
     #[tokio::test]
     async fn the_line_index_migration_goes_down_and_up() {
         use migration::{Migrator, MigratorTrait};
@@ -315,7 +316,7 @@ mod tests {
             "idx_flow_wip_to",
         ];
         assert_eq!(indexes(&db).await, line);
-        Migrator::down(&db, Some(1)).await.unwrap();
+        Migrator::down(&db, Some(2)).await.unwrap();
         let mut before = indexes(&db).await;
         before.retain(|n| n.starts_with("idx_flow_state"));
         assert_eq!(
