@@ -1038,3 +1038,65 @@ async fn transitions_name_existing_work_items(app: TestApp) {
     assert_eq!(one(count).await, 0, "the item's transitions went with it");
 }
 both!(transitions_name_existing_work_items);
+
+/// An event rejected in a batch and sent again later in the same batch is
+/// applied on the per-event path, which writes the facts of what it
+/// created: the batch's own refresh must not write them a second time.
+async fn a_creation_sent_again_after_its_rejection_has_its_facts_once(app: TestApp) {
+    let admin = app.login(ADMIN).await;
+    let ev = |id: &str, kind: &str, data: Value| json!({"id": id, "type": kind, "source": "jira", "data": data});
+    let item = |unit: &str| {
+        json!({"external_id": "AGAIN-1", "key": "AGAIN-1", "unit": unit, "type": "STORY",
+               "title": "Story AGAIN-1", "state": "Backlog", "created_at": "2026-03-01T09:00:00Z"})
+    };
+    let events = vec![
+        // Rejected: no such unit.
+        ev("again-1", "work_item.upserted", item("no-such-team")),
+        // The same id, corrected, later in the same batch.
+        ev("again-1", "work_item.upserted", item("team-atlas")),
+        ev(
+            "again-2",
+            "work_item.transitioned",
+            json!({"external_id": "AGAIN-1", "to_state": "In Progress", "at": "2026-03-02T09:00:00Z"}),
+        ),
+        ev(
+            "again-3",
+            "work_item.transitioned",
+            json!({"external_id": "AGAIN-1", "to_state": "Done", "at": "2026-03-03T09:00:00Z"}),
+        ),
+    ];
+    let (status, report) = post_ndjson(&app, &admin, &ndjson(&events)).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (&report["applied"], &report["rejected"]),
+        (&json!(3), &json!(1)),
+        "{report}"
+    );
+    let written = flow_facts(&app.db_url).await;
+    assert_eq!(
+        facts_of(&written, "flow_completion", "AGAIN-1").len(),
+        1,
+        "{written:?}"
+    );
+    assert_eq!(
+        facts_of(&written, "flow_state", "AGAIN-1").len(),
+        3,
+        "{written:?}"
+    );
+    {
+        use sea_orm::TransactionTrait;
+        let db = sea_orm::Database::connect(&app.db_url).await.unwrap();
+        let txn = db.begin().await.unwrap();
+        gemba::service::facts::flow::rebuild_all(&txn)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        let _ = db.close().await;
+    }
+    assert_eq!(
+        written,
+        flow_facts(&app.db_url).await,
+        "written, then rebuilt"
+    );
+}
+both!(a_creation_sent_again_after_its_rejection_has_its_facts_once);

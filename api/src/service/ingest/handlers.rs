@@ -27,7 +27,6 @@ use super::records::{Delivery, by_ref};
 use crate::domain::{UnitKind, WorkItemType, validate_unit_key};
 use crate::events::{ChangeKind, DomainEvent};
 use crate::policy::{IngestScope, UnitPath};
-use crate::service::facts::flow as facts;
 use crate::service::rank;
 use crate::service::units::{self, EffectiveWorkflow};
 use crate::service::users::is_eligible_assignee;
@@ -129,7 +128,11 @@ where
         }
     }
 
-    /// `Ok(None)` for a duplicate, `Ok(Some(events))` once applied.
+    /// `Ok(None)` for a duplicate, `Ok(Some(events))` once applied. The
+    /// facts of what the events touched are left to the batch, which
+    /// rewrites them once for every event it applied
+    /// (`crate::service::facts::flow::refresh_touched_known`): written here too, those of an
+    /// item created here were written twice.
     async fn apply_logged(&self, env: &Envelope) -> Result<Option<Vec<DomainEvent>>, Fail> {
         let txn = self.db.begin().await?;
         // Claim the id before applying: a concurrent request with the same id
@@ -152,7 +155,6 @@ where
             return Ok(None);
         }
         let events = self.apply(&txn, env).await?;
-        facts::refresh_touched(&txn, &events).await?;
         txn.commit().await?;
         Ok(Some(events))
     }
