@@ -781,6 +781,18 @@ async fn flow_facts(url: &str) -> Vec<Vec<Option<String>>> {
     rows
 }
 
+/// Rebuilds every item's flow facts from the stored histories.
+async fn rebuild_flow_facts(url: &str) {
+    use sea_orm::TransactionTrait;
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    let txn = db.begin().await.unwrap();
+    gemba::service::facts::flow::rebuild_all(&txn)
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    let _ = db.close().await;
+}
+
 /// The rows of `table` about `key`, without the table's name and key.
 fn facts_of<'a>(
     rows: &'a [Vec<Option<String>>],
@@ -939,16 +951,7 @@ async fn facts_of_a_batch_equal_those_read_back(app: TestApp) {
     assert!(moved_facts.iter().all(|r| &r[0] == old_unit), "{written:?}");
 
     // Rebuilt from the stored histories, the facts are the same, row for row.
-    {
-        use sea_orm::TransactionTrait;
-        let db = sea_orm::Database::connect(&app.db_url).await.unwrap();
-        let txn = db.begin().await.unwrap();
-        gemba::service::facts::flow::rebuild_all(&txn)
-            .await
-            .unwrap();
-        txn.commit().await.unwrap();
-        let _ = db.close().await;
-    }
+    rebuild_flow_facts(&app.db_url).await;
     let rebuilt = flow_facts(&app.db_url).await;
     assert_eq!(written.len(), rebuilt.len());
     for (w, r) in written.iter().zip(&rebuilt) {
@@ -1083,16 +1086,7 @@ async fn a_creation_sent_again_after_its_rejection_has_its_facts_once(app: TestA
         3,
         "{written:?}"
     );
-    {
-        use sea_orm::TransactionTrait;
-        let db = sea_orm::Database::connect(&app.db_url).await.unwrap();
-        let txn = db.begin().await.unwrap();
-        gemba::service::facts::flow::rebuild_all(&txn)
-            .await
-            .unwrap();
-        txn.commit().await.unwrap();
-        let _ = db.close().await;
-    }
+    rebuild_flow_facts(&app.db_url).await;
     assert_eq!(
         written,
         flow_facts(&app.db_url).await,
