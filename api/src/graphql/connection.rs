@@ -19,9 +19,13 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
-/// Declares a Relay connection type and its edge type for a node type.
+/// Declares a Relay connection type and its edge type for a node type,
+/// with `nodes` as a `Vec` of it or as the list type given.
 macro_rules! connection {
     ($conn:ident, $edge:ident, $node:ty) => {
+        connection!($conn, $edge, $node, Vec<$node>);
+    };
+    ($conn:ident, $edge:ident, $node:ty, $nodes:ty) => {
         #[doc = concat!("One `", stringify!($node), "` of a page, with its cursor.")]
         #[derive(async_graphql::SimpleObject, Clone)]
         pub struct $edge {
@@ -42,7 +46,7 @@ macro_rules! connection {
             ids: Vec<i64>,
             /// The page's items without their cursors (the same as
             /// `edges { node }`).
-            pub nodes: Vec<$node>,
+            pub nodes: $nodes,
             /// Cursors and flags for fetching the next or previous page.
             pub page_info: $crate::graphql::connection::PageInfo,
             /// Items matching the filter across all pages (only those you may read).
@@ -55,7 +59,7 @@ macro_rules! connection {
             async fn edges(&self) -> Vec<$edge> {
                 self.ids
                     .iter()
-                    .zip(&self.nodes)
+                    .zip(self.nodes.iter())
                     .map(|(id, node)| $edge {
                         cursor: $crate::graphql::ids::cursor(*id),
                         node: node.clone(),

@@ -7,6 +7,7 @@ mod args;
 mod boards;
 pub mod budget;
 mod delivery;
+mod flat;
 mod forecasts;
 pub mod guard;
 pub mod ids;
@@ -99,6 +100,8 @@ pub struct Services {
     pub units: UnitDirectory,
     /// The flow facts held in memory for metrics.
     pub analytics: crate::service::analytics::Analytics,
+    /// Lists of work items resolved in one pass ([`flat`]).
+    pub flat_lists: std::sync::atomic::AtomicU64,
 }
 
 impl Services {
@@ -132,6 +135,7 @@ impl Services {
             bus,
             live,
             analytics,
+            flat_lists: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }

@@ -13,6 +13,7 @@ use entity::{external_ref, transition, work_item};
 use super::args::{page_args, page_complexity, patch, patch_id, wants_total};
 use super::boards::{BoardColumn, CardPosition};
 use super::delivery::{Change, Release};
+use super::flat::WorkItemNodes;
 use super::ids::{self, kind};
 use super::units::{Unit, UnitScope};
 use super::users::User;
@@ -22,7 +23,7 @@ use crate::error::{ApiError, GqlResult};
 use crate::service::work_items::{self, ItemChanges, NewItem};
 use crate::service::{boards, delivery, units};
 
-connection!(WorkItemConnection, WorkItemEdge, WorkItem);
+connection!(WorkItemConnection, WorkItemEdge, WorkItem, WorkItemNodes);
 
 /// Filters of `workItems`: an item is listed only when it matches every
 /// filter given. Omitted or null filters do not restrict the list.

@@ -64,6 +64,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          # HELP gemba_rate_limited_total Operations refused because the caller's cost budget could not pay.\n\
          # TYPE gemba_rate_limited_total counter\n\
          gemba_rate_limited_total {}\n\
+         # HELP gemba_graphql_flat_lists_total Lists of work items resolved in one pass rather than field by field.\n\
+         # TYPE gemba_graphql_flat_lists_total counter\n\
+         gemba_graphql_flat_lists_total {}\n\
          # HELP gemba_request_timeouts_total GraphQL requests cancelled at their deadline.\n\
          # TYPE gemba_request_timeouts_total counter\n\
          gemba_request_timeouts_total {}\n\
@@ -94,6 +97,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         state.statements.get(),
         state.graphql_requests.load(Ordering::Relaxed),
         state.services.budgets.refused(),
+        state.services.flat_lists.load(Ordering::Relaxed),
         state.timeouts.load(Ordering::Relaxed),
         state.services.live.completed(),
         state.services.live.missed(),

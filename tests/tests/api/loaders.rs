@@ -247,3 +247,122 @@ async fn a_page_reads_every_column_as_stored(app: TestApp) {
     }
 }
 both!(a_page_reads_every_column_as_stored);
+
+/// What a page may ask of its items and still be resolved in one pass
+/// (`graphql::flat`): every plain field of an item and of its unit.
+const PLAIN: &str = "__typename id key title description type flowType state stateCategory rank blocked estimate businessValue foundIn severity createdAt updatedAt unit { __typename id key name kind depth createdAt }";
+
+/// The answer's text as sent, so that the order of fields counts too.
+async fn raw(app: &TestApp, token: &str, query: &str, variables: Value) -> String {
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.text().await.unwrap()
+}
+
+/// A page whose items' selection is plain is resolved in one pass instead
+/// of field by field. The same selection behind a fragment takes the
+/// general path; both must answer the same text: values at the edges of
+/// their types, aliases, field order, parents readable or not, units, as
+/// admin, program manager and team member.
+async fn a_plain_page_answers_as_the_general_path(app: TestApp) {
+    use sea_orm::ConnectionTrait;
+
+    let admin = app.login(ADMIN).await;
+    let (story, _, _) = item_of(&app, &admin, "team-borealis", "STORY").await;
+    let (full, full_id, atlas) = item_of(&app, &admin, "team-atlas", "STORY").await;
+    let (bare, _, _) = item_of(&app, &admin, "team-atlas", "DEFECT").await;
+    let task = task_under(&app, &admin, &atlas, &full_id, "Cross-team task").await;
+    task_under(&app, &admin, &atlas, &full_id, "Child").await;
+    let db = sea_orm::Database::connect(&app.db_url).await.unwrap();
+    db.execute_unprepared(&format!(
+        "UPDATE work_item SET description = 'Données — 測試 ✓ \"quoted\"', estimate = 2.5, \
+         business_value = -0.125, found_in = 'PRODUCTION', severity = 'HIGH', blocked = TRUE \
+         WHERE key = '{full}'"
+    ))
+    .await
+    .unwrap();
+    db.execute_unprepared(&format!(
+        "UPDATE work_item SET description = NULL, estimate = NULL, business_value = NULL, \
+         found_in = NULL, severity = NULL WHERE key = '{bare}'"
+    ))
+    .await
+    .unwrap();
+    // A parent beyond a team-atlas member's reach, as an integration may
+    // land it.
+    db.execute_unprepared(&format!(
+        "UPDATE work_item SET parent_id = (SELECT id FROM work_item WHERE key = '{story}') WHERE key = '{}'",
+        task.as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    let selection = format!("{PLAIN} named: title again: key parent {{ {PLAIN} alias: state }}");
+    let plain = format!(
+        "query($u: ID!) {{ workItems(unit: $u, first: 100) {{ nodes {{ {selection} }} }} }}"
+    );
+    let general = format!(
+        "query($u: ID!) {{ workItems(unit: $u, first: 100) {{ nodes {{ ...F }} }} }} fragment F on WorkItem {{ {selection} }}"
+    );
+    let vars = json!({ "u": atlas });
+    let flat = "gemba_graphql_flat_lists_total";
+    for who in [ADMIN, PROGRAM, TEAM] {
+        let token = app.login(who).await;
+        let before = app.metric(flat).await;
+        let one_pass = raw(&app, &token, &plain, vars.clone()).await;
+        let between = app.metric(flat).await;
+        let field_by_field = raw(&app, &token, &general, vars.clone()).await;
+        assert_eq!(between - before, 1, "{who}: the plain page took one pass");
+        assert_eq!(
+            app.metric(flat).await,
+            between,
+            "{who}: the fragment did not"
+        );
+        assert_eq!(one_pass, field_by_field, "{who}");
+
+        let data: Value = serde_json::from_str(&one_pass).unwrap();
+        let nodes = data["data"]["workItems"]["nodes"].as_array().unwrap();
+        let of = |key: &str| nodes.iter().find(|n| n["key"] == key).cloned().unwrap();
+        let f = of(&full);
+        assert_eq!(f["description"], "Données — 測試 ✓ \"quoted\"", "{who}");
+        assert_eq!(
+            (f["estimate"].clone(), f["businessValue"].clone()),
+            (json!(2.5), json!(-0.125))
+        );
+        assert_eq!(
+            (f["foundIn"].clone(), f["blocked"].clone()),
+            (json!("PRODUCTION"), json!(true))
+        );
+        assert_eq!(f["unit"]["kind"], "TEAM", "{who}");
+        let b = of(&bare);
+        assert_eq!(
+            (
+                b["description"].clone(),
+                b["estimate"].clone(),
+                b["foundIn"].clone()
+            ),
+            (Value::Null, Value::Null, Value::Null)
+        );
+        let t = of(task.as_str().unwrap());
+        if who == TEAM {
+            assert_eq!(t["parent"], Value::Null, "{who}: {t}");
+        } else {
+            assert_eq!(t["parent"]["key"], story.as_str(), "{who}: {t}");
+            assert_eq!(t["parent"]["unit"]["key"], "team-borealis", "{who}: {t}");
+        }
+        assert!(
+            nodes
+                .iter()
+                .filter(|n| n["parent"]["key"] == full.as_str())
+                .count()
+                >= 1,
+            "{who}: the child lists its parent"
+        );
+    }
+}
+both!(a_plain_page_answers_as_the_general_path);
