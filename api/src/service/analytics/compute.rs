@@ -170,12 +170,14 @@ pub(super) fn completed_in<'a>(
     let (from, to) = (ms(window.from), ms(window.to));
     let c = &facts.completions;
     let o = &c.owners;
+    // The unit first: one small column, and for a team or a program far
+    // more selective than the window.
     (0..c.len()).filter_map(move |i| {
+        let g = groups.of(o, i)?;
         let done = c.completed[i];
         if done < from || done >= to || c.left[i] < to {
             return None;
         }
-        let g = groups.of(o, i)?;
         filter.matches(o, i).then_some((i, g))
     })
 }
@@ -271,11 +273,12 @@ pub fn wip(facts: &Facts, groups: &Groups, filter: &Filter, window: Window) -> V
     let o = &w.owners;
     let mut acc: Vec<WipAcc> = (0..groups.count).map(|_| WipAcc::default()).collect();
     for i in 0..w.len() {
+        // The unit first, as in `completed_in`.
+        let Some(g) = groups.of(o, i) else { continue };
         let (a, b) = (w.from[i], w.to[i]);
         if b <= from || a >= to {
             continue;
         }
-        let Some(g) = groups.of(o, i) else { continue };
         if !filter.matches(o, i) {
             continue;
         }

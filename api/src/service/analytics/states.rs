@@ -135,11 +135,12 @@ pub fn cumulative_flow(
         .collect();
     let o = &tree.owners;
     for s in 0..tree.slots() {
+        // The unit first, as the completions' and WIP's scans do.
+        let Some(g) = groups.of(o, s) else { continue };
         let (starts, state, _) = tree.entries(s);
         if starts.is_empty() {
             continue;
         }
-        let Some(g) = groups.of(o, s) else { continue };
         if !filter.matches(o, s) {
             continue;
         }
