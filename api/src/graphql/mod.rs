@@ -277,7 +277,9 @@ pub fn document_limits(settings: &Settings) -> guard::DocumentLimits {
 /// applies the document limits and resolves persisted queries.
 pub fn build_schema(settings: &Settings) -> GembaSchema {
     // Every extension puts each resolved field through its chain; with
-    // budgets off there is nothing to charge, so none is registered.
+    // budgets off there is nothing to charge, so none is registered. Pages
+    // resolved in one pass ([`flat`]) skip that chain: an extension that
+    // hooks `resolve` would have to turn them off.
     if settings.budget_points > 0 {
         schema_builder(settings)
             .extension(budget::CostBudget)
